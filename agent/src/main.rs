@@ -1,1 +1,21 @@
-fn main() {}
+//! gitops-agent: converge this host to the Ansible playbook its Git branch describes.
+//!
+//! This binary is the edge: command line, output, exit codes. The language and the engine live in
+//! `gitops-modules`.
+
+mod cli;
+mod converge;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let code = match cli.command {
+        cli::Command::Converge(args) => converge::converge(&args),
+        cli::Command::Validate(args) => converge::validate(&args),
+    };
+    ExitCode::from(code as u8)
+}

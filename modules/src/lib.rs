@@ -3,5 +3,17 @@
 //!
 //! This crate knows nothing of Git, async runtimes or the daemon: `gitops-agent` drives it.
 
+pub mod args;
+pub mod engine;
+pub mod error;
 pub mod facts;
+pub mod fsops;
+pub mod mode;
+pub mod modules;
+pub mod playbook;
+pub mod report;
+pub mod resource;
+pub mod source;
 pub mod template;
+pub mod vars;
+pub mod yaml;

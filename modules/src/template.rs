@@ -1,0 +1,481 @@
+//! Jinja templating with Ansible (ansible-core 2.19) semantics, on top of minijinja.
+//!
+//! The [`Templar`] is what the engine and the modules use to render task arguments, variables,
+//! conditions and `template` file bodies.
+//!
+//! Notes for the engine:
+//! - A module argument whose rendered value equals [`OMIT`] (what `{{ omit }}` renders to) must
+//!   be dropped from the arguments, as Ansible does. The templar only provides the value.
+//! - `render_str` returns native values for a string that is exactly one `{{ expr }}` (Ansible
+//!   2.19 behaviour); any text around it (whitespace included) makes the result a string.
+//! - Undefined variables are errors, except under `default`/`d`, `is defined`/`is undefined`,
+//!   and chained lookups such as `foo.bar is defined` / `foo.bar | default(..)` when `foo` is
+//!   itself undefined.
+
+mod filters;
+mod pyrepr;
+mod tests_impl;
+mod yaml;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use minijinja::{AutoEscape, Environment, Error, ErrorKind, Expression, UndefinedBehavior};
+
+pub use minijinja::Value;
+
+/// What `{{ omit }}` renders to. The engine drops a module argument whose rendered value is
+/// exactly this string.
+pub const OMIT: &str = "__omit_place_holder__gitops";
+
+/// A templating error; the message carries minijinja's detail (kind, detail, line) and the
+/// offending template text.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TemplateError(pub String);
+
+/// Maximum number of distinct templates/expressions kept compiled. Beyond it, new sources are
+/// compiled on every use (correct, only slower).
+const CACHE_LIMIT: usize = 20_000;
+
+struct Engine {
+    /// Strict undefined behaviour: what Ansible does in nearly every case.
+    strict: Environment<'static>,
+    /// Chainable undefined behaviour, used only to retry an evaluation that failed in `strict`
+    /// because of an attribute lookup on an undefined value (`foo.bar is defined`,
+    /// `foo.bar | default(1)`); printing an undefined value still fails here.
+    chain: Environment<'static>,
+    loaded: AtomicUsize,
+}
+
+type ExprCache = Mutex<HashMap<String, Arc<Expression<'static, 'static>>>>;
+
+struct Caches {
+    strict: ExprCache,
+    chain: ExprCache,
+}
+
+static ENGINE: OnceLock<Engine> = OnceLock::new();
+static CACHES: OnceLock<Caches> = OnceLock::new();
+
+fn engine() -> &'static Engine {
+    ENGINE.get_or_init(|| Engine {
+        strict: make_env(UndefinedBehavior::Strict),
+        chain: make_env(UndefinedBehavior::Chainable),
+        loaded: AtomicUsize::new(0),
+    })
+}
+
+fn caches() -> &'static Caches {
+    CACHES.get_or_init(|| Caches {
+        strict: Mutex::new(HashMap::new()),
+        chain: Mutex::new(HashMap::new()),
+    })
+}
+
+fn make_env(behavior: UndefinedBehavior) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(behavior);
+    env.set_debug(true);
+    // Template names are the template sources themselves (see `Templar::template`): never let
+    // a source ending in `.html` switch auto-escaping on.
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(false)
+            .keep_trailing_newline(true)
+            .build()
+            .expect("default delimiters"),
+    );
+    env.set_loader(|name| {
+        if let Some(e) = ENGINE.get() {
+            e.loaded.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Some(name.to_owned()))
+    });
+    env.set_formatter(|out, _state, value| {
+        if value.is_undefined() {
+            return Err(Error::new(
+                ErrorKind::UndefinedError,
+                "an undefined value was printed",
+            ));
+        }
+        if value.is_none() {
+            return Ok(());
+        }
+        out.write_str(&pyrepr::py_str(value))
+            .map_err(|_| Error::new(ErrorKind::WriteFailure, "write failed"))
+    });
+    env.set_unknown_method_callback(filters::call_py_method);
+    env.add_global("omit", Value::from(OMIT));
+    filters::register(&mut env);
+    tests_impl::register(&mut env);
+    env
+}
+
+/// Renders strings, values, file bodies and conditions with Ansible's Jinja semantics.
+pub struct Templar {
+    engine: &'static Engine,
+}
+
+impl Default for Templar {
+    fn default() -> Self {
+        Templar::new()
+    }
+}
+
+impl std::fmt::Debug for Templar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Templar")
+    }
+}
+
+/// A string that is exactly one `{{ expr }}`: the inner expression.
+fn single_expression(s: &str) -> Option<&str> {
+    let inner = s.strip_prefix("{{")?.strip_suffix("}}")?;
+    let inner = inner.strip_prefix(['-', '+']).unwrap_or(inner);
+    let inner = inner.strip_suffix(['-', '+']).unwrap_or(inner);
+    if inner.contains("}}") || Templar::is_template(inner) {
+        return None;
+    }
+    Some(inner)
+}
+
+fn short(s: &str) -> String {
+    const MAX: usize = 200;
+    if s.len() <= MAX {
+        s.to_string()
+    } else {
+        let mut end = MAX;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}...", &s[..end])
+    }
+}
+
+fn describe(err: &Error, source: &str, what: &str) -> TemplateError {
+    let mut msg = err.kind().to_string();
+    if let Some(detail) = err.detail() {
+        if detail.contains(filters::MANDATORY_MARKER) {
+            // Ansible: "Mandatory variable 'foo' not defined."
+            return TemplateError(detail.replace(
+                filters::MANDATORY_MARKER,
+                &format!("'{}'", mandatory_name(source)),
+            ));
+        }
+        if err.kind() == ErrorKind::UndefinedError
+            && !detail.contains('`')
+            && !detail.starts_with("an undefined")
+        {
+            // a filter's own message (e.g. `mandatory` with a custom msg)
+            return TemplateError(detail.to_string());
+        }
+        msg.push_str(": ");
+        msg.push_str(detail);
+    }
+    if source.contains('\n') {
+        if let Some(line) = err.line() {
+            msg.push_str(&format!(" (line {line})"));
+        }
+        if what == "expression" {
+            msg.push_str(&format!(" in expression {:?}", short(source)));
+        }
+    } else {
+        msg.push_str(&format!(" in {what} {:?}", short(source)));
+    }
+    // Errors raised by filters (`mandatory`, `regex_*`) may chain a source error.
+    let mut src = std::error::Error::source(err);
+    while let Some(e) = src {
+        msg.push_str(&format!(": {e}"));
+        src = e.source();
+    }
+    TemplateError(msg)
+}
+
+/// The variable piped into `mandatory` in a template source.
+fn mandatory_name(source: &str) -> String {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(
+            r#"([A-Za-z_][A-Za-z0-9_.]*(?:\[[^\]]*\][A-Za-z0-9_.]*)*)\s*\|\s*mandatory\b"#,
+        )
+        .unwrap()
+    });
+    re.captures(source)
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "variable".into())
+}
+
+/// Whether a strict-mode failure may be a lookup on an undefined parent (`foo.bar` with `foo`
+/// undefined), which Ansible tolerates under `is defined` / `default`.
+fn may_be_chained_lookup(err: &Error, source: &str) -> bool {
+    if err.kind() != ErrorKind::UndefinedError {
+        return false;
+    }
+    // With debug info, minijinja names the undefined expression: "`foo` is undefined".
+    if let Some(detail) = err.detail() {
+        if let Some(start) = detail.find('`') {
+            if let Some(len) = detail[start + 1..].find('`') {
+                let name = &detail[start + 1..start + 1 + len];
+                return source.contains(&format!("{name}."))
+                    || source.contains(&format!("{name}["));
+            }
+        }
+    }
+    source.contains('.') || source.contains('[')
+}
+
+fn undefined_error(expr: &str) -> TemplateError {
+    TemplateError(format!("'{}' is undefined", short(expr.trim())))
+}
+
+/// Whether a rendered condition string counts as false (Ansible's string conversion).
+fn string_is_false(s: &str) -> bool {
+    let t = s.trim();
+    t.is_empty() || t.eq_ignore_ascii_case("false") || t.eq_ignore_ascii_case("no")
+}
+
+impl Templar {
+    pub fn new() -> Templar {
+        Templar { engine: engine() }
+    }
+
+    /// true when `s` contains `{{`, `{%` or `{#`.
+    pub fn is_template(s: &str) -> bool {
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i + 1 < b.len() {
+            if b[i] == b'{' && matches!(b[i + 1], b'{' | b'%' | b'#') {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+
+    /// Parse only (static validation before anything runs): Err on a Jinja syntax error.
+    pub fn check_syntax(&self, s: &str) -> Result<(), TemplateError> {
+        if !Self::is_template(s) {
+            return Ok(());
+        }
+        self.engine
+            .strict
+            .template_from_str(s)
+            .map(|_| ())
+            .map_err(|e| describe(&e, s, "template"))
+    }
+
+    /// Same for a bare expression (as in `when:`, `that:`, `changed_when:`). A condition
+    /// written as a `{{ }}` template is checked as a template.
+    pub fn check_expr_syntax(&self, expr: &str) -> Result<(), TemplateError> {
+        if Self::is_template(expr) {
+            return self.check_syntax(expr);
+        }
+        self.engine
+            .strict
+            .compile_expression(expr)
+            .map(|_| ())
+            .map_err(|e| describe(&e, expr, "expression"))
+    }
+
+    fn expression(
+        &self,
+        chain: bool,
+        expr: &str,
+    ) -> Result<Arc<Expression<'static, 'static>>, Error> {
+        let (env, cache) = if chain {
+            (&self.engine.chain, &caches().chain)
+        } else {
+            (&self.engine.strict, &caches().strict)
+        };
+        if let Some(e) = cache.lock().unwrap().get(expr) {
+            return Ok(e.clone());
+        }
+        let compiled = Arc::new(env.compile_expression_owned(expr.to_owned())?);
+        let mut map = cache.lock().unwrap();
+        if map.len() >= CACHE_LIMIT {
+            map.clear();
+        }
+        map.insert(expr.to_owned(), compiled.clone());
+        Ok(compiled)
+    }
+
+    /// Evaluates an expression; the result may be undefined.
+    fn eval_raw(&self, expr: &str, vars: &Value) -> Result<Value, TemplateError> {
+        let strict = self
+            .expression(false, expr)
+            .map_err(|e| describe(&e, expr, "expression"))?;
+        match strict.eval(vars.clone()) {
+            Ok(v) => Ok(v),
+            Err(err) => {
+                if may_be_chained_lookup(&err, expr) {
+                    if let Ok(chain) = self.expression(true, expr) {
+                        if let Ok(v) = chain.eval(vars.clone()) {
+                            if !v.is_undefined() {
+                                return Ok(v);
+                            }
+                        }
+                    }
+                }
+                Err(describe(&err, expr, "expression"))
+            }
+        }
+    }
+
+    fn render_template(&self, source: &str, vars: &Value) -> Result<String, TemplateError> {
+        let e = self.engine;
+        let attempt = |env: &Environment<'static>| -> Result<String, Error> {
+            if e.loaded.load(Ordering::Relaxed) < CACHE_LIMIT {
+                env.get_template(source)?.render(vars.clone())
+            } else {
+                env.template_from_str(source)?.render(vars.clone())
+            }
+        };
+        match attempt(&e.strict) {
+            Ok(s) => Ok(s),
+            Err(err) => {
+                if may_be_chained_lookup(&err, source) {
+                    if let Ok(s) = attempt(&e.chain) {
+                        return Ok(s);
+                    }
+                }
+                Err(describe(&err, source, "template"))
+            }
+        }
+    }
+
+    /// Render a string from a task argument or variable, Ansible 2.19 style:
+    /// - no template markers -> `Value::from(s)` unchanged;
+    /// - the string is exactly one `{{ expr }}` -> the expression's native value;
+    /// - otherwise -> the rendered string.
+    pub fn render_str(&self, s: &str, vars: &Value) -> Result<Value, TemplateError> {
+        if !Self::is_template(s) {
+            return Ok(Value::from(s));
+        }
+        if let Some(expr) = single_expression(s) {
+            let v = self.eval_raw(expr, vars)?;
+            if v.is_undefined() {
+                return Err(undefined_error(expr));
+            }
+            return Ok(v);
+        }
+        self.render_template(s, vars).map(Value::from)
+    }
+
+    /// Recursively render every string inside a Value (map keys too, sequences, nested).
+    pub fn render_value(&self, v: &Value, vars: &Value) -> Result<Value, TemplateError> {
+        if !needs_render(v) {
+            return Ok(v.clone());
+        }
+        match v.kind() {
+            minijinja::value::ValueKind::String => match v.as_str() {
+                Some(s) => self.render_str(s, vars),
+                None => Ok(v.clone()),
+            },
+            minijinja::value::ValueKind::Seq => {
+                let mut out = Vec::new();
+                if let Ok(iter) = v.try_iter() {
+                    for item in iter {
+                        out.push(self.render_value(&item, vars)?);
+                    }
+                }
+                Ok(Value::from(out))
+            }
+            minijinja::value::ValueKind::Map => {
+                let mut out = indexmap::IndexMap::new();
+                if let Ok(iter) = v.try_iter() {
+                    for key in iter {
+                        let val = v.get_item(&key).unwrap_or_default();
+                        let new_key = match key.as_str() {
+                            Some(k) if Self::is_template(k) => self.render_str(k, vars)?,
+                            _ => key,
+                        };
+                        out.insert(new_key, self.render_value(&val, vars)?);
+                    }
+                }
+                Ok(Value::from(out))
+            }
+            _ => Ok(v.clone()),
+        }
+    }
+
+    /// Always a string: the `template` module's file body (trailing newline kept,
+    /// `trim_blocks`, no `lstrip_blocks`, as Ansible's template module).
+    pub fn render_text(&self, source: &str, vars: &Value) -> Result<String, TemplateError> {
+        if !Self::is_template(source) {
+            return Ok(source.to_string());
+        }
+        self.render_template(source, vars)
+    }
+
+    /// Evaluate a bare Jinja expression (no braces), e.g. `x is defined and y | bool`.
+    /// An undefined result is an error.
+    pub fn eval_expr(&self, expr: &str, vars: &Value) -> Result<Value, TemplateError> {
+        let v = self.eval_raw(expr, vars)?;
+        if v.is_undefined() {
+            return Err(undefined_error(expr));
+        }
+        Ok(v)
+    }
+
+    /// Evaluate a condition as Ansible does for `when`/`changed_when`/`failed_when`/`assert
+    /// that`: a bare expression, a bool literal, or (rare) a `{{ }}` template. The result is
+    /// the Jinja truthiness of the value; the strings "False"/"false"/"no"/"" count as false.
+    pub fn eval_bool(&self, expr: &str, vars: &Value) -> Result<bool, TemplateError> {
+        let t = expr.trim();
+        match t {
+            "" => return Ok(false),
+            "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" => {
+                return Ok(true)
+            }
+            "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" => {
+                return Ok(false)
+            }
+            _ => {}
+        }
+        let v = if Self::is_template(t) {
+            self.render_str(t, vars)?
+        } else {
+            self.eval_expr(t, vars)?
+        };
+        Ok(value_truthy(&v))
+    }
+}
+
+/// Jinja truthiness, with Ansible's string conversion ("False", "no", "" are false).
+fn value_truthy(v: &Value) -> bool {
+    match v.as_str() {
+        Some(s) => !string_is_false(s),
+        None => v.is_true(),
+    }
+}
+
+/// Whether a value contains a string with template markers (so `render_value` can return
+/// untouched values without rebuilding them).
+fn needs_render(v: &Value) -> bool {
+    use minijinja::value::ValueKind;
+    match v.kind() {
+        ValueKind::String => v.as_str().is_some_and(Templar::is_template),
+        ValueKind::Seq => v
+            .try_iter()
+            .map(|mut it| it.any(|x| needs_render(&x)))
+            .unwrap_or(false),
+        ValueKind::Map => v
+            .try_iter()
+            .map(|mut it| {
+                it.any(|k| {
+                    k.as_str().is_some_and(Templar::is_template)
+                        || v.get_item(&k).map(|x| needs_render(&x)).unwrap_or(false)
+                })
+            })
+            .unwrap_or(false),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,595 @@
+//! Module arguments: each module declares an [`ArgSpec`] (as Ansible's `argument_spec`), which is
+//! checked twice — statically on the YAML before anything runs (unknown keys, literal values of
+//! the wrong type, bad choices), and again on the rendered values at run time, producing [`Args`].
+
+use indexmap::IndexMap;
+use minijinja::Value;
+
+use crate::error::{LoadError, Location};
+use crate::template::Templar;
+use crate::yaml::{Node, NodeKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgType {
+    /// Text; numbers and booleans given here are turned into text, as Ansible does.
+    Str,
+    /// A host path (text).
+    Path,
+    /// Ansible's boolean: yes/no, true/false, on/off, 1/0, y/n, t/f.
+    Bool,
+    Int,
+    /// A list; a comma-separated string is split, as Ansible does for `type: list`.
+    List,
+    Dict,
+    /// A file mode: octal number, octal text, symbolic text (`u=rw,g=r`) or `preserve`.
+    Mode,
+    /// Anything, passed through as is.
+    Raw,
+}
+
+impl ArgType {
+    fn describe(self) -> &'static str {
+        match self {
+            ArgType::Str => "a string",
+            ArgType::Path => "a path",
+            ArgType::Bool => "a boolean",
+            ArgType::Int => "an integer",
+            ArgType::List => "a list",
+            ArgType::Dict => "a mapping",
+            ArgType::Mode => "a file mode",
+            ArgType::Raw => "a value",
+        }
+    }
+}
+
+/// One argument of a module.
+#[derive(Debug, Clone, Copy)]
+pub struct ArgDef {
+    pub name: &'static str,
+    pub ty: ArgType,
+    pub aliases: &'static [&'static str],
+    pub choices: &'static [&'static str],
+    pub required: bool,
+}
+
+impl ArgDef {
+    pub const fn new(name: &'static str, ty: ArgType) -> ArgDef {
+        ArgDef {
+            name,
+            ty,
+            aliases: &[],
+            choices: &[],
+            required: false,
+        }
+    }
+    pub const fn aliases(mut self, aliases: &'static [&'static str]) -> ArgDef {
+        self.aliases = aliases;
+        self
+    }
+    pub const fn choices(mut self, choices: &'static [&'static str]) -> ArgDef {
+        self.choices = choices;
+        self
+    }
+    pub const fn required(mut self) -> ArgDef {
+        self.required = true;
+        self
+    }
+}
+
+/// The arguments a module accepts.
+#[derive(Debug)]
+pub struct ArgSpec {
+    pub module: &'static str,
+    pub args: &'static [ArgDef],
+    /// Free-form text (`command: ls -l`) is accepted and stored under `_raw_params`.
+    pub free_form: bool,
+    /// Groups of arguments of which at most one may be given.
+    pub mutually_exclusive: &'static [&'static [&'static str]],
+    /// Groups of arguments of which at least one must be given.
+    pub required_one_of: &'static [&'static [&'static str]],
+}
+
+/// The key free-form text is stored under, as in Ansible.
+pub const RAW_PARAMS: &str = "_raw_params";
+
+impl ArgSpec {
+    pub fn find(&self, key: &str) -> Option<&ArgDef> {
+        self.args
+            .iter()
+            .find(|d| d.name == key || d.aliases.contains(&key))
+    }
+
+    fn unknown_key(&self, key: &str) -> String {
+        let mut names: Vec<&str> = self.args.iter().map(|d| d.name).collect();
+        names.sort_unstable();
+        format!(
+            "unsupported argument `{key}` for module `{}` (supported: {})",
+            self.module,
+            names.join(", ")
+        )
+    }
+
+    /// Static check of the task's argument mapping before anything runs. Values that are
+    /// templates are only checked for Jinja syntax; their type is checked after rendering.
+    pub fn validate(
+        &self,
+        args: &[(String, Node)],
+        file: &std::sync::Arc<str>,
+        templar: &Templar,
+    ) -> Result<(), LoadError> {
+        let mut seen: Vec<&'static str> = Vec::new();
+        for (key, node) in args {
+            let at = Location::new(file.clone(), node.line);
+            if key == RAW_PARAMS {
+                if !self.free_form {
+                    return Err(LoadError::at(
+                        at,
+                        format!("module `{}` takes no free-form arguments", self.module),
+                    ));
+                }
+                continue;
+            }
+            let Some(def) = self.find(key) else {
+                return Err(LoadError::at(at, self.unknown_key(key)).with_key(key.clone()));
+            };
+            if seen.contains(&def.name) {
+                return Err(LoadError::at(
+                    at,
+                    format!("argument `{}` given twice (through an alias)", def.name),
+                )
+                .with_key(key.clone()));
+            }
+            seen.push(def.name);
+            check_node(def, node, templar)
+                .map_err(|m| LoadError::at(at.clone(), m).with_key(key.clone()))?;
+        }
+        let line = args.first().map(|(_, n)| n.line).unwrap_or(0);
+        self.check_groups(&seen, |m| {
+            LoadError::at(Location::new(file.clone(), line), m)
+        })?;
+        for def in self.args.iter().filter(|d| d.required) {
+            if !seen.contains(&def.name) {
+                return Err(LoadError::at(
+                    Location::new(file.clone(), line),
+                    format!(
+                        "module `{}` requires the argument `{}`",
+                        self.module, def.name
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_groups<E>(&self, seen: &[&str], err: impl Fn(String) -> E) -> Result<(), E> {
+        for group in self.mutually_exclusive {
+            let given: Vec<&str> = group
+                .iter()
+                .copied()
+                .filter(|g| seen.contains(g))
+                .collect();
+            if given.len() > 1 {
+                return Err(err(format!(
+                    "arguments are mutually exclusive: {}",
+                    given.join(", ")
+                )));
+            }
+        }
+        for group in self.required_one_of {
+            if !group.iter().any(|g| seen.contains(g)) {
+                return Err(err(format!(
+                    "module `{}` needs one of: {}",
+                    self.module,
+                    group.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Run-time check of rendered arguments: aliases resolved, values coerced to their type.
+    /// Arguments whose value is Ansible's `omit` placeholder are dropped first.
+    pub fn bind(&self, rendered: &IndexMap<String, Value>) -> Result<Args, String> {
+        let mut values = IndexMap::new();
+        for (key, value) in rendered {
+            if value.as_str() == Some(crate::template::OMIT) {
+                continue;
+            }
+            if key == RAW_PARAMS {
+                values.insert(RAW_PARAMS, value.clone());
+                continue;
+            }
+            let def = self.find(key).ok_or_else(|| self.unknown_key(key))?;
+            let coerced =
+                coerce(def, value).map_err(|m| format!("argument `{}`: {m}", def.name))?;
+            values.insert(def.name, coerced);
+        }
+        let seen: Vec<&str> = values.keys().copied().collect();
+        self.check_groups(&seen, |m| m)?;
+        for def in self.args.iter().filter(|d| d.required) {
+            if !values.contains_key(def.name) {
+                return Err(format!(
+                    "module `{}` requires the argument `{}`",
+                    self.module, def.name
+                ));
+            }
+        }
+        Ok(Args { values })
+    }
+}
+
+fn check_node(def: &ArgDef, node: &Node, templar: &Templar) -> Result<(), String> {
+    if let NodeKind::Str(s) = &node.kind {
+        if Templar::is_template(s) {
+            return templar.check_syntax(s).map_err(|e| e.to_string());
+        }
+    }
+    if def.ty == ArgType::Raw || node.is_null() {
+        return Ok(());
+    }
+    coerce(def, &node.to_value()).map(|_| ())
+}
+
+/// Ansible's boolean conversion.
+pub fn to_bool(value: &Value) -> Option<bool> {
+    if let Some(s) = value.as_str() {
+        return match s.trim().to_ascii_lowercase().as_str() {
+            "y" | "yes" | "on" | "1" | "true" | "t" => Some(true),
+            "n" | "no" | "off" | "0" | "false" | "f" => Some(false),
+            _ => None,
+        };
+    }
+    match value.kind() {
+        minijinja::value::ValueKind::Bool => Some(value.is_true()),
+        minijinja::value::ValueKind::Number => {
+            let n = i64::try_from(value.clone()).ok()?;
+            match n {
+                0 => Some(false),
+                1 => Some(true),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn coerce(def: &ArgDef, value: &Value) -> Result<Value, String> {
+    use minijinja::value::ValueKind as K;
+    let kind = value.kind();
+    let wrong = || {
+        format!(
+            "expected {}, got {}",
+            def.ty.describe(),
+            match kind {
+                K::Seq => "a list".to_string(),
+                K::Map => "a mapping".to_string(),
+                _ => format!("`{value}`"),
+            }
+        )
+    };
+    let out = match def.ty {
+        ArgType::Raw => value.clone(),
+        ArgType::Str | ArgType::Path => match kind {
+            K::String => value.clone(),
+            K::Number | K::Bool => Value::from(python_str(value)),
+            K::None | K::Undefined => Value::from(()),
+            _ => return Err(wrong()),
+        },
+        ArgType::Bool => match kind {
+            K::None | K::Undefined => Value::from(()),
+            _ => Value::from(to_bool(value).ok_or_else(wrong)?),
+        },
+        ArgType::Int => match kind {
+            K::Number => Value::from(i64::try_from(value.clone()).map_err(|_| wrong())?),
+            K::String => Value::from(
+                value
+                    .as_str()
+                    .unwrap_or("")
+                    .trim()
+                    .parse::<i64>()
+                    .map_err(|_| wrong())?,
+            ),
+            K::None | K::Undefined => Value::from(()),
+            _ => return Err(wrong()),
+        },
+        ArgType::List => match kind {
+            K::Seq => value.clone(),
+            K::String => Value::from(
+                value
+                    .as_str()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(|s| Value::from(s.trim()))
+                    .collect::<Vec<_>>(),
+            ),
+            K::Number | K::Bool => Value::from(vec![Value::from(python_str(value))]),
+            K::None | K::Undefined => Value::from(()),
+            _ => return Err(wrong()),
+        },
+        ArgType::Dict => match kind {
+            K::Map => value.clone(),
+            K::None | K::Undefined => Value::from(()),
+            _ => return Err(wrong()),
+        },
+        ArgType::Mode => match kind {
+            K::Number | K::String => value.clone(),
+            K::None | K::Undefined => Value::from(()),
+            _ => return Err(wrong()),
+        },
+    };
+    if !def.choices.is_empty() && !out.is_none() {
+        let text = python_str(&out);
+        if !def.choices.contains(&text.as_str()) {
+            return Err(format!(
+                "value `{text}` is not one of: {}",
+                def.choices.join(", ")
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// How Python's `str()` shows a scalar (booleans as `True`/`False`).
+pub fn python_str(value: &Value) -> String {
+    match value.kind() {
+        minijinja::value::ValueKind::Bool => {
+            if value.is_true() {
+                "True".into()
+            } else {
+                "False".into()
+            }
+        }
+        minijinja::value::ValueKind::None | minijinja::value::ValueKind::Undefined => {
+            "None".into()
+        }
+        _ => value.to_string(),
+    }
+}
+
+/// A module's arguments after rendering and coercion, keyed by canonical name.
+#[derive(Debug, Clone, Default)]
+pub struct Args {
+    values: IndexMap<&'static str, Value>,
+}
+
+impl Args {
+    /// The value, `None` when absent or null.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.values.get(name).filter(|v| !v.is_none())
+    }
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+    pub fn str(&self, name: &str) -> Option<String> {
+        self.get(name).map(python_str)
+    }
+    pub fn bool(&self, name: &str) -> Option<bool> {
+        self.get(name).map(|v| v.is_true())
+    }
+    pub fn bool_or(&self, name: &str, default: bool) -> bool {
+        self.bool(name).unwrap_or(default)
+    }
+    pub fn int(&self, name: &str) -> Option<i64> {
+        self.get(name).and_then(|v| i64::try_from(v.clone()).ok())
+    }
+    /// A list argument as strings.
+    pub fn list_str(&self, name: &str) -> Option<Vec<String>> {
+        let v = self.get(name)?;
+        Some(
+            v.try_iter()
+                .map(|it| it.map(|x| python_str(&x)).collect())
+                .unwrap_or_default(),
+        )
+    }
+    /// The free-form text of `command: ls -l`.
+    pub fn raw_params(&self) -> Option<String> {
+        self.values.get(RAW_PARAMS).map(python_str)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
+        self.values.iter().map(|(k, v)| (*k, v))
+    }
+}
+
+/// Parses Ansible's `k=v` argument text (`dest=/x mode=0644 content="a b"`). Words that are not
+/// `k=v` are joined into `_raw_params` (for free-form modules). Quoting as Ansible's
+/// `parse_kv`: single or double quotes group, backslash escapes inside double quotes.
+pub fn parse_kv(text: &str, free_form: bool) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut raw: Vec<String> = Vec::new();
+    for token in split_args(text)? {
+        let unquoted_eq = find_unquoted_eq(&token);
+        match unquoted_eq {
+            Some(i) if is_key(&token[..i]) => {
+                let key = token[..i].to_string();
+                let value = unquote(&token[i + 1..]);
+                if free_form && !FREE_FORM_KEYS.contains(&key.as_str()) {
+                    raw.push(token);
+                } else {
+                    out.push((key, value));
+                }
+            }
+            _ => raw.push(token),
+        }
+    }
+    if !raw.is_empty() {
+        if !free_form {
+            return Err(format!(
+                "cannot parse `{}`: expected key=value arguments",
+                raw.join(" ")
+            ));
+        }
+        out.push((RAW_PARAMS.to_string(), raw.join(" ")));
+    }
+    Ok(out)
+}
+
+/// Keys that Ansible recognizes inside free-form `command`/`shell` text.
+const FREE_FORM_KEYS: &[&str] = &[
+    "creates",
+    "removes",
+    "chdir",
+    "executable",
+    "stdin",
+    "stdin_add_newline",
+    "strip_empty_ends",
+];
+
+fn is_key(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn find_unquoted_eq(token: &str) -> Option<usize> {
+    let mut quote = None;
+    for (i, c) in token.char_indices() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '=') => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn unquote(s: &str) -> String {
+    let b = s.as_bytes();
+    if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[b.len() - 1] == b[0] {
+        let inner = &s[1..s.len() - 1];
+        if b[0] == b'"' {
+            return inner.replace("\\\"", "\"");
+        }
+        return inner.to_string();
+    }
+    s.to_string()
+}
+
+/// Splits on whitespace outside quotes and outside `{{ }}`/`{% %}` (as Ansible's split_args).
+fn split_args(text: &str) -> Result<Vec<String>, String> {
+    let mut tokens = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut depth = 0usize;
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if quote.is_none() && c == '{' && matches!(next, Some('{') | Some('%') | Some('#')) {
+            depth += 1;
+            cur.push(c);
+            cur.push(next.unwrap_or('{'));
+            i += 2;
+            continue;
+        }
+        if quote.is_none() && depth > 0 && matches!(c, '}' | '%' | '#') && next == Some('}') {
+            depth -= 1;
+            cur.push(c);
+            cur.push('}');
+            i += 2;
+            continue;
+        }
+        match quote {
+            Some(q) if c == '\\' && q == '"' && next.is_some() => {
+                cur.push(c);
+                cur.push(next.unwrap_or_default());
+                i += 2;
+                continue;
+            }
+            Some(q) if c == q => quote = None,
+            None if (c == '"' || c == '\'') && depth == 0 => quote = Some(c),
+            None if c.is_whitespace() && depth == 0 => {
+                if !cur.is_empty() {
+                    tokens.push(std::mem::take(&mut cur));
+                }
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+        i += 1;
+    }
+    if quote.is_some() {
+        return Err(format!("unbalanced quotes in `{text}`"));
+    }
+    if !cur.is_empty() {
+        tokens.push(cur);
+    }
+    Ok(tokens)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static SPEC: ArgSpec = ArgSpec {
+        module: "demo",
+        args: &[
+            ArgDef::new("dest", ArgType::Path).aliases(&["path"]).required(),
+            ArgDef::new("force", ArgType::Bool),
+            ArgDef::new("state", ArgType::Str).choices(&["file", "absent"]),
+            ArgDef::new("mode", ArgType::Mode),
+            ArgDef::new("groups", ArgType::List),
+        ],
+        free_form: false,
+        mutually_exclusive: &[],
+        required_one_of: &[],
+    };
+
+    fn rendered(pairs: &[(&str, Value)]) -> IndexMap<String, Value> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn bind_coerces_and_resolves_aliases() {
+        let args = SPEC
+            .bind(&rendered(&[
+                ("path", Value::from("/tmp/x")),
+                ("force", Value::from("yes")),
+                ("groups", Value::from("a, b")),
+                ("mode", Value::from(0o644)),
+            ]))
+            .unwrap();
+        assert_eq!(args.str("dest").as_deref(), Some("/tmp/x"));
+        assert_eq!(args.bool("force"), Some(true));
+        assert_eq!(args.list_str("groups").unwrap(), vec!["a", "b"]);
+        assert_eq!(args.int("mode"), Some(0o644));
+    }
+
+    #[test]
+    fn bind_refuses_bad_values() {
+        let e = SPEC
+            .bind(&rendered(&[("dest", Value::from("/x")), ("force", Value::from("maybe"))]))
+            .unwrap_err();
+        assert!(e.contains("force"), "{e}");
+        let e = SPEC
+            .bind(&rendered(&[("dest", Value::from("/x")), ("state", Value::from("dir"))]))
+            .unwrap_err();
+        assert!(e.contains("not one of"), "{e}");
+        let e = SPEC.bind(&rendered(&[("bogus", Value::from(1))])).unwrap_err();
+        assert!(e.contains("unsupported argument `bogus`"), "{e}");
+        let e = SPEC.bind(&rendered(&[])).unwrap_err();
+        assert!(e.contains("requires the argument `dest`"), "{e}");
+    }
+
+    #[test]
+    fn kv_text() {
+        let kv = parse_kv("dest=/tmp/a content='hello world' mode=0644", false).unwrap();
+        assert_eq!(
+            kv,
+            vec![
+                ("dest".to_string(), "/tmp/a".to_string()),
+                ("content".to_string(), "hello world".to_string()),
+                ("mode".to_string(), "0644".to_string()),
+            ]
+        );
+        let kv = parse_kv("echo {{ a }} b creates=/x chdir=/tmp", true).unwrap();
+        assert_eq!(kv[0], ("creates".to_string(), "/x".to_string()));
+        assert_eq!(kv[1], ("chdir".to_string(), "/tmp".to_string()));
+        assert_eq!(kv[2], (RAW_PARAMS.to_string(), "echo {{ a }} b".to_string()));
+        assert!(parse_kv("dest=/x oops", false).is_err());
+    }
+}

@@ -1,0 +1,824 @@
+//! The `copy` module: a file (or a directory tree) from the repository, inline `content`, or a
+//! file already on the host (`remote_src`), written to `dest` with owner, group and mode.
+//!
+//! Ansible 2.19 behaviours kept here (checked against ansible-core):
+//! - A new file without `mode` gets `0666 & ~umask` (0644), also when copied from a source
+//!   file with other bits; an existing file keeps its mode, owner and group.
+//! - `dest` ending in `/` or naming an existing directory receives `basename(src)`; `content`
+//!   with such a `dest` fails ("can not use content with a dir as dest").
+//! - `force: no` on an existing `dest` does nothing at all, not even its mode.
+//! - A symlink at `dest` is replaced by the file (`follow: no`, the default), even when the
+//!   link's target already has the same content; the target is never written. With
+//!   `follow: yes` (asked by the task), the link is resolved and its target written.
+//! - A directory `src` is copied recursively; `src` ending in `/` copies its contents.
+//!   Directories created get `directory_mode` (else `0777 & ~umask`), files `mode`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use minijinja::Value;
+
+use crate::args::{ArgDef, ArgSpec, ArgType, Args};
+use crate::fsops::{self, Current, Kind};
+use crate::mode::{self, Mode};
+use crate::resource::{
+    Attrs, Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, Resource,
+};
+use crate::source::{RepoPath, SourceKind};
+
+pub struct CopyModule;
+
+static SPEC: ArgSpec = ArgSpec {
+    module: "copy",
+    args: &[
+        ArgDef::new("src", ArgType::Str),
+        ArgDef::new("content", ArgType::Raw),
+        ArgDef::new("dest", ArgType::Path).required(),
+        ArgDef::new("mode", ArgType::Mode),
+        ArgDef::new("owner", ArgType::Str),
+        ArgDef::new("group", ArgType::Str),
+        ArgDef::new("backup", ArgType::Bool),
+        ArgDef::new("force", ArgType::Bool).aliases(&["thirsty"]),
+        ArgDef::new("validate", ArgType::Str),
+        ArgDef::new("remote_src", ArgType::Bool),
+        ArgDef::new("directory_mode", ArgType::Mode),
+        ArgDef::new("follow", ArgType::Bool),
+    ],
+    free_form: false,
+    mutually_exclusive: &[&["src", "content"]],
+    required_one_of: &[&["src", "content"]],
+};
+
+impl Module for CopyModule {
+    fn spec(&self) -> &'static ArgSpec {
+        &SPEC
+    }
+
+    fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
+        let common = Common::from_args(args)?;
+        let dest = args.str("dest").unwrap_or_default();
+        if let Some(content) = args.get("content") {
+            if dest.ends_with('/') || fsops::stat(Path::new(&dest))?.is_some_and(|s| s.kind == Kind::Dir)
+            {
+                return Err(ModuleError::new("can not use content with a dir as dest"));
+            }
+            let bytes = content_bytes(content);
+            return Ok(Box::new(FileCopy {
+                dest: PathBuf::from(dest),
+                content: Arc::from(bytes),
+                src_mode: 0o644,
+                src: None,
+                common,
+                create_parent: false,
+            }));
+        }
+        let src = args.str("src").unwrap_or_default();
+        if args.bool_or("remote_src", false) {
+            return prepare_remote(&src, &dest, common);
+        }
+        let (path, kind) = find_source(ctx, "files", &src)?;
+        match kind {
+            SourceKind::File => {
+                let bytes = ctx
+                    .source
+                    .read(&path)
+                    .map_err(|e| ModuleError::new(e.to_string()))?
+                    .ok_or_else(|| ModuleError::new(format!("could not read {path}")))?;
+                Ok(Box::new(FileCopy {
+                    dest: file_dest(&dest, path.file_name())?,
+                    content: Arc::from(bytes),
+                    src_mode: source_mode(ctx, &path),
+                    src: Some(path.to_string()),
+                    common,
+                    create_parent: dest.ends_with('/'),
+                }))
+            }
+            SourceKind::Dir => {
+                let root = if src.ends_with('/') {
+                    PathBuf::from(&dest)
+                } else {
+                    Path::new(&dest).join(path.file_name())
+                };
+                let mut items = Vec::new();
+                collect_tree(ctx, &path, &root, &mut items)?;
+                Ok(Box::new(TreeCopy {
+                    dest: PathBuf::from(dest),
+                    root,
+                    items,
+                    common,
+                }))
+            }
+        }
+    }
+}
+
+/// `content` as bytes: text as is; other values as JSON, as Ansible serializes them.
+fn content_bytes(content: &Value) -> Vec<u8> {
+    match content.as_str() {
+        Some(s) => s.as_bytes().to_vec(),
+        None => serde_json::to_string(content)
+            .unwrap_or_else(|_| content.to_string())
+            .into_bytes(),
+    }
+}
+
+/// Options shared by `copy` and `template`.
+#[derive(Debug, Clone)]
+pub(crate) struct Common {
+    pub mode: Option<Mode>,
+    pub directory_mode: Option<Mode>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub backup: bool,
+    pub force: bool,
+    pub validate: Option<String>,
+    pub follow: bool,
+}
+
+impl Common {
+    pub fn from_args(args: &Args) -> Result<Common, ModuleError> {
+        let mode = args
+            .get("mode")
+            .map(Mode::parse)
+            .transpose()
+            .map_err(ModuleError::new)?;
+        let directory_mode = args
+            .get("directory_mode")
+            .map(Mode::parse)
+            .transpose()
+            .map_err(ModuleError::new)?;
+        if let Some(v) = args.str("validate") {
+            if !v.contains("%s") {
+                return Err(ModuleError::new(format!("validate must contain %s: {v}")));
+            }
+        }
+        Ok(Common {
+            mode,
+            directory_mode,
+            uid: args.str("owner").map(|o| fsops::uid_for(&o)).transpose()?,
+            gid: args.str("group").map(|g| fsops::gid_for(&g)).transpose()?,
+            backup: args.bool_or("backup", false),
+            force: args.bool_or("force", true),
+            validate: args.str("validate"),
+            follow: args.bool_or("follow", false),
+        })
+    }
+}
+
+/// Finds a relative `src` as Ansible's search does: for each search directory (role, then
+/// playbook), `<dir>/<sub>/<src>` then `<dir>/<src>`.
+pub(crate) fn find_source(
+    ctx: &ModuleContext,
+    sub: &str,
+    src: &str,
+) -> Result<(RepoPath, SourceKind), ModuleError> {
+    let trimmed = src.trim_end_matches('/');
+    if src.starts_with('/') {
+        return Err(ModuleError::new(format!(
+            "src `{src}` is an absolute path: a source must be inside the repository \
+             (use remote_src for a file on the host)"
+        )));
+    }
+    let err = |e: crate::source::SourceError| ModuleError::new(e.to_string());
+    for dir in ctx.search {
+        for base in [dir.join(sub), Ok(dir.clone())] {
+            let base = base.map_err(|e| ModuleError::new(e.to_string()))?;
+            let path = base
+                .join(if trimmed.is_empty() { "." } else { trimmed })
+                .map_err(|e| ModuleError::new(e.to_string()))?;
+            if let Some(kind) = ctx.source.kind(&path).map_err(err)? {
+                return Ok((path, kind));
+            }
+        }
+    }
+    Err(ModuleError::new(format!(
+        "Could not find or access '{src}'\nSearched in:\n{}",
+        ctx.search
+            .iter()
+            .flat_map(|d| [format!("\t{d}/{sub}/{src}"), format!("\t{d}/{src}")])
+            .collect::<Vec<_>>()
+            .join("\n")
+    )))
+}
+
+/// The mode of a repository file for `mode: preserve`: Git keeps only the executable bit.
+pub(crate) fn source_mode(ctx: &ModuleContext, path: &RepoPath) -> u32 {
+    let exec = ctx
+        .source
+        .list(&path.parent())
+        .ok()
+        .and_then(|entries| {
+            entries
+                .into_iter()
+                .find(|e| e.name == path.file_name())
+                .map(|e| e.executable)
+        })
+        .unwrap_or(false);
+    if exec {
+        0o755
+    } else {
+        0o644
+    }
+}
+
+/// Where a single file goes: `dest`, or `dest/<name>` when `dest` ends in `/` or is an
+/// existing directory.
+pub(crate) fn file_dest(dest: &str, name: &str) -> Result<PathBuf, ModuleError> {
+    if dest.ends_with('/') || fsops::stat(Path::new(dest))?.is_some_and(|s| s.kind == Kind::Dir) {
+        Ok(Path::new(dest).join(name))
+    } else {
+        Ok(PathBuf::from(dest))
+    }
+}
+
+fn prepare_remote(src: &str, dest: &str, common: Common) -> Result<Box<dyn Resource>, ModuleError> {
+    let p = Path::new(src);
+    match fsops::stat(p)? {
+        None => Err(ModuleError::new(format!("Source {src} not found"))),
+        Some(st) if st.kind == Kind::Dir => Err(ModuleError::new(
+            "copy with remote_src of a directory is not supported yet",
+        )),
+        Some(st) => {
+            let bytes = std::fs::read(p)
+                .map_err(|e| ModuleError::new(format!("Source {src} not readable: {e}")))?;
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Ok(Box::new(FileCopy {
+                dest: file_dest(dest, &name)?,
+                content: Arc::from(bytes),
+                src_mode: st.mode,
+                src: Some(src.to_string()),
+                common,
+                create_parent: dest.ends_with('/'),
+            }))
+        }
+    }
+}
+
+/// Plans writing `content` to `dest` (one file); returns the changes and the final path.
+/// Only reads: one open/read of `dest` (plus the link's target with `follow`).
+pub(crate) fn plan_file(
+    dest: &Path,
+    content: &Arc<[u8]>,
+    src_mode: u32,
+    common: &Common,
+    changes: &mut Vec<Change>,
+) -> Result<PathBuf, ModuleError> {
+    let mut path = dest.to_path_buf();
+    let mut current = fsops::read_current(&path)?;
+    if let Current::Other(st) = &current {
+        if st.kind == Kind::Symlink {
+            if !common.force {
+                return Ok(path);
+            }
+            if common.follow {
+                // The task asked for the link to be followed: write its target.
+                if let Ok(real) = std::fs::canonicalize(&path) {
+                    path = real;
+                    current = fsops::read_current(&path)?;
+                }
+            }
+        }
+    }
+    if !matches!(current, Current::Absent) && !common.force {
+        return Ok(path);
+    }
+    let umask = mode::umask();
+    let want_mode = |current_mode: u32| match &common.mode {
+        None => None,
+        Some(Mode::Preserve) => Some(src_mode),
+        Some(m) => Some(m.resolve(current_mode, false, umask)),
+    };
+    match current {
+        Current::File(st, old) => {
+            let attrs = Attrs {
+                mode: want_mode(st.mode),
+                uid: common.uid,
+                gid: common.gid,
+            };
+            if old.as_slice() == &content[..] {
+                changes.extend(fsops::attr_changes(&path, &st, &attrs));
+            } else {
+                changes.push(Change::WriteFile {
+                    path: path.clone(),
+                    content: content.clone(),
+                    before: Some(Arc::from(old)),
+                    attrs,
+                    backup: common.backup,
+                    validate: common.validate.clone(),
+                });
+            }
+        }
+        Current::Other(st) if st.kind == Kind::Dir => {
+            return Err(ModuleError::new(format!(
+                "{} is a directory, cannot replace it with a file",
+                path.display()
+            )));
+        }
+        Current::Other(st) if st.kind != Kind::Symlink => {
+            return Err(ModuleError::new(format!(
+                "{} exists and is not a regular file",
+                path.display()
+            )));
+        }
+        // Absent, or a symlink to replace with the file.
+        _ => {
+            let attrs = Attrs {
+                mode: want_mode(0o666 & !umask),
+                uid: common.uid,
+                gid: common.gid,
+            };
+            changes.push(Change::WriteFile {
+                path: path.clone(),
+                content: content.clone(),
+                before: None,
+                attrs,
+                backup: false,
+                validate: common.validate.clone(),
+            });
+        }
+    }
+    Ok(path)
+}
+
+/// Creates the missing parent directories of `dest` when `dest` ended in `/` (Ansible creates
+/// them for a directory destination).
+fn plan_parent_dirs(dest: &Path, common: &Common, changes: &mut Vec<Change>) -> Result<(), ModuleError> {
+    if let Some(parent) = dest.parent() {
+        if !parent.as_os_str().is_empty() && fsops::stat(parent)?.is_none() {
+            changes.push(Change::CreateDir {
+                path: parent.to_path_buf(),
+                attrs: dir_attrs(common),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn dir_attrs(common: &Common) -> Attrs {
+    let umask = mode::umask();
+    Attrs {
+        mode: common
+            .directory_mode
+            .as_ref()
+            .map(|m| m.resolve(0o777 & !umask, true, umask)),
+        uid: common.uid,
+        gid: common.gid,
+    }
+}
+
+/// One file to write (copy of a file or of `content`, and `template`).
+pub(crate) struct FileCopy {
+    pub dest: PathBuf,
+    pub content: Arc<[u8]>,
+    pub src_mode: u32,
+    pub src: Option<String>,
+    pub common: Common,
+    /// `dest` ended in `/`: missing parent directories are created.
+    pub create_parent: bool,
+}
+
+impl FileCopy {
+    fn base_outcome(&self, dest: &Path) -> Outcome {
+        let mut out = Outcome::default().with("dest", dest.display().to_string());
+        if let Some(src) = &self.src {
+            out = out.with("src", src.clone());
+        }
+        out
+    }
+
+    fn plan(&self) -> Result<(Vec<Change>, PathBuf), ModuleError> {
+        let mut changes = Vec::new();
+        if self.create_parent {
+            plan_parent_dirs(&self.dest, &self.common, &mut changes)?;
+        }
+        let path = plan_file(&self.dest, &self.content, self.src_mode, &self.common, &mut changes)?;
+        Ok((changes, path))
+    }
+}
+
+impl Resource for FileCopy {
+    fn check(&self) -> Result<Check, ModuleError> {
+        let (changes, path) = self.plan()?;
+        let mut outcome = self.base_outcome(&path);
+        if changes.is_empty() && self.common.force {
+            if let Some(st) = fsops::lstat(&path)? {
+                fsops::path_facts(&mut outcome, &st);
+            }
+        } else if changes.is_empty() {
+            outcome = outcome.with("msg", "file already exists");
+        }
+        Ok(Check { changes, outcome })
+    }
+
+    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
+        let applied = fsops::apply_all(changes)?;
+        let path = changes
+            .iter()
+            .find_map(|c| match c {
+                Change::WriteFile { path, .. } => Some(path.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| self.dest.clone());
+        let mut outcome = self.base_outcome(&path);
+        if let Some(b) = applied.backup_file {
+            outcome = outcome.with("backup_file", b.display().to_string());
+        }
+        fsops::path_facts_at(&mut outcome, &path);
+        Ok(outcome)
+    }
+
+    fn owns(&self) -> Vec<Owned> {
+        vec![Owned::Path(self.dest.clone())]
+    }
+}
+
+/// An entry of a directory copy.
+enum TreeItem {
+    Dir(PathBuf),
+    File {
+        dest: PathBuf,
+        content: Arc<[u8]>,
+        src_mode: u32,
+    },
+}
+
+fn collect_tree(
+    ctx: &ModuleContext,
+    src: &RepoPath,
+    dest: &Path,
+    items: &mut Vec<TreeItem>,
+) -> Result<(), ModuleError> {
+    let err = |e: crate::source::SourceError| ModuleError::new(e.to_string());
+    items.push(TreeItem::Dir(dest.to_path_buf()));
+    for entry in ctx.source.list(src).map_err(err)? {
+        let child = src.join(&entry.name).map_err(|e| ModuleError::new(e.to_string()))?;
+        let child_dest = dest.join(&entry.name);
+        match entry.kind {
+            SourceKind::Dir => collect_tree(ctx, &child, &child_dest, items)?,
+            SourceKind::File => {
+                let bytes = ctx
+                    .source
+                    .read(&child)
+                    .map_err(err)?
+                    .ok_or_else(|| ModuleError::new(format!("could not read {child}")))?;
+                items.push(TreeItem::File {
+                    dest: child_dest,
+                    content: Arc::from(bytes),
+                    src_mode: if entry.executable { 0o755 } else { 0o644 },
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A recursive copy of a repository directory.
+struct TreeCopy {
+    dest: PathBuf,
+    root: PathBuf,
+    items: Vec<TreeItem>,
+    common: Common,
+}
+
+impl Resource for TreeCopy {
+    fn check(&self) -> Result<Check, ModuleError> {
+        let mut changes = Vec::new();
+        let dattrs = dir_attrs(&self.common);
+        for item in &self.items {
+            match item {
+                TreeItem::Dir(path) => match fsops::lstat(path)? {
+                    None => changes.push(Change::CreateDir {
+                        path: path.clone(),
+                        attrs: dattrs,
+                    }),
+                    Some(st) if st.kind == Kind::Dir => {
+                        changes.extend(fsops::attr_changes(path, &st, &dattrs))
+                    }
+                    Some(_) => {
+                        return Err(ModuleError::new(format!(
+                            "{} exists and is not a directory",
+                            path.display()
+                        )))
+                    }
+                },
+                TreeItem::File {
+                    dest,
+                    content,
+                    src_mode,
+                } => {
+                    plan_file(dest, content, *src_mode, &self.common, &mut changes)?;
+                }
+            }
+        }
+        let outcome = Outcome::default().with("dest", self.dest.display().to_string());
+        Ok(Check { changes, outcome })
+    }
+
+    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
+        fsops::apply_all(changes)?;
+        let mut outcome = Outcome::default().with("dest", self.dest.display().to_string());
+        fsops::path_facts_at(&mut outcome, &self.root);
+        Ok(outcome)
+    }
+
+    fn owns(&self) -> Vec<Owned> {
+        self.items
+            .iter()
+            .filter_map(|i| match i {
+                TreeItem::File { dest, .. } => Some(Owned::Path(dest.clone())),
+                TreeItem::Dir(_) => None,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::args::Args;
+    use crate::source::DirSource;
+    use crate::template::Templar;
+    use indexmap::IndexMap;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// Runs a module the way the engine does: bind, prepare, check, apply.
+    pub(crate) struct Harness {
+        pub repo: tempfile::TempDir,
+        pub host: tempfile::TempDir,
+        pub source: DirSource,
+        pub templar: Templar,
+        pub vars: Value,
+    }
+
+    impl Harness {
+        pub fn new() -> Harness {
+            let repo = tempfile::tempdir().unwrap();
+            let host = tempfile::tempdir().unwrap();
+            let source = DirSource::new(repo.path()).unwrap();
+            Harness {
+                repo,
+                host,
+                source,
+                templar: Templar::new(),
+                vars: Value::from(std::collections::BTreeMap::from([(
+                    "name".to_string(),
+                    Value::from("world"),
+                )])),
+            }
+        }
+        pub fn repo_file(&self, rel: &str, content: &str) {
+            let p = self.repo.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        pub fn h(&self, rel: &str) -> PathBuf {
+            self.host.path().join(rel)
+        }
+        pub fn hs(&self, rel: &str) -> String {
+            self.h(rel).display().to_string()
+        }
+        pub fn args(&self, spec: &ArgSpec, pairs: &[(&str, Value)]) -> Result<Args, String> {
+            let m: IndexMap<String, Value> =
+                pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+            spec.bind(&m)
+        }
+        pub fn prepare(
+            &self,
+            module: &dyn Module,
+            pairs: &[(&str, Value)],
+        ) -> Result<Box<dyn Resource>, ModuleError> {
+            let args = self.args(module.spec(), pairs).map_err(ModuleError::new)?;
+            let search = [RepoPath::root()];
+            let ctx = ModuleContext {
+                templar: &self.templar,
+                vars: &self.vars,
+                source: &self.source,
+                search: &search,
+                check_mode: false,
+                diff: false,
+                env: &[],
+            };
+            module.prepare(&args, &ctx)
+        }
+        /// check + apply; returns (changed, outcome).
+        pub fn run(
+            &self,
+            module: &dyn Module,
+            pairs: &[(&str, Value)],
+        ) -> Result<(bool, Outcome), ModuleError> {
+            let r = self.prepare(module, pairs)?;
+            let c = r.check()?;
+            if c.changes.is_empty() {
+                return Ok((c.outcome.changed.unwrap_or(false), c.outcome));
+            }
+            let o = r.apply(&c.changes)?;
+            Ok((o.changed.unwrap_or(true), o))
+        }
+        pub fn changes(&self, module: &dyn Module, pairs: &[(&str, Value)]) -> Vec<Change> {
+            self.prepare(module, pairs).unwrap().check().unwrap().changes
+        }
+    }
+
+    pub(crate) fn v(s: &str) -> Value {
+        Value::from(s)
+    }
+
+    fn mode_of(p: &Path) -> u32 {
+        std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn content_copy_is_idempotent_and_check_only_reads() {
+        let h = Harness::new();
+        let args = [("content", v("hello\n")), ("dest", v(&h.hs("a.conf")))];
+        // Check never changes anything.
+        let ch = h.changes(&CopyModule, &args);
+        assert_eq!(ch.len(), 1);
+        assert!(!h.h("a.conf").exists());
+        let (changed, out) = h.run(&CopyModule, &args).unwrap();
+        assert!(changed);
+        assert_eq!(std::fs::read_to_string(h.h("a.conf")).unwrap(), "hello\n");
+        assert_eq!(mode_of(&h.h("a.conf")), 0o666 & !mode::umask());
+        assert_eq!(out.data["mode"].as_str(), Some("0644"));
+        assert!(h.changes(&CopyModule, &args).is_empty());
+        // Mode change only.
+        let args2 = [
+            ("content", v("hello\n")),
+            ("dest", v(&h.hs("a.conf"))),
+            ("mode", v("u=rw,g=,o=")),
+        ];
+        let ch = h.changes(&CopyModule, &args2);
+        assert!(matches!(ch[..], [Change::SetMode { to: 0o600, .. }]), "{ch:?}");
+        h.run(&CopyModule, &args2).unwrap();
+        assert_eq!(mode_of(&h.h("a.conf")), 0o600);
+        assert!(h.changes(&CopyModule, &args2).is_empty());
+        // Content change keeps the existing mode when none is given.
+        h.run(&CopyModule, &[("content", v("x")), ("dest", v(&h.hs("a.conf")))])
+            .unwrap();
+        assert_eq!(mode_of(&h.h("a.conf")), 0o600);
+    }
+
+    #[test]
+    fn src_from_files_dir_and_dest_dir() {
+        let h = Harness::new();
+        h.repo_file("files/app.conf", "from files\n");
+        h.repo_file("other.conf", "from root\n");
+        std::fs::set_permissions(
+            h.repo.path().join("files/app.conf"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::fs::create_dir(h.h("etc")).unwrap();
+        let (changed, _) = h
+            .run(&CopyModule, &[("src", v("app.conf")), ("dest", v(&h.hs("etc")))])
+            .unwrap();
+        assert!(changed);
+        assert_eq!(
+            std::fs::read_to_string(h.h("etc/app.conf")).unwrap(),
+            "from files\n"
+        );
+        // Ansible does not carry the source's executable bit without `mode: preserve`.
+        assert_eq!(mode_of(&h.h("etc/app.conf")), 0o666 & !mode::umask());
+        h.run(
+            &CopyModule,
+            &[("src", v("app.conf")), ("dest", v(&h.hs("p.conf"))), ("mode", v("preserve"))],
+        )
+        .unwrap();
+        assert_eq!(mode_of(&h.h("p.conf")), 0o755);
+        // Trailing slash: the directory is created.
+        h.run(&CopyModule, &[("src", v("other.conf")), ("dest", v(&h.hs("new/")))])
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(h.h("new/other.conf")).unwrap(),
+            "from root\n"
+        );
+        let e = h
+            .prepare(&CopyModule, &[("content", v("x")), ("dest", v(&h.hs("etc")))])
+            .err()
+            .unwrap();
+        assert_eq!(e.0, "can not use content with a dir as dest");
+        let e = h
+            .prepare(&CopyModule, &[("src", v("missing")), ("dest", v(&h.hs("m")))])
+            .err()
+            .unwrap();
+        assert!(e.0.contains("Could not find or access 'missing'"), "{e}");
+        assert!(h
+            .prepare(&CopyModule, &[("src", v("../../etc/passwd")), ("dest", v(&h.hs("m")))])
+            .is_err());
+    }
+
+    #[test]
+    fn force_no_does_nothing_not_even_mode() {
+        let h = Harness::new();
+        std::fs::write(h.h("f"), "old").unwrap();
+        std::fs::set_permissions(h.h("f"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        let args = [
+            ("content", v("new")),
+            ("dest", v(&h.hs("f"))),
+            ("force", v("no")),
+            ("mode", v("0644")),
+        ];
+        assert!(h.changes(&CopyModule, &args).is_empty());
+        let (changed, out) = h.run(&CopyModule, &args).unwrap();
+        assert!(!changed);
+        assert_eq!(out.data["msg"].as_str(), Some("file already exists"));
+        assert_eq!(mode_of(&h.h("f")), 0o600);
+        assert_eq!(std::fs::read_to_string(h.h("f")).unwrap(), "old");
+        // Missing: written.
+        let args = [("content", v("new")), ("dest", v(&h.hs("g"))), ("thirsty", v("no"))];
+        assert!(h.run(&CopyModule, &args).unwrap().0);
+    }
+
+    #[test]
+    fn symlink_at_dest_is_replaced_not_followed() {
+        let h = Harness::new();
+        let outside = tempfile::tempdir().unwrap();
+        let target = outside.path().join("secret");
+        std::fs::write(&target, "same\n").unwrap();
+        std::os::unix::fs::symlink(&target, h.h("link")).unwrap();
+        let args = [("content", v("same\n")), ("dest", v(&h.hs("link")))];
+        // Changed even though the target has the same content (as Ansible: the link goes).
+        let (changed, _) = h.run(&CopyModule, &args).unwrap();
+        assert!(changed);
+        assert!(std::fs::symlink_metadata(h.h("link")).unwrap().is_file());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "same\n");
+        assert!(h.changes(&CopyModule, &args).is_empty());
+        // follow: yes writes the target, because the task says so.
+        std::fs::remove_file(h.h("link")).unwrap();
+        std::os::unix::fs::symlink(&target, h.h("link")).unwrap();
+        let args = [
+            ("content", v("through\n")),
+            ("dest", v(&h.hs("link"))),
+            ("follow", v("yes")),
+        ];
+        h.run(&CopyModule, &args).unwrap();
+        assert!(std::fs::symlink_metadata(h.h("link")).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "through\n");
+    }
+
+    #[test]
+    fn backup_and_validate() {
+        let h = Harness::new();
+        std::fs::write(h.h("f"), "old\n").unwrap();
+        let (_, out) = h
+            .run(
+                &CopyModule,
+                &[("content", v("new\n")), ("dest", v(&h.hs("f"))), ("backup", v("yes"))],
+            )
+            .unwrap();
+        let b = out.data["backup_file"].as_str().unwrap().to_string();
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "old\n");
+        let e = h
+            .run(
+                &CopyModule,
+                &[
+                    ("content", v("bad\n")),
+                    ("dest", v(&h.hs("f"))),
+                    ("validate", v("grep -q good %s")),
+                ],
+            )
+            .unwrap_err();
+        assert!(e.0.starts_with("failed to validate"), "{e}");
+        assert_eq!(std::fs::read_to_string(h.h("f")).unwrap(), "new\n");
+        assert!(h
+            .prepare(
+                &CopyModule,
+                &[("content", v("x")), ("dest", v(&h.hs("f"))), ("validate", v("true"))]
+            )
+            .is_err());
+    }
+
+    #[test]
+    fn directory_copy() {
+        let h = Harness::new();
+        h.repo_file("files/d/x", "x\n");
+        h.repo_file("files/d/sub/y", "y\n");
+        let args = [("src", v("d")), ("dest", v(&h.hs("dd")))];
+        std::fs::create_dir(h.h("dd")).unwrap();
+        assert!(h.run(&CopyModule, &args).unwrap().0);
+        assert_eq!(std::fs::read_to_string(h.h("dd/d/sub/y")).unwrap(), "y\n");
+        assert!(h.changes(&CopyModule, &args).is_empty());
+        let args = [("src", v("d/")), ("dest", v(&h.hs("de"))), ("directory_mode", v("0750"))];
+        assert!(h.run(&CopyModule, &args).unwrap().0);
+        assert_eq!(std::fs::read_to_string(h.h("de/x")).unwrap(), "x\n");
+        assert_eq!(mode_of(&h.h("de/sub")), 0o750);
+        assert!(h.changes(&CopyModule, &args).is_empty());
+    }
+
+    #[test]
+    fn remote_src() {
+        let h = Harness::new();
+        std::fs::write(h.h("orig"), "data").unwrap();
+        let args = [
+            ("src", v(&h.hs("orig"))),
+            ("dest", v(&h.hs("copy"))),
+            ("remote_src", v("yes")),
+        ];
+        assert!(h.run(&CopyModule, &args).unwrap().0);
+        assert_eq!(std::fs::read_to_string(h.h("copy")).unwrap(), "data");
+        assert!(h.changes(&CopyModule, &args).is_empty());
+    }
+}

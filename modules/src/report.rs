@@ -1,0 +1,110 @@
+//! What a converge reports: one entry per task, in the order tasks ran, and the totals.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Ok,
+    Changed,
+    Skipped,
+    Failed,
+    /// Failed, with `ignore_errors`.
+    Ignored,
+    /// Never reached because an earlier task failed.
+    NotRun,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Changed => "changed",
+            Status::Skipped => "skipped",
+            Status::Failed => "failed",
+            Status::Ignored => "ignored",
+            Status::NotRun => "not-run",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemReport {
+    /// The loop item (or its `loop_control.label`), hidden under `no_log`.
+    pub item: serde_json::Value,
+    pub status: Status,
+    pub changed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msg: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskReport {
+    pub play: String,
+    pub name: String,
+    pub module: String,
+    pub file: String,
+    pub line: u32,
+    pub handler: bool,
+    pub status: Status,
+    pub changed: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<ItemReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msg: Option<String>,
+    /// Unified diffs of file contents (with `--diff`), hidden under `no_log`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diff: Vec<String>,
+    /// What the task changed or would change, one line each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<String>,
+    /// A failure that a `rescue` section handled.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rescued: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub no_log: bool,
+    /// Output of `debug` (its `msg` or variable), shown on the terminal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Stats {
+    /// Tasks that succeeded, changed or not (Ansible's count).
+    pub ok: usize,
+    pub changed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub ignored: usize,
+    pub rescued: usize,
+    pub not_run: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunResult {
+    /// Nothing needed changing.
+    Ok,
+    Changed,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub result: RunResult,
+    pub check_mode: bool,
+    pub tasks: Vec<TaskReport>,
+    pub stats: Stats,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Receives task results as they happen (the CLI prints a line per task).
+pub trait Reporter {
+    fn play_start(&mut self, _name: &str) {}
+    fn task_done(&mut self, _task: &TaskReport) {}
+}
+
+/// A reporter that says nothing.
+pub struct Silent;
+impl Reporter for Silent {}

@@ -1,0 +1,225 @@
+//! The module contract: a module turns rendered arguments into a [`Resource`], which can
+//! **check** (what differs from the desired state, as typed [`Change`]s, without touching the
+//! host) and **apply** (make exactly those changes). Check mode, `--diff`, idempotence and drift
+//! detection all come from this one split.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use minijinja::Value;
+
+use crate::args::{ArgSpec, Args};
+use crate::source::{RepoPath, Source};
+use crate::template::Templar;
+
+/// What a module needs from the engine to build its resource.
+pub struct ModuleContext<'a> {
+    pub templar: &'a Templar,
+    /// The task's variables (for `template`, `debug var=`, `assert that=`).
+    pub vars: &'a Value,
+    /// The repository the playbook comes from.
+    pub source: &'a dyn Source,
+    /// Directories searched for a relative `src`, most specific first: the role's directory
+    /// (if any), then the playbook's. Modules add `files/` or `templates/` as Ansible does.
+    pub search: &'a [RepoPath],
+    pub check_mode: bool,
+    pub diff: bool,
+    /// The task's `environment` keyword, rendered: extra variables for commands it runs.
+    pub env: &'a [(String, String)],
+}
+
+/// An error that makes the task fail (not a validation error: those come before any run).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct ModuleError(pub String);
+
+impl ModuleError {
+    pub fn new(msg: impl Into<String>) -> ModuleError {
+        ModuleError(msg.into())
+    }
+}
+
+impl From<std::io::Error> for ModuleError {
+    fn from(e: std::io::Error) -> Self {
+        ModuleError(e.to_string())
+    }
+}
+
+/// A kind of module, registered by name.
+pub trait Module: Sync {
+    fn spec(&self) -> &'static ArgSpec;
+    /// Builds the resource the task describes from its rendered, typed arguments.
+    fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError>;
+}
+
+/// Something on the host a task owns, so the daemon can watch it for drift.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owned {
+    Path(PathBuf),
+}
+
+/// A task's desired state, ready to be checked and applied.
+pub trait Resource {
+    /// Reads the host and says what differs. Never changes anything.
+    fn check(&self) -> Result<Check, ModuleError>;
+    /// Makes exactly `changes` (those `check` returned) and reports the result.
+    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError>;
+    /// False for modules that cannot predict their effect (commands): in check mode the task is
+    /// skipped when it has changes to make.
+    fn supports_check_mode(&self) -> bool {
+        true
+    }
+    /// What on the host this resource manages.
+    fn owns(&self) -> Vec<Owned> {
+        Vec::new()
+    }
+}
+
+/// The result of a check: the changes to make, and what to report even if nothing changes.
+#[derive(Debug, Default)]
+pub struct Check {
+    pub changes: Vec<Change>,
+    pub outcome: Outcome,
+}
+
+/// What a task reports: fields of the registered result (`rc`, `stdout`, `msg`, `ansible_facts`,
+/// ...) and a failure message if it failed.
+#[derive(Debug, Default, Clone)]
+pub struct Outcome {
+    pub data: IndexMap<String, Value>,
+    pub failed: Option<String>,
+    /// A module's own verdict on `changed` when it differs from "there were changes"
+    /// (a failing command counts as changed).
+    pub changed: Option<bool>,
+}
+
+impl Outcome {
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Outcome {
+        self.data.insert(key.to_string(), value.into());
+        self
+    }
+}
+
+/// File attributes a change sets; `None` leaves the attribute as the system makes it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Attrs {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+/// One typed change to the host. Modules return these from `check`; `apply` performs them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Write a whole regular file atomically (temporary file in the same directory with the
+    /// final attributes from the first byte, fsync, rename). `before` is the old content for
+    /// diffs. `backup` keeps the old file as `path.<pid>.<time>~`. `validate` is a command with
+    /// `%s` run on the temporary file first.
+    WriteFile {
+        path: PathBuf,
+        content: Arc<[u8]>,
+        before: Option<Arc<[u8]>>,
+        attrs: Attrs,
+        backup: bool,
+        validate: Option<String>,
+    },
+    CreateDir {
+        path: PathBuf,
+        attrs: Attrs,
+    },
+    /// Create (or replace, if `replace`) a symbolic link.
+    Symlink {
+        path: PathBuf,
+        target: String,
+        replace: bool,
+    },
+    HardLink {
+        path: PathBuf,
+        target: PathBuf,
+        replace: bool,
+    },
+    /// Remove a file, link or (recursively) a directory.
+    Remove {
+        path: PathBuf,
+    },
+    SetMode {
+        path: PathBuf,
+        from: u32,
+        to: u32,
+    },
+    SetOwner {
+        path: PathBuf,
+        from: (u32, u32),
+        to: (u32, u32),
+    },
+    /// Create the file if missing and/or update its times.
+    Touch {
+        path: PathBuf,
+        create: bool,
+        attrs: Attrs,
+    },
+    /// Run a command (`command`/`shell`).
+    Run {
+        command: String,
+    },
+}
+
+impl Change {
+    /// One line for humans (`--diff`, status, logs).
+    pub fn describe(&self) -> String {
+        match self {
+            Change::WriteFile { path, before, .. } => match before {
+                Some(_) => format!("update {}", path.display()),
+                None => format!("write {}", path.display()),
+            },
+            Change::CreateDir { path, .. } => format!("create directory {}", path.display()),
+            Change::Symlink { path, target, .. } => {
+                format!("link {} -> {}", path.display(), target)
+            }
+            Change::HardLink { path, target, .. } => {
+                format!("hard link {} => {}", path.display(), target.display())
+            }
+            Change::Remove { path } => format!("remove {}", path.display()),
+            Change::SetMode { path, from, to } => {
+                format!("mode of {} {:04o} -> {:04o}", path.display(), from, to)
+            }
+            Change::SetOwner { path, from, to } => format!(
+                "owner of {} {}:{} -> {}:{}",
+                path.display(),
+                from.0,
+                from.1,
+                to.0,
+                to.1
+            ),
+            Change::Touch { path, create, .. } => {
+                if *create {
+                    format!("create {}", path.display())
+                } else {
+                    format!("touch {}", path.display())
+                }
+            }
+            Change::Run { command } => format!("run {command}"),
+        }
+    }
+
+    /// Before/after text for `--diff`, when the change is to a file's content.
+    pub fn diff(&self) -> Option<(PathBuf, String, String)> {
+        match self {
+            Change::WriteFile {
+                path,
+                content,
+                before,
+                ..
+            } => {
+                let after = String::from_utf8_lossy(content).into_owned();
+                let before = before
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                Some((path.clone(), before, after))
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,562 @@
+//! Expected values come from ansible-core 2.19 (`ansible-playbook` with `debug: msg=...`).
+
+use super::*;
+
+fn json(j: serde_json::Value) -> Value {
+    Value::from(minijinja::value::Serde(j))
+}
+
+fn vars() -> Value {
+    json(serde_json::json!({
+        "root": "/srv",
+        "name": "web",
+        "port": 8080,
+        "list": [1, 2, 3],
+        "d": {"a": 1, "b": 2},
+        "r": {"changed": true, "failed": false},
+        "s": {"skipped": true, "changed": false},
+        "f": {"failed": true, "changed": true},
+        "t": true,
+        "empty": "",
+        "nothing": null,
+        "yes_str": "yes",
+        "users": [{"name": "a", "admin": true}, {"name": "b", "admin": false}],
+    }))
+}
+
+/// Renders a template and prints the result as Ansible's debug would show a string.
+fn r(t: &str) -> String {
+    let v = Templar::new()
+        .render_str(t, &vars())
+        .unwrap_or_else(|e| panic!("{t}: {e}"));
+    pyrepr::py_str(&v)
+}
+
+fn e(t: &str) -> String {
+    match Templar::new().render_str(t, &vars()) {
+        Ok(v) => panic!("{t}: expected an error, got {v:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn b(expr: &str) -> bool {
+    Templar::new()
+        .eval_bool(expr, &vars())
+        .unwrap_or_else(|e| panic!("{expr}: {e}"))
+}
+
+#[test]
+fn plain_strings_untouched() {
+    let t = Templar::new();
+    assert_eq!(
+        t.render_str("hello", &vars()).unwrap(),
+        Value::from("hello")
+    );
+    assert_eq!(
+        t.render_str("a { b } %", &vars()).unwrap(),
+        Value::from("a { b } %")
+    );
+    assert!(Templar::is_template("x{{y}}"));
+    assert!(Templar::is_template("{% if %}"));
+    assert!(Templar::is_template("{# c #}"));
+    assert!(!Templar::is_template("{ x }"));
+}
+
+#[test]
+fn native_values() {
+    let t = Templar::new();
+    let v = t.render_str("{{ list }}", &vars()).unwrap();
+    assert_eq!(v.kind(), minijinja::value::ValueKind::Seq);
+    assert_eq!(
+        t.render_str("{{ port }}", &vars()).unwrap(),
+        Value::from(8080)
+    );
+    assert_eq!(
+        t.render_str("{{port}}", &vars()).unwrap(),
+        Value::from(8080)
+    );
+    assert_eq!(
+        t.render_str("{{- port -}}", &vars()).unwrap(),
+        Value::from(8080)
+    );
+    let d = t.render_str("{{ d }}", &vars()).unwrap();
+    assert_eq!(d.kind(), minijinja::value::ValueKind::Map);
+    assert_eq!(t.render_str("{{ t }}", &vars()).unwrap(), Value::from(true));
+    assert!(t.render_str("{{ nothing }}", &vars()).unwrap().is_none());
+    // Ansible: text around the expression (even whitespace) makes a string.
+    assert_eq!(
+        t.render_str(" {{ 1 }} ", &vars()).unwrap(),
+        Value::from(" 1 ")
+    );
+    assert_eq!(
+        t.render_str("{{ root }}/x", &vars()).unwrap(),
+        Value::from("/srv/x")
+    );
+    assert_eq!(
+        t.render_str("{{ name }}-{{ port }}", &vars()).unwrap(),
+        Value::from("web-8080")
+    );
+    assert_eq!(r("{{ 4 / 2 }}"), "2.0");
+}
+
+#[test]
+fn python_str_formatting() {
+    assert_eq!(r("a{{ none }}b"), "ab");
+    assert_eq!(r("a{{ true }}b{{ false }}"), "aTruebFalse");
+    assert_eq!(
+        r("a{{ [1,'x',true,none,1.5] }}b"),
+        "a[1, 'x', True, None, 1.5]b"
+    );
+    assert_eq!(r("a{{ {'k': 1, 'b': 'x'} }}b"), "a{'k': 1, 'b': 'x'}b");
+    assert_eq!(r("a{{ 2.0 }}b{{ 1/3 }}"), "a2.0b0.3333333333333333");
+    assert_eq!(
+        r("x{{ 1e20 }}x{{ 1.5e-7 }}x{{ 100.0 }}x{{ 12345678901234567.0 }}x{{ 0.1+0.2 }}"),
+        "x1e+20x1.5e-07x100.0x1.2345678901234568e+16x0.30000000000000004"
+    );
+    assert_eq!(
+        r("{{ ['a', \"b'c\", 'd\"e'] | string }}"),
+        "['a', \"b'c\", 'd\"e']"
+    );
+}
+
+#[test]
+fn text_rendering() {
+    let t = Templar::new();
+    assert_eq!(
+        t.render_str("{{ 'a' }}\n", &vars()).unwrap(),
+        Value::from("a\n")
+    );
+    assert_eq!(
+        t.render_str("{% if true %}\nX\n{% endif %}\nY", &vars())
+            .unwrap(),
+        Value::from("X\nY")
+    );
+    let body = "port={{ port }}\n{% for i in list %}\n  - {{ i }}\n{% endfor %}\nend\n";
+    assert_eq!(
+        t.render_text(body, &vars()).unwrap(),
+        "port=8080\n  - 1\n  - 2\n  - 3\nend\n"
+    );
+    assert_eq!(
+        t.render_text("no template\n", &vars()).unwrap(),
+        "no template\n"
+    );
+    // a source whose text ends like an html file name must not be auto-escaped
+    assert_eq!(
+        t.render_text("{{ '<b>' }} index.html", &vars()).unwrap(),
+        "<b> index.html"
+    );
+    // lstrip_blocks is off
+    assert_eq!(
+        t.render_text("  {% if true %}x{% endif %}\n", &vars())
+            .unwrap(),
+        "  x"
+    );
+}
+
+#[test]
+fn undefined_handling() {
+    let msg = e("{{ foo }}");
+    assert!(msg.contains("foo"), "{msg}");
+    assert!(e("x{{ foo }}").contains("undefined"));
+    e("{{ foo | upper }}");
+    e("{% for i in foo %}{{ i }}{% endfor %}");
+    e("{% if foo %}a{% else %}b{% endif %}");
+    e("{{ d.missing }}");
+    assert_eq!(r("{{ foo.bar is defined }}"), "False");
+    assert_eq!(r("{{ foo.bar | default('x') }}"), "x");
+    assert_eq!(r("{{ foo['bar'].baz | default('x') }}"), "x");
+    assert_eq!(r("{{ foo is undefined }}"), "True");
+    assert_eq!(r("{{ d.missing is defined }}"), "False");
+    assert_eq!(r("{{ d.a is defined }}"), "True");
+    assert_eq!(r("{{ d.missing | default(5) }}"), "5");
+    assert_eq!(r("{{ foo | d('z') }}"), "z");
+}
+
+#[test]
+fn syntax_errors() {
+    let t = Templar::new();
+    let err = t.check_syntax("{{ foo ").unwrap_err().to_string();
+    assert!(err.contains("syntax error"), "{err}");
+    let err = t
+        .check_syntax("a\nb\n{% if x %}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("line"), "{err}");
+    assert!(t.check_syntax("{{ foo | default('x') }}").is_ok());
+    assert!(t.check_syntax("plain").is_ok());
+    assert!(t.check_expr_syntax("x is defined and y | bool").is_ok());
+    assert!(t.check_expr_syntax("x ==").is_err());
+    assert!(t.check_expr_syntax("{{ x }}").is_ok());
+    assert!(t.render_str("{{ 1 + }}", &vars()).is_err());
+}
+
+#[test]
+fn eval_bool_and_expr() {
+    assert!(b("t"));
+    assert!(b("port == 8080"));
+    assert!(!b("port > 9000"));
+    assert!(b("foo is not defined"));
+    assert!(b("foo.bar is undefined"));
+    assert!(b("d.a is defined and d.a == 1"));
+    assert!(b("'1' in ['1']"));
+    assert!(!b("empty"));
+    assert!(!b("nothing"));
+    assert!(b("yes_str | bool"));
+    assert!(b("true"));
+    assert!(b("True"));
+    assert!(b("yes"));
+    assert!(!b("False"));
+    assert!(!b("no"));
+    assert!(b("{{ port == 8080 }}"));
+    assert!(!b("{{ 'False' }}"));
+    assert!(!b("{{ 'no' }}"));
+    assert!(b("r is changed"));
+    let t = Templar::new();
+    assert!(t.eval_bool("foo", &vars()).is_err());
+    assert!(t.eval_bool("foo and true", &vars()).is_err());
+    assert_eq!(
+        t.eval_expr("list | length", &vars()).unwrap(),
+        Value::from(3)
+    );
+    assert!(t.eval_expr("nope", &vars()).is_err());
+}
+
+#[test]
+fn render_value_recursive() {
+    let t = Templar::new();
+    let v = json(serde_json::json!({
+        "path": "{{ root }}/etc",
+        "{{ name }}_key": ["{{ port }}", "x", {"n": "{{ list }}"}],
+        "plain": 5,
+    }));
+    let out = t.render_value(&v, &vars()).unwrap();
+    assert_eq!(out.get_attr("path").unwrap(), Value::from("/srv/etc"));
+    let l = out.get_attr("web_key").unwrap();
+    assert_eq!(l.get_item(&Value::from(0)).unwrap(), Value::from(8080));
+    let n = l.get_item(&Value::from(2)).unwrap().get_attr("n").unwrap();
+    assert_eq!(n.len(), Some(3));
+    assert_eq!(out.get_attr("plain").unwrap(), Value::from(5));
+}
+
+#[test]
+fn omit_global() {
+    assert_eq!(r("{{ omit }}"), OMIT);
+}
+
+#[test]
+fn filter_default_bool_int_float() {
+    assert_eq!(
+        r("{{ '' | default('d', true) }}|{{ 0 | d('z') }}|{{ none | default('n') }}"),
+        "d|0|"
+    );
+    assert_eq!(r("{{ [] | default(['x'], true) }}"), "['x']");
+    assert_eq!(r("{{ '' | default('d', boolean=true) }}"), "d");
+    assert_eq!(
+        r("{{ ['yes','No','on','OFF','true','False','1','0','y','n','t','f', 1, 0, 'foo', none, 2, '2', ''] | map('bool') | list }}"),
+        "[True, False, True, False, True, False, True, False, False, False, False, False, True, False, False, False, False, False, False]"
+    );
+    assert_eq!(
+        r("{{ ['12', 'abc', '3.7', 4.9, ' 5 ', '0x1F', true, '-3', '1e3'] | map('int') | list }}"),
+        "[12, 0, 3, 4, 5, 0, 1, -3, 1000]"
+    );
+    assert_eq!(
+        r("{{ '0x1F' | int(base=16) }} {{ 'ff' | int(0, 16) }} {{ 'zz' | int(7) }}"),
+        "31 255 7"
+    );
+    assert_eq!(
+        r("{{ 2.5 | int }} {{ '  7\n' | int }} {{ '+3' | int }} {{ '1_000' | int }}"),
+        "2 7 3 1000"
+    );
+    assert_eq!(
+        r("{{ ['1.5', 'x', 2, '3', true] | map('float') | list }}"),
+        "[1.5, 0.0, 2.0, 3.0, 1.0]"
+    );
+}
+
+#[test]
+fn filter_strings() {
+    assert_eq!(
+        r("{{ [1, true, none, [1,'a'], {'a':1}] | map('string') | list }}"),
+        "['1', 'True', 'None', \"[1, 'a']\", \"{'a': 1}\"]"
+    );
+    assert_eq!(r("{{ [1, true, 'a'] | join(',') }}"), "1,True,a");
+    assert_eq!(
+        r("{{ ['a', 'b'] | join }}|{{ 'abc' | join('-') }}"),
+        "ab|a-b-c"
+    );
+    assert_eq!(r("{{ 'aaa' | replace('a', 'b', 2) }}"), "bba");
+    assert_eq!(r("{{ 'AbC' | lower }} {{ 'AbC' | upper }}"), "abc ABC");
+    assert_eq!(r("[{{ '  a b  ' | trim }}]"), "[a b]");
+    assert_eq!(
+        r("{{ \"it's\" | quote }} {{ 'abc' | quote }} {{ '' | quote }} {{ 'a b' | quote }} {{ 'a-b_c/d.e:f=g@h%+,' | quote }}"),
+        "'it'\"'\"'s' abc '' 'a b' a-b_c/d.e:f=g@h%+,"
+    );
+    assert_eq!(
+        r("{{ 'hello' | b64encode }} {{ 'aGVsbG8=' | b64decode }}"),
+        "aGVsbG8= hello"
+    );
+    assert_eq!(
+        r("{{ '/etc/x/y.conf' | basename }} {{ '/etc/x/y.conf' | dirname }} {{ 'y' | dirname }} {{ '/etc/' | basename }}"),
+        "y.conf /etc/x  "
+    );
+    assert_eq!(r("{{ '/x' | dirname }}"), "/");
+    assert_eq!(r("{{ 'a,b'.split(',') }} {{ 'abc'.startswith('a') }} {{ ' x '.strip() }} {{ 'ab'.upper() }}"), "['a', 'b'] True x AB");
+    assert_eq!(
+        r("{{ 'a b  c'.split() }} {{ 'a=b=c'.split('=', 1) }}"),
+        "['a', 'b', 'c'] ['a', 'b=c']"
+    );
+    assert_eq!(
+        r("{{ d.items() | list }} {{ d.keys() | list }} {{ d.get('zz', 3) }}"),
+        "[['a', 1], ['b', 2]] ['a', 'b'] 3"
+    );
+    assert_eq!(r("{{ 1 | type_debug }} {{ 'a' | type_debug }} {{ [] | type_debug }} {{ none | type_debug }}"), "int str list NoneType");
+}
+
+#[test]
+fn filter_regex() {
+    assert_eq!(
+        r(r"{{ 'hello world' | regex_replace('(\\w+) (?P<second>\\w+)', '\\2-\\g<second>-\\1') }}"),
+        "world-world-hello"
+    );
+    assert_eq!(
+        r("{{ 'aaa' | regex_replace('a', 'b') }} {{ 'ABC' | regex_replace('b', 'x', ignorecase=true) }} {{ 'a\nb' | regex_replace('^b', 'X', multiline=true) }}"),
+        "bbb AxC a\nX"
+    );
+    assert_eq!(
+        r(r"{{ 'abc' | regex_replace('(b)', '[\\1]') }}|{{ 'abc' | regex_replace('x*', '-') }}"),
+        "a[b]c|-a-b-c-"
+    );
+    assert_eq!(r("{{ 'a$b' | regex_replace('\\\\$', '$$') }}"), "a$$b");
+    assert_eq!(r("{{ 'foo123bar' | regex_search('[0-9]+') }}"), "123");
+    let t = Templar::new();
+    assert!(t
+        .render_str("{{ 'foo' | regex_search('[0-9]+') }}", &vars())
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        r(
+            r"{{ 'foo123bar456' | regex_search('(?P<n>[0-9]+)bar([0-9]+)', '\\1', '\\g<n>', '\\2') }}"
+        ),
+        "['123', '123', '456']"
+    );
+    assert_eq!(
+        r("{{ 'a1b22c333' | regex_findall('[0-9]+') }}"),
+        "['1', '22', '333']"
+    );
+    assert_eq!(
+        r(r"{{ 'k1=v1 k2=v2' | regex_findall('(\\w+)=(\\w+)') }}"),
+        "[['k1', 'v1'], ['k2', 'v2']]"
+    );
+    assert_eq!(r(r"{{ 'k1=v1' | regex_findall('(\\w+)=\\w+') }}"), "['k1']");
+    assert_eq!(r("{{ 'a.b' | regex_escape }}"), "a\\.b");
+}
+
+#[test]
+fn filter_json() {
+    assert_eq!(
+        r("{{ {'b': 1, 'a': [1, 'x', none, true], 'c': 'é'} | to_json }}"),
+        "{\"b\": 1, \"a\": [1, \"x\", null, true], \"c\": \"\\u00e9\"}"
+    );
+    assert_eq!(
+        r("{{ {'b': 1, 'a': [1, 'x', none, true], 'c': {'z': 1, 'y': {}} , 'd': []} | to_nice_json }}"),
+        "{\n    \"a\": [\n        1,\n        \"x\",\n        null,\n        true\n    ],\n    \"b\": 1,\n    \"c\": {\n        \"y\": {},\n        \"z\": 1\n    },\n    \"d\": []\n}"
+    );
+    assert_eq!(
+        r("{{ {'z': 1, 'a': 'é'} | to_json(sort_keys=true) }}|{{ [] | to_nice_json }}|{{ 1.0 | to_json }}|{{ 1e20 | to_json }}"),
+        "{\"a\": \"\\u00e9\", \"z\": 1}|[]|1.0|1e+20"
+    );
+    assert_eq!(
+        r("{{ ('{\"a\": [1, 2.5, null, true]}' | from_json).a }}"),
+        "[1, 2.5, None, True]"
+    );
+}
+
+#[test]
+fn filter_yaml() {
+    assert_eq!(
+        r("{{ {'b': 1, 'a': [1, 'x', none, true], 'c': {'z': 1, 'y': 'yes'}} | to_yaml }}"),
+        "a: [1, x, null, true]\nb: 1\nc: {y: 'yes', z: 1}\n"
+    );
+    assert_eq!(
+        r("{{ {'b': 1, 'a': [1, 'x', none, true, {'k': 'v', 'l': [1,2]}], 'c': {'z': 1.5, 'y': 'yes', 'e': '', 'n': '123', 'w': 'a: b', 'm': 'line1\nline2', 'q': \"it's\"}, 'd': [], 'f': {}} | to_nice_yaml }}"),
+        "a:\n- 1\n- x\n- null\n- true\n-   k: v\n    l:\n    - 1\n    - 2\nb: 1\nc:\n    e: ''\n    m: 'line1\n\n        line2'\n    n: '123'\n    q: it's\n    w: 'a: b'\n    y: 'yes'\n    z: 1.5\nd: []\nf: {}\n"
+    );
+    assert_eq!(
+        r("{{ [1, 'a', [2, 3], {'x': 1}] | to_nice_yaml }}"),
+        "- 1\n- a\n-   - 2\n    - 3\n-   x: 1\n"
+    );
+    assert_eq!(
+        r("{{ 'abc' | to_nice_yaml }}|{{ 5 | to_nice_yaml }}"),
+        "abc\n|5\n"
+    );
+    assert_eq!(
+        r("{{ [[1,2],[]] | to_yaml }}|{{ 'abc' | to_yaml }}|{{ [] | to_nice_yaml }}|{{ {} | to_nice_yaml }}|{{ none | to_nice_yaml }}"),
+        "- [1, 2]\n- []\n|abc\n|[]\n|{}\n|null\n"
+    );
+    assert_eq!(
+        r("{{ {'a': {'b': {'c': [1]}}} | to_nice_yaml(indent=2) }}"),
+        "a:\n  b:\n    c:\n    - 1\n"
+    );
+    let long = "aaaa bbbb cccc dddd eeee ffff gggg hhhh iiii jjjj kkkk llll mmmm nnnn oooo pppp qqqq rrrr ssss tttt uuuu";
+    assert_eq!(
+        r(&format!("{{{{ '{long}' | to_nice_yaml }}}}")),
+        "aaaa bbbb cccc dddd eeee ffff gggg hhhh iiii jjjj kkkk llll mmmm nnnn oooo pppp qqqq\n    rrrr ssss tttt uuuu\n"
+    );
+    assert_eq!(
+        r(&format!("{{{{ {{'k': '{long}'}} | to_nice_yaml }}}}")),
+        "k: aaaa bbbb cccc dddd eeee ffff gggg hhhh iiii jjjj kkkk llll mmmm nnnn oooo pppp\n    qqqq rrrr ssss tttt uuuu\n"
+    );
+    // quoting rules (PyYAML's analysis and YAML 1.1 implicit types)
+    let y = r#"{{ {'s1': 'true', 's2': 'null', 's3': '~', 's4': '1.0', 's5': '-x', 's6': 'x:', 's7': '#x', 's8': ' lead', 's9': 'trail ', 's10': 'é ü', 's11': 'a	b', 's12': '@at', 's13': 'a #b', 's14': 'on', 's15': '0o17', 's16': '1_000', 's20': "a'b\"c", 's21': 'x\ny\n', 's22': '2024-01-01', 's23': '- a', 's26': 'a,b', 's28': '0777', 's29': '1e3', 's30': '.inf', 's31': 'NO', 's35': 'a\\b', 'n2': -0.5, 'n3': 1000000, 'b1': false} | to_nice_yaml }}"#;
+    assert_eq!(
+        r(y),
+        "b1: false\nn2: -0.5\nn3: 1000000\ns1: 'true'\ns10: é ü\ns11: \"a\\tb\"\ns12: '@at'\ns13: 'a #b'\ns14: 'on'\ns15: 0o17\ns16: '1_000'\ns2: 'null'\ns20: a'b\"c\ns21: 'x\n\n    y\n\n    '\ns22: '2024-01-01'\ns23: '- a'\ns26: a,b\ns28: '0777'\ns29: 1e3\ns3: '~'\ns30: '.inf'\ns31: 'NO'\ns35: a\\b\ns4: '1.0'\ns5: -x\ns6: 'x:'\ns7: '#x'\ns8: ' lead'\ns9: 'trail '\n"
+    );
+    assert_eq!(
+        r("{{ ('a: 1\nb: [x, y]\nc:\n  d: yes\n' | from_yaml) }}"),
+        "{'a': 1, 'b': ['x', 'y'], 'c': {'d': True}}"
+    );
+    assert_eq!(
+        r("{{ ('- 0x10\n- 1.5\n- ~\n- \"yes\"\n- 010' | from_yaml) }}"),
+        "[16, 1.5, None, 'yes', 8]"
+    );
+}
+
+#[test]
+fn filter_dicts_and_lists() {
+    assert_eq!(
+        r("{{ {'a': {'x': 1, 'y': 2}, 'b': 1} | combine({'a': {'y': 3}}, {'c': 4}) }}"),
+        "{'a': {'y': 3}, 'b': 1, 'c': 4}"
+    );
+    assert_eq!(
+        r("{{ {'a': {'x': 1, 'y': 2}, 'b': 1} | combine({'a': {'y': 3}}, recursive=true) }}"),
+        "{'a': {'x': 1, 'y': 3}, 'b': 1}"
+    );
+    assert_eq!(
+        r("{{ {} | combine([{'a': 1}, {'b': 2}]) }}"),
+        "{'a': 1, 'b': 2}"
+    );
+    assert_eq!(
+        r("{{ {'a': 1, 'b': 2} | dict2items }} {{ {'a': 1} | dict2items(key_name='k', value_name='v') }}"),
+        "[{'key': 'a', 'value': 1}, {'key': 'b', 'value': 2}] [{'k': 'a', 'v': 1}]"
+    );
+    assert_eq!(
+        r("{{ [{'key': 'a', 'value': 1}] | items2dict }} {{ [{'k': 'a', 'v': 1}] | items2dict(key_name='k', value_name='v') }}"),
+        "{'a': 1} {'a': 1}"
+    );
+    assert_eq!(r("{{ true | ternary('y', 'n') }} {{ none | ternary('y', 'n', 'null') }} {{ 0 | ternary('y', 'n') }}"), "y null n");
+    assert_eq!(r("{{ [1, 2, 1, 'a', 'a'] | unique }}"), "[1, 2, 'a']");
+    assert_eq!(
+        r("{{ [1,2] | length }} {{ 'abc' | count }} {{ {'a':1} | length }}"),
+        "2 3 1"
+    );
+    assert_eq!(
+        r("{{ [1,2,3] | first }} {{ [1,2,3] | last }} {{ 'abc' | first }}"),
+        "1 3 a"
+    );
+    assert_eq!(
+        r("{{ [3,1,2] | sort }} {{ ['b','A','a'] | sort }} {{ [{'n': 2}, {'n': 1}] | sort(attribute='n') }}"),
+        "[1, 2, 3] ['A', 'a', 'b'] [{'n': 1}, {'n': 2}]"
+    );
+    assert_eq!(r("{{ 'ab' | list }}"), "['a', 'b']");
+    assert_eq!(
+        r("{{ [1,2,3,4] | select('even') | list }} {{ [1,2,3] | reject('odd') | list }} {{ [{'a':1,'n':'x'},{'a':0,'n':'y'}] | selectattr('a') | map(attribute='n') | list }} {{ [{'a':1},{'a':0}] | rejectattr('a', 'equalto', 0) | list }}"),
+        "[2, 4] [2] ['x'] [{'a': 1}]"
+    );
+    assert_eq!(
+        r("{{ users | selectattr('admin') | map(attribute='name') | join(',') }}"),
+        "a"
+    );
+    assert_eq!(
+        r("{{ [1, [2, [3, [4]]]] | flatten }} {{ [1, [2, [3, [4]]]] | flatten(levels=1) }} {{ [1, none, [2]] | flatten }}"),
+        "[1, 2, 3, 4] [1, 2, [3, [4]]] [1, 2]"
+    );
+    assert_eq!(
+        r("{{ [3,1,2] | min }} {{ [3,1,2] | max }} {{ [1,2,3] | sum }} {{ [1.5, 2] | sum }}"),
+        "1 3 6 3.5"
+    );
+    assert_eq!(
+        r("{{ [1,2] | zip(['a','b']) | list }}"),
+        "[[1, 'a'], [2, 'b']]"
+    );
+    assert_eq!(
+        r("{{ -3 | abs }} {{ 2.567 | round(2) }} {{ 2.5 | round }} {{ 3.5 | round }} {{ 2.1 | round(0, 'ceil') }} {{ 7 | round }}"),
+        "3 2.57 2.0 4.0 3.0 7"
+    );
+    assert_eq!(r("{{ range(3) | list }}"), "[0, 1, 2]");
+    assert_eq!(r("{{ [1,2] | union([2,3]) }} {{ [1,2] | intersect([2,3]) }} {{ [1,2] | difference([2,3]) }} {{ [1,2] | symmetric_difference([2,3]) }}"), "[1, 2, 3] [2] [1] [1, 3]");
+}
+
+#[test]
+fn filter_mandatory() {
+    assert_eq!(
+        e("{{ foo | mandatory }}"),
+        "Mandatory variable 'foo' not defined."
+    );
+    assert_eq!(e("{{ foo | mandatory('give foo') }}"), "give foo");
+    assert_eq!(r("{{ port | mandatory }}"), "8080");
+}
+
+#[test]
+fn tests_results_and_types() {
+    assert_eq!(
+        r("{{ r is changed }} {{ r is failed }} {{ r is succeeded }} {{ r is success }} {{ r is skipped }} {{ s is skipped }}"),
+        "True False True True False True"
+    );
+    assert!(b("f is failed and f is not succeeded"));
+    assert_eq!(
+        r("{{ 1 in [1] }} {{ 'a' is string }} {{ 1 is number }} {{ {} is mapping }} {{ [] is sequence }} {{ 'a' is sequence }} {{ 'a' is iterable }} {{ 0 is falsy }} {{ 'x' is truthy }} {{ none is none }} {{ 1 is in([1,2]) }}"),
+        "True True True True True True True True True True True"
+    );
+    assert!(b("d is defined and nothing is none"));
+}
+
+#[test]
+fn tests_version() {
+    assert_eq!(
+        r("{{ '1.10' is version('1.9', '>') }} {{ '1.2.3' is version('1.2.3', 'eq') }} {{ '1.2' is version('1.2.0', '<') }} {{ '2.0a' is version('2.0', '>') }} {{ '1.2.3' is version('1.3', 'lt') }} {{ '1.0' is version('1.0') }} {{ '1.2.3' is version_compare('1.2', '>=') }} {{ '5.4.0-150-generic' is version('5.4', '>') }} {{ 'a' is version('b', '<') }} {{ '1.0' is version('1.0', '==') }} {{ '1.0.0' is version('1.0', '==') }}"),
+        "True True True True True True True True True True False"
+    );
+    for op in ["<", "lt", "<=", "le", "!=", "<>", "ne"] {
+        assert!(b(&format!("'1.2' is version('1.10', '{op}')")), "{op}");
+    }
+    for op in [">", "gt", ">=", "ge", "==", "=", "eq"] {
+        assert!(!b(&format!("'1.2' is version('1.10', '{op}')")), "{op}");
+    }
+    assert_eq!(r("{{ '1.2.3' | version_compare('1.2', '>=') }}"), "True");
+    assert!(b("12 is version('9', '>')"));
+}
+
+#[test]
+fn tests_regex_and_paths() {
+    assert_eq!(
+        r("{{ 'abc' is match('b') }} {{ 'abc' is search('b') }} {{ 'abc' is regex('^a') }} {{ 'ABC' is search('b', ignorecase=true) }}"),
+        "False True True True"
+    );
+    assert!(b("'abc' is match('a.c')"));
+    assert_eq!(
+        r("{{ '/etc' is directory }} {{ '/etc/passwd' is file }} {{ '/nonexist' is exists }} {{ '/etc' is link }} {{ '/proc/self' is link }}"),
+        "True True False False True"
+    );
+    assert!(b("'/etc' is exists"));
+}
+
+#[test]
+fn performance_smoke() {
+    let t = Templar::new();
+    let v = vars();
+    // warm the caches
+    t.render_str("{{ root }}/x", &v).unwrap();
+    t.render_str("{{ port }}", &v).unwrap();
+    let start = std::time::Instant::now();
+    for _ in 0..1000 {
+        t.render_str("plain string", &v).unwrap();
+        t.render_str("{{ root }}/x", &v).unwrap();
+        t.render_str("{{ port }}", &v).unwrap();
+        t.eval_bool("port == 8080 and t", &v).unwrap();
+    }
+    let el = start.elapsed();
+    // generous bound (debug build, shared machine): 4000 operations
+    eprintln!("4000 template operations: {el:?}");
+    assert!(el.as_millis() < 2000, "{el:?}");
+}

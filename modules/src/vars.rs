@@ -1,0 +1,166 @@
+//! The variables a task sees: layers merged by Ansible's precedence, with templates inside
+//! variables rendered lazily, when a variable is used (so `a: "{{ b }}"` sees the final `b`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use indexmap::IndexMap;
+use minijinja::value::{Enumerator, Object, ObjectRepr};
+use minijinja::Value;
+
+use crate::template::Templar;
+
+/// One task's view of its variables. Cheap to build: values are shared, not copied.
+#[derive(Debug)]
+pub struct Scope {
+    vars: IndexMap<String, Value>,
+    templar: Arc<Templar>,
+    cache: Mutex<HashMap<String, Value>>,
+    resolving: Mutex<Vec<String>>,
+    /// The first error met while rendering a variable: `get_value` cannot return errors, so
+    /// the engine reports this one instead of the plain "undefined" that follows.
+    error: Mutex<Option<String>>,
+}
+
+impl Scope {
+    /// Merges `layers`, lowest precedence first.
+    pub fn new<'a>(templar: Arc<Templar>, layers: impl IntoIterator<Item = &'a IndexMap<String, Value>>) -> Scope {
+        let mut vars = IndexMap::new();
+        for layer in layers {
+            for (k, v) in layer {
+                vars.insert(k.clone(), v.clone());
+            }
+        }
+        Scope {
+            vars,
+            templar,
+            cache: Mutex::new(HashMap::new()),
+            resolving: Mutex::new(Vec::new()),
+            error: Mutex::new(None),
+        }
+    }
+
+    pub fn into_value(self) -> (Value, Arc<Scope>) {
+        let arc = Arc::new(self);
+        (Value::from_dyn_object(arc.clone()), arc)
+    }
+
+    pub fn take_error(&self) -> Option<String> {
+        self.error.lock().ok()?.take()
+    }
+}
+
+/// A mapping value with its keys in the given order. (`Value::from_iter` of pairs makes a list
+/// of pairs, not a mapping.)
+pub fn map_value<K: Into<Value>>(pairs: impl IntoIterator<Item = (K, Value)>) -> Value {
+    Value::from(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v))
+            .collect::<IndexMap<Value, Value>>(),
+    )
+}
+
+/// True when a string anywhere inside `v` holds a template.
+pub fn has_template(v: &Value) -> bool {
+    if let Some(s) = v.as_str() {
+        return Templar::is_template(s);
+    }
+    match v.kind() {
+        minijinja::value::ValueKind::Seq | minijinja::value::ValueKind::Map => {
+            if let Ok(iter) = v.try_iter() {
+                for item in iter {
+                    if has_template(&item) {
+                        return true;
+                    }
+                    if v.kind() == minijinja::value::ValueKind::Map {
+                        if let Ok(inner) = v.get_item(&item) {
+                            if has_template(&inner) {
+                                return true;
+                            }
+                        }
+                    }
+                }
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
+impl Object for Scope {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let name = key.as_str()?;
+        let raw = self.vars.get(name)?;
+        if !has_template(raw) {
+            return Some(raw.clone());
+        }
+        if let Some(v) = self.cache.lock().ok()?.get(name) {
+            return Some(v.clone());
+        }
+        {
+            let mut resolving = self.resolving.lock().ok()?;
+            if resolving.iter().any(|r| r == name) {
+                let mut err = self.error.lock().ok()?;
+                err.get_or_insert_with(|| format!("recursive loop detected in variable `{name}`"));
+                return None;
+            }
+            resolving.push(name.to_string());
+        }
+        let me = Value::from_dyn_object(self.clone());
+        let rendered = self.templar.render_value(raw, &me);
+        if let Ok(mut r) = self.resolving.lock() {
+            r.retain(|x| x != name);
+        }
+        match rendered {
+            Ok(v) => {
+                if let Ok(mut c) = self.cache.lock() {
+                    c.insert(name.to_string(), v.clone());
+                }
+                Some(v)
+            }
+            Err(e) => {
+                if let Ok(mut err) = self.error.lock() {
+                    err.get_or_insert_with(|| format!("variable `{name}`: {e}"));
+                }
+                None
+            }
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.vars.keys().map(|k| Value::from(k.as_str())).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_layers_win_and_templates_resolve_lazily() {
+        let templar = Arc::new(Templar::new());
+        let mut low = IndexMap::new();
+        low.insert("a".to_string(), Value::from("{{ b }}-x"));
+        low.insert("b".to_string(), Value::from("low"));
+        let mut high = IndexMap::new();
+        high.insert("b".to_string(), Value::from("high"));
+        let (v, _) = Scope::new(templar.clone(), [&low, &high]).into_value();
+        let out = templar.render_str("{{ a }}", &v).unwrap();
+        assert_eq!(out.as_str(), Some("high-x"));
+    }
+
+    #[test]
+    fn recursion_is_an_error_not_a_hang() {
+        let templar = Arc::new(Templar::new());
+        let mut vars = IndexMap::new();
+        vars.insert("a".to_string(), Value::from("{{ a }}"));
+        let (v, scope) = Scope::new(templar.clone(), [&vars]).into_value();
+        assert!(templar.render_str("{{ a }}", &v).is_err());
+        assert!(scope.take_error().unwrap().contains("recursive"));
+    }
+}

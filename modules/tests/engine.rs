@@ -1,0 +1,280 @@
+//! Engine semantics on real playbook directories: handlers, blocks, variables, loops,
+//! validation errors. (Module behaviour against ansible-core is in tests/differential.)
+
+use std::path::Path;
+use std::sync::Arc;
+
+use gitops_modules::engine::{Engine, RunOptions};
+use gitops_modules::playbook::Loader;
+use gitops_modules::report::{RunReport, Silent, Status};
+use gitops_modules::source::{DirSource, RepoPath};
+use gitops_modules::template::Templar;
+use minijinja::Value;
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+fn run_with(dir: &Path, root: &Path, check: bool) -> RunReport {
+    let source = DirSource::new(dir).unwrap();
+    let templar = Arc::new(Templar::new());
+    let pb = Loader::new(&source, &templar)
+        .load(&RepoPath::new("site.yml").unwrap(), "testhost")
+        .unwrap_or_else(|e| panic!("load: {e}"));
+    let mut extra = indexmap::IndexMap::new();
+    extra.insert(
+        "root".to_string(),
+        Value::from(root.to_string_lossy().into_owned()),
+    );
+    let opts = RunOptions {
+        check,
+        extra_vars: extra,
+        inventory_hostname: "testhost".into(),
+        ..RunOptions::default()
+    };
+    let mut silent = Silent;
+    Engine::new(templar, &source, opts, &mut silent).run(&pb)
+}
+
+fn run(dir: &Path, root: &Path) -> RunReport {
+    run_with(dir, root, false)
+}
+
+fn names_status(r: &RunReport) -> Vec<(String, Status)> {
+    r.tasks.iter().map(|t| (t.name.clone(), t.status)).collect()
+}
+
+fn load_err(text: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "site.yml", text);
+    let source = DirSource::new(dir.path()).unwrap();
+    let templar = Templar::new();
+    Loader::new(&source, &templar)
+        .load(&RepoPath::new("site.yml").unwrap(), "h")
+        .map(|_| ())
+        .expect_err("should be invalid")
+        .to_string()
+}
+
+#[test]
+fn handlers_run_once_per_flush_in_definition_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "site.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: a
+      copy: {content: "1", dest: "{{ root }}/a"}
+      notify: [second, first]
+    - name: b
+      copy: {content: "2", dest: "{{ root }}/b"}
+      notify: topic
+    - meta: flush_handlers
+    - name: c
+      copy: {content: "3", dest: "{{ root }}/c"}
+      notify: first
+  handlers:
+    - name: first
+      command: /bin/true
+      listen: topic
+    - name: second
+      command: /bin/true
+"#,
+    );
+    let r = run(dir.path(), root.path());
+    let got: Vec<(String, bool)> = r
+        .tasks
+        .iter()
+        .map(|t| (t.name.clone(), t.handler))
+        .collect();
+    let want = [
+        ("a", false),
+        ("b", false),
+        ("first", true),
+        ("second", true),
+        ("c", false),
+        ("first", true),
+    ];
+    assert_eq!(
+        got,
+        want.iter()
+            .map(|(n, h)| (n.to_string(), *h))
+            .collect::<Vec<_>>()
+    );
+    // Second run: nothing changes, so no handler runs.
+    let r2 = run(dir.path(), root.path());
+    assert!(r2.tasks.iter().all(|t| !t.handler && t.status == Status::Ok));
+}
+
+#[test]
+fn block_rescue_always_and_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "site.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - block:
+        - name: boom
+          fail: {msg: broken}
+        - name: never
+          debug: {msg: x}
+      rescue:
+        - name: caught
+          debug: {msg: "{{ ansible_failed_task.name }}"}
+      always:
+        - name: cleanup
+          debug: {msg: y}
+    - name: then this fails
+      command: /bin/false
+    - name: not reached
+      debug: {msg: z}
+"#,
+    );
+    let r = run(dir.path(), root.path());
+    assert_eq!(
+        names_status(&r),
+        vec![
+            ("boom".to_string(), Status::Failed),
+            ("caught".to_string(), Status::Ok),
+            ("cleanup".to_string(), Status::Ok),
+            ("then this fails".to_string(), Status::Failed),
+            ("not reached".to_string(), Status::NotRun),
+        ]
+    );
+    assert!(r.tasks[0].rescued);
+    assert_eq!(r.stats.rescued, 1);
+    assert_eq!(r.stats.failed, 1);
+    assert_eq!(r.stats.not_run, 1);
+}
+
+#[test]
+fn variable_precedence_follows_ansible() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    write(dir.path(), "group_vars/all.yml", "a: group\nb: group\nc: group\n");
+    write(dir.path(), "host_vars/testhost.yml", "a: host\nd: host\n");
+    write(dir.path(), "vars/x.yml", "b: vars_file\n");
+    write(dir.path(), "roles/r/defaults/main.yml", "e: role_default\nd: role_default\n");
+    write(dir.path(), "roles/r/vars/main.yml", "c: role_vars\n");
+    write(
+        dir.path(),
+        "roles/r/tasks/main.yml",
+        "- copy:\n    dest: \"{{ root }}/out\"\n    content: \"{{ a }} {{ b }} {{ c }} {{ d }} {{ e }} {{ f }}\"\n",
+    );
+    write(
+        dir.path(),
+        "site.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  vars: {c: play, f: play}
+  vars_files: [vars/x.yml]
+  roles: [r]
+"#,
+    );
+    let r = run(dir.path(), root.path());
+    assert_eq!(r.stats.failed, 0, "{:?}", r.tasks);
+    let out = std::fs::read_to_string(root.path().join("out")).unwrap();
+    // host_vars beat group_vars; vars_files beat group_vars; role vars beat play vars;
+    // host_vars beat role defaults.
+    assert_eq!(out, "host vars_file role_vars host role_default play");
+}
+
+#[test]
+fn loops_when_register_and_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "site.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: files
+      copy: {content: "{{ thing }}", dest: "{{ root }}/{{ thing }}"}
+      loop: [a, b, c]
+      loop_control: {loop_var: thing}
+      when: thing != 'b'
+      register: made
+    - name: skipped one
+      debug: {msg: never}
+      when: false
+      register: sk
+    - name: check registered
+      assert:
+        that:
+          - made.results | length == 3
+          - made.results[1].skipped
+          - made is changed
+          - sk is skipped
+"#,
+    );
+    let r = run(dir.path(), root.path());
+    assert_eq!(
+        names_status(&r),
+        vec![
+            ("files".to_string(), Status::Changed),
+            ("skipped one".to_string(), Status::Skipped),
+            ("check registered".to_string(), Status::Ok),
+        ],
+        "{:?}",
+        r.tasks
+    );
+    assert!(root.path().join("a").exists());
+    assert!(!root.path().join("b").exists());
+    assert_eq!(r.tasks[0].items.len(), 3);
+}
+
+#[test]
+fn check_mode_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "site.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - copy: {content: "x", dest: "{{ root }}/x"}
+    - file: {path: "{{ root }}/d", state: directory}
+"#,
+    );
+    let r = run_with(dir.path(), root.path(), true);
+    assert_eq!(r.stats.changed, 2, "{:?}", r.tasks);
+    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn validation_names_file_line_and_key() {
+    let e = load_err("- hosts: all\n  tasks:\n    - name: x\n      nosuchmodule: {a: 1}\n");
+    assert!(e.contains("site.yml:4"), "{e}");
+    assert!(e.contains("unsupported module `nosuchmodule`"), "{e}");
+
+    let e = load_err("- hosts: all\n  tasks:\n    - copy:\n        dest: /x\n        bogus: 1\n");
+    assert!(e.contains("site.yml:5"), "{e}");
+    assert!(e.contains("bogus"), "{e}");
+
+    let e = load_err("- hosts: all\n  tasks:\n    - debug: {msg: \"{{ x \"}\n");
+    assert!(e.contains("site.yml:3"), "{e}");
+
+    let e = load_err("- hosts: all\n  bogus_keyword: 1\n  tasks: []\n");
+    assert!(e.contains("site.yml:2") && e.contains("bogus_keyword"), "{e}");
+
+    let e = load_err("- hosts: all\n  tasks:\n    - copy: {dest: /x, content: y}\n      file: {path: /y}\n");
+    assert!(e.contains("conflicting action statements"), "{e}");
+
+    let e = load_err("- hosts: all\n  tasks:\n    - debug: msg=x\n      when: 'a =='\n");
+    assert!(e.contains("site.yml:4"), "{e}");
+}

@@ -1,0 +1,345 @@
+"""Bad input tier (agent only).
+
+Each case builds a small repository in a temp dir, pre-populates a scratch root, runs
+`gitops-agent converge` and asserts:
+  * the exit code (3 = invalid input found at validation, 1 = a task failed at run time),
+  * stderr names the file and the line (and the offending key where there is one),
+  * the scratch root is byte-for-byte as it was (content, modes, owners, mtimes, inodes),
+  * nothing outside the root that the playbook points at was touched.
+
+Every "invalid" case puts a task that WOULD change the root before the bad one, so a
+validate-then-run agent leaves the root alone and a run-as-you-parse agent is caught.
+
+What ansible-core 2.19 does with the same inputs (for the record; the agent is stricter on purpose):
+  * src escaping the repository (../../x, /etc/passwd, a symlink in files/): Ansible copies it.
+  * dest is a symlink to a file outside the root: copy and template REPLACE the link by a regular
+    file (follow=no); lineinfile and blockinfile WRITE THROUGH the link into the outside file;
+    file (mode/owner) follows the link and changes the outside file.
+    The agent must never write through: it either fails clearly or replaces the link.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import subprocess
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+import harness
+from harness import snapshot_exact, tree_diff
+
+PRE = "- name: a change that must not happen before validation fails\n  copy:\n    content: \"changed\\n\"\n    dest: \"{{ root }}/existing.conf\"\n"
+
+
+def _play(tasks: str, head: str = "", pre: bool = True) -> str:
+    """A play whose first task would change the root (when pre) -- so errors that can be found
+    before running anything must be found before running anything."""
+    return ("- hosts: localhost\n  gather_facts: false\n" + head + "  tasks:\n"
+            + textwrap.indent((PRE if pre else "") + tasks, "    "))
+
+
+@dataclass
+class Case:
+    name: str
+    files: dict[str, str]
+    rc: tuple[int, ...]                     # acceptable exit codes
+    file: str                               # file that must be named on stderr
+    line: int | tuple[int, ...] | None      # line(s) that may be named (1-based)
+    keys: tuple[str, ...] = ()              # words that must appear on stderr
+    symlinks: dict[str, str] = field(default_factory=dict)   # repo-relative link -> target ({outside} expanded)
+    root_links: dict[str, str] = field(default_factory=dict)  # root-relative link -> target
+    outside_unchanged: bool = True
+    may_replace_link: str | None = None     # root-relative path that may become a regular file instead
+
+
+def line_of(text: str, needle: str) -> int:
+    for i, l in enumerate(text.splitlines(), 1):
+        if needle in l:
+            return i
+    raise AssertionError(f"{needle!r} not in text")
+
+
+CASES: list[Case] = []
+
+
+def case(**kw):
+    CASES.append(Case(**kw))
+
+
+# --- invalid YAML -------------------------------------------------------------------------------
+_bad_indent = _play('- name: bad indentation\n  copy:\n    content: "x"\n   dest: "{{ root }}/f"\n')
+case(name="yaml-bad-indent", files={"site.yml": _bad_indent}, rc=(3,), file="site.yml",
+     line=(line_of(_bad_indent, "   dest:"), line_of(_bad_indent, "   dest:") - 1,
+           line_of(_bad_indent, "content: \"x\"")))
+
+_colon = _play('- name: restart: nginx\n  debug:\n    msg: hi\n')
+case(name="yaml-colon-in-unquoted-name", files={"site.yml": _colon}, rc=(3,), file="site.yml",
+     line=line_of(_colon, "restart: nginx"))
+
+_unclosed = _play('- name: unclosed quote\n  debug:\n    msg: "oops\n')
+case(name="yaml-unclosed-quote", files={"site.yml": _unclosed}, rc=(3,), file="site.yml",
+     line=tuple(range(line_of(_unclosed, 'msg: "oops'), len(_unclosed.splitlines()) + 2)))
+
+_tabs = "- hosts: localhost\n  tasks:\n\t- debug: msg=tab\n"
+case(name="yaml-tab-indent", files={"site.yml": _tabs}, rc=(3,), file="site.yml", line=3)
+
+_role_bad = "- name: role task\n  copy:\n    content: [unclosed\n    dest: x\n"
+case(name="yaml-invalid-in-role-tasks",
+     files={"site.yml": _play("", head="  roles:\n    - broken\n"),
+            "roles/broken/tasks/main.yml": _role_bad},
+     rc=(3,), file="roles/broken/tasks/main.yml", line=(3, 4, 5))
+
+case(name="yaml-invalid-group-vars",
+     files={"site.yml": _play('- debug: msg={{ gv }}\n'), "group_vars/all.yml": "gv: [1, 2\nother: 3\n"},
+     rc=(3,), file="group_vars/all.yml", line=(1, 2, 3))
+
+# --- unknown module / argument / keyword ---------------------------------------------------------
+_unknown_mod = _play('- name: unknown module\n  frobnicate:\n    path: "{{ root }}/x"\n')
+case(name="unknown-module", files={"site.yml": _unknown_mod}, rc=(3,), file="site.yml",
+     line=(line_of(_unknown_mod, "- name: unknown module"), line_of(_unknown_mod, "frobnicate:")),
+     keys=("frobnicate",))
+
+_unknown_fqcn = _play('- name: unknown fqcn\n  community.general.frobnicate: {}\n')
+case(name="unknown-module-fqcn", files={"site.yml": _unknown_fqcn}, rc=(3,), file="site.yml",
+     line=(line_of(_unknown_fqcn, "- name: unknown fqcn"), line_of(_unknown_fqcn, "frobnicate")),
+     keys=("frobnicate",))
+
+_unknown_in_role = "- name: ok task\n  debug: msg=hi\n\n- name: bad task\n  frobnicate: {}\n"
+case(name="unknown-module-in-role",
+     files={"site.yml": _play("", head="  roles:\n    - r\n"), "roles/r/tasks/main.yml": _unknown_in_role},
+     rc=(3,), file="roles/r/tasks/main.yml", line=(4, 5), keys=("frobnicate",))
+
+_unknown_in_block = _play('- block:\n    - name: fine\n      debug: msg=x\n    - name: nested unknown\n      frobnicate: {}\n')
+case(name="unknown-module-in-block", files={"site.yml": _unknown_in_block}, rc=(3,), file="site.yml",
+     line=(line_of(_unknown_in_block, "- name: nested unknown"), line_of(_unknown_in_block, "frobnicate")),
+     keys=("frobnicate",))
+
+_unknown_in_import = "- name: imported bad\n  frobnicate: {}\n"
+case(name="unknown-module-in-import_tasks",
+     files={"site.yml": _play("- import_tasks: other.yml\n"), "other.yml": _unknown_in_import},
+     rc=(3,), file="other.yml", line=(1, 2), keys=("frobnicate",))
+
+_unknown_arg = _play('- name: unknown argument\n  copy:\n    content: "x"\n    dest: "{{ root }}/f"\n    colour: red\n')
+case(name="unknown-argument", files={"site.yml": _unknown_arg}, rc=(3,), file="site.yml",
+     line=(line_of(_unknown_arg, "- name: unknown argument"), line_of(_unknown_arg, "colour: red"),
+           line_of(_unknown_arg, "  copy:")),
+     keys=("colour",))
+
+_unknown_arg_kv = _play('- name: unknown kv argument\n  file: path={{ root }}/f state=directory colour=red\n')
+case(name="unknown-argument-kv", files={"site.yml": _unknown_arg_kv}, rc=(3,), file="site.yml",
+     line=(line_of(_unknown_arg_kv, "- name: unknown kv"), line_of(_unknown_arg_kv, "colour=red")),
+     keys=("colour",))
+
+_bad_choice = _play('- name: bad state\n  file:\n    path: "{{ root }}/f"\n    state: sideways\n')
+case(name="invalid-argument-value", files={"site.yml": _bad_choice}, rc=(3,), file="site.yml",
+     line=(line_of(_bad_choice, "- name: bad state"), line_of(_bad_choice, "state: sideways"),
+           line_of(_bad_choice, "  file:")),
+     keys=("sideways",))
+
+_missing_req = _play('- name: missing dest\n  copy:\n    content: "x"\n')
+case(name="missing-required-argument", files={"site.yml": _missing_req}, rc=(3,), file="site.yml",
+     line=(line_of(_missing_req, "- name: missing dest"), line_of(_missing_req, "  copy:")),
+     keys=("dest",))
+
+_play_kw = ("- hosts: localhost\n  gather_facts: false\n  colour: red\n  tasks:\n"
+            + textwrap.indent(PRE, "    "))
+case(name="unknown-play-keyword", files={"site.yml": _play_kw}, rc=(3,), file="site.yml",
+     line=(1, line_of(_play_kw, "colour: red")), keys=("colour",))
+
+_task_kw = _play('- name: typo keyword\n  debug: msg=x\n  whenn: true\n')
+case(name="unknown-task-keyword", files={"site.yml": _task_kw}, rc=(3,), file="site.yml",
+     line=(line_of(_task_kw, "- name: typo keyword"), line_of(_task_kw, "whenn")), keys=("whenn",))
+
+_two_mods = _play('- name: two modules\n  copy:\n    content: x\n    dest: "{{ root }}/f"\n  file:\n    path: "{{ root }}/g"\n')
+case(name="task-with-two-modules", files={"site.yml": _two_mods}, rc=(3,), file="site.yml",
+     line=(line_of(_two_mods, "- name: two modules"), line_of(_two_mods, "  copy:"),
+           line_of(_two_mods, "  file:")),
+     keys=("copy", "file"))
+
+_no_mod = _play('- name: no module at all\n  when: true\n')
+case(name="task-without-module", files={"site.yml": _no_mod}, rc=(3,), file="site.yml",
+     line=line_of(_no_mod, "- name: no module at all"))
+
+# --- template errors ----------------------------------------------------------------------------
+_tpl_task = _play('- name: render\n  template:\n    src: t.j2\n    dest: "{{ root }}/out.conf"\n')
+_tpl_task_nopre = _play('- name: render\n  template:\n    src: t.j2\n    dest: "{{ root }}/out.conf"\n', pre=False)
+case(name="template-undefined-variable",
+     files={"site.yml": _tpl_task_nopre, "templates/t.j2": "line one\nline two\nvalue = {{ not_defined_anywhere }}\n"},
+     rc=(1, 3), file="t.j2", line=None, keys=("not_defined_anywhere",))
+
+case(name="template-syntax-error",
+     files={"site.yml": _tpl_task, "templates/t.j2": "a\n{% if x %}\nb\n{% endfor %}\n"},
+     rc=(1, 3), file="t.j2", line=(2, 4, 5))
+
+case(name="template-syntax-error-unclosed",
+     files={"site.yml": _tpl_task, "templates/t.j2": "a\nb = {{ x \nc\n"},
+     rc=(1, 3), file="t.j2", line=(2, 3, 4))
+
+_inline_syntax = _play('- name: inline syntax error\n  copy:\n    content: "{{ foo bar }}"\n    dest: "{{ root }}/f"\n')
+case(name="inline-jinja-syntax-error", files={"site.yml": _inline_syntax}, rc=(1, 3), file="site.yml",
+     line=(line_of(_inline_syntax, "- name: inline syntax"), line_of(_inline_syntax, "foo bar")))
+
+_undef_arg = _play('- name: undefined in args\n  copy:\n    content: x\n    dest: "{{ root }}/{{ nope_undefined }}"\n', pre=False)
+case(name="undefined-variable-in-args", files={"site.yml": _undef_arg}, rc=(1, 3), file="site.yml",
+     line=(line_of(_undef_arg, "- name: undefined in args"), line_of(_undef_arg, "nope_undefined")),
+     keys=("nope_undefined",))
+
+_missing_tpl = _play('- name: missing template\n  template:\n    src: nowhere.j2\n    dest: "{{ root }}/f"\n')
+case(name="template-file-missing", files={"site.yml": _missing_tpl}, rc=(1, 3), file="site.yml",
+     line=(line_of(_missing_tpl, "- name: missing template"), line_of(_missing_tpl, "nowhere.j2")),
+     keys=("nowhere.j2",))
+
+# --- src escaping the repository ----------------------------------------------------------------
+_esc_rel = _play('- name: escape\n  copy:\n    src: ../../secret.txt\n    dest: "{{ root }}/stolen"\n')
+case(name="src-escapes-relative", files={"site.yml": _esc_rel}, rc=(1, 3), file="site.yml",
+     line=(line_of(_esc_rel, "- name: escape"), line_of(_esc_rel, "secret.txt")), keys=("src",))
+
+_esc_rel1 = _play('- name: escape one level\n  copy:\n    src: ../secret.txt\n    dest: "{{ root }}/stolen"\n')
+case(name="src-escapes-relative-one-level", files={"site.yml": _esc_rel1}, rc=(1, 3), file="site.yml",
+     line=(line_of(_esc_rel1, "- name: escape"), line_of(_esc_rel1, "secret.txt")), keys=("src",))
+
+_esc_abs = _play('- name: absolute\n  copy:\n    src: "{{ outside }}/secret.txt"\n    dest: "{{ root }}/stolen"\n', pre=False)
+case(name="src-absolute-outside", files={"site.yml": _esc_abs}, rc=(1, 3), file="site.yml",
+     line=(line_of(_esc_abs, "- name: absolute"), line_of(_esc_abs, "secret.txt")), keys=("src",))
+
+_esc_passwd = _play('- name: passwd\n  copy:\n    src: /etc/passwd\n    dest: "{{ root }}/stolen"\n')
+case(name="src-etc-passwd", files={"site.yml": _esc_passwd}, rc=(1, 3), file="site.yml",
+     line=(line_of(_esc_passwd, "- name: passwd"), line_of(_esc_passwd, "/etc/passwd")), keys=("src",))
+
+_esc_tpl = _play('- name: template escape\n  template:\n    src: ../../secret.txt\n    dest: "{{ root }}/stolen"\n')
+case(name="template-src-escapes", files={"site.yml": _esc_tpl}, rc=(1, 3), file="site.yml",
+     line=(line_of(_esc_tpl, "- name: template escape"), line_of(_esc_tpl, "secret.txt")), keys=("src",))
+
+_esc_link = _play('- name: via symlink\n  copy:\n    src: link.txt\n    dest: "{{ root }}/stolen"\n')
+case(name="src-symlink-in-files-points-outside", files={"site.yml": _esc_link}, rc=(1, 3), file="site.yml",
+     line=(line_of(_esc_link, "- name: via symlink"), line_of(_esc_link, "link.txt")), keys=("link.txt",),
+     symlinks={"files/link.txt": "{outside}/secret.txt"})
+
+case(name="src-symlinked-files-dir-points-outside", files={"site.yml": _play(
+    '- name: via symlinked dir\n  copy:\n    src: sub/secret.txt\n    dest: "{{ root }}/stolen"\n', pre=False)},
+     rc=(1, 3), file="site.yml", line=None, keys=("secret.txt",),
+     symlinks={"files/sub": "{outside}"})
+
+_esc_role = "- name: role escape\n  copy:\n    src: ../../../../secret.txt\n    dest: \"{{ root }}/stolen\"\n"
+case(name="src-escapes-from-role", files={"site.yml": _play("", head="  roles:\n    - r\n"),
+                                          "roles/r/tasks/main.yml": _esc_role},
+     rc=(1, 3), file="roles/r/tasks/main.yml", line=(1, 3), keys=("src",))
+
+# --- symlink planted where a regular file is managed ----------------------------------------------
+for mod, body in {
+    "copy": 'copy:\n    content: "managed\\n"\n    dest: "{{ root }}/managed.conf"\n',
+    "template": 'template:\n    src: t.j2\n    dest: "{{ root }}/managed.conf"\n',
+    "lineinfile": 'lineinfile:\n    path: "{{ root }}/managed.conf"\n    line: "added"\n',
+    "blockinfile": 'blockinfile:\n    path: "{{ root }}/managed.conf"\n    block: "added"\n',
+    "file-mode": 'file:\n    path: "{{ root }}/managed.conf"\n    mode: "0600"\n    owner: nobody\n',
+}.items():
+    # no PRE task here: whether the root changes depends on whether the agent replaces the link
+    pb = ("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+          + textwrap.indent(f"- name: managed file is a planted symlink\n  {body}", "    "))
+    case(name=f"planted-symlink-dest-{mod}", files={"site.yml": pb, "templates/t.j2": "managed\n"},
+         rc=(1, 3), file="site.yml", line=None, keys=("managed.conf",),
+         root_links={"managed.conf": "{outside}/victim.txt"},
+         may_replace_link=None if mod in ("file-mode",) else "managed.conf")
+
+_planted_dir = ("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+                + textwrap.indent('- name: parent dir is a planted symlink\n  copy:\n    content: "x\\n"\n'
+                                  '    dest: "{{ root }}/linkdir/victim.txt"\n', "    "))
+case(name="planted-symlink-parent-dir", files={"site.yml": _planted_dir}, rc=(1, 3), file="site.yml",
+     line=None, keys=("linkdir",), root_links={"linkdir": "{outside}"})
+
+
+# ------------------------------------------------------------------------------------------------
+def _populate_root(root: Path):
+    (root / "existing.conf").write_text("original\n")
+    os.chmod(root / "existing.conf", 0o640)
+    (root / "sub").mkdir()
+    (root / "sub" / "data.bin").write_bytes(bytes(range(256)))
+    os.chown(root / "sub" / "data.bin", 1, 1)
+    os.symlink("../existing.conf", root / "sub" / "link")
+
+
+def _snapshot_outside(outside: Path) -> dict:
+    return snapshot_exact(outside)
+
+
+@pytest.mark.parametrize("c", CASES, ids=[c.name for c in CASES])
+def test_bad_input(c: Case, tmp_path, agent):
+    repo = tmp_path / "repo" / "branch"      # two levels so ../../secret.txt lands in tmp_path
+    outside = tmp_path / "outside"
+    root = tmp_path / "root"
+    for d in (repo, outside, root):
+        d.mkdir(parents=True)
+    (outside / "secret.txt").write_text("secret outside the repository\n")
+    (outside / "victim.txt").write_text("victim outside the root\n")
+    os.chmod(outside / "victim.txt", 0o644)
+    (tmp_path / "secret.txt").write_text("secret next to the repository\n")
+    (tmp_path / "repo" / "secret.txt").write_text("secret in the repo's parent\n")
+    for rel, text in c.files.items():
+        p = repo / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    (repo / "files").mkdir(exist_ok=True)
+    for rel, target in c.symlinks.items():
+        p = repo / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target.format(outside=outside), p)
+    _populate_root(root)
+    for rel, target in c.root_links.items():
+        os.symlink(target.format(outside=outside), root / rel)
+
+    before_root = snapshot_exact(root)
+    before_out = _snapshot_outside(outside)
+    before_tmp_secret = (tmp_path / "secret.txt").read_text()
+
+    r = harness.run_agent(repo, root, extra=[f"outside={outside}"])
+    info = r.describe()
+
+    problems = []
+    # the outside world is never touched
+    d_out = tree_diff(before_out, _snapshot_outside(outside), "before", "after")
+    if d_out:
+        problems.append("files OUTSIDE the root changed:\n" + "\n".join(d_out))
+    if (tmp_path / "secret.txt").read_text() != before_tmp_secret:
+        problems.append("secret next to the repo changed")
+
+    after_root = snapshot_exact(root)
+    replaced = False
+    if c.may_replace_link and r.rc in (0, 2):
+        # acceptable alternative: the link was replaced by a regular file (what Ansible's copy does)
+        e = after_root.get(c.may_replace_link)
+        if not e or e["type"] != "file":
+            problems.append(f"agent succeeded but {c.may_replace_link} is not a regular file: {e}")
+        replaced = True
+        rest_before = {k: v for k, v in before_root.items() if k not in (c.may_replace_link, ".")}
+        rest_after = {k: v for k, v in after_root.items() if k not in (c.may_replace_link, ".")}
+        d = tree_diff(rest_before, rest_after, "before", "after")
+        if d:
+            problems.append("root changed beyond the replaced link:\n" + "\n".join(d))
+    else:
+        if r.rc not in c.rc:
+            problems.append(f"exit code {r.rc}, expected one of {c.rc}")
+        d = tree_diff(before_root, after_root, "before", "after")
+        if d:
+            problems.append("scratch root changed:\n" + "\n".join(d))
+        err = r.stderr
+        if c.file and c.file not in err and os.path.basename(c.file) not in err:
+            problems.append(f"stderr does not name the file {c.file!r}")
+        if c.line is not None:
+            lines = c.line if isinstance(c.line, tuple) else (c.line,)
+            pat = re.compile(r"(:(%s)\b|line:? (%s)\b)" % ("|".join(map(str, lines)), "|".join(map(str, lines))))
+            if not pat.search(err):
+                problems.append(f"stderr does not name line {lines} (as ':N' or 'line N')")
+        for k in c.keys:
+            if k not in err:
+                problems.append(f"stderr does not mention {k!r}")
+        if r.rc == 3 and isinstance(r.raw, dict) and r.raw.get("result") not in (None, "invalid"):
+            problems.append(f"rc 3 but JSON result is {r.raw.get('result')!r}")
+        if "stolen" in os.listdir(root):
+            problems.append("the escaped src was copied into the root")
+    if problems:
+        pytest.fail(f"{c.name}:\n  - " + "\n  - ".join(problems) + "\n" + info, pytrace=False)

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The project's test command: build, unit tests, then the pytest tiers (differential + bad input).
+#
+#   tests/run-all.sh                 # everything
+#   tests/run-all.sh -k copy_basic   # extra arguments go to pytest
+#
+# Environment:
+#   GITOPS_TEST_VENV   venv with ansible-core + pytest (default: <repo>/target/test-venv; created if missing)
+#   GITOPS_AGENT_BIN   agent binary under test (default: <repo>/target/debug/gitops-agent)
+#   GITOPS_TEST_JOBS   parallel pytest workers (default 2; 1 disables pytest-xdist)
+#   GITOPS_SKIP_CARGO  =1 skips cargo build/test (pytest tiers only)
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+venv="${GITOPS_TEST_VENV:-$repo/target/test-venv}"
+jobs="${GITOPS_TEST_JOBS:-2}"
+export GITOPS_AGENT_BIN="${GITOPS_AGENT_BIN:-$repo/target/debug/gitops-agent}"
+export ANSIBLE_BIN_DIR="$venv/bin"
+
+t_start=$(date +%s)
+stage_t0=$t_start
+failed=()
+stage() { stage_name="$1"; stage_t0=$(date +%s); echo "=== [$(date +%H:%M:%S)] stage: $stage_name"; }
+stage_done() {
+  local rc=$1 now; now=$(date +%s)
+  local status=ok; [ "$rc" -eq 0 ] || { status="FAILED (rc=$rc)"; failed+=("$stage_name"); }
+  echo "=== timing: $stage_name $((now - stage_t0))s $status"
+}
+
+# --- 1. python venv with ansible-core and pytest ----------------------------------------------
+stage venv
+rc=0
+(
+  set -e
+  py="${PYTHON:-python3}"
+  if [ ! -x "$venv/bin/python3" ]; then
+    "$py" -m venv "$venv" || {
+      echo "python3 -m venv failed; on Debian: apt-get install python3-venv" >&2; exit 1; }
+  fi
+  if ! "$venv/bin/python3" - <<'PY' 2>/dev/null
+import importlib.metadata as md, sys
+v = md.version("ansible-core").split(".")
+assert (int(v[0]), int(v[1])) == (2, 19), v
+md.version("pytest"); md.version("pytest-xdist")
+PY
+  then
+    "$venv/bin/python3" -m pip install --disable-pip-version-check -q 'ansible-core>=2.19,<2.20' pytest pytest-xdist
+  fi
+  "$venv/bin/ansible-playbook" --version | head -1
+) || rc=$?
+stage_done $rc
+[ $rc -eq 0 ] || { echo "cannot continue without the test venv" >&2; exit 1; }
+
+# --- 2. cargo build + unit tests ----------------------------------------------------------------
+if [ "${GITOPS_SKIP_CARGO:-0}" != 1 ]; then
+  stage "cargo build"
+  rc=0; cargo build --workspace --locked || rc=$?
+  stage_done $rc
+  [ $rc -eq 0 ] || { echo "=== build failed; not running further tiers"; exit 1; }
+
+  stage "cargo test"
+  rc=0; cargo test --workspace --locked || rc=$?
+  stage_done $rc
+fi
+
+# --- 3. pytest tiers (differential, bad input) --------------------------------------------------
+stage pytest
+xdist=()
+if [ "$jobs" != 1 ]; then xdist=(-n "$jobs"); fi
+rc=0
+"$venv/bin/python3" -m pytest -q -p no:cacheprovider "${xdist[@]}" tests/ "$@" || rc=$?
+stage_done $rc
+
+echo "=== timing: total $(( $(date +%s) - t_start ))s"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "=== FAILED stages: ${failed[*]}"
+  exit 1
+fi
+echo "=== all stages passed"
