@@ -522,6 +522,7 @@ impl<'a> Loader<'a> {
         tasks.extend(self.task_list_key(node, "tasks", file, None, false));
         let post_tasks = self.task_list_key(node, "post_tasks", file, None, false);
         handlers.extend(self.task_list_key(node, "handlers", file, None, true));
+        self.check_notify(&[&pre_tasks, &tasks, &post_tasks], &handlers);
         Some(Play {
             name,
             hosts,
@@ -536,6 +537,77 @@ impl<'a> Loader<'a> {
             tags,
             location: loc,
         })
+    }
+
+    /// Every `notify` names a handler (by name, `role : name` or `listen` topic) of the play or
+    /// of a role it includes; Ansible fails the run when one is missing, we refuse it up front.
+    fn check_notify(&mut self, sections: &[&Vec<Item>], handlers: &[Item]) {
+        fn walk<'i>(items: &'i [Item], out: &mut Vec<&'i Arc<Task>>) {
+            for i in items {
+                match i {
+                    Item::Task(t) => {
+                        out.push(t);
+                        match &t.action {
+                            Action::IncludeTasks {
+                                preloaded: Some(items),
+                                ..
+                            } => walk(items, out),
+                            Action::IncludeRole { role, .. } => {
+                                walk(&role.tasks, out);
+                                walk(&role.handlers, out);
+                            }
+                            _ => {}
+                        }
+                    }
+                    Item::Block(b) => {
+                        walk(&b.block, out);
+                        walk(&b.rescue, out);
+                        walk(&b.always, out);
+                    }
+                }
+            }
+        }
+        let mut tasks = Vec::new();
+        for s in sections {
+            walk(s, &mut tasks);
+        }
+        let mut handler_tasks = Vec::new();
+        walk(handlers, &mut handler_tasks);
+        let mut names: Vec<String> = Vec::new();
+        let mut add = |t: &Task| {
+            if let Some(n) = &t.name {
+                names.push(n.clone());
+                if let Some(r) = &t.role {
+                    names.push(format!("{} : {n}", r.name));
+                }
+            }
+            names.extend(t.listen.iter().cloned());
+        };
+        for t in &handler_tasks {
+            add(t);
+        }
+        for t in &tasks {
+            if let Action::IncludeRole { role, .. } = &t.action {
+                let mut hs = Vec::new();
+                walk(&role.handlers, &mut hs);
+                for h in hs {
+                    add(h);
+                }
+            }
+        }
+        for t in tasks.iter().chain(handler_tasks.iter()) {
+            for n in &t.notify {
+                if !Templar::is_template(n) && !names.contains(n) {
+                    self.errors.push(
+                        LoadError::at(
+                            t.location.clone(),
+                            format!("notify: no handler named or listening to `{n}`"),
+                        )
+                        .with_key("notify"),
+                    );
+                }
+            }
+        }
     }
 
     fn check_become(&mut self, entries: &[Entry], file: &Arc<str>) {
@@ -1217,12 +1289,78 @@ impl<'a> Loader<'a> {
             for (_, v) in &pairs {
                 self.check_templates(v, file);
             }
+            if matches!(short_name, "copy" | "template") {
+                self.check_src(short_name, &pairs, file, role.as_ref(), at);
+            }
         }
         Some(Action::Module {
             name: short_name,
             module,
             args: pairs.into_iter().map(|(k, v)| (k, v.to_value())).collect(),
         })
+    }
+
+    /// A static `src` of `copy`/`template` must exist inside the repository, and a template
+    /// must parse: found now, before anything is applied, rather than half-way through a run.
+    fn check_src(
+        &mut self,
+        module: &str,
+        pairs: &[(String, Node)],
+        file: &Arc<str>,
+        role: Option<&Arc<Role>>,
+        at: &Location,
+    ) {
+        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+        let remote = get("remote_src").is_some_and(|n| {
+            crate::args::to_bool(&n.to_value()).unwrap_or(false)
+        });
+        let Some(src_node) = get("src") else {
+            return;
+        };
+        let Some(src) = src_node.as_str() else {
+            return;
+        };
+        if remote || Templar::is_template(src) {
+            return;
+        }
+        let loc = Location::new(file.clone(), src_node.line);
+        let mut search = Vec::new();
+        if let Some(r) = role {
+            search.push(r.path.clone());
+        }
+        let dir = RepoPath::new(file).map(|p| p.parent()).unwrap_or_default();
+        search.push(dir);
+        if !search.contains(&self.base) {
+            search.push(self.base.clone());
+        }
+        let sub = if module == "template" { "templates" } else { "files" };
+        match crate::source::find_in(self.source, &search, sub, src) {
+            Err(e) => self.errors.push(
+                LoadError::at(loc, format!("src `{src}`: {e}")).with_key("src"),
+            ),
+            Ok(None) => self.errors.push(
+                LoadError::at(
+                    loc,
+                    format!("src `{src}` not found (searched {sub}/ of the role and the playbook)"),
+                )
+                .with_key("src"),
+            ),
+            Ok(Some((path, crate::source::SourceKind::File))) if module == "template" => {
+                let text = self
+                    .source
+                    .read(&path)
+                    .ok()
+                    .flatten()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                if let Err(e) = self.templar.check_syntax(&text) {
+                    self.errors.push(
+                        LoadError::at(at.clone(), format!("template {path}: {e}")).with_key("src"),
+                    );
+                }
+            }
+            Ok(Some(_)) => {}
+        }
     }
 
     fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {

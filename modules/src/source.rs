@@ -206,6 +206,31 @@ impl Source for DirSource {
     }
 }
 
+/// Finds a relative `src` as Ansible's search does: for each search directory (role, then
+/// playbook), `<dir>/<sub>/<src>` then `<dir>/<src>`. `Ok(None)` when found nowhere; an error
+/// when the path escapes the repository.
+pub fn find_in(
+    source: &dyn Source,
+    search: &[RepoPath],
+    sub: &str,
+    src: &str,
+) -> Result<Option<(RepoPath, SourceKind)>, SourceError> {
+    if src.starts_with('/') {
+        return Err(EscapeError(src.to_string()).into());
+    }
+    let trimmed = src.trim_end_matches('/');
+    let rel = if trimmed.is_empty() { "." } else { trimmed };
+    for dir in search {
+        for base in [dir.join(sub)?, dir.clone()] {
+            let path = base.join(rel)?;
+            if let Some(kind) = source.kind(&path)? {
+                return Ok(Some((path, kind)));
+            }
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
