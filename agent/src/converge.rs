@@ -25,7 +25,12 @@ fn select_playbook(source: &dyn Source, explicit: Option<&str>) -> Result<RepoPa
         };
     }
     let facts = Facts::gather();
-    let name = |k: &str| facts.map.get(k).and_then(|v| v.as_str().map(str::to_string));
+    let name = |k: &str| {
+        facts
+            .map
+            .get(k)
+            .and_then(|v| v.as_str().map(str::to_string))
+    };
     let mut candidates = Vec::new();
     if let Some(fqdn) = name("fqdn") {
         candidates.push(format!("{fqdn}.yml"));
@@ -50,7 +55,13 @@ fn select_playbook(source: &dyn Source, explicit: Option<&str>) -> Result<RepoPa
 
 fn short_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().split('.').next().unwrap_or("localhost").to_string())
+        .map(|h| {
+            h.trim()
+                .split('.')
+                .next()
+                .unwrap_or("localhost")
+                .to_string()
+        })
         .unwrap_or_else(|_| "localhost".to_string())
 }
 
@@ -60,8 +71,8 @@ fn extra_vars(specs: &[String]) -> Result<RawVars> {
     for spec in specs {
         let spec = spec.trim();
         let (text, origin) = if let Some(file) = spec.strip_prefix('@') {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("extra vars file {file}"))?;
+            let text =
+                std::fs::read_to_string(file).with_context(|| format!("extra vars file {file}"))?;
             (text, file.to_string())
         } else if spec.starts_with('{') {
             (spec.to_string(), "-e".to_string())
@@ -155,8 +166,8 @@ pub fn converge(args: &ConvergeArgs) -> i32 {
         inventory_hostname: loaded.host_name,
     };
     let mut reporter = TextReporter::new(args.format == Format::Text, args.diff);
-    let report =
-        Engine::new(loaded.templar.clone(), &loaded.source, opts, &mut reporter).run(&loaded.playbook);
+    let report = Engine::new(loaded.templar.clone(), &loaded.source, opts, &mut reporter)
+        .run(&loaded.playbook);
     match args.format {
         Format::Text => reporter.recap(&report),
         Format::Json => match serde_json::to_string_pretty(&report) {

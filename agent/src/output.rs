@@ -20,7 +20,11 @@ impl TextReporter {
         let _ = writeln!(
             out,
             "\nRECAP{}: ok={} changed={} failed={} skipped={} rescued={} ignored={} not-run={}",
-            if report.check_mode { " (check mode)" } else { "" },
+            if report.check_mode {
+                " (check mode)"
+            } else {
+                ""
+            },
             s.ok,
             s.changed,
             s.failed,

@@ -163,11 +163,7 @@ impl ArgSpec {
 
     fn check_groups<E>(&self, seen: &[&str], err: impl Fn(String) -> E) -> Result<(), E> {
         for group in self.mutually_exclusive {
-            let given: Vec<&str> = group
-                .iter()
-                .copied()
-                .filter(|g| seen.contains(g))
-                .collect();
+            let given: Vec<&str> = group.iter().copied().filter(|g| seen.contains(g)).collect();
             if given.len() > 1 {
                 return Err(err(format!(
                     "arguments are mutually exclusive: {}",
@@ -339,9 +335,7 @@ pub fn python_str(value: &Value) -> String {
                 "False".into()
             }
         }
-        minijinja::value::ValueKind::None | minijinja::value::ValueKind::Undefined => {
-            "None".into()
-        }
+        minijinja::value::ValueKind::None | minijinja::value::ValueKind::Undefined => "None".into(),
         _ => value.to_string(),
     }
 }
@@ -525,7 +519,9 @@ mod tests {
     static SPEC: ArgSpec = ArgSpec {
         module: "demo",
         args: &[
-            ArgDef::new("dest", ArgType::Path).aliases(&["path"]).required(),
+            ArgDef::new("dest", ArgType::Path)
+                .aliases(&["path"])
+                .required(),
             ArgDef::new("force", ArgType::Bool),
             ArgDef::new("state", ArgType::Str).choices(&["file", "absent"]),
             ArgDef::new("mode", ArgType::Mode),
@@ -562,14 +558,22 @@ mod tests {
     #[test]
     fn bind_refuses_bad_values() {
         let e = SPEC
-            .bind(&rendered(&[("dest", Value::from("/x")), ("force", Value::from("maybe"))]))
+            .bind(&rendered(&[
+                ("dest", Value::from("/x")),
+                ("force", Value::from("maybe")),
+            ]))
             .unwrap_err();
         assert!(e.contains("force"), "{e}");
         let e = SPEC
-            .bind(&rendered(&[("dest", Value::from("/x")), ("state", Value::from("dir"))]))
+            .bind(&rendered(&[
+                ("dest", Value::from("/x")),
+                ("state", Value::from("dir")),
+            ]))
             .unwrap_err();
         assert!(e.contains("not one of"), "{e}");
-        let e = SPEC.bind(&rendered(&[("bogus", Value::from(1))])).unwrap_err();
+        let e = SPEC
+            .bind(&rendered(&[("bogus", Value::from(1))]))
+            .unwrap_err();
         assert!(e.contains("unsupported argument `bogus`"), "{e}");
         let e = SPEC.bind(&rendered(&[])).unwrap_err();
         assert!(e.contains("requires the argument `dest`"), "{e}");
@@ -589,7 +593,10 @@ mod tests {
         let kv = parse_kv("echo {{ a }} b creates=/x chdir=/tmp", true).unwrap();
         assert_eq!(kv[0], ("creates".to_string(), "/x".to_string()));
         assert_eq!(kv[1], ("chdir".to_string(), "/tmp".to_string()));
-        assert_eq!(kv[2], (RAW_PARAMS.to_string(), "echo {{ a }} b".to_string()));
+        assert_eq!(
+            kv[2],
+            (RAW_PARAMS.to_string(), "echo {{ a }} b".to_string())
+        );
         assert!(parse_kv("dest=/x oops", false).is_err());
     }
 }

@@ -330,8 +330,10 @@ impl<'a> Engine<'a> {
             }
             // Tasks after the failure are not "not run" when a rescue takes over: drop them.
             let keep: Vec<TaskReport> = self.reports.drain(start..).collect();
-            self.reports
-                .extend(keep.into_iter().filter(|r| r.status != Status::Skipped || r.rescued));
+            self.reports.extend(
+                keep.into_iter()
+                    .filter(|r| r.status != Status::Skipped || r.rescued),
+            );
             let mut rv = RawVars::new();
             rv.insert(
                 "ansible_failed_task".into(),
@@ -409,10 +411,16 @@ impl<'a> Engine<'a> {
                     .unwrap_or_default(),
             ),
         );
-        magic.insert("playbook_dir".into(), Value::from(self.playbook_dir.as_str()));
+        magic.insert(
+            "playbook_dir".into(),
+            Value::from(self.playbook_dir.as_str()),
+        );
         magic.insert("ansible_check_mode".into(), Value::from(self.opts.check));
         magic.insert("ansible_diff_mode".into(), Value::from(self.opts.diff));
-        magic.insert("ansible_play_name".into(), Value::from(self.play_name.as_str()));
+        magic.insert(
+            "ansible_play_name".into(),
+            Value::from(self.play_name.as_str()),
+        );
         if let Some(r) = &role {
             magic.insert("role_name".into(), Value::from(r.name.as_str()));
             magic.insert(
@@ -547,7 +555,8 @@ impl<'a> Engine<'a> {
                             "skip_reason".to_string(),
                             Value::from("Conditional result was False"),
                         );
-                        self.host_facts.insert(r.clone(), crate::vars::map_value(res));
+                        self.host_facts
+                            .insert(r.clone(), crate::vars::map_value(res));
                     }
                     self.push_report(report);
                     return Flow::Continue;
@@ -578,9 +587,7 @@ impl<'a> Engine<'a> {
                     .result
                     .iter()
                     .find(|(k, _)| !matches!(k.as_str(), "changed" | "failed"))
-                    .map(|(k, v)| {
-                        serde_json::json!({ k.clone(): to_json(v) })
-                    });
+                    .map(|(k, v)| serde_json::json!({ k.clone(): to_json(v) }));
             }
             if let Some(r) = &task.register {
                 self.host_facts
@@ -680,7 +687,10 @@ impl<'a> Engine<'a> {
                 }
             };
             res.insert(task.loop_var.clone(), item.clone());
-            res.insert("ansible_loop_var".into(), Value::from(task.loop_var.as_str()));
+            res.insert(
+                "ansible_loop_var".into(),
+                Value::from(task.loop_var.as_str()),
+            );
             if no_log {
                 report.items.push(ItemReport {
                     item: serde_json::Value::String("(no_log)".into()),
@@ -707,7 +717,8 @@ impl<'a> Engine<'a> {
         );
         agg.insert("results".to_string(), Value::from(results));
         if let Some(r) = &task.register {
-            self.host_facts.insert(r.clone(), crate::vars::map_value(agg));
+            self.host_facts
+                .insert(r.clone(), crate::vars::map_value(agg));
         }
         report.changed = any_changed;
         report.status = if failed_msg.is_some() {
@@ -751,7 +762,13 @@ impl<'a> Engine<'a> {
         flow
     }
 
-    fn fail_task(&mut self, task: &Task, inh: &Inherit, mut report: TaskReport, msg: String) -> Flow {
+    fn fail_task(
+        &mut self,
+        task: &Task,
+        inh: &Inherit,
+        mut report: TaskReport,
+        msg: String,
+    ) -> Flow {
         report.status = Status::Failed;
         report.msg = Some(msg);
         self.finish_task(task, inh, report, false)
@@ -759,7 +776,10 @@ impl<'a> Engine<'a> {
 
     fn notify(&mut self, name: &str, from: &Task) {
         let role_prefixed = |h: &Handler| {
-            h.task.role.as_ref().map(|r| format!("{} : {}", r.name, h.task.name.clone().unwrap_or_default()))
+            h.task
+                .role
+                .as_ref()
+                .map(|r| format!("{} : {}", r.name, h.task.name.clone().unwrap_or_default()))
         };
         let _ = from;
         for (i, h) in self.handlers.iter().enumerate() {
@@ -790,7 +810,10 @@ impl<'a> Engine<'a> {
     fn loop_vars(&self, task: &Task, item: &Value, index: usize) -> RawVars {
         let mut lv = RawVars::new();
         lv.insert(task.loop_var.clone(), item.clone());
-        lv.insert("ansible_loop_var".into(), Value::from(task.loop_var.as_str()));
+        lv.insert(
+            "ansible_loop_var".into(),
+            Value::from(task.loop_var.as_str()),
+        );
         if let Some(iv) = &task.index_var {
             lv.insert(iv.clone(), Value::from(index));
         }
@@ -841,8 +864,13 @@ impl<'a> Engine<'a> {
         if let Some(lv) = loop_vars {
             inner.vars.push(Arc::new(lv.clone()));
         }
-        // Include's own `when`/tags apply to the include itself, not to the included tasks.
+        // An include's own `when` and tags apply to the include itself, not to the included
+        // tasks (Ansible's dynamic include semantics).
         inner.when.clear();
+        let own_tags = task.common.tags.len();
+        inner
+            .tags
+            .truncate(inner.tags.len().saturating_sub(own_tags));
         match &task.action {
             Action::IncludeTasks {
                 preloaded: Some(items),
@@ -883,7 +911,10 @@ impl<'a> Engine<'a> {
                 inner.role = Some(role.clone());
                 // Handlers of an included role join the play's handlers (once per role).
                 let known = self.handlers.iter().any(|h| {
-                    h.task.role.as_ref().is_some_and(|r| Arc::ptr_eq(r, role) || r.path == role.path)
+                    h.task
+                        .role
+                        .as_ref()
+                        .is_some_and(|r| Arc::ptr_eq(r, role) || r.path == role.path)
                 });
                 if !known {
                     let hinh = Inherit {
@@ -1006,7 +1037,9 @@ impl<'a> Engine<'a> {
         result.insert("changed".into(), Value::from(changed));
         if let Some(f) = &outcome.failed {
             result.insert("failed".into(), Value::from(true));
-            result.entry("msg".into()).or_insert(Value::from(f.as_str()));
+            result
+                .entry("msg".into())
+                .or_insert(Value::from(f.as_str()));
         } else {
             result.insert("failed".into(), Value::from(false));
         }
@@ -1122,7 +1155,10 @@ impl<'a> Engine<'a> {
                     } => self.not_run_items(&role.tasks),
                     Action::FlushHandlers | Action::MetaNoop(_) => {}
                     _ => {
-                        if !self.selected(&t.common.tags) && t.common.tags.is_empty() && !self.opts.tags.is_empty() {
+                        if !self.selected(&t.common.tags)
+                            && t.common.tags.is_empty()
+                            && !self.opts.tags.is_empty()
+                        {
                             continue;
                         }
                         let mut r = self.base_report(t, false, false);
@@ -1191,4 +1227,3 @@ pub fn parse_extra_var(text: &str) -> Result<(String, Value), String> {
     }
     Ok((k.to_string(), Value::from(v)))
 }
-

@@ -48,6 +48,8 @@ pub struct Stat {
 }
 
 impl Stat {
+    // The field types of `libc::stat` differ between architectures.
+    #[allow(clippy::unnecessary_cast)]
     fn from_libc(st: &libc::stat) -> Stat {
         let kind = match st.st_mode & libc::S_IFMT {
             libc::S_IFREG => Kind::File,
@@ -405,8 +407,7 @@ pub fn apply(change: &Change) -> Result<Applied, ModuleError> {
             target,
             replace,
         } => {
-            symlink(path, target, *replace)
-                .map_err(|e| ctx(e, "Error while linking", path))?;
+            symlink(path, target, *replace).map_err(|e| ctx(e, "Error while linking", path))?;
             Ok(Applied::default())
         }
         Change::HardLink {
@@ -414,8 +415,7 @@ pub fn apply(change: &Change) -> Result<Applied, ModuleError> {
             target,
             replace,
         } => {
-            hard_link(path, target, *replace)
-                .map_err(|e| ctx(e, "Error while linking", path))?;
+            hard_link(path, target, *replace).map_err(|e| ctx(e, "Error while linking", path))?;
             Ok(Applied::default())
         }
         Change::Remove { path } => {
@@ -1012,7 +1012,9 @@ mod tests {
         std::fs::write(&target, "keep").unwrap();
         let p = d.path().join("link");
         std::os::unix::fs::symlink(&target, &p).unwrap();
-        assert!(matches!(read_current(&p).unwrap(), Current::Other(st) if st.kind == Kind::Symlink));
+        assert!(
+            matches!(read_current(&p).unwrap(), Current::Other(st) if st.kind == Kind::Symlink)
+        );
         apply(&write_change(&p, "new", Attrs::default(), false)).unwrap();
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
         assert_eq!(lstat(&p).unwrap().unwrap().kind, Kind::File);
@@ -1046,7 +1048,14 @@ mod tests {
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
         let e = write_file(&p, b"bad", &Attrs::default(), false, Some("true")).unwrap_err();
         assert!(e.0.contains("validate must contain %s"), "{e}");
-        write_file(&p, b"good", &Attrs::default(), false, Some("grep -q good %s")).unwrap();
+        write_file(
+            &p,
+            b"good",
+            &Attrs::default(),
+            false,
+            Some("grep -q good %s"),
+        )
+        .unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "good");
     }
 
@@ -1072,7 +1081,15 @@ mod tests {
         set_mode(&l, 0o700).unwrap();
         assert_eq!(lstat(&d.path().join("a")).unwrap().unwrap().mode, 0o750);
         let f = d.path().join("f");
-        touch(&f, true, &Attrs { mode: Some(0o600), ..Attrs::default() }).unwrap();
+        touch(
+            &f,
+            true,
+            &Attrs {
+                mode: Some(0o600),
+                ..Attrs::default()
+            },
+        )
+        .unwrap();
         assert_eq!(lstat(&f).unwrap().unwrap().mode, 0o600);
         touch(&f, false, &Attrs::default()).unwrap();
         let h = d.path().join("h");

@@ -57,7 +57,8 @@ impl Mode {
             }
             return Ok(Mode::Octal(n as u32));
         }
-        validate_symbolic(text).map_err(|e| format!("mode must be in octal or symbolic form: {e}"))?;
+        validate_symbolic(text)
+            .map_err(|e| format!("mode must be in octal or symbolic form: {e}"))?;
         Ok(Mode::Symbolic(text.to_string()))
     }
 
@@ -121,9 +122,8 @@ fn split_clause(clause: &str) -> (String, Vec<char>, Vec<String>) {
 fn validate_symbolic(text: &str) -> Result<(), String> {
     for clause in text.split(',') {
         let (users, _ops, perms) = split_clause(clause);
-        let users_ok = users.is_empty()
-            || users == "a"
-            || users.chars().all(|c| matches!(c, 'u' | 'g' | 'o'));
+        let users_ok =
+            users.is_empty() || users == "a" || users.chars().all(|c| matches!(c, 'u' | 'g' | 'o'));
         if !users_ok {
             return Err(format!("bad symbolic permission for mode: {clause}"));
         }
@@ -225,7 +225,14 @@ pub fn format(mode: u32) -> String {
 
 /// The process umask, read without changing it (from /proc when possible: `umask(2)` is
 /// process-wide and setting it to read it races with other threads).
+///
+/// Read once per process (the agent never changes its umask): checks call this per file.
 pub fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(read_umask)
+}
+
+fn read_umask() -> u32 {
     if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
         for line in status.lines() {
             if let Some(v) = line.strip_prefix("Umask:") {
@@ -250,7 +257,11 @@ mod tests {
         // YAML `644` (no leading zero) is decimal 644, taken as is, as Ansible does.
         assert_eq!(Mode::parse(&Value::from(644)).unwrap(), Mode::Octal(644));
         for t in ["0644", "644", "0o644", " 0644 "] {
-            assert_eq!(Mode::parse(&Value::from(t)).unwrap(), Mode::Octal(0o644), "{t}");
+            assert_eq!(
+                Mode::parse(&Value::from(t)).unwrap(),
+                Mode::Octal(0o644),
+                "{t}"
+            );
         }
         assert_eq!(Mode::parse_str("02755").unwrap(), Mode::Octal(0o2755));
         assert_eq!(Mode::parse_str("preserve").unwrap(), Mode::Preserve);
@@ -294,7 +305,10 @@ mod tests {
         ];
         for &(cur, dir, s, um, want) in cases {
             let got = symbolic_to_octal(cur, dir, s, um).unwrap();
-            assert_eq!(got, want, "{cur:o} {s} (dir {dir}) -> {got:o}, want {want:o}");
+            assert_eq!(
+                got, want,
+                "{cur:o} {s} (dir {dir}) -> {got:o}, want {want:o}"
+            );
         }
     }
 

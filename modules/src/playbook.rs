@@ -431,9 +431,8 @@ impl<'a> Loader<'a> {
         let hosts = match node.get("hosts") {
             Some(h) => self.string_list(h, file, "hosts"),
             None => {
-                self.errors.push(
-                    LoadError::at(loc.clone(), "a play needs `hosts`").with_key("hosts"),
-                );
+                self.errors
+                    .push(LoadError::at(loc.clone(), "a play needs `hosts`").with_key("hosts"));
                 Vec::new()
             }
         };
@@ -499,8 +498,11 @@ impl<'a> Loader<'a> {
                     }
                 }
                 None => self.errors.push(
-                    LoadError::at(Location::new(file.clone(), r.line), "`roles` must be a list")
-                        .with_key("roles"),
+                    LoadError::at(
+                        Location::new(file.clone(), r.line),
+                        "`roles` must be a list",
+                    )
+                    .with_key("roles"),
                 ),
             }
         }
@@ -653,7 +655,10 @@ impl<'a> Loader<'a> {
                 }
             }
             _ => {
-                self.errors.push(LoadError::at(at, "a role entry must be a name or a mapping"));
+                self.errors.push(LoadError::at(
+                    at,
+                    "a role entry must be a name or a mapping",
+                ));
                 return None;
             }
         };
@@ -692,8 +697,10 @@ impl<'a> Loader<'a> {
         at: &Location,
     ) -> Option<Arc<Role>> {
         if self.depth > 20 {
-            self.errors
-                .push(LoadError::at(at.clone(), "roles or imports nested too deeply (a loop?)"));
+            self.errors.push(LoadError::at(
+                at.clone(),
+                "roles or imports nested too deeply (a loop?)",
+            ));
             return None;
         }
         let path = match self.base.join(&format!("roles/{name}")) {
@@ -703,7 +710,10 @@ impl<'a> Loader<'a> {
                 return None;
             }
         };
-        if !matches!(self.source.kind(&path), Ok(Some(crate::source::SourceKind::Dir))) {
+        if !matches!(
+            self.source.kind(&path),
+            Ok(Some(crate::source::SourceKind::Dir))
+        ) {
             self.errors.push(LoadError::at(
                 at.clone(),
                 format!("role `{name}` not found (looked in {path})"),
@@ -885,7 +895,10 @@ impl<'a> Loader<'a> {
         }
         let common = self.common(entries, file);
         Some(Item::Block(Arc::new(Block {
-            name: node.get("name").and_then(|n| n.as_str()).map(str::to_string),
+            name: node
+                .get("name")
+                .and_then(|n| n.as_str())
+                .map(str::to_string),
             common,
             block: self.task_list_key(node, "block", file, role.clone(), handler),
             rescue: self.task_list_key(node, "rescue", file, role.clone(), handler),
@@ -909,9 +922,7 @@ impl<'a> Loader<'a> {
             .iter()
             .filter(|e| {
                 let k = e.key.as_str();
-                !COMMON_KEYS.contains(&k)
-                    && !TASK_KEYS.contains(&k)
-                    && !k.starts_with("with_")
+                !COMMON_KEYS.contains(&k) && !TASK_KEYS.contains(&k) && !k.starts_with("with_")
             })
             .collect();
         for e in entries {
@@ -938,10 +949,8 @@ impl<'a> Loader<'a> {
         let action_entry = match actions.as_slice() {
             [one] => *one,
             [] => {
-                self.errors.push(LoadError::at(
-                    loc,
-                    "no module or action in this task",
-                ));
+                self.errors
+                    .push(LoadError::at(loc, "no module or action in this task"));
                 return None;
             }
             many => {
@@ -1024,9 +1033,8 @@ impl<'a> Loader<'a> {
                 ),
             }
         }
-        let conds = |this: &mut Self, key: &str| {
-            node.get(key).map(|n| this.conditions(n, file, key))
-        };
+        let conds =
+            |this: &mut Self, key: &str| node.get(key).map(|n| this.conditions(n, file, key));
         let changed_when = conds(self, "changed_when");
         let failed_when = conds(self, "failed_when");
         Some(Arc::new(Task {
@@ -1129,7 +1137,8 @@ impl<'a> Loader<'a> {
                     let path = match resolve(self, n) {
                         Ok(p) => p,
                         Err(e) => {
-                            self.errors.push(LoadError::at(at.clone(), e).with_key(short));
+                            self.errors
+                                .push(LoadError::at(at.clone(), e).with_key(short));
                             return None;
                         }
                     };
@@ -1147,7 +1156,8 @@ impl<'a> Loader<'a> {
                             Some(self.nested(|this| this.task_file(&path, role.clone(), false)))
                         }
                         Err(e) => {
-                            self.errors.push(LoadError::at(at.clone(), e).with_key(short));
+                            self.errors
+                                .push(LoadError::at(at.clone(), e).with_key(short));
                             return None;
                         }
                     },
@@ -1162,7 +1172,8 @@ impl<'a> Loader<'a> {
             "import_role" | "include_role" => {
                 let Some(map) = entry.value.as_map() else {
                     self.errors.push(
-                        LoadError::at(at.clone(), format!("`{short}` needs `name`")).with_key(short),
+                        LoadError::at(at.clone(), format!("`{short}` needs `name`"))
+                            .with_key(short),
                     );
                     return None;
                 };
@@ -1185,7 +1196,8 @@ impl<'a> Loader<'a> {
                 }
                 let Some(role_name) = role_name else {
                     self.errors.push(
-                        LoadError::at(at.clone(), format!("`{short}` needs `name`")).with_key(short),
+                        LoadError::at(at.clone(), format!("`{short}` needs `name`"))
+                            .with_key(short),
                     );
                     return None;
                 };
@@ -1311,9 +1323,8 @@ impl<'a> Loader<'a> {
         at: &Location,
     ) {
         let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v);
-        let remote = get("remote_src").is_some_and(|n| {
-            crate::args::to_bool(&n.to_value()).unwrap_or(false)
-        });
+        let remote =
+            get("remote_src").is_some_and(|n| crate::args::to_bool(&n.to_value()).unwrap_or(false));
         let Some(src_node) = get("src") else {
             return;
         };
@@ -1333,11 +1344,15 @@ impl<'a> Loader<'a> {
         if !search.contains(&self.base) {
             search.push(self.base.clone());
         }
-        let sub = if module == "template" { "templates" } else { "files" };
+        let sub = if module == "template" {
+            "templates"
+        } else {
+            "files"
+        };
         match crate::source::find_in(self.source, &search, sub, src) {
-            Err(e) => self.errors.push(
-                LoadError::at(loc, format!("src `{src}`: {e}")).with_key("src"),
-            ),
+            Err(e) => self
+                .errors
+                .push(LoadError::at(loc, format!("src `{src}`: {e}")).with_key("src")),
             Ok(None) => self.errors.push(
                 LoadError::at(
                     loc,

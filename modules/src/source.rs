@@ -243,7 +243,10 @@ mod tests {
         assert!(RepoPath::new("a/../../x").is_err());
         assert!(RepoPath::new("/etc/passwd").is_err());
         let base = RepoPath::new("roles/web/files").unwrap();
-        assert_eq!(base.join("x.conf").unwrap().as_str(), "roles/web/files/x.conf");
+        assert_eq!(
+            base.join("x.conf").unwrap().as_str(),
+            "roles/web/files/x.conf"
+        );
         assert!(base.join("../../../../etc").is_err());
     }
 
@@ -255,8 +258,14 @@ mod tests {
         std::fs::write(dir.path().join("ok"), "fine").unwrap();
         std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("leak")).unwrap();
         let src = DirSource::new(dir.path()).unwrap();
-        assert_eq!(src.read(&RepoPath::new("ok").unwrap()).unwrap().unwrap(), b"fine");
-        assert!(src.read(&RepoPath::new("missing").unwrap()).unwrap().is_none());
+        assert_eq!(
+            src.read(&RepoPath::new("ok").unwrap()).unwrap().unwrap(),
+            b"fine"
+        );
+        assert!(src
+            .read(&RepoPath::new("missing").unwrap())
+            .unwrap()
+            .is_none());
         assert!(matches!(
             src.read(&RepoPath::new("leak").unwrap()),
             Err(SourceError::Escape(_))

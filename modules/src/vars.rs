@@ -24,7 +24,10 @@ pub struct Scope {
 
 impl Scope {
     /// Merges `layers`, lowest precedence first.
-    pub fn new<'a>(templar: Arc<Templar>, layers: impl IntoIterator<Item = &'a IndexMap<String, Value>>) -> Scope {
+    pub fn new<'a>(
+        templar: Arc<Templar>,
+        layers: impl IntoIterator<Item = &'a IndexMap<String, Value>>,
+    ) -> Scope {
         let mut vars = IndexMap::new();
         for layer in layers {
             for (k, v) in layer {

@@ -101,7 +101,9 @@ impl Node {
             NodeKind::Int(i) => Value::from(*i),
             NodeKind::Float(f) => Value::from(*f),
             NodeKind::Str(s) => Value::from(s.as_str()),
-            NodeKind::Seq(items) => Value::from(items.iter().map(Node::to_value).collect::<Vec<_>>()),
+            NodeKind::Seq(items) => {
+                Value::from(items.iter().map(Node::to_value).collect::<Vec<_>>())
+            }
             NodeKind::Map(entries) => crate::vars::map_value(
                 entries
                     .iter()
@@ -142,7 +144,11 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Node, LoadError> {
 }
 
 enum Frame {
-    Seq { items: Vec<Node>, line: u32, anchor: usize },
+    Seq {
+        items: Vec<Node>,
+        line: u32,
+        anchor: usize,
+    },
     Map {
         entries: Vec<Entry>,
         /// Entries brought in by `<<` merge keys; explicit keys win over them.
@@ -171,8 +177,8 @@ impl Builder {
         match event {
             Event::Scalar(text, style, anchor, tag) => {
                 let tag = tag.map(|t| t.suffix.clone());
-                let kind = resolve_scalar(&text, style, tag.as_deref())
-                    .map_err(|m| self.err(line, m))?;
+                let kind =
+                    resolve_scalar(&text, style, tag.as_deref()).map_err(|m| self.err(line, m))?;
                 let node = Node::new(kind, line);
                 if anchor > 0 {
                     self.anchors.insert(anchor, node.clone());
@@ -460,7 +466,12 @@ mod tests {
         let seq = n.as_seq().unwrap();
         assert_eq!(seq[0].line, 1);
         assert_eq!(seq[1].line, 4);
-        let copy = seq[0].as_map().unwrap().iter().find(|e| e.key == "copy").unwrap();
+        let copy = seq[0]
+            .as_map()
+            .unwrap()
+            .iter()
+            .find(|e| e.key == "copy")
+            .unwrap();
         assert_eq!(copy.key_line, 2);
         assert_eq!(copy.value.get("dest").unwrap().line, 3);
     }

@@ -109,7 +109,10 @@ fn handlers_run_once_per_flush_in_definition_order() {
     );
     // Second run: nothing changes, so no handler runs.
     let r2 = run(dir.path(), root.path());
-    assert!(r2.tasks.iter().all(|t| !t.handler && t.status == Status::Ok));
+    assert!(r2
+        .tasks
+        .iter()
+        .all(|t| !t.handler && t.status == Status::Ok));
 }
 
 #[test]
@@ -161,10 +164,18 @@ fn block_rescue_always_and_not_run() {
 fn variable_precedence_follows_ansible() {
     let dir = tempfile::tempdir().unwrap();
     let root = tempfile::tempdir().unwrap();
-    write(dir.path(), "group_vars/all.yml", "a: group\nb: group\nc: group\n");
+    write(
+        dir.path(),
+        "group_vars/all.yml",
+        "a: group\nb: group\nc: group\n",
+    );
     write(dir.path(), "host_vars/testhost.yml", "a: host\nd: host\n");
     write(dir.path(), "vars/x.yml", "b: vars_file\n");
-    write(dir.path(), "roles/r/defaults/main.yml", "e: role_default\nd: role_default\n");
+    write(
+        dir.path(),
+        "roles/r/defaults/main.yml",
+        "e: role_default\nd: role_default\n",
+    );
     write(dir.path(), "roles/r/vars/main.yml", "c: role_vars\n");
     write(
         dir.path(),
@@ -270,9 +281,14 @@ fn validation_names_file_line_and_key() {
     assert!(e.contains("site.yml:3"), "{e}");
 
     let e = load_err("- hosts: all\n  bogus_keyword: 1\n  tasks: []\n");
-    assert!(e.contains("site.yml:2") && e.contains("bogus_keyword"), "{e}");
+    assert!(
+        e.contains("site.yml:2") && e.contains("bogus_keyword"),
+        "{e}"
+    );
 
-    let e = load_err("- hosts: all\n  tasks:\n    - copy: {dest: /x, content: y}\n      file: {path: /y}\n");
+    let e = load_err(
+        "- hosts: all\n  tasks:\n    - copy: {dest: /x, content: y}\n      file: {path: /y}\n",
+    );
     assert!(e.contains("conflicting action statements"), "{e}");
 
     let e = load_err("- hosts: all\n  tasks:\n    - debug: msg=x\n      when: 'a =='\n");

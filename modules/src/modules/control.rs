@@ -89,7 +89,11 @@ impl Module for SetFactModule {
     fn spec(&self) -> &'static ArgSpec {
         &SET_FACT
     }
-    fn prepare(&self, _args: &Args, _ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
+    fn prepare(
+        &self,
+        _args: &Args,
+        _ctx: &ModuleContext,
+    ) -> Result<Box<dyn Resource>, ModuleError> {
         // Only reached with no facts at all.
         Err(ModuleError::new(
             "No key/value pairs provided, at least one is required for this action to succeed",

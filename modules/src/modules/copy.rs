@@ -58,7 +58,8 @@ impl Module for CopyModule {
         let common = Common::from_args(args)?;
         let dest = args.str("dest").unwrap_or_default();
         if let Some(content) = args.get("content") {
-            if dest.ends_with('/') || fsops::stat(Path::new(&dest))?.is_some_and(|s| s.kind == Kind::Dir)
+            if dest.ends_with('/')
+                || fsops::stat(Path::new(&dest))?.is_some_and(|s| s.kind == Kind::Dir)
             {
                 return Err(ModuleError::new("can not use content with a dir as dest"));
             }
@@ -345,7 +346,11 @@ pub(crate) fn plan_file(
 
 /// Creates the missing parent directories of `dest` when `dest` ended in `/` (Ansible creates
 /// them for a directory destination).
-fn plan_parent_dirs(dest: &Path, common: &Common, changes: &mut Vec<Change>) -> Result<(), ModuleError> {
+fn plan_parent_dirs(
+    dest: &Path,
+    common: &Common,
+    changes: &mut Vec<Change>,
+) -> Result<(), ModuleError> {
     if let Some(parent) = dest.parent() {
         if !parent.as_os_str().is_empty() && fsops::stat(parent)?.is_none() {
             changes.push(Change::CreateDir {
@@ -394,7 +399,13 @@ impl FileCopy {
         if self.create_parent {
             plan_parent_dirs(&self.dest, &self.common, &mut changes)?;
         }
-        let path = plan_file(&self.dest, &self.content, self.src_mode, &self.common, &mut changes)?;
+        let path = plan_file(
+            &self.dest,
+            &self.content,
+            self.src_mode,
+            &self.common,
+            &mut changes,
+        )?;
         Ok((changes, path))
     }
 }
@@ -454,7 +465,9 @@ fn collect_tree(
     let err = |e: crate::source::SourceError| ModuleError::new(e.to_string());
     items.push(TreeItem::Dir(dest.to_path_buf()));
     for entry in ctx.source.list(src).map_err(err)? {
-        let child = src.join(&entry.name).map_err(|e| ModuleError::new(e.to_string()))?;
+        let child = src
+            .join(&entry.name)
+            .map_err(|e| ModuleError::new(e.to_string()))?;
         let child_dest = dest.join(&entry.name);
         match entry.kind {
             SourceKind::Dir => collect_tree(ctx, &child, &child_dest, items)?,
@@ -581,8 +594,10 @@ pub(crate) mod tests {
             self.h(rel).display().to_string()
         }
         pub fn args(&self, spec: &ArgSpec, pairs: &[(&str, Value)]) -> Result<Args, String> {
-            let m: IndexMap<String, Value> =
-                pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+            let m: IndexMap<String, Value> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
             spec.bind(&m)
         }
         pub fn prepare(
@@ -618,7 +633,11 @@ pub(crate) mod tests {
             Ok((o.changed.unwrap_or(true), o))
         }
         pub fn changes(&self, module: &dyn Module, pairs: &[(&str, Value)]) -> Vec<Change> {
-            self.prepare(module, pairs).unwrap().check().unwrap().changes
+            self.prepare(module, pairs)
+                .unwrap()
+                .check()
+                .unwrap()
+                .changes
         }
     }
 
@@ -651,13 +670,19 @@ pub(crate) mod tests {
             ("mode", v("u=rw,g=,o=")),
         ];
         let ch = h.changes(&CopyModule, &args2);
-        assert!(matches!(ch[..], [Change::SetMode { to: 0o600, .. }]), "{ch:?}");
+        assert!(
+            matches!(ch[..], [Change::SetMode { to: 0o600, .. }]),
+            "{ch:?}"
+        );
         h.run(&CopyModule, &args2).unwrap();
         assert_eq!(mode_of(&h.h("a.conf")), 0o600);
         assert!(h.changes(&CopyModule, &args2).is_empty());
         // Content change keeps the existing mode when none is given.
-        h.run(&CopyModule, &[("content", v("x")), ("dest", v(&h.hs("a.conf")))])
-            .unwrap();
+        h.run(
+            &CopyModule,
+            &[("content", v("x")), ("dest", v(&h.hs("a.conf")))],
+        )
+        .unwrap();
         assert_eq!(mode_of(&h.h("a.conf")), 0o600);
     }
 
@@ -673,7 +698,10 @@ pub(crate) mod tests {
         .unwrap();
         std::fs::create_dir(h.h("etc")).unwrap();
         let (changed, _) = h
-            .run(&CopyModule, &[("src", v("app.conf")), ("dest", v(&h.hs("etc")))])
+            .run(
+                &CopyModule,
+                &[("src", v("app.conf")), ("dest", v(&h.hs("etc")))],
+            )
             .unwrap();
         assert!(changed);
         assert_eq!(
@@ -684,29 +712,45 @@ pub(crate) mod tests {
         assert_eq!(mode_of(&h.h("etc/app.conf")), 0o666 & !mode::umask());
         h.run(
             &CopyModule,
-            &[("src", v("app.conf")), ("dest", v(&h.hs("p.conf"))), ("mode", v("preserve"))],
+            &[
+                ("src", v("app.conf")),
+                ("dest", v(&h.hs("p.conf"))),
+                ("mode", v("preserve")),
+            ],
         )
         .unwrap();
         assert_eq!(mode_of(&h.h("p.conf")), 0o755);
         // Trailing slash: the directory is created.
-        h.run(&CopyModule, &[("src", v("other.conf")), ("dest", v(&h.hs("new/")))])
-            .unwrap();
+        h.run(
+            &CopyModule,
+            &[("src", v("other.conf")), ("dest", v(&h.hs("new/")))],
+        )
+        .unwrap();
         assert_eq!(
             std::fs::read_to_string(h.h("new/other.conf")).unwrap(),
             "from root\n"
         );
         let e = h
-            .prepare(&CopyModule, &[("content", v("x")), ("dest", v(&h.hs("etc")))])
+            .prepare(
+                &CopyModule,
+                &[("content", v("x")), ("dest", v(&h.hs("etc")))],
+            )
             .err()
             .unwrap();
         assert_eq!(e.0, "can not use content with a dir as dest");
         let e = h
-            .prepare(&CopyModule, &[("src", v("missing")), ("dest", v(&h.hs("m")))])
+            .prepare(
+                &CopyModule,
+                &[("src", v("missing")), ("dest", v(&h.hs("m")))],
+            )
             .err()
             .unwrap();
         assert!(e.0.contains("Could not find or access 'missing'"), "{e}");
         assert!(h
-            .prepare(&CopyModule, &[("src", v("../../etc/passwd")), ("dest", v(&h.hs("m")))])
+            .prepare(
+                &CopyModule,
+                &[("src", v("../../etc/passwd")), ("dest", v(&h.hs("m")))]
+            )
             .is_err());
     }
 
@@ -728,7 +772,11 @@ pub(crate) mod tests {
         assert_eq!(mode_of(&h.h("f")), 0o600);
         assert_eq!(std::fs::read_to_string(h.h("f")).unwrap(), "old");
         // Missing: written.
-        let args = [("content", v("new")), ("dest", v(&h.hs("g"))), ("thirsty", v("no"))];
+        let args = [
+            ("content", v("new")),
+            ("dest", v(&h.hs("g"))),
+            ("thirsty", v("no")),
+        ];
         assert!(h.run(&CopyModule, &args).unwrap().0);
     }
 
@@ -755,7 +803,10 @@ pub(crate) mod tests {
             ("follow", v("yes")),
         ];
         h.run(&CopyModule, &args).unwrap();
-        assert!(std::fs::symlink_metadata(h.h("link")).unwrap().file_type().is_symlink());
+        assert!(std::fs::symlink_metadata(h.h("link"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "through\n");
     }
 
@@ -766,7 +817,11 @@ pub(crate) mod tests {
         let (_, out) = h
             .run(
                 &CopyModule,
-                &[("content", v("new\n")), ("dest", v(&h.hs("f"))), ("backup", v("yes"))],
+                &[
+                    ("content", v("new\n")),
+                    ("dest", v(&h.hs("f"))),
+                    ("backup", v("yes")),
+                ],
             )
             .unwrap();
         let b = out.data["backup_file"].as_str().unwrap().to_string();
@@ -786,7 +841,11 @@ pub(crate) mod tests {
         assert!(h
             .prepare(
                 &CopyModule,
-                &[("content", v("x")), ("dest", v(&h.hs("f"))), ("validate", v("true"))]
+                &[
+                    ("content", v("x")),
+                    ("dest", v(&h.hs("f"))),
+                    ("validate", v("true"))
+                ]
             )
             .is_err());
     }
@@ -801,11 +860,44 @@ pub(crate) mod tests {
         assert!(h.run(&CopyModule, &args).unwrap().0);
         assert_eq!(std::fs::read_to_string(h.h("dd/d/sub/y")).unwrap(), "y\n");
         assert!(h.changes(&CopyModule, &args).is_empty());
-        let args = [("src", v("d/")), ("dest", v(&h.hs("de"))), ("directory_mode", v("0750"))];
+        let args = [
+            ("src", v("d/")),
+            ("dest", v(&h.hs("de"))),
+            ("directory_mode", v("0750")),
+        ];
         assert!(h.run(&CopyModule, &args).unwrap().0);
         assert_eq!(std::fs::read_to_string(h.h("de/x")).unwrap(), "x\n");
         assert_eq!(mode_of(&h.h("de/sub")), 0o750);
         assert!(h.changes(&CopyModule, &args).is_empty());
+    }
+
+    #[test]
+    fn noop_checks_are_cheap() {
+        let h = Harness::new();
+        let args: Vec<Vec<(&str, Value)>> = (0..450)
+            .map(|i| {
+                vec![
+                    ("content", Value::from(format!("line {i}\n").repeat(20))),
+                    ("dest", Value::from(h.hs(&format!("f{i}")))),
+                    ("mode", v("0644")),
+                ]
+            })
+            .collect();
+        for a in &args {
+            h.run(&CopyModule, a).unwrap();
+        }
+        let resources: Vec<_> = args
+            .iter()
+            .map(|a| h.prepare(&CopyModule, a).unwrap())
+            .collect();
+        let t = std::time::Instant::now();
+        for r in &resources {
+            assert!(r.check().unwrap().changes.is_empty());
+        }
+        let took = t.elapsed();
+        // A few ms in release; generous bound for debug builds on shared machines.
+        assert!(took < std::time::Duration::from_millis(500), "{took:?}");
+        eprintln!("450 no-op copy checks: {took:?}");
     }
 
     #[test]

@@ -281,7 +281,11 @@ impl FileResource {
     }
 
     /// With `follow`, a symlink's target (and its stat, `None` when it does not exist).
-    fn followed(&self, path: &Path, cur: Option<Stat>) -> Result<(PathBuf, Option<Stat>), ModuleError> {
+    fn followed(
+        &self,
+        path: &Path,
+        cur: Option<Stat>,
+    ) -> Result<(PathBuf, Option<Stat>), ModuleError> {
         if self.follow && cur.is_some_and(|s| s.kind == Kind::Symlink) {
             let real = Self::real(path);
             let st = if real.as_path() == path {
@@ -308,7 +312,9 @@ impl FileResource {
             .collect();
         entries.sort();
         for p in entries {
-            let Some(st) = fsops::lstat(&p)? else { continue };
+            let Some(st) = fsops::lstat(&p)? else {
+                continue;
+            };
             match st.kind {
                 Kind::Symlink => {
                     // The link's own owner (lchown); its mode cannot change.
@@ -387,7 +393,9 @@ impl FileResource {
         }
         let Some(src) = src else {
             if prev != "link" {
-                return Err(fail("src is required for creating new symlinks".to_string()));
+                return Err(fail(
+                    "src is required for creating new symlinks".to_string(),
+                ));
             }
             return Ok(());
         };
@@ -440,7 +448,9 @@ impl FileResource {
         let prev = cur.map(|s| s.ansible_state()).unwrap_or("absent");
         let Some(src) = &self.src else {
             if prev != "hard" {
-                return Err(fail("src is required for creating new hardlinks".to_string()));
+                return Err(fail(
+                    "src is required for creating new hardlinks".to_string(),
+                ));
             }
             if let Some(st) = cur {
                 self.attr_changes(path, &st, changes);
@@ -488,7 +498,14 @@ impl FileResource {
                 replace,
             });
             // Same inode as src after linking.
-            self.attr_changes(path, &Stat { kind: Kind::File, ..src_st }, changes);
+            self.attr_changes(
+                path,
+                &Stat {
+                    kind: Kind::File,
+                    ..src_st
+                },
+                changes,
+            );
         } else if let Some(st) = cur {
             self.attr_changes(path, &st, changes);
         }
@@ -566,7 +583,10 @@ mod tests {
         assert!(h.changes(&FileModule, &rec).is_empty());
         // An existing file where a directory is wanted.
         let e = h
-            .run(&FileModule, &[("path", v(&h.hs("a/b/f"))), ("state", v("directory"))])
+            .run(
+                &FileModule,
+                &[("path", v(&h.hs("a/b/f"))), ("state", v("directory"))],
+            )
             .unwrap_err();
         assert!(e.0.ends_with("already exists as a file"), "{e}");
     }
@@ -575,9 +595,15 @@ mod tests {
     fn default_state_and_absent() {
         let h = Harness::new();
         let e = h
-            .run(&FileModule, &[("path", v(&h.hs("nope"))), ("mode", v("0600"))])
+            .run(
+                &FileModule,
+                &[("path", v(&h.hs("nope"))), ("mode", v("0600"))],
+            )
             .unwrap_err();
-        assert_eq!(e.0, format!("file ({}) is absent, cannot continue", h.hs("nope")));
+        assert_eq!(
+            e.0,
+            format!("file ({}) is absent, cannot continue", h.hs("nope"))
+        );
         std::fs::write(h.h("f"), "x").unwrap();
         let args = [("path", v(&h.hs("f"))), ("mode", v("0600"))];
         assert!(h.run(&FileModule, &args).unwrap().0);
@@ -593,19 +619,38 @@ mod tests {
     fn links_and_force() {
         let h = Harness::new();
         std::fs::write(h.h("t"), "x").unwrap();
-        let args = [("path", v(&h.hs("l"))), ("src", v("t")), ("state", v("link"))];
+        let args = [
+            ("path", v(&h.hs("l"))),
+            ("src", v("t")),
+            ("state", v("link")),
+        ];
         assert!(h.run(&FileModule, &args).unwrap().0);
         assert_eq!(std::fs::read_link(h.h("l")).unwrap(), Path::new("t"));
         assert!(h.changes(&FileModule, &args).is_empty());
         // Missing src without force.
         let e = h
-            .run(&FileModule, &[("path", v(&h.hs("m"))), ("src", v("missing")), ("state", v("link"))])
+            .run(
+                &FileModule,
+                &[
+                    ("path", v(&h.hs("m"))),
+                    ("src", v("missing")),
+                    ("state", v("link")),
+                ],
+            )
             .unwrap_err();
         assert!(e.0.starts_with("src file does not exist"), "{e}");
         // A file in the way needs force.
         std::fs::write(h.h("f"), "x").unwrap();
-        let args = [("path", v(&h.hs("f"))), ("src", v("t")), ("state", v("link"))];
-        assert!(h.run(&FileModule, &args).unwrap_err().0.starts_with("refusing to convert from file"));
+        let args = [
+            ("path", v(&h.hs("f"))),
+            ("src", v("t")),
+            ("state", v("link")),
+        ];
+        assert!(h
+            .run(&FileModule, &args)
+            .unwrap_err()
+            .0
+            .starts_with("refusing to convert from file"));
         let args = [
             ("path", v(&h.hs("f"))),
             ("src", v("t")),
@@ -613,10 +658,17 @@ mod tests {
             ("force", v("yes")),
         ];
         assert!(h.run(&FileModule, &args).unwrap().0);
-        assert!(std::fs::symlink_metadata(h.h("f")).unwrap().file_type().is_symlink());
+        assert!(std::fs::symlink_metadata(h.h("f"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
         assert!(h.changes(&FileModule, &args).is_empty());
         // Hard link.
-        let args = [("path", v(&h.hs("hl"))), ("src", v(&h.hs("t"))), ("state", v("hard"))];
+        let args = [
+            ("path", v(&h.hs("hl"))),
+            ("src", v(&h.hs("t"))),
+            ("state", v("hard")),
+        ];
         assert!(h.run(&FileModule, &args).unwrap().0);
         assert!(h.changes(&FileModule, &args).is_empty());
     }
@@ -624,7 +676,11 @@ mod tests {
     #[test]
     fn touch_idempotent_only_with_preserve() {
         let h = Harness::new();
-        let args = [("path", v(&h.hs("t"))), ("state", v("touch")), ("mode", v("0600"))];
+        let args = [
+            ("path", v(&h.hs("t"))),
+            ("state", v("touch")),
+            ("mode", v("0600")),
+        ];
         assert!(h.run(&FileModule, &args).unwrap().0);
         assert_eq!(mode_of(&h.h("t")), 0o600);
         // Changed on every run with the default times.
@@ -648,11 +704,19 @@ mod tests {
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::os::unix::fs::symlink(&target, h.h("l")).unwrap();
         // follow: no never touches the target.
-        let args = [("path", v(&h.hs("l"))), ("mode", v("0600")), ("follow", v("no"))];
+        let args = [
+            ("path", v(&h.hs("l"))),
+            ("mode", v("0600")),
+            ("follow", v("no")),
+        ];
         h.run(&FileModule, &args).unwrap();
         assert_eq!(mode_of(&target), 0o644);
         // follow (the default) manages the target, as Ansible does.
-        let args = [("path", v(&h.hs("l"))), ("state", v("file")), ("mode", v("0600"))];
+        let args = [
+            ("path", v(&h.hs("l"))),
+            ("state", v("file")),
+            ("mode", v("0600")),
+        ];
         assert!(h.run(&FileModule, &args).unwrap().0);
         assert_eq!(mode_of(&target), 0o600);
     }

@@ -50,9 +50,8 @@ impl Module for TemplateModule {
             .read(&path)
             .map_err(|e| ModuleError::new(e.to_string()))?
             .ok_or_else(|| ModuleError::new(format!("could not read {path}")))?;
-        let text = String::from_utf8(bytes).map_err(|_| {
-            ModuleError::new(format!("template {path} is not valid UTF-8 text"))
-        })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| ModuleError::new(format!("template {path} is not valid UTF-8 text")))?;
         let rendered = ctx
             .templar
             .render_text(&text, ctx.vars)
@@ -90,7 +89,10 @@ mod tests {
         let (changed, out) = h.run(&TemplateModule, &args).unwrap();
         assert!(changed);
         assert_eq!(out.data["mode"].as_str(), Some("0640"));
-        assert_eq!(std::fs::read_to_string(h.h("motd")).unwrap(), "hello world\n");
+        assert_eq!(
+            std::fs::read_to_string(h.h("motd")).unwrap(),
+            "hello world\n"
+        );
         assert!(h.changes(&TemplateModule, &args).is_empty());
         // A symlink planted at dest is replaced, its target untouched.
         let outside = tempfile::tempdir().unwrap();
@@ -98,8 +100,14 @@ mod tests {
         std::fs::remove_file(h.h("motd")).unwrap();
         std::os::unix::fs::symlink(outside.path().join("t"), h.h("motd")).unwrap();
         assert!(h.run(&TemplateModule, &args).unwrap().0);
-        assert_eq!(std::fs::read_to_string(outside.path().join("t")).unwrap(), "keep");
-        assert_eq!(std::fs::read_to_string(h.h("motd")).unwrap(), "hello world\n");
+        assert_eq!(
+            std::fs::read_to_string(outside.path().join("t")).unwrap(),
+            "keep"
+        );
+        assert_eq!(
+            std::fs::read_to_string(h.h("motd")).unwrap(),
+            "hello world\n"
+        );
     }
 
     #[test]
@@ -107,10 +115,16 @@ mod tests {
         let h = Harness::new();
         h.repo_file("templates/bad.j2", "{{ nope }}\n");
         assert!(h
-            .prepare(&TemplateModule, &[("src", v("bad.j2")), ("dest", v(&h.hs("x")))])
+            .prepare(
+                &TemplateModule,
+                &[("src", v("bad.j2")), ("dest", v(&h.hs("x")))]
+            )
             .is_err());
         assert!(h
-            .prepare(&TemplateModule, &[("src", v("none.j2")), ("dest", v(&h.hs("x")))])
+            .prepare(
+                &TemplateModule,
+                &[("src", v("none.j2")), ("dest", v(&h.hs("x")))]
+            )
             .is_err());
     }
 }
