@@ -16,6 +16,9 @@ pub(crate) fn err(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
 }
 
+/// Compiled regular expressions by (pattern, ignorecase, multiline).
+type RegexCache = Mutex<HashMap<(String, bool, bool), Regex>>;
+
 fn undefined_err(what: &str) -> Error {
     Error::new(
         ErrorKind::UndefinedError,
@@ -283,7 +286,7 @@ fn replace(value: &Value, old: String, new: String, count: Option<i64>) -> Resul
 // regular expressions (Python `re` syntax, as far as Rust's regex supports it)
 
 fn regex_cache() -> &'static Mutex<HashMap<(String, bool, bool), Regex>> {
-    static C: OnceLock<Mutex<HashMap<(String, bool, bool), Regex>>> = OnceLock::new();
+    static C: OnceLock<RegexCache> = OnceLock::new();
     C.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
@@ -1090,8 +1093,7 @@ pub(crate) fn call_py_method(
     method: &str,
     args: &[Value],
 ) -> Result<Value, Error> {
-    let arg_str =
-        |i: usize| -> Option<String> { args.get(i).filter(|a| !a.is_none()).map(|a| py_str(a)) };
+    let arg_str = |i: usize| -> Option<String> { args.get(i).filter(|a| !a.is_none()).map(py_str) };
     match value.kind() {
         ValueKind::String => {
             let s = value.as_str().unwrap_or_default();
@@ -1142,8 +1144,10 @@ pub(crate) fn call_py_method(
                 "rstrip" => Value::from(strip_chars(s, arg_str(0).as_deref(), false, true)),
                 "upper" => Value::from(s.to_uppercase()),
                 "lower" => Value::from(s.to_lowercase()),
-                "title" => return state.apply_filter("title", &[value.clone()]),
-                "capitalize" => return state.apply_filter("capitalize", &[value.clone()]),
+                "title" => return state.apply_filter("title", std::slice::from_ref(value)),
+                "capitalize" => {
+                    return state.apply_filter("capitalize", std::slice::from_ref(value))
+                }
                 "replace" => {
                     let (old, new) = (
                         arg_str(0).unwrap_or_default(),
