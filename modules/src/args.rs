@@ -395,7 +395,7 @@ pub fn parse_kv(text: &str, free_form: bool) -> Result<Vec<(String, String)>, St
         match unquoted_eq {
             Some(i) if is_key(&token[..i]) => {
                 let key = token[..i].to_string();
-                let value = unquote(&token[i + 1..]);
+                let value = decode_escapes(&unquote(&token[i + 1..]));
                 if free_form && !FREE_FORM_KEYS.contains(&key.as_str()) {
                     raw.push(token);
                 } else {
@@ -427,6 +427,59 @@ const FREE_FORM_KEYS: &[&str] = &[
     "stdin_add_newline",
     "strip_empty_ends",
 ];
+
+/// Python's escape sequences in `k=v` values, as Ansible's `parse_kv` decodes them.
+fn decode_escapes(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let simple = match chars.peek() {
+            Some('n') => Some('\n'),
+            Some('t') => Some('\t'),
+            Some('r') => Some('\r'),
+            Some('\\') => Some('\\'),
+            Some('\'') => Some('\''),
+            Some('"') => Some('"'),
+            Some('a') => Some('\u{7}'),
+            Some('b') => Some('\u{8}'),
+            Some('f') => Some('\u{c}'),
+            Some('v') => Some('\u{b}'),
+            _ => None,
+        };
+        if let Some(r) = simple {
+            chars.next();
+            out.push(r);
+            continue;
+        }
+        let width = match chars.peek() {
+            Some('x') => 2,
+            Some('u') => 4,
+            Some('U') => 8,
+            _ => 0,
+        };
+        if width > 0 {
+            let rest: String = chars.clone().skip(1).take(width).collect();
+            if rest.len() == width {
+                if let Some(ch) = u32::from_str_radix(&rest, 16).ok().and_then(char::from_u32) {
+                    for _ in 0..=width {
+                        chars.next();
+                    }
+                    out.push(ch);
+                    continue;
+                }
+            }
+        }
+        out.push(c);
+    }
+    out
+}
 
 fn is_key(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -598,5 +651,7 @@ mod tests {
             (RAW_PARAMS.to_string(), "echo {{ a }} b".to_string())
         );
         assert!(parse_kv("dest=/x oops", false).is_err());
+        let kv = parse_kv(r#"content="a\nb\x41" dest=/x"#, false).unwrap();
+        assert_eq!(kv[0].1, "a\nbA");
     }
 }

@@ -112,6 +112,8 @@ pub struct Engine<'a> {
     handlers: Vec<Handler>,
     notified: Vec<bool>,
     failed: bool,
+    /// The result of the last failed task, for a `rescue` (`ansible_failed_result`).
+    last_failure: Option<Value>,
 }
 
 impl<'a> Engine<'a> {
@@ -137,6 +139,7 @@ impl<'a> Engine<'a> {
             handlers: Vec::new(),
             notified: Vec::new(),
             failed: false,
+            last_failure: None,
         }
     }
 
@@ -223,7 +226,28 @@ impl<'a> Engine<'a> {
     ) {
         self.play_name = play.name.clone();
         self.reporter.play_start(&play.name);
-        let facts = if play.gather_facts || self.facts.is_some() {
+        let facts = if play.gather_facts {
+            let facts = Arc::new(self.facts());
+            // Reported as Ansible does, so both tools show the same task list.
+            self.push_report(TaskReport {
+                play: play.name.clone(),
+                name: "Gathering Facts".into(),
+                module: "setup".into(),
+                file: play.location.file.to_string(),
+                line: play.location.line,
+                handler: false,
+                status: Status::Ok,
+                changed: false,
+                items: Vec::new(),
+                msg: None,
+                diff: Vec::new(),
+                changes: Vec::new(),
+                rescued: false,
+                no_log: false,
+                output: None,
+            });
+            facts
+        } else if self.facts.is_some() {
             Arc::new(self.facts())
         } else {
             Arc::new(RawVars::new())
@@ -339,6 +363,9 @@ impl<'a> Engine<'a> {
                 "ansible_failed_task".into(),
                 crate::vars::map_value([("name", Value::from(failed_task.unwrap_or_default()))]),
             );
+            if let Some(res) = self.last_failure.take() {
+                rv.insert("ansible_failed_result".into(), res);
+            }
             let mut rinh = inh.clone();
             rinh.rescue_vars = Some(Arc::new(rv));
             flow = self.run_items(&block.rescue, &rinh);
@@ -661,9 +688,11 @@ impl<'a> Engine<'a> {
                     }
                 }
                 Ok(true) => {
-                    all_skipped = false;
                     let exec = self.execute(task, &inh, &ivars, &iscope);
                     let exec = self.judge(task, &inh, exec, Some(&lv));
+                    if exec.status != Status::Skipped {
+                        all_skipped = false;
+                    }
                     any_changed |= exec.changed;
                     if exec.status == Status::Failed {
                         failed_msg.get_or_insert(exec.failed.clone().unwrap_or_default());
@@ -746,6 +775,14 @@ impl<'a> Engine<'a> {
     ) -> Flow {
         let mut flow = Flow::Continue;
         if report.status == Status::Failed {
+            let mut res = vec![
+                ("failed", Value::from(true)),
+                ("changed", Value::from(changed)),
+            ];
+            if let Some(m) = &report.msg {
+                res.push(("msg", Value::from(m.as_str())));
+            }
+            self.last_failure = Some(crate::vars::map_value(res));
             if inh.ignore_errors.unwrap_or(false) {
                 report.status = Status::Ignored;
             } else {
@@ -945,7 +982,10 @@ impl<'a> Engine<'a> {
             diff: Vec::new(),
             changes: Vec::new(),
         };
-        let Action::Module { name, module, args } = &task.action else {
+        let Action::Module {
+            name, module, args, ..
+        } = &task.action
+        else {
             return fail("not a module".into());
         };
         let mut rendered = IndexMap::new();

@@ -117,6 +117,8 @@ pub enum Action {
     Module {
         /// The short name (`copy`).
         name: &'static str,
+        /// The name as written in the task (`ansible.builtin.copy`): unnamed tasks show it.
+        written: String,
         module: &'static dyn Module,
         args: IndexMap<String, Value>,
     },
@@ -161,7 +163,7 @@ impl Task {
         let base = match &self.name {
             Some(n) => n.clone(),
             None => match &self.action {
-                Action::Module { name, .. } => name.to_string(),
+                Action::Module { written, .. } => written.clone(),
                 other => match other {
                     Action::IncludeTasks { .. } => "include_tasks".into(),
                     Action::IncludeRole { .. } => "include_role".into(),
@@ -1307,6 +1309,7 @@ impl<'a> Loader<'a> {
         }
         Some(Action::Module {
             name: short_name,
+            written: name.to_string(),
             module,
             args: pairs.into_iter().map(|(k, v)| (k, v.to_value())).collect(),
         })

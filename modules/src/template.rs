@@ -356,14 +356,32 @@ impl Templar {
         if !Self::is_template(s) {
             return Ok(Value::from(s));
         }
-        if let Some(expr) = single_expression(s) {
+        // Jinja (keep_trailing_newline off, as Ansible templates variables) drops one trailing
+        // newline of the source; Ansible then gives a text result back the newlines it lost.
+        // So `"{{ n }}\n"` is the integer `n`, and `"{{ s }}\n"` is `s` plus a newline.
+        let body = s.strip_suffix('\n').unwrap_or(s);
+        let want = trailing_newlines(s);
+        let restore = |v: Value| -> Value {
+            match v.as_str() {
+                Some(text) if trailing_newlines(text) < want => {
+                    let mut text = text.to_string();
+                    for _ in trailing_newlines(&text)..want {
+                        text.push('\n');
+                    }
+                    Value::from(text)
+                }
+                _ => v,
+            }
+        };
+        if let Some(expr) = single_expression(body) {
             let v = self.eval_raw(expr, vars)?;
             if v.is_undefined() {
                 return Err(undefined_error(expr));
             }
-            return Ok(v);
+            return Ok(restore(v));
         }
-        self.render_template(s, vars).map(Value::from)
+        self.render_template(body, vars)
+            .map(|out| restore(Value::from(out)))
     }
 
     /// Recursively render every string inside a Value (map keys too, sequences, nested).
@@ -409,7 +427,14 @@ impl Templar {
         if !Self::is_template(source) {
             return Ok(source.to_string());
         }
-        self.render_template(source, vars)
+        let mut out = self.render_template(source, vars)?;
+        // Ansible's template module keeps as many trailing newlines as the source has.
+        let want = trailing_newlines(source);
+        let have = trailing_newlines(&out);
+        for _ in have..want {
+            out.push('\n');
+        }
+        Ok(out)
     }
 
     /// Evaluate a bare Jinja expression (no braces), e.g. `x is defined and y | bool`.
@@ -479,3 +504,40 @@ fn needs_render(v: &Value) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+fn trailing_newlines(s: &str) -> usize {
+    s.bytes().rev().take_while(|b| *b == b'\n').count()
+}
+
+#[cfg(test)]
+mod native_tests {
+    use super::*;
+
+    #[test]
+    fn a_trailing_newline_keeps_native_types_as_ansible() {
+        let t = Templar::new();
+        let vars = crate::vars::map_value([("n", Value::from(1)), ("s", Value::from("abc"))]);
+        assert_eq!(t.render_str("{{ n }}\n", &vars).unwrap(), Value::from(1));
+        assert_eq!(
+            t.render_str("{{ s }}\n", &vars).unwrap().as_str(),
+            Some("abc\n")
+        );
+        assert_eq!(
+            t.render_str("a{{ s }}\n\n", &vars).unwrap().as_str(),
+            Some("aabc\n\n")
+        );
+        assert_eq!(
+            t.render_str("{{ n }} ", &vars).unwrap().as_str(),
+            Some("1 ")
+        );
+    }
+
+    #[test]
+    fn template_text_keeps_trailing_newlines_of_the_source() {
+        let t = Templar::new();
+        let vars = Value::from(());
+        let src = "{% if true %}\nx\n{%- endif %}\n\n";
+        let out = t.render_text(src, &vars).unwrap();
+        assert!(out.ends_with("\n\n"), "{out:?}");
+    }
+}

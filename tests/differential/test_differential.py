@@ -77,6 +77,12 @@ def _compare_runs(probs: Problems, phase: str, a, g, markers: Markers, *, fail_e
             probs.add(f"[{phase}] agent exit code {g.rc}, expected {want} (ansible rc={a.rc}); "
                       f"agent result={g.raw.get('result')!r} error={g.raw.get('error')!r}",
                       ["  agent stderr tail:", harness._tail(g.stderr, 15)])
+    if g.tool == "agent":
+        ast = (a.raw or {}).get("stats", {}).get("localhost", {})
+        gst = g.raw.get("stats") or {}
+        for ak, gk in (("failures", "failed"), ("rescued", "rescued"), ("ignored", "ignored")):
+            if ast.get(ak, 0) != gst.get(gk, 0):
+                probs.add(f"[{phase}] stats.{gk}: ansible {ast.get(ak, 0)} agent {gst.get(gk, 0)}")
     pa, pg = ansible_pairs(a), _other_pairs(g)
     d = list_diff(pa, pg, "ansible", g.tool)
     if d:

@@ -246,7 +246,6 @@ impl Resource for Block {
         let result = self.render(original);
         let (msg, new) = match original {
             Some(o) if o == result.as_slice() => ("", None),
-            None if result.is_empty() => ("", None),
             None => ("File created", Some(result)),
             Some(_) if !self.present || self.block.is_empty() => ("Block removed", Some(result)),
             Some(_) => ("Block inserted", Some(result)),

@@ -431,6 +431,15 @@ fn py_delta(d: std::time::Duration) -> String {
 
 impl Resource for Cmd {
     fn check(&self) -> Result<Check, ModuleError> {
+        // Ansible changes into `chdir` before anything else, in check mode too.
+        if let Some(d) = &self.chdir {
+            if !Path::new(d).is_dir() {
+                return Err(ModuleError::new(format!(
+                    "Unable to change directory before execution: [Errno 2] No such file or directory: '{}'",
+                    Path::new(d).display()
+                )));
+            }
+        }
         if let Some(out) = self.guard() {
             return Ok(Check {
                 changes: Vec::new(),

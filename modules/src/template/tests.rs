@@ -149,7 +149,8 @@ fn text_rendering() {
     assert_eq!(
         t.render_text("  {% if true %}x{% endif %}\n", &vars())
             .unwrap(),
-        "  x"
+        // trim_blocks eats the newline after endif; Ansible adds it back (checked with 2.19)
+        "  x\n"
     );
 }
 
