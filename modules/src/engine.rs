@@ -103,6 +103,8 @@ pub struct Engine<'a> {
     /// set_fact and registered results: they outlive plays.
     host_facts: RawVars,
     playbook_dir: String,
+    /// The playbook's directory in the repository.
+    base: RepoPath,
     reports: Vec<TaskReport>,
     reporter: &'a mut dyn Reporter,
     play_name: String,
@@ -126,6 +128,7 @@ impl<'a> Engine<'a> {
         Engine {
             templar,
             playbook_dir: source.describe(),
+            base: RepoPath::root(),
             source,
             opts,
             facts: None,
@@ -148,6 +151,7 @@ impl<'a> Engine<'a> {
         let group_vars = Arc::new(playbook.group_vars.clone());
         let host_vars = Arc::new(playbook.host_vars.clone());
         let dir = playbook.file.parent();
+        self.base = dir.clone();
         for (i, play) in playbook.plays.iter().enumerate() {
             if self.failed {
                 for rest in &playbook.plays[i..] {
@@ -1004,18 +1008,11 @@ impl<'a> Engine<'a> {
             }
         }
         let check_mode = inh.check_mode.unwrap_or(self.opts.check);
-        let mut search = Vec::with_capacity(2);
-        if let Some(r) = task.role.as_ref().or(inh.role.as_ref()) {
-            search.push(r.path.clone());
-        }
-        let task_dir = RepoPath::new(&task.location.file)
-            .map(|p| p.parent())
-            .unwrap_or_default();
-        search.push(task_dir);
-        let base = RepoPath::root();
-        if !search.contains(&base) {
-            search.push(base);
-        }
+        let search = crate::playbook::search_dirs(
+            task.role.as_ref().or(inh.role.as_ref()),
+            &task.location.file,
+            &self.base,
+        );
         let env = match &inh.environment {
             Some(e) => match self.templar.render_value(e, vars) {
                 Ok(v) => env_pairs(&v),

@@ -1338,15 +1338,7 @@ impl<'a> Loader<'a> {
             return;
         }
         let loc = Location::new(file.clone(), src_node.line);
-        let mut search = Vec::new();
-        if let Some(r) = role {
-            search.push(r.path.clone());
-        }
-        let dir = RepoPath::new(file).map(|p| p.parent()).unwrap_or_default();
-        search.push(dir);
-        if !search.contains(&self.base) {
-            search.push(self.base.clone());
-        }
+        let search = search_dirs(role, file, &self.base);
         let sub = if module == "template" {
             "templates"
         } else {
@@ -1571,4 +1563,23 @@ pub fn load_task_file(
     } else {
         Err(LoadErrors(loader.errors))
     }
+}
+
+/// Where a task's relative `src` is looked for, most specific first: its role's directory, the
+/// directory of its task file, the playbook's directory.
+pub fn search_dirs(role: Option<&Arc<Role>>, task_file: &str, base: &RepoPath) -> Vec<RepoPath> {
+    let mut search = Vec::with_capacity(3);
+    if let Some(r) = role {
+        search.push(r.path.clone());
+    }
+    let dir = RepoPath::new(task_file)
+        .map(|p| p.parent())
+        .unwrap_or_default();
+    if !search.contains(&dir) {
+        search.push(dir);
+    }
+    if !search.contains(base) {
+        search.push(base.clone());
+    }
+    search
 }

@@ -173,24 +173,16 @@ pub(crate) fn find_source(
     sub: &str,
     src: &str,
 ) -> Result<(RepoPath, SourceKind), ModuleError> {
-    let trimmed = src.trim_end_matches('/');
     if src.starts_with('/') {
         return Err(ModuleError::new(format!(
             "src `{src}` is an absolute path: a source must be inside the repository \
              (use remote_src for a file on the host)"
         )));
     }
-    let err = |e: crate::source::SourceError| ModuleError::new(e.to_string());
-    for dir in ctx.search {
-        for base in [dir.join(sub), Ok(dir.clone())] {
-            let base = base.map_err(|e| ModuleError::new(e.to_string()))?;
-            let path = base
-                .join(if trimmed.is_empty() { "." } else { trimmed })
-                .map_err(|e| ModuleError::new(e.to_string()))?;
-            if let Some(kind) = ctx.source.kind(&path).map_err(err)? {
-                return Ok((path, kind));
-            }
-        }
+    if let Some(found) = crate::source::find_in(ctx.source, ctx.search, sub, src)
+        .map_err(|e| ModuleError::new(e.to_string()))?
+    {
+        return Ok(found);
     }
     Err(ModuleError::new(format!(
         "Could not find or access '{src}'\nSearched in:\n{}",

@@ -1,0 +1,139 @@
+//! The command line as a user meets it: playbook selection, exit codes, check mode, validate.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn agent() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_gitops-agent"))
+}
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, text).unwrap();
+}
+
+fn converge(dir: &Path, root: &Path, extra: &[&str]) -> Output {
+    agent()
+        .arg("converge")
+        .arg("--playbook-dir")
+        .arg(dir)
+        .arg("-e")
+        .arg(format!("root={}", root.display()))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+const PLAY: &str = r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: a file
+      copy:
+        content: "hello {{ who | default('world') }}\n"
+        dest: "{{ root }}/hello.txt"
+"#;
+
+#[test]
+fn exit_codes_follow_the_documented_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    write(dir.path(), "local.yml", PLAY);
+
+    // Check mode: would change (2), changes nothing.
+    let out = converge(dir.path(), root.path(), &["--check"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!root.path().join("hello.txt").exists());
+
+    // First run changes (2), second changes nothing (0).
+    let out = converge(dir.path(), root.path(), &[]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("hello.txt")).unwrap(),
+        "hello world\n"
+    );
+    let out = converge(dir.path(), root.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ok:") && text.contains("changed=0"), "{text}");
+
+    // Extra vars as JSON take precedence and change the file again.
+    let out = converge(dir.path(), root.path(), &["-e", r#"{"who": "fleet"}"#]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("hello.txt")).unwrap(),
+        "hello fleet\n"
+    );
+}
+
+#[test]
+fn a_failed_task_exits_1_and_invalid_input_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "local.yml",
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - command: /bin/false\n    - copy: {content: x, dest: \"{{ root }}/after\"}\n",
+    );
+    let out = converge(dir.path(), root.path(), &["--format", "json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["result"], "failed");
+    assert_eq!(report["tasks"][1]["status"], "not-run");
+    assert!(!root.path().join("after").exists());
+
+    write(
+        dir.path(),
+        "local.yml",
+        "- hosts: all\n  tasks:\n    - copy: {content: x, dest: \"{{ root }}/x\", colour: blue}\n",
+    );
+    let out = converge(dir.path(), root.path(), &[]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("local.yml:3") && err.contains("colour"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn validate_touches_nothing_and_picks_the_playbook_like_ansible_pull() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "local.yml", PLAY);
+    let out = agent()
+        .args(["validate", "--playbook-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("local.yml: valid"));
+
+    let empty = tempfile::tempdir().unwrap();
+    let out = agent()
+        .args(["validate", "--playbook-dir"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("local.yml"));
+}
+
+#[test]
+fn diff_shows_the_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    write(dir.path(), "local.yml", PLAY);
+    std::fs::write(root.path().join("hello.txt"), "old line\n").unwrap();
+    let out = converge(dir.path(), root.path(), &["--check", "--diff"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("-old line") && text.contains("+hello world"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("hello.txt")).unwrap(),
+        "old line\n"
+    );
+}
