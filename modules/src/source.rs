@@ -104,6 +104,8 @@ pub trait Source: Send + Sync {
     fn kind(&self, path: &RepoPath) -> Result<Option<SourceKind>, SourceError>;
     /// The entries of a directory, sorted by name.
     fn list(&self, path: &RepoPath) -> Result<Vec<SourceEntry>, SourceError>;
+    /// Whether a file has an executable bit in the repository (Git's 100755).
+    fn is_executable(&self, path: &RepoPath) -> Result<bool, SourceError>;
     /// For messages: where this source is.
     fn describe(&self) -> String;
 }
@@ -111,12 +113,18 @@ pub trait Source: Send + Sync {
 /// A playbook directory on the local filesystem.
 pub struct DirSource {
     root: PathBuf,
+    /// Canonical host paths of directories already resolved: a converge looks up hundreds of
+    /// files in the same few directories.
+    dirs: std::sync::Mutex<std::collections::HashMap<String, Option<PathBuf>>>,
 }
 
 impl DirSource {
     pub fn new(root: impl Into<PathBuf>) -> io::Result<DirSource> {
         let root = std::fs::canonicalize(root.into())?;
-        Ok(DirSource { root })
+        Ok(DirSource {
+            root,
+            dirs: Default::default(),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -126,6 +134,44 @@ impl DirSource {
     /// The host path of `path`, after checking that symlinks inside the directory do not lead
     /// out of it. `None` when nothing exists there.
     fn resolve(&self, path: &RepoPath) -> Result<Option<PathBuf>, SourceError> {
+        let io_err = |e: io::Error| SourceError::Io {
+            path: path.to_string(),
+            source: e,
+        };
+        if path.as_str().is_empty() {
+            return Ok(Some(self.root.clone()));
+        }
+        // The parent directory through the cache, then one lstat of the entry itself; only a
+        // symlink there needs a full resolution.
+        let parent = path.parent();
+        let cached = self
+            .dirs
+            .lock()
+            .ok()
+            .and_then(|d| d.get(parent.as_str()).cloned());
+        let parent_real = match cached {
+            Some(p) => p,
+            None => {
+                let p = self.canonical(&parent)?;
+                if let Ok(mut d) = self.dirs.lock() {
+                    d.insert(parent.as_str().to_string(), p.clone());
+                }
+                p
+            }
+        };
+        let Some(parent_real) = parent_real else {
+            return Ok(None);
+        };
+        let candidate = parent_real.join(path.file_name());
+        match std::fs::symlink_metadata(&candidate) {
+            Ok(meta) if meta.file_type().is_symlink() => self.canonical(path),
+            Ok(_) => Ok(Some(candidate)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
+    fn canonical(&self, path: &RepoPath) -> Result<Option<PathBuf>, SourceError> {
         let joined = self.root.join(path.as_str());
         match std::fs::canonicalize(&joined) {
             Ok(real) => {
@@ -199,6 +245,18 @@ impl Source for DirSource {
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    fn is_executable(&self, path: &RepoPath) -> Result<bool, SourceError> {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(real) = self.resolve(path)? else {
+            return Ok(false);
+        };
+        let meta = std::fs::metadata(&real).map_err(|e| SourceError::Io {
+            path: path.to_string(),
+            source: e,
+        })?;
+        Ok(meta.is_file() && meta.permissions().mode() & 0o111 != 0)
     }
 
     fn describe(&self) -> String {

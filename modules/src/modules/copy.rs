@@ -196,18 +196,7 @@ pub(crate) fn find_source(
 
 /// The mode of a repository file for `mode: preserve`: Git keeps only the executable bit.
 pub(crate) fn source_mode(ctx: &ModuleContext, path: &RepoPath) -> u32 {
-    let exec = ctx
-        .source
-        .list(&path.parent())
-        .ok()
-        .and_then(|entries| {
-            entries
-                .into_iter()
-                .find(|e| e.name == path.file_name())
-                .map(|e| e.executable)
-        })
-        .unwrap_or(false);
-    if exec {
+    if ctx.source.is_executable(path).unwrap_or(false) {
         0o755
     } else {
         0o644
