@@ -247,8 +247,6 @@ SKIP_ACTIONS = {
     "include_role", "ansible.builtin.include_role", "ansible.legacy.include_role",
     "import_tasks", "ansible.builtin.import_tasks", "import_role", "ansible.builtin.import_role",
     "meta", "ansible.builtin.meta", "ansible.legacy.meta",
-    # the implicit "Gathering Facts" task (gather_facts: true); the agent gathers facts without a task
-    "gather_facts", "ansible.builtin.gather_facts", "ansible.legacy.gather_facts",
 }
 
 ROLE_PREFIX = re.compile(r"^[A-Za-z0-9_.\-]+ : ")
