@@ -345,23 +345,21 @@ impl<'a> Engine<'a> {
         let start = self.reports.len();
         let mut flow = self.run_items(&block.block, &inh);
         if flow == Flow::Failed && !block.rescue.is_empty() {
-            // Failed tasks of the block show as rescued, and the rescue sees what failed.
+            // The rescue takes over: the block's tasks after the failure are not "not run", and
+            // its failed task shows as rescued.
+            let tail: Vec<TaskReport> = self
+                .reports
+                .drain(start..)
+                .filter(|r| r.status != Status::NotRun)
+                .collect();
             let mut failed_task = None;
-            for r in &mut self.reports[start..] {
+            for mut r in tail {
                 if r.status == Status::Failed {
                     r.rescued = true;
                     failed_task = Some(r.name.clone());
                 }
-                if r.status == Status::NotRun {
-                    r.status = Status::Skipped;
-                }
+                self.reports.push(r);
             }
-            // Tasks after the failure are not "not run" when a rescue takes over: drop them.
-            let keep: Vec<TaskReport> = self.reports.drain(start..).collect();
-            self.reports.extend(
-                keep.into_iter()
-                    .filter(|r| r.status != Status::Skipped || r.rescued),
-            );
             let mut rv = RawVars::new();
             rv.insert(
                 "ansible_failed_task".into(),
@@ -373,8 +371,6 @@ impl<'a> Engine<'a> {
             let mut rinh = inh.clone();
             rinh.rescue_vars = Some(Arc::new(rv));
             flow = self.run_items(&block.rescue, &rinh);
-        } else if flow == Flow::Failed {
-            // Not-run entries of the block stay; the always section still runs.
         }
         if !block.always.is_empty() {
             if flow == Flow::Failed {

@@ -294,3 +294,39 @@ fn validation_names_file_line_and_key() {
     let e = load_err("- hosts: all\n  tasks:\n    - debug: msg=x\n      when: 'a =='\n");
     assert!(e.contains("site.yml:4"), "{e}");
 }
+
+#[test]
+fn a_rescued_block_keeps_its_skipped_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "site.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - block:
+        - name: skipped first
+          debug: {msg: x}
+          when: false
+        - name: boom
+          fail: {msg: broken}
+        - name: never
+          debug: {msg: x}
+      rescue:
+        - name: caught
+          debug: {msg: "{{ ansible_failed_result.msg }}"}
+"#,
+    );
+    let r = run(dir.path(), root.path());
+    assert_eq!(
+        names_status(&r),
+        vec![
+            ("skipped first".to_string(), Status::Skipped),
+            ("boom".to_string(), Status::Failed),
+            ("caught".to_string(), Status::Ok),
+        ]
+    );
+    assert_eq!(r.result, gitops_modules::report::RunResult::Ok);
+}
