@@ -12,7 +12,7 @@ pub mod exit {
     pub const FAILED: i32 = 1;
     /// Success, and something was changed (or, with --check, would be).
     pub const CHANGED: i32 = 2;
-    /// Invalid input: nothing was applied.
+    /// Invalid input or a refused commit: nothing was applied.
     pub const INVALID: i32 = 3;
 }
 
@@ -22,7 +22,8 @@ Exit codes:
   2  success, something changed (with --check: would change)
   1  a task failed
   3  invalid input (bad YAML, unknown module or argument, template syntax, a path escaping
-     the repository): nothing was applied";
+     the repository, a bad configuration) or a refused commit (not signed by a trusted key,
+     not a descendant of the last applied commit): nothing was applied";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,9 +42,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Converge this host once to a playbook in a local directory.
+    /// Converge this host once: from its Git branch (pull mode, the default: fetch, verify,
+    /// apply, write a status commit), or from a local directory with --playbook-dir.
     #[command(after_help = EXIT_CODES)]
-    Converge(ConvergeArgs),
+    Converge(Box<ConvergeArgs>),
     /// Check a playbook (parse, resolve, validate every task) without touching the host.
     #[command(after_help = EXIT_CODES)]
     Validate(PlaybookArgs),
@@ -70,9 +72,24 @@ pub struct PlaybookArgs {
 
 #[derive(Debug, Args)]
 pub struct ConvergeArgs {
+    /// Converge from a playbook in a local directory instead of the host's Git branch.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["repo", "config"])]
+    pub playbook_dir: Option<PathBuf>,
+    /// Playbook file. Default: the first of <fqdn>.yml, <hostname>.yml, local.yml, as
+    /// ansible-pull picks it (in pull mode also settable as `playbook` in the config).
+    #[arg(long, value_name = "FILE")]
+    pub playbook: Option<String>,
+    /// The name this host is known by: matched against plays' `hosts` and used for
+    /// host_vars/<name>.yml. Default: the short hostname.
+    #[arg(long, value_name = "NAME")]
+    pub host_name: Option<String>,
+    /// Extra variables, highest precedence: `key=value` (several separated by spaces), a JSON
+    /// or YAML mapping, or `@file.yml`. Repeatable.
+    #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
+    pub extra_vars: Vec<String>,
     #[command(flatten)]
-    pub playbook: PlaybookArgs,
-    /// Report what would change without changing anything.
+    pub pull: PullArgs,
+    /// Report what would change without changing anything (no state, no status commit).
     #[arg(short = 'C', long)]
     pub check: bool,
     /// Show unified diffs of file contents that change.
@@ -87,6 +104,63 @@ pub struct ConvergeArgs {
     /// Output: `text` (a line per task and a recap) or `json` (the whole report on stdout).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+/// Pull mode: where the host's branch is, how to trust it, where the status goes. Each option
+/// overrides the same key of the config file (see packaging/config.yml).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Pull mode (the host's Git branch)")]
+pub struct PullArgs {
+    /// Configuration file.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/etc/gitops-agent/config.yml"
+    )]
+    pub config: PathBuf,
+    /// Repository URL: https://, http://, ssh://, git@host:path, file:// or a path.
+    #[arg(long, value_name = "URL")]
+    pub repo: Option<String>,
+    /// Branch to converge to; `{hostname}`, `{fqdn}`, `{machine_id}` expand.
+    /// [default: hosts/{hostname}]
+    #[arg(long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+    /// Where the agent keeps its repository, state and lock. [default: /var/lib/gitops-agent]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// SSH private key for ssh:// and scp-like URLs.
+    #[arg(long, value_name = "PATH")]
+    pub ssh_key: Option<PathBuf>,
+    /// known_hosts file for SSH (host keys are always checked).
+    #[arg(long, value_name = "PATH")]
+    pub known_hosts: Option<PathBuf>,
+    /// File with `username=` and `password=` lines for http(s):// (never on the command line).
+    #[arg(long, value_name = "PATH")]
+    pub http_credentials_file: Option<PathBuf>,
+    /// OpenSSH allowed_signers file: SSH-signed commits are verified against it.
+    #[arg(long, value_name = "PATH")]
+    pub allowed_signers: Option<PathBuf>,
+    /// OpenPGP public key file (armored or binary); repeatable.
+    #[arg(long = "openpgp-key", value_name = "PATH")]
+    pub openpgp_keys: Vec<PathBuf>,
+    /// Refuse commits that are not signed by a trusted key.
+    #[arg(long)]
+    pub require_signatures: bool,
+    /// Apply a commit that does not descend from the last applied one (a force-push back).
+    #[arg(long)]
+    pub allow_rollback: bool,
+    /// Repository the status commits go to. [default: the same as --repo]
+    #[arg(long, value_name = "URL")]
+    pub status_repo: Option<String>,
+    /// Status branch; placeholders as for --branch. [default: status/{hostname}]
+    #[arg(long, value_name = "BRANCH")]
+    pub status_branch: Option<String>,
+    /// Do not write a status commit.
+    #[arg(long)]
+    pub no_status: bool,
+    /// If another converge holds the lock, exit at once (code 1) instead of waiting.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,7 +6,7 @@ use anyhow::{anyhow, Context, Result};
 use gitops_modules::engine::{Engine, RunOptions};
 use gitops_modules::facts::Facts;
 use gitops_modules::playbook::{Loader, Playbook, RawVars};
-use gitops_modules::report::RunResult;
+use gitops_modules::report::{RunReport, RunResult};
 use gitops_modules::source::{DirSource, RepoPath, Source};
 use gitops_modules::template::Templar;
 use gitops_modules::yaml;
@@ -16,7 +16,7 @@ use crate::cli::{exit, ConvergeArgs, Format, PlaybookArgs};
 use crate::output::{print_json_invalid, TextReporter};
 
 /// The playbook as ansible-pull picks it: `<fqdn>.yml`, `<hostname>.yml`, `local.yml`.
-fn select_playbook(source: &dyn Source, explicit: Option<&str>) -> Result<RepoPath> {
+pub fn select_playbook(source: &dyn Source, explicit: Option<&str>) -> Result<RepoPath> {
     if let Some(p) = explicit {
         let path = RepoPath::new(p).map_err(|e| anyhow!("--playbook: {e}"))?;
         return match source.kind(&path)? {
@@ -53,7 +53,7 @@ fn select_playbook(source: &dyn Source, explicit: Option<&str>) -> Result<RepoPa
     ))
 }
 
-fn short_hostname() -> String {
+pub fn short_hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| {
             h.trim()
@@ -66,7 +66,7 @@ fn short_hostname() -> String {
 }
 
 /// `-e` values: `k=v k2=v2`, a JSON/YAML mapping, or `@file`.
-fn extra_vars(specs: &[String]) -> Result<RawVars> {
+pub fn extra_vars(specs: &[String]) -> Result<RawVars> {
     let mut out = RawVars::new();
     for spec in specs {
         let spec = spec.trim();
@@ -145,29 +145,62 @@ pub fn validate(args: &PlaybookArgs) -> i32 {
 }
 
 pub fn converge(args: &ConvergeArgs) -> i32 {
-    let loaded = match load(&args.playbook) {
+    let Some(dir) = &args.playbook_dir else {
+        return crate::pull::converge_pull(args);
+    };
+    let playbook_args = PlaybookArgs {
+        playbook_dir: dir.clone(),
+        playbook: args.playbook.clone(),
+        host_name: args.host_name.clone(),
+        extra_vars: args.extra_vars.clone(),
+    };
+    let loaded = match load(&playbook_args) {
         Ok(l) => l,
         Err(e) => {
-            for line in e.lines() {
-                eprintln!("error: {line}");
-            }
-            if args.format == Format::Json {
-                print_json_invalid(&e);
-            }
+            report_invalid(args.format, &e);
             return exit::INVALID;
         }
     };
+    let report = run_and_print(
+        args,
+        &loaded.source,
+        &loaded.playbook,
+        loaded.templar.clone(),
+        loaded.extra_vars,
+        loaded.host_name,
+    );
+    exit_code(&report)
+}
+
+/// Invalid input: every error on stderr (and the JSON report on stdout with --format json).
+pub fn report_invalid(format: Format, e: &str) {
+    for line in e.lines() {
+        eprintln!("error: {line}");
+    }
+    if format == Format::Json {
+        print_json_invalid(e);
+    }
+}
+
+/// Runs a loaded playbook, printing as the output format says.
+pub fn run_and_print(
+    args: &ConvergeArgs,
+    source: &dyn Source,
+    playbook: &Playbook,
+    templar: Arc<Templar>,
+    extra_vars: RawVars,
+    host_name: String,
+) -> RunReport {
     let opts = RunOptions {
         check: args.check,
         diff: args.diff,
         tags: args.tags.clone(),
         skip_tags: args.skip_tags.clone(),
-        extra_vars: loaded.extra_vars,
-        inventory_hostname: loaded.host_name,
+        extra_vars,
+        inventory_hostname: host_name,
     };
     let mut reporter = TextReporter::new(args.format == Format::Text, args.diff);
-    let report = Engine::new(loaded.templar.clone(), &loaded.source, opts, &mut reporter)
-        .run(&loaded.playbook);
+    let report = Engine::new(templar, source, opts, &mut reporter).run(playbook);
     match args.format {
         Format::Text => reporter.recap(&report),
         Format::Json => match serde_json::to_string_pretty(&report) {
@@ -175,6 +208,10 @@ pub fn converge(args: &ConvergeArgs) -> i32 {
             Err(e) => eprintln!("error: cannot write the report: {e}"),
         },
     }
+    report
+}
+
+pub fn exit_code(report: &RunReport) -> i32 {
     match report.result {
         RunResult::Ok => exit::OK,
         RunResult::Changed => exit::CHANGED,

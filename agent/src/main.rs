@@ -4,8 +4,21 @@
 //! `gitops-modules`.
 
 mod cli;
+#[allow(dead_code)]
+mod config;
 mod converge;
+#[allow(dead_code)]
+mod duration;
+#[allow(dead_code)]
+mod git;
 mod output;
+mod pull;
+#[allow(dead_code)]
+mod state;
+#[allow(dead_code)]
+mod status;
+#[allow(dead_code)]
+mod trust;
 
 use std::process::ExitCode;
 

@@ -115,6 +115,12 @@ fn make_env(behavior: UndefinedBehavior) -> Environment<'static> {
     env
 }
 
+/// A value as block-style YAML (what `to_nice_yaml` gives, indent 2), for documents the
+/// agent writes (the status document).
+pub fn to_yaml_document(v: &Value) -> Result<String, TemplateError> {
+    yaml::dump(v, 2, true, false).map_err(|e| TemplateError(e.to_string()))
+}
+
 /// Renders strings, values, file bodies and conditions with Ansible's Jinja semantics.
 pub struct Templar {
     engine: &'static Engine,

@@ -1,0 +1,381 @@
+//! Pull mode, one converge: fetch the host's branch, verify the commit (signature,
+//! anti-rollback), load the playbook from the commit's tree, converge, record the state, and
+//! write the status back to Git. Nothing of a refused or invalid commit is applied.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use gitops_modules::playbook::Loader;
+use gitops_modules::template::Templar;
+
+use crate::cli::{exit, ConvergeArgs, Format};
+use crate::config::{
+    BranchTemplate, Config, ConfigOverrides, HostIds, HttpCredentials, RepoUrl, DEFAULT_CONFIG_PATH,
+};
+use crate::converge::{extra_vars, report_invalid, run_and_print, select_playbook};
+use crate::git::{FetchOptions, GitRepo, ObjectId};
+use crate::state::{State, StateLock};
+use crate::status::{Outcome, StatusDoc, STATUS_FILE};
+use crate::trust::{verify, SignedCommit, TrustPolicy};
+
+/// Everything one pull-mode converge needs, resolved from the config and the command line.
+struct Plan {
+    config: Config,
+    ids: HostIds,
+    host: String,
+    url: String,
+    branch: String,
+    status: Option<(String, String)>,
+    fetch: FetchOptions,
+}
+
+fn overrides(args: &ConvergeArgs) -> Result<ConfigOverrides, String> {
+    let p = &args.pull;
+    let repo = |s: &Option<String>, what: &str| -> Result<Option<RepoUrl>, String> {
+        s.as_deref()
+            .map(|t| t.parse::<RepoUrl>().map_err(|e| format!("--{what}: {e}")))
+            .transpose()
+    };
+    let branch = |s: &Option<String>, what: &str| -> Result<Option<BranchTemplate>, String> {
+        s.as_deref()
+            .map(|t| BranchTemplate::new(t).map_err(|e| format!("--{what}: {e}")))
+            .transpose()
+    };
+    let abs = |p: &Option<PathBuf>| {
+        p.as_ref().map(|p| {
+            std::env::current_dir()
+                .map(|d| d.join(p))
+                .unwrap_or_else(|_| p.clone())
+        })
+    };
+    Ok(ConfigOverrides {
+        repo: repo(&p.repo, "repo")?,
+        branch: branch(&p.branch, "branch")?,
+        playbook: args.playbook.clone(),
+        extra_vars: extra_vars(&args.extra_vars).map_err(|e| format!("{e:#}"))?,
+        ssh_key: abs(&p.ssh_key),
+        known_hosts: abs(&p.known_hosts),
+        http_credentials_file: abs(&p.http_credentials_file),
+        allowed_signers: abs(&p.allowed_signers),
+        openpgp_keys: p
+            .openpgp_keys
+            .iter()
+            .filter_map(|k| abs(&Some(k.clone())))
+            .collect(),
+        require_signatures: p.require_signatures.then_some(true),
+        allow_rollback: p.allow_rollback.then_some(true),
+        status_repo: repo(&p.status_repo, "status-repo")?,
+        status_branch: branch(&p.status_branch, "status-branch")?,
+        status_enabled: p.no_status.then_some(false),
+        state_dir: abs(&p.state_dir),
+        ..ConfigOverrides::default()
+    })
+}
+
+fn plan(args: &ConvergeArgs) -> Result<Plan, String> {
+    let path = &args.pull.config;
+    // The default config file may be missing (bootstrap with --repo); a named one may not.
+    let mut config = if path == Path::new(DEFAULT_CONFIG_PATH) {
+        Config::load_or_default(path)
+    } else {
+        Config::load(path)
+    }
+    .map_err(|e| e.to_string())?;
+    config.apply(overrides(args)?);
+    config.validate().map_err(|e| {
+        let text = e.to_string();
+        if config.repo.is_none() {
+            format!(
+                "{text}\n(give --repo, set `repo` in {}, or converge a local directory with --playbook-dir)",
+                path.display()
+            )
+        } else {
+            text
+        }
+    })?;
+    let ids = HostIds::gather();
+    let host = args
+        .host_name
+        .clone()
+        .unwrap_or_else(|| ids.hostname.clone());
+    let url = config
+        .repo
+        .as_ref()
+        .map(|r| r.as_str().to_string())
+        .ok_or("no repository configured")?;
+    let branch = config.branch_name(&ids);
+    let status = match (config.status.enabled, config.status_repo()) {
+        (true, Some(r)) => Some((r.as_str().to_string(), config.status_branch_name(&ids))),
+        _ => None,
+    };
+    let http_credentials = match &config.http.credentials_file {
+        Some(f) => {
+            let c = HttpCredentials::load(f).map_err(|e| e.to_string())?;
+            Some((c.username, c.password))
+        }
+        None => None,
+    };
+    let fetch = FetchOptions {
+        ssh_key: config.ssh_key.clone(),
+        known_hosts: config.known_hosts.clone(),
+        http_credentials,
+    };
+    Ok(Plan {
+        config,
+        ids,
+        host,
+        url,
+        branch,
+        status,
+        fetch,
+    })
+}
+
+/// `gitops-agent converge` in pull mode. Returns the exit code.
+pub fn converge_pull(args: &ConvergeArgs) -> i32 {
+    let plan = match plan(args) {
+        Ok(p) => p,
+        Err(e) => {
+            report_invalid(args.format, &e);
+            return exit::INVALID;
+        }
+    };
+    let state_dir = plan.config.state_dir.clone();
+    if let Err(e) = std::fs::create_dir_all(&state_dir) {
+        eprintln!("error: state directory {}: {e}", state_dir.display());
+        return exit::FAILED;
+    }
+    let _lock = match StateLock::try_acquire(&state_dir) {
+        Ok(l) => l,
+        Err(busy) if !args.pull.no_wait => {
+            eprintln!("{busy}: waiting for it to finish");
+            match StateLock::acquire(&state_dir, true) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return exit::FAILED;
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    let mut state = match State::load(&state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    crate::git::install_tls_provider();
+    let repo = match GitRepo::open_or_init(&state_dir.join("repo.git")) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let (code, mut doc) = converge_commit(args, &plan, &repo, &mut state, started);
+    doc.finish(clock.elapsed());
+    doc.facts = facts_summary();
+    if !args.check {
+        state.set_last_converge(started);
+        if let Err(e) = state.save(&state_dir) {
+            eprintln!("error: saving the state: {e}");
+        }
+        publish_status(&plan, &repo, &doc);
+    }
+    code
+}
+
+/// Fetch, verify, load and run. Returns the exit code and the status document.
+fn converge_commit(
+    args: &ConvergeArgs,
+    plan: &Plan,
+    repo: &GitRepo,
+    state: &mut State,
+    started: SystemTime,
+) -> (i32, StatusDoc) {
+    let host = plan.host.as_str();
+    let failed = |outcome: Outcome, msg: String| {
+        let mut doc = StatusDoc::new(host, started, outcome);
+        doc.error = Some(msg);
+        doc
+    };
+    let fetched = match repo.fetch(&plan.url, &plan.branch, &plan.fetch) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut doc = failed(Outcome::Failed, e.to_string());
+            doc.commit_applied = state.last_applied.clone();
+            return (exit::FAILED, doc);
+        }
+    };
+    let tip = fetched.tip;
+    let tip_hex = tip.to_string();
+    state.last_seen = Some(tip_hex.clone());
+    let refuse = |state: &State, outcome: Outcome, msg: String| {
+        eprintln!("error: commit {}: {msg}", &tip_hex[..7.min(tip_hex.len())]);
+        let mut doc = failed(outcome, msg);
+        doc.commit_seen = Some(tip_hex.clone());
+        doc.commit_applied = state.last_applied.clone();
+        if args.format == Format::Json {
+            crate::output::print_json_invalid(doc.error.as_deref().unwrap_or_default());
+        }
+        (exit::INVALID, doc)
+    };
+
+    // Trust: the commit's signature, then its ancestry.
+    let policy = match TrustPolicy::load(
+        plan.config.signing.allowed_signers.as_deref(),
+        &plan.config.signing.openpgp_keys,
+        plan.config.signing.require,
+    ) {
+        Ok(p) => p,
+        Err(e) => return refuse(state, Outcome::Refused, format!("signing keys: {e}")),
+    };
+    let verdict = match repo.commit_signature(tip) {
+        Ok((sig, time)) => {
+            let (signature, payload) = match &sig {
+                Some((s, p)) => (Some(s.as_slice()), p.as_slice()),
+                None => (None, &[][..]),
+            };
+            verify(
+                &policy,
+                &SignedCommit {
+                    signature,
+                    payload,
+                    commit_time: time,
+                },
+            )
+            .map_err(|e| e.to_string())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    match verdict {
+        Ok(v) => eprintln!("commit {}: {v}", &tip_hex[..7]),
+        Err(e) => return refuse(state, Outcome::Refused, e),
+    }
+    if let Some(last) = state.last_applied.clone() {
+        if !plan.config.allow_rollback {
+            let descends = last
+                .parse::<ObjectId>()
+                .map_err(|e| e.to_string())
+                .and_then(|old| {
+                    repo.is_ancestor(&plan.url, &plan.branch, old, tip, &plan.fetch)
+                        .map_err(|e| e.to_string())
+                });
+            match descends {
+                Ok(true) => {}
+                Ok(false) => return refuse(
+                    state,
+                    Outcome::Refused,
+                    format!(
+                        "does not descend from the last applied commit {} (a force-push back?); \
+                             use --allow-rollback or `allow_rollback: true` to apply it",
+                        &last[..7.min(last.len())]
+                    ),
+                ),
+                Err(e) => return refuse(state, Outcome::Refused, format!("ancestry: {e}")),
+            }
+        }
+    }
+
+    // Load and validate the whole playbook from the commit's tree.
+    let source = match repo.tree_source(tip) {
+        Ok(s) => s,
+        Err(e) => {
+            let mut doc = failed(Outcome::Failed, e.to_string());
+            doc.commit_seen = Some(tip_hex.clone());
+            return (exit::FAILED, doc);
+        }
+    };
+    let templar = Arc::new(Templar::new());
+    let loaded = select_playbook(&source, plan.config.playbook.as_deref())
+        .map_err(|e| e.to_string())
+        .and_then(|path| {
+            Loader::new(&source, &templar)
+                .load(&path, host)
+                .map_err(|e| e.to_string())
+        });
+    let playbook = match loaded {
+        Ok(p) => p,
+        Err(e) => {
+            report_invalid(args.format, &e);
+            let mut doc = failed(Outcome::Invalid, e);
+            doc.commit_seen = Some(tip_hex.clone());
+            doc.commit_applied = state.last_good.clone();
+            return (exit::INVALID, doc);
+        }
+    };
+
+    let report = run_and_print(
+        args,
+        &source,
+        &playbook,
+        templar,
+        plan.config.extra_vars.clone(),
+        host.to_string(),
+    );
+    let mut doc = StatusDoc::from_run(host, started, &report);
+    doc.commit_seen = Some(tip_hex.clone());
+    doc.commit_applied = Some(tip_hex.clone());
+    if !args.check {
+        state.last_applied = Some(tip_hex.clone());
+        state.last_good = Some(tip_hex);
+    }
+    (crate::converge::exit_code(&report), doc)
+}
+
+/// Commits the status document to the status branch and pushes it. A push that fails is not
+/// lost: the commit stays on the local status branch and goes out with the next push.
+fn publish_status(plan: &Plan, repo: &GitRepo, doc: &StatusDoc) {
+    let Some((url, branch)) = &plan.status else {
+        return;
+    };
+    let yaml = doc.to_yaml();
+    let message = doc.commit_message();
+    match repo.record_status(
+        branch,
+        &[(STATUS_FILE, yaml.as_bytes())],
+        &message,
+        &plan.ids.hostname,
+    ) {
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("warning: status commit: {e}");
+            return;
+        }
+    }
+    match repo.push_status(url, branch, &plan.fetch) {
+        Ok(outcome) => eprintln!("status: {message} ({outcome:?})"),
+        Err(e) => eprintln!("warning: status push to {url} failed, kept for the next run: {e}"),
+    }
+}
+
+fn facts_summary() -> crate::status::FactsSummary {
+    let facts = gitops_modules::facts::Facts::gather();
+    let get = |k: &str| {
+        facts
+            .map
+            .get(k)
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
+            .unwrap_or_default()
+    };
+    crate::status::FactsSummary {
+        hostname: get("hostname"),
+        distribution: get("distribution"),
+        distribution_version: get("distribution_version"),
+        kernel: get("kernel"),
+        architecture: get("architecture"),
+    }
+}

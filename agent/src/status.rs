@@ -1,0 +1,291 @@
+//! The status document: what a converge found, written as YAML into the host's status branch.
+//!
+//! Schema `gitops-agent/status/v1` (documented in `docs/status.md`). `no_log` tasks never leak
+//! values into it: their messages, items and diffs are left out.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use gitops_modules::report::{RunReport, RunResult, Status, TaskReport};
+use serde::Serialize;
+
+pub const SCHEMA: &str = "gitops-agent/status/v1";
+
+/// The file the document is stored as in the status branch.
+pub const STATUS_FILE: &str = "status.yml";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Nothing needed changing.
+    Converged,
+    /// The host was changed to match.
+    Changed,
+    /// A task failed.
+    Failed,
+    /// The commit was not trusted (signature, rollback): nothing applied.
+    Refused,
+    /// The commit's playbook is invalid: nothing applied, the last good commit stays.
+    Invalid,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Converged => "converged",
+            Outcome::Changed => "changed",
+            Outcome::Failed => "failed",
+            Outcome::Refused => "refused",
+            Outcome::Invalid => "invalid",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskStatus {
+    pub name: String,
+    pub module: String,
+    /// `file:line` in the host branch.
+    pub at: String,
+    pub status: Status,
+    pub changed: bool,
+    /// Set by the daemon when the task corrected drift (a change no commit asked for).
+    pub drift: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msg: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FactsSummary {
+    pub hostname: String,
+    pub distribution: String,
+    pub distribution_version: String,
+    pub kernel: String,
+    pub architecture: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusDoc {
+    pub schema: &'static str,
+    pub host: String,
+    pub agent_version: &'static str,
+    /// The tip of the host branch this run saw.
+    pub commit_seen: Option<String>,
+    /// The commit the host is now converged to (the last good one when this one was refused
+    /// or invalid).
+    pub commit_applied: Option<String>,
+    pub result: Outcome,
+    /// RFC 3339, UTC.
+    pub started: String,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<gitops_modules::report::Stats>,
+    pub tasks: Vec<TaskStatus>,
+    pub facts: FactsSummary,
+}
+
+impl StatusDoc {
+    pub fn new(host: &str, started: SystemTime, outcome: Outcome) -> StatusDoc {
+        StatusDoc {
+            schema: SCHEMA,
+            host: host.to_string(),
+            agent_version: env!("CARGO_PKG_VERSION"),
+            commit_seen: None,
+            commit_applied: None,
+            result: outcome,
+            started: rfc3339(started),
+            duration_ms: 0,
+            error: None,
+            stats: None,
+            tasks: Vec::new(),
+            facts: FactsSummary::default(),
+        }
+    }
+
+    /// The document of a converge that ran.
+    pub fn from_run(host: &str, started: SystemTime, report: &RunReport) -> StatusDoc {
+        let outcome = match report.result {
+            RunResult::Ok => Outcome::Converged,
+            RunResult::Changed => Outcome::Changed,
+            RunResult::Failed => Outcome::Failed,
+        };
+        let mut doc = StatusDoc::new(host, started, outcome);
+        doc.stats = Some(report.stats);
+        doc.tasks = report.tasks.iter().map(task_status).collect();
+        doc.error = report
+            .tasks
+            .iter()
+            .find(|t| t.status == Status::Failed && !t.rescued)
+            .map(|t| {
+                let msg = if t.no_log {
+                    "(hidden: no_log)".to_string()
+                } else {
+                    t.msg.clone().unwrap_or_default()
+                };
+                format!("{}:{}: task `{}` failed: {msg}", t.file, t.line, t.name)
+            });
+        doc
+    }
+
+    pub fn finish(&mut self, elapsed: Duration) {
+        self.duration_ms = elapsed.as_millis() as u64;
+    }
+
+    pub fn to_yaml(&self) -> String {
+        let value = minijinja::Value::from(minijinja::value::Serde(self));
+        gitops_modules::template::to_yaml_document(&value)
+            .unwrap_or_else(|e| format!("# could not write the status as YAML: {e}\n"))
+    }
+
+    /// One line a human reads in `git log`: `web-01: changed a1b2c3d (3 changed)`.
+    pub fn commit_message(&self) -> String {
+        let short = |c: &Option<String>| {
+            c.as_deref()
+                .map(|c| c.chars().take(7).collect::<String>())
+                .unwrap_or_else(|| "-".into())
+        };
+        let detail = match (self.result, &self.stats) {
+            (Outcome::Refused | Outcome::Invalid, _) => self
+                .error
+                .as_deref()
+                .map(|e| format!(" ({})", first_line(e, 72)))
+                .unwrap_or_default(),
+            (_, Some(s)) if s.failed > 0 => {
+                format!(" ({} failed, {} changed)", s.failed, s.changed)
+            }
+            (_, Some(s)) => format!(" ({} changed)", s.changed),
+            _ => String::new(),
+        };
+        let commit = match self.result {
+            Outcome::Refused | Outcome::Invalid => short(&self.commit_seen),
+            _ => short(&self.commit_applied),
+        };
+        format!("{}: {} {commit}{detail}", self.host, self.result.as_str())
+    }
+}
+
+fn first_line(s: &str, max: usize) -> String {
+    let line = s.lines().next().unwrap_or("");
+    if line.chars().count() > max {
+        format!("{}…", line.chars().take(max).collect::<String>())
+    } else {
+        line.to_string()
+    }
+}
+
+fn task_status(t: &TaskReport) -> TaskStatus {
+    TaskStatus {
+        name: t.name.clone(),
+        module: t.module.clone(),
+        at: format!("{}:{}", t.file, t.line),
+        status: t.status,
+        changed: t.changed,
+        drift: false,
+        msg: if t.no_log { None } else { t.msg.clone() },
+    }
+}
+
+/// RFC 3339 in UTC with seconds (`2026-11-24T07:58:46Z`).
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm): no date crate needed
+    // for one timestamp format.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gitops_modules::report::Stats;
+
+    fn task(name: &str, status: Status, no_log: bool, msg: Option<&str>) -> TaskReport {
+        TaskReport {
+            play: "p".into(),
+            name: name.into(),
+            module: "copy".into(),
+            file: "local.yml".into(),
+            line: 7,
+            handler: false,
+            status,
+            changed: status == Status::Changed,
+            items: Vec::new(),
+            msg: msg.map(str::to_string),
+            diff: Vec::new(),
+            changes: Vec::new(),
+            rescued: false,
+            no_log,
+            output: None,
+        }
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_507_200 + 3 * 3600 + 62);
+        assert_eq!(rfc3339(t), "2026-11-24T11:01:02Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn document_and_message_from_a_run() {
+        let report = RunReport {
+            result: RunResult::Failed,
+            check_mode: false,
+            tasks: vec![
+                task("write config", Status::Changed, false, None),
+                task("secret", Status::Failed, true, Some("password=hunter2")),
+            ],
+            stats: Stats {
+                ok: 1,
+                changed: 1,
+                failed: 1,
+                ..Stats::default()
+            },
+            error: None,
+        };
+        let mut doc = StatusDoc::from_run("web-01", UNIX_EPOCH, &report);
+        doc.commit_applied = Some("a1b2c3d4e5f6".into());
+        doc.finish(Duration::from_millis(42));
+        let yaml = doc.to_yaml();
+        assert!(yaml.contains("schema: gitops-agent/status/v1"), "{yaml}");
+        assert!(yaml.contains("result: failed"), "{yaml}");
+        assert!(yaml.contains("duration_ms: 42"), "{yaml}");
+        assert!(!yaml.contains("hunter2"), "no_log leaked: {yaml}");
+        assert_eq!(
+            doc.commit_message(),
+            "web-01: failed a1b2c3d (1 failed, 1 changed)"
+        );
+    }
+
+    #[test]
+    fn refused_message_names_the_reason() {
+        let mut doc = StatusDoc::new("web-01", UNIX_EPOCH, Outcome::Refused);
+        doc.commit_seen = Some("ffffeeee".into());
+        doc.error = Some("commit is not signed".into());
+        assert_eq!(
+            doc.commit_message(),
+            "web-01: refused ffffeee (commit is not signed)"
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! Pull mode end to end against a real repository over file://: fetch, trust (signatures,
+//! anti-rollback), last good commit, status commits.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Fleet {
+    _tmp: tempfile::TempDir,
+    work: PathBuf,
+    bare: PathBuf,
+    state: PathBuf,
+    root: PathBuf,
+    host: String,
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=Ops", "-c", "user.email=ops@example.org"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .split('.')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+impl Fleet {
+    fn new() -> Fleet {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path().join("work");
+        let bare = tmp.path().join("fleet.git");
+        let host = hostname();
+        std::fs::create_dir_all(&work).unwrap();
+        git(&work, &["init", "-q", "-b", &format!("hosts/{host}")]);
+        git(
+            tmp.path(),
+            &["init", "-q", "--bare", bare.to_str().unwrap()],
+        );
+        Fleet {
+            state: tmp.path().join("state"),
+            root: tmp.path().join("root"),
+            _tmp: tmp,
+            work,
+            bare,
+            host,
+        }
+    }
+
+    /// Commits `local.yml` and pushes the host branch (with --force when asked).
+    fn commit(&self, playbook: &str, extra: &[&str]) -> String {
+        std::fs::write(self.work.join("local.yml"), playbook).unwrap();
+        git(&self.work, &["add", "-A"]);
+        let mut args = vec!["commit", "-q", "-m", "change"];
+        args.extend_from_slice(extra);
+        git(&self.work, &args);
+        git(
+            &self.work,
+            &["push", "-q", "-f", self.bare.to_str().unwrap(), "HEAD"],
+        );
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+
+    fn converge(&self, extra: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_gitops-agent"))
+            .args(["converge", "--config", "/nonexistent-on-purpose.yml"])
+            .arg("--repo")
+            .arg(format!("file://{}", self.bare.display()))
+            .arg("--state-dir")
+            .arg(&self.state)
+            .arg("-e")
+            .arg(format!("root={}", self.root.display()))
+            .args(extra)
+            .output()
+            .unwrap()
+    }
+
+    fn status(&self) -> String {
+        git(
+            &self.bare,
+            &["show", &format!("status/{}:status.yml", self.host)],
+        )
+    }
+
+    fn status_log(&self) -> Vec<String> {
+        git(
+            &self.bare,
+            &["log", "--format=%s", &format!("status/{}", self.host)],
+        )
+        .lines()
+        .map(str::to_string)
+        .collect()
+    }
+}
+
+fn play(content: &str) -> String {
+    format!(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: app config\n      copy:\n        dest: \"{{{{ root }}}}/app.conf\"\n        content: \"{content}\\n\"\n"
+    )
+}
+
+#[test]
+fn converges_records_status_and_keeps_the_last_good_commit() {
+    let f = Fleet::new();
+    std::fs::create_dir_all(&f.root).unwrap();
+    // A named config file that does not exist is an error, not silently ignored.
+    let out = f.converge(&[]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nonexistent-on-purpose"));
+
+    let c1 = f.commit(&play("v1"), &[]);
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_gitops-agent"))
+            .args(["converge", "--repo"])
+            .arg(format!("file://{}", f.bare.display()))
+            .arg("--state-dir")
+            .arg(&f.state)
+            .arg("-e")
+            .arg(format!("root={}", f.root.display()))
+            .args(extra)
+            .output()
+            .unwrap();
+        out
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(f.root.join("app.conf")).unwrap(),
+        "v1\n"
+    );
+    let status = f.status();
+    assert!(status.contains("result: changed"), "{status}");
+    assert!(
+        status.contains(&format!("commit_applied: {c1}")),
+        "{status}"
+    );
+
+    // Second run: nothing to change; a new status commit records it.
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(f.status().contains("result: converged"));
+
+    // An invalid commit: nothing applied, status names file and line, last good stays.
+    let bad = f.commit(
+        "- hosts: all\n  tasks:\n    - copy: {dest: /x, content: y, bogus: 1}\n",
+        &[],
+    );
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let status = f.status();
+    assert!(status.contains("result: invalid"), "{status}");
+    assert!(status.contains("local.yml:3"), "{status}");
+    assert!(status.contains(&format!("commit_seen: {bad}")), "{status}");
+    assert!(
+        status.contains(&format!("commit_applied: {c1}")),
+        "{status}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.root.join("app.conf")).unwrap(),
+        "v1\n"
+    );
+
+    // The next good commit is applied.
+    f.commit(&play("v2"), &[]);
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(f.root.join("app.conf")).unwrap(),
+        "v2\n"
+    );
+    let log = f.status_log();
+    assert_eq!(log.len(), 4, "{log:?}");
+    assert!(
+        log[0].starts_with(&format!("{}: changed", f.host)),
+        "{log:?}"
+    );
+    assert!(
+        log[1].starts_with(&format!("{}: invalid", f.host)),
+        "{log:?}"
+    );
+
+    // A force-push back to the first commit is refused (anti-rollback)...
+    git(&f.work, &["reset", "-q", "--hard", &c1]);
+    git(
+        &f.work,
+        &["push", "-q", "-f", f.bare.to_str().unwrap(), "HEAD"],
+    );
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(f.status().contains("result: refused"));
+    assert!(f.status().contains("does not descend"));
+    assert_eq!(
+        std::fs::read_to_string(f.root.join("app.conf")).unwrap(),
+        "v2\n"
+    );
+    // ...unless allowed.
+    let out = run(&["--allow-rollback"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(f.root.join("app.conf")).unwrap(),
+        "v1\n"
+    );
+}
+
+#[test]
+fn signatures_are_enforced_when_required() {
+    let f = Fleet::new();
+    std::fs::create_dir_all(&f.root).unwrap();
+    let keys = f.work.parent().unwrap().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let key = keys.join("admin");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "admin", "-f"])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen (openssh-client) is needed by this test");
+    assert!(out.status.success(), "{out:?}");
+    let public = std::fs::read_to_string(keys.join("admin.pub")).unwrap();
+    let signers = keys.join("allowed_signers");
+    std::fs::write(
+        &signers,
+        format!("ops@example.org namespaces=\"git\" {public}"),
+    )
+    .unwrap();
+
+    // Unsigned commit, signatures required: refused, nothing applied.
+    f.commit(&play("unsigned"), &[]);
+    let signing = [
+        "--require-signatures",
+        "--allowed-signers",
+        signers.to_str().unwrap(),
+    ];
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_gitops-agent"))
+            .args(["converge", "--repo"])
+            .arg(format!("file://{}", f.bare.display()))
+            .arg("--state-dir")
+            .arg(&f.state)
+            .arg("-e")
+            .arg(format!("root={}", f.root.display()))
+            .args(signing)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(!f.root.join("app.conf").exists());
+    let status = f.status();
+    assert!(status.contains("result: refused"), "{status}");
+    assert!(status.contains("not signed"), "{status}");
+
+    // Signed by the allowed key: applied.
+    let signed = play("signed");
+    std::fs::write(f.work.join("local.yml"), &signed).unwrap();
+    git(&f.work, &["add", "-A"]);
+    git(
+        &f.work,
+        &[
+            "-c",
+            "gpg.format=ssh",
+            "-c",
+            &format!("user.signingkey={}", key.display()),
+            "commit",
+            "-q",
+            "-S",
+            "-m",
+            "signed",
+        ],
+    );
+    git(
+        &f.work,
+        &["push", "-q", "-f", f.bare.to_str().unwrap(), "HEAD"],
+    );
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(f.root.join("app.conf")).unwrap(),
+        "signed\n"
+    );
+}
