@@ -185,10 +185,11 @@ pub fn converge_pull(args: &ConvergeArgs) -> i32 {
     doc.facts = facts_summary();
     if !args.check {
         state.set_last_converge(started);
+        state.last_result = Some(doc.result.as_str().to_string());
+        publish_status(&plan, &repo, &doc, &mut state);
         if let Err(e) = state.save(&state_dir) {
             eprintln!("error: saving the state: {e}");
         }
-        publish_status(&plan, &repo, &doc);
     }
     code
 }
@@ -272,15 +273,17 @@ fn converge_commit(
                 });
             match descends {
                 Ok(true) => {}
-                Ok(false) => return refuse(
-                    state,
-                    Outcome::Refused,
-                    format!(
+                Ok(false) => {
+                    return refuse(
+                        state,
+                        Outcome::Refused,
+                        format!(
                         "does not descend from the last applied commit {} (a force-push back?); \
                              use --allow-rollback or `allow_rollback: true` to apply it",
                         &last[..7.min(last.len())]
                     ),
-                ),
+                    )
+                }
                 Err(e) => return refuse(state, Outcome::Refused, format!("ancestry: {e}")),
             }
         }
@@ -327,31 +330,50 @@ fn converge_commit(
     doc.commit_applied = Some(tip_hex.clone());
     if !args.check {
         state.last_applied = Some(tip_hex.clone());
-        state.last_good = Some(tip_hex);
+        if report.result != gitops_modules::report::RunResult::Failed {
+            state.last_good = Some(tip_hex);
+        }
     }
     (crate::converge::exit_code(&report), doc)
 }
 
 /// Commits the status document to the status branch and pushes it. A push that fails is not
 /// lost: the commit stays on the local status branch and goes out with the next push.
-fn publish_status(plan: &Plan, repo: &GitRepo, doc: &StatusDoc) {
+///
+/// A document identical in substance to the last one committed (same result, same tasks; only
+/// the time differs) is not committed again until the heartbeat is due.
+fn publish_status(plan: &Plan, repo: &GitRepo, doc: &StatusDoc, state: &mut State) {
     let Some((url, branch)) = &plan.status else {
         return;
     };
-    let yaml = doc.to_yaml();
+    let digest = doc.digest();
+    let now = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let heartbeat_due = state
+        .last_status_at
+        .is_none_or(|at| now.saturating_sub(at) >= plan.config.status.heartbeat.as_secs());
     let message = doc.commit_message();
-    match repo.record_status(
-        branch,
-        &[(STATUS_FILE, yaml.as_bytes())],
-        &message,
-        &plan.ids.hostname,
-    ) {
-        Ok(_) => {}
-        Err(e) => {
-            eprintln!("warning: status commit: {e}");
-            return;
+    if state.last_status_digest.as_deref() != Some(digest.as_str()) || heartbeat_due {
+        let yaml = doc.to_yaml();
+        match repo.record_status(
+            branch,
+            &[(STATUS_FILE, yaml.as_bytes())],
+            &message,
+            &plan.ids.hostname,
+        ) {
+            Ok(_) => {
+                state.last_status_digest = Some(digest);
+                state.last_status_at = Some(now);
+            }
+            Err(e) => {
+                eprintln!("warning: status commit: {e}");
+                return;
+            }
         }
     }
+    // Also when nothing new was committed: a status commit whose push failed earlier goes now.
     match repo.push_status(url, branch, &plan.fetch) {
         Ok(outcome) => eprintln!("status: {message} ({outcome:?})"),
         Err(e) => eprintln!("warning: status push to {url} failed, kept for the next run: {e}"),

@@ -44,6 +44,14 @@ pub struct State {
     pub suspended: bool,
     /// Why, when `suspended`.
     pub suspended_reason: Option<String>,
+    /// The result of the last converge (`converged`, `changed`, `failed`, `refused`, `invalid`).
+    pub last_result: Option<String>,
+    /// A digest of the substance of the last status document committed (everything but
+    /// timestamps and durations): an identical document is not committed again before the
+    /// heartbeat is due.
+    pub last_status_digest: Option<String>,
+    /// When the last status commit was made, in seconds since the Unix epoch.
+    pub last_status_at: Option<u64>,
 }
 
 impl Default for State {
@@ -56,6 +64,9 @@ impl Default for State {
             last_converge: None,
             suspended: false,
             suspended_reason: None,
+            last_result: None,
+            last_status_digest: None,
+            last_status_at: None,
         }
     }
 }

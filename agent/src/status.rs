@@ -138,6 +138,17 @@ impl StatusDoc {
             .unwrap_or_else(|e| format!("# could not write the status as YAML: {e}\n"))
     }
 
+    /// A digest of the document's substance: everything but the start time and the duration,
+    /// so that an identical converge does not make a new status commit.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut same = self.clone();
+        same.started = String::new();
+        same.duration_ms = 0;
+        let hash = Sha256::digest(same.to_yaml().as_bytes());
+        hash.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// One line a human reads in `git log`: `web-01: changed a1b2c3d (3 changed)`.
     pub fn commit_message(&self) -> String {
         let short = |c: &Option<String>| {
@@ -276,6 +287,21 @@ mod tests {
             doc.commit_message(),
             "web-01: failed a1b2c3d (1 failed, 1 changed)"
         );
+    }
+
+    #[test]
+    fn digest_ignores_timestamps_only() {
+        let mut a = StatusDoc::new("web-01", UNIX_EPOCH, Outcome::Converged);
+        let mut b = StatusDoc::new(
+            "web-01",
+            UNIX_EPOCH + Duration::from_secs(60),
+            Outcome::Converged,
+        );
+        a.finish(Duration::from_millis(5));
+        b.finish(Duration::from_millis(9));
+        assert_eq!(a.digest(), b.digest());
+        b.result = Outcome::Changed;
+        assert_ne!(a.digest(), b.digest());
     }
 
     #[test]

@@ -148,6 +148,15 @@ fn converges_records_status_and_keeps_the_last_good_commit() {
     let out = run(&[]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(f.status().contains("result: converged"));
+    // Third run: the same in substance (only times differ): no new status commit.
+    let before = f.status_log().len();
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        f.status_log().len(),
+        before,
+        "an identical status was committed again"
+    );
 
     // An invalid commit: nothing applied, status names file and line, last good stays.
     let bad = f.commit(
