@@ -49,6 +49,23 @@ pub enum Command {
     /// Check a playbook (parse, resolve, validate every task) without touching the host.
     #[command(after_help = EXIT_CODES)]
     Validate(PlaybookArgs),
+    /// Show, from the state directory, the last applied and last good commit, the last result,
+    /// and whether a status commit is waiting to be pushed.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Configuration file (for `state_dir` and the status branch).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/etc/gitops-agent/config.yml"
+    )]
+    pub config: PathBuf,
+    /// State directory. [default: `state_dir` of the config, /var/lib/gitops-agent]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

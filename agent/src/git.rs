@@ -229,6 +229,16 @@ impl GitRepo {
         self.pusher = pusher;
     }
 
+    /// Whether the local status branch has a commit the remote has not got yet (a push that
+    /// failed and waits for the next run).
+    pub fn status_pending(&self, status_branch: &str) -> Result<bool, GitError> {
+        check_branch(status_branch)?;
+        let repo = self.local(None)?;
+        let local = Self::tip(&repo, &local_ref(status_branch))?;
+        let pushed = Self::tip(&repo, &tracking_ref(status_branch))?;
+        Ok(local.is_some() && local != pushed)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         cli::Command::Converge(args) => converge::converge(&args),
         cli::Command::Validate(args) => converge::validate(&args),
+        cli::Command::Status(args) => pull::show_status(&args),
     };
     ExitCode::from(code as u8)
 }

@@ -401,3 +401,53 @@ fn facts_summary() -> crate::status::FactsSummary {
         architecture: get("architecture"),
     }
 }
+
+/// `gitops-agent status`: what the state directory says.
+pub fn show_status(args: &crate::cli::StatusArgs) -> i32 {
+    let config = if args.config == Path::new(DEFAULT_CONFIG_PATH) {
+        Config::load_or_default(&args.config)
+    } else {
+        Config::load(&args.config)
+    };
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let dir = args.state_dir.clone().unwrap_or(config.state_dir.clone());
+    let state = match State::load(&dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    let show = |c: &Option<String>| c.clone().unwrap_or_else(|| "-".to_string());
+    println!("state dir:      {}", dir.display());
+    println!("last applied:   {}", show(&state.last_applied));
+    println!("last good:      {}", show(&state.last_good));
+    println!("last seen:      {}", show(&state.last_seen));
+    println!("last result:    {}", show(&state.last_result));
+    println!(
+        "last converge:  {}",
+        state
+            .last_converge_time()
+            .map(crate::status::rfc3339)
+            .unwrap_or_else(|| "-".into())
+    );
+    let branch = config.status_branch_name(&HostIds::gather());
+    let pending = GitRepo::open_or_init(&dir.join("repo.git"))
+        .and_then(|r| r.status_pending(&branch))
+        .map(|p| if p { "yes" } else { "no" }.to_string())
+        .unwrap_or_else(|e| format!("unknown ({e})"));
+    println!("status pending: {pending} (branch {branch})");
+    if state.suspended {
+        println!(
+            "suspended:      {}",
+            state.suspended_reason.as_deref().unwrap_or("yes")
+        );
+    }
+    exit::OK
+}

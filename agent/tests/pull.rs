@@ -297,3 +297,63 @@ fn signatures_are_enforced_when_required() {
         "signed\n"
     );
 }
+
+#[test]
+fn a_failed_status_push_is_kept_and_lands_when_the_server_is_back() {
+    let f = Fleet::new();
+    std::fs::create_dir_all(&f.root).unwrap();
+    f.commit(&play("v1"), &[]);
+    let status_repo = f.work.parent().unwrap().join("status.git");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_gitops-agent"))
+            .args(["converge", "--repo"])
+            .arg(format!("file://{}", f.bare.display()))
+            .arg("--status-repo")
+            .arg(format!("file://{}", status_repo.display()))
+            .arg("--state-dir")
+            .arg(&f.state)
+            .arg("-e")
+            .arg(format!("root={}", f.root.display()))
+            .output()
+            .unwrap()
+    };
+    let status_cmd = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_gitops-agent"))
+            .args(["status", "--state-dir"])
+            .arg(&f.state)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The status server is not there: converging still works, the status waits.
+    let out = run();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("kept for the next run"),
+        "{out:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.root.join("app.conf")).unwrap(),
+        "v1\n"
+    );
+    let shown = status_cmd();
+    assert!(shown.contains("status pending: yes"), "{shown}");
+    assert!(shown.contains("last result:    changed"), "{shown}");
+
+    // The server is back: the next run pushes the kept commit, then its own.
+    git(
+        f.work.parent().unwrap(),
+        &["init", "-q", "--bare", status_repo.to_str().unwrap()],
+    );
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let log = git(
+        &status_repo,
+        &["log", "--format=%s", &format!("status/{}", f.host)],
+    );
+    let subjects: Vec<&str> = log.lines().collect();
+    assert_eq!(subjects.len(), 2, "{log}");
+    assert!(subjects[0].contains(": converged"), "{log}");
+    assert!(subjects[1].contains(": changed"), "{log}");
+    assert!(status_cmd().contains("status pending: no"));
+}
