@@ -902,3 +902,57 @@ fn handles_can_move_to_a_worker_thread() {
     send_sync::<GitRepo>();
     send_sync::<TreeSource>();
 }
+
+/// Adds `n` other branches to the upstream in one `update-ref --stdin` transaction.
+fn add_branches(up: &Upstream, n: usize) {
+    let tip = git(&up.bare, &["rev-parse", "refs/heads/main"]);
+    let mut input = String::with_capacity(n * 80);
+    for i in 0..n {
+        input.push_str(&format!("create refs/heads/hosts/node-{i:05} {tip}\n"));
+    }
+    let mut child = git_cmd(&up.bare)
+        .args(["update-ref", "--stdin"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    // As a served repository keeps them after `git gc`: packed, so a prefix lookup on the
+    // server is a search, not a scan of 20,000 loose files.
+    git(&up.bare, &["pack-refs", "--all"]);
+}
+
+#[test]
+fn a_poll_costs_the_same_with_20000_other_branches() {
+    let up = Upstream::new();
+    let trace = up.tmp.path().join("daemon-trace.log");
+    let (_daemon, port) = git_daemon(up.tmp.path(), &trace);
+    let url = format!("git://127.0.0.1:{port}/fleet.git");
+    let (_tmp, repo) = agent_repo();
+    repo.fetch(&url, HOST_BRANCH, &FetchOptions::default())
+        .unwrap();
+    let few = time_no_change(&repo, &url, &FetchOptions::default(), 9);
+
+    add_branches(&up, 20_000);
+    std::fs::write(&trace, "").unwrap();
+    let many = time_no_change(&repo, &url, &FetchOptions::default(), 9);
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    // The server listed the host's ref only: none of the 20,000 others crossed the wire.
+    assert!(
+        !trace.contains("hosts/node-"),
+        "other branches were listed to the agent"
+    );
+    eprintln!("TIMING no-change poll: {few:?} with a few branches, {many:?} with 20,000 more");
+    // Generous bound against noise on a shared 2-core machine; the point is that the cost does
+    // not scale with the 20,000 refs (a full ref advertisement of them takes far longer).
+    assert!(
+        many < few * 3 + Duration::from_millis(100),
+        "poll got slower with more branches: {few:?} -> {many:?}"
+    );
+}
