@@ -746,7 +746,11 @@ fn record(repo: &GitRepo, n: u32) -> Option<ObjectId> {
 
 /// Status commit and push to `url`, which serves `up.bare`.
 fn status_round_trip(up: &Upstream, url: &str) {
-    let opts = FetchOptions::default();
+    status_round_trip_with(up, url, &FetchOptions::default());
+}
+
+fn status_round_trip_with(up: &Upstream, url: &str, opts: &FetchOptions) {
+    let opts = opts.clone();
     let (_tmp, repo) = agent_repo();
     assert_eq!(
         repo.push_status(url, STATUS_BRANCH, &opts).unwrap(),
@@ -955,4 +959,34 @@ fn a_poll_costs_the_same_with_20000_other_branches() {
         many < few * 3 + Duration::from_millis(100),
         "poll got slower with more branches: {few:?} -> {many:?}"
     );
+}
+
+#[test]
+fn status_commit_and_push_over_smart_http() {
+    let up = Upstream::new();
+    // git http-backend accepts pushes only when told to (no authenticated user here).
+    git(&up.bare, &["config", "http.receivepack", "true"]);
+    let log = up.tmp.path().join("http.log");
+    let (_http, port) = http_server(up.tmp.path(), &log);
+    status_round_trip(&up, &format!("http://127.0.0.1:{port}/git/fleet.git"));
+}
+
+#[test]
+fn status_commit_and_push_over_ssh() {
+    let up = Upstream::new();
+    let Some(sshd) = sshd(up.tmp.path()) else {
+        return;
+    };
+    let url = format!(
+        "ssh://{}@127.0.0.1:{}{}",
+        sshd.user,
+        sshd.port,
+        up.bare.display()
+    );
+    let opts = FetchOptions {
+        ssh_key: Some(sshd.key.clone()),
+        known_hosts: Some(sshd.known_hosts.clone()),
+        http_credentials: None,
+    };
+    status_round_trip_with(&up, &url, &opts);
 }
