@@ -70,10 +70,11 @@ impl Fleet {
         git(&self.work, &["rev-parse", "HEAD"])
     }
 
+    /// `gitops-agent converge` in pull mode against this fleet (the default config path, which
+    /// does not exist in tests, so everything comes from the command line).
     fn converge(&self, extra: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_gitops-agent"))
-            .args(["converge", "--config", "/nonexistent-on-purpose.yml"])
-            .arg("--repo")
+            .args(["converge", "--repo"])
             .arg(format!("file://{}", self.bare.display()))
             .arg("--state-dir")
             .arg(&self.state)
@@ -113,24 +114,12 @@ fn converges_records_status_and_keeps_the_last_good_commit() {
     let f = Fleet::new();
     std::fs::create_dir_all(&f.root).unwrap();
     // A named config file that does not exist is an error, not silently ignored.
-    let out = f.converge(&[]);
+    let out = f.converge(&["--config", "/nonexistent-on-purpose.yml"]);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("nonexistent-on-purpose"));
 
     let c1 = f.commit(&play("v1"), &[]);
-    let run = |extra: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_gitops-agent"))
-            .args(["converge", "--repo"])
-            .arg(format!("file://{}", f.bare.display()))
-            .arg("--state-dir")
-            .arg(&f.state)
-            .arg("-e")
-            .arg(format!("root={}", f.root.display()))
-            .args(extra)
-            .output()
-            .unwrap();
-        out
-    };
+    let run = |extra: &[&str]| f.converge(extra);
     let out = run(&[]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert_eq!(
@@ -249,17 +238,9 @@ fn signatures_are_enforced_when_required() {
         signers.to_str().unwrap(),
     ];
     let run = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_gitops-agent"))
-            .args(["converge", "--repo"])
-            .arg(format!("file://{}", f.bare.display()))
-            .arg("--state-dir")
-            .arg(&f.state)
-            .arg("-e")
-            .arg(format!("root={}", f.root.display()))
-            .args(signing)
-            .args(extra)
-            .output()
-            .unwrap()
+        let mut all: Vec<&str> = signing.to_vec();
+        all.extend_from_slice(extra);
+        f.converge(&all)
     };
     let out = run(&[]);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
@@ -304,19 +285,8 @@ fn a_failed_status_push_is_kept_and_lands_when_the_server_is_back() {
     std::fs::create_dir_all(&f.root).unwrap();
     f.commit(&play("v1"), &[]);
     let status_repo = f.work.parent().unwrap().join("status.git");
-    let run = || {
-        Command::new(env!("CARGO_BIN_EXE_gitops-agent"))
-            .args(["converge", "--repo"])
-            .arg(format!("file://{}", f.bare.display()))
-            .arg("--status-repo")
-            .arg(format!("file://{}", status_repo.display()))
-            .arg("--state-dir")
-            .arg(&f.state)
-            .arg("-e")
-            .arg(format!("root={}", f.root.display()))
-            .output()
-            .unwrap()
-    };
+    let status_url = format!("file://{}", status_repo.display());
+    let run = || f.converge(&["--status-repo", &status_url]);
     let status_cmd = || {
         let out = Command::new(env!("CARGO_BIN_EXE_gitops-agent"))
             .args(["status", "--state-dir"])
