@@ -327,3 +327,72 @@ fn a_failed_status_push_is_kept_and_lands_when_the_server_is_back() {
     assert!(subjects[1].contains(": changed"), "{log}");
     assert!(status_cmd().contains("status pending: no"));
 }
+
+/// The CGI bridge of the git tests (`git http-backend` on 127.0.0.1), killed with its children
+/// when dropped.
+struct HttpServer(std::process::Child);
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.0.id())])
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn http_server(root: &Path) -> (HttpServer, u16) {
+    use std::io::BufRead;
+    use std::os::unix::process::CommandExt;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/git/testdata/cgi_server.py"
+    );
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg(root)
+        .arg(root.join("http.log"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("python3 runs the CGI bridge");
+    let stdout = child.stdout.take().unwrap();
+    let server = HttpServer(child);
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("cgi_server said {line:?}"));
+    (server, port)
+}
+
+#[test]
+fn pull_mode_over_smart_http() {
+    let f = Fleet::new();
+    std::fs::create_dir_all(&f.root).unwrap();
+    git(&f.bare, &["config", "http.receivepack", "true"]);
+    f.commit(&play("over http"), &[]);
+    let base = f.bare.parent().unwrap().to_path_buf();
+    let (_server, port) = http_server(&base);
+    let url = format!("http://127.0.0.1:{port}/git/fleet.git");
+    let out = Command::new(env!("CARGO_BIN_EXE_gitops-agent"))
+        .args(["converge", "--repo", &url, "--state-dir"])
+        .arg(&f.state)
+        .arg("-e")
+        .arg(format!("root={}", f.root.display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(f.root.join("app.conf")).unwrap(),
+        "over http\n"
+    );
+    // The status went back over HTTP too.
+    assert!(f.status().contains("result: changed"), "{}", f.status());
+}
