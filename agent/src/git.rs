@@ -4,11 +4,13 @@
 //!
 //! - fetch: gix, protocol v2 with the branch as `ref-prefix`, no tags, depth 1 the first time;
 //! - read: [`TreeSource`] reads a commit's tree from the object database, no worktree ever;
-//! - status: a commit written with gix (`commit_as`), pushed through [`StatusPush`] (today the
-//!   `git push` CLI; a native gix push is a later step, see `shared/research/git-layer.md` §5).
+//! - status: a commit written with gix (`commit_as`), pushed through [`StatusPush`]: by default
+//!   [`NativePush`] (gix-transport receive-pack, no `git` needed for ssh/http), with the `git push`
+//!   CLI ([`GitCliPush`]) as the fallback (see `shared/research/git-layer.md` §5).
 //!
 //! Everything here is blocking: run it on a worker thread.
 
+mod native_push;
 mod push;
 mod tree;
 
@@ -21,7 +23,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Mutex, Once};
 
 pub use gix::ObjectId;
-pub use push::{GitCliPush, PushRequest, PushResult, StatusPush};
+pub use native_push::NativePush;
+// `GitCliPush`: the fallback for `set_status_pusher`, not used by default.
+#[allow(unused_imports)]
+pub use push::GitCliPush;
+pub use push::{PushRequest, PushResult, StatusPush};
 pub use tree::TreeSource;
 
 use gix::refs::transaction::PreviousValue;
@@ -219,12 +225,15 @@ impl GitRepo {
         Ok(GitRepo {
             repo,
             dir: dir.to_path_buf(),
-            pusher: Box::new(GitCliPush),
+            pusher: Box::new(NativePush),
             origin: Mutex::new(None),
         })
     }
 
-    /// Replaces how status commits are pushed (the default is [`GitCliPush`]).
+    /// Replaces how status commits are pushed. The default is [`NativePush`]; to fall back to the
+    /// `git` CLI (`git push --porcelain --force-with-lease`, e.g. for a server the native push
+    /// misbehaves with), call `repo.set_status_pusher(Box::new(GitCliPush))` after
+    /// [`GitRepo::open_or_init`].
     pub fn set_status_pusher(&mut self, pusher: Box<dyn StatusPush>) {
         self.pusher = pusher;
     }

@@ -1,8 +1,8 @@
 //! Pushing the status branch.
 //!
-//! Today through the `git` CLI (`git push --porcelain --force-with-lease`): git is a declared
-//! dependency for file:// anyway. A native push over gix-transport's `Service::ReceivePack` (about
-//! 150 lines, prototyped in `shared/research/git-layer.md` §5) is a later step behind the same trait.
+//! The `StatusPush` trait, and `GitCliPush`, the fallback that runs `git push --porcelain
+//! --force-with-lease`. The default is the native receive-pack client, `NativePush`
+//! (`native_push.rs`); choose the fallback with `GitRepo::set_status_pusher`.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
