@@ -15,7 +15,7 @@ mod push;
 mod tree;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};

@@ -247,17 +247,17 @@ fn http_server(root: &Path, log: &Path) -> (Server, u16) {
     (server, port)
 }
 
-struct Sshd {
+pub(crate) struct Sshd {
     _server: Server,
-    port: u16,
-    key: PathBuf,
-    known_hosts: PathBuf,
-    user: String,
+    pub(crate) port: u16,
+    pub(crate) key: PathBuf,
+    pub(crate) known_hosts: PathBuf,
+    pub(crate) user: String,
 }
 
 /// `sshd -f own_config` on a free port of 127.0.0.1 with its own host key and one client key.
 /// Fails loudly when sshd is not installed: the SSH transport must be tested, not skipped.
-fn sshd(dir: &Path) -> Option<Sshd> {
+pub(crate) fn sshd(dir: &Path) -> Option<Sshd> {
     let sshd = Path::new("/usr/sbin/sshd");
     assert!(
         sshd.exists(),
