@@ -178,6 +178,10 @@ pub struct PullArgs {
     /// If another converge holds the lock, exit at once (code 1) instead of waiting.
     #[arg(long)]
     pub no_wait: bool,
+    /// Converge even when the branch has no new commit since the last successful converge
+    /// (by default such a run fetches, finds nothing new and stops, as a poll does).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

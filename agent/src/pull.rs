@@ -180,16 +180,29 @@ pub fn converge_pull(args: &ConvergeArgs) -> i32 {
     };
     let started = SystemTime::now();
     let clock = Instant::now();
-    let (code, mut doc) = converge_commit(args, &plan, &repo, &mut state, started);
-    doc.finish(clock.elapsed());
-    doc.facts = facts_summary();
-    if !args.check {
+    let (code, doc) = converge_commit(args, &plan, &repo, &mut state, started);
+    if args.check {
+        return code;
+    }
+    if let Some(mut doc) = doc {
+        doc.finish(clock.elapsed());
+        doc.facts = facts_summary();
         state.set_last_converge(started);
         state.last_result = Some(doc.result.as_str().to_string());
         publish_status(&plan, &repo, &doc, &mut state);
-        if let Err(e) = state.save(&state_dir) {
-            eprintln!("error: saving the state: {e}");
+    } else if let Some((url, branch)) = &plan.status {
+        // Nothing new, nothing to report; a status commit whose push failed earlier goes now.
+        if let Ok(outcome) = repo.push_status(url, branch, &plan.fetch) {
+            if !matches!(
+                outcome,
+                crate::git::PushOutcome::UpToDate | crate::git::PushOutcome::NothingToPush
+            ) {
+                eprintln!("status: pushed a pending status ({outcome:?})");
+            }
         }
+    }
+    if let Err(e) = state.save(&state_dir) {
+        eprintln!("error: saving the state: {e}");
     }
     code
 }
@@ -201,7 +214,7 @@ fn converge_commit(
     repo: &GitRepo,
     state: &mut State,
     started: SystemTime,
-) -> (i32, StatusDoc) {
+) -> (i32, Option<StatusDoc>) {
     let host = plan.host.as_str();
     let failed = |outcome: Outcome, msg: String| {
         let mut doc = StatusDoc::new(host, started, outcome);
@@ -214,12 +227,28 @@ fn converge_commit(
             eprintln!("error: {e}");
             let mut doc = failed(Outcome::Failed, e.to_string());
             doc.commit_applied = state.last_applied.clone();
-            return (exit::FAILED, doc);
+            return (exit::FAILED, Some(doc));
         }
     };
     let tip = fetched.tip;
     let tip_hex = tip.to_string();
     state.last_seen = Some(tip_hex.clone());
+    // Nothing new since the last converge that went through: a poll that stops here.
+    let went_through = matches!(
+        state.last_result.as_deref(),
+        Some("converged") | Some("changed")
+    );
+    if !args.pull.force
+        && !args.check
+        && went_through
+        && state.last_applied.as_deref() == Some(tip_hex.as_str())
+    {
+        eprintln!(
+            "nothing new: {} is already applied (--force converges anyway)",
+            &tip_hex[..7]
+        );
+        return (exit::OK, None);
+    }
     let refuse = |state: &State, outcome: Outcome, msg: String| {
         eprintln!("error: commit {}: {msg}", &tip_hex[..7.min(tip_hex.len())]);
         let mut doc = failed(outcome, msg);
@@ -228,7 +257,7 @@ fn converge_commit(
         if args.format == Format::Json {
             crate::output::print_json_invalid(doc.error.as_deref().unwrap_or_default());
         }
-        (exit::INVALID, doc)
+        (exit::INVALID, Some(doc))
     };
 
     // Trust: the commit's signature, then its ancestry.
@@ -295,7 +324,7 @@ fn converge_commit(
         Err(e) => {
             let mut doc = failed(Outcome::Failed, e.to_string());
             doc.commit_seen = Some(tip_hex.clone());
-            return (exit::FAILED, doc);
+            return (exit::FAILED, Some(doc));
         }
     };
     let templar = Arc::new(Templar::new());
@@ -313,7 +342,7 @@ fn converge_commit(
             let mut doc = failed(Outcome::Invalid, e);
             doc.commit_seen = Some(tip_hex.clone());
             doc.commit_applied = state.last_good.clone();
-            return (exit::INVALID, doc);
+            return (exit::INVALID, Some(doc));
         }
     };
 
@@ -334,7 +363,7 @@ fn converge_commit(
             state.last_good = Some(tip_hex);
         }
     }
-    (crate::converge::exit_code(&report), doc)
+    (crate::converge::exit_code(&report), Some(doc))
 }
 
 /// Commits the status document to the status branch and pushes it. A push that fails is not

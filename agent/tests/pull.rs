@@ -133,13 +133,26 @@ fn converges_records_status_and_keeps_the_last_good_commit() {
         "{status}"
     );
 
-    // Second run: nothing to change; a new status commit records it.
-    let out = run(&[]);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(f.status().contains("result: converged"));
-    // Third run: the same in substance (only times differ): no new status commit.
+    // Second run: no new commit → no converge, no status commit.
     let before = f.status_log().len();
     let out = run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing new"),
+        "{out:?}"
+    );
+    assert_eq!(
+        f.status_log().len(),
+        before,
+        "a poll with nothing new wrote a status"
+    );
+    // --force converges anyway: nothing to change, and the status says so.
+    let out = run(&["--force"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(f.status().contains("result: converged"));
+    // Again: the same in substance (only times differ): no new status commit.
+    let before = f.status_log().len();
+    let out = run(&["--force"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(
         f.status_log().len(),
@@ -310,7 +323,8 @@ fn a_failed_status_push_is_kept_and_lands_when_the_server_is_back() {
     assert!(shown.contains("status pending: yes"), "{shown}");
     assert!(shown.contains("last result:    changed"), "{shown}");
 
-    // The server is back: the next run pushes the kept commit, then its own.
+    // The server is back: the next run has nothing new to converge, but pushes the kept
+    // status commit.
     git(
         f.work.parent().unwrap(),
         &["init", "-q", "--bare", status_repo.to_str().unwrap()],
@@ -322,9 +336,8 @@ fn a_failed_status_push_is_kept_and_lands_when_the_server_is_back() {
         &["log", "--format=%s", &format!("status/{}", f.host)],
     );
     let subjects: Vec<&str> = log.lines().collect();
-    assert_eq!(subjects.len(), 2, "{log}");
-    assert!(subjects[0].contains(": converged"), "{log}");
-    assert!(subjects[1].contains(": changed"), "{log}");
+    assert_eq!(subjects.len(), 1, "{log}");
+    assert!(subjects[0].contains(": changed"), "{log}");
     assert!(status_cmd().contains("status pending: no"));
 }
 
