@@ -22,6 +22,8 @@ use crate::trust::{verify, SignedCommit, TrustPolicy};
 /// Everything one pull-mode converge needs, resolved from the config and the command line.
 struct Plan {
     config: Config,
+    /// Gathered once per converge; identifiers and the status summary come from it.
+    facts: gitops_modules::facts::Facts,
     ids: HostIds,
     host: String,
     url: String,
@@ -94,7 +96,8 @@ fn plan(args: &ConvergeArgs) -> Result<Plan, String> {
             text
         }
     })?;
-    let ids = HostIds::gather();
+    let facts = gitops_modules::facts::Facts::gather();
+    let ids = HostIds::from_facts(&facts);
     let host = args
         .host_name
         .clone()
@@ -123,6 +126,7 @@ fn plan(args: &ConvergeArgs) -> Result<Plan, String> {
     };
     Ok(Plan {
         config,
+        facts,
         ids,
         host,
         url,
@@ -186,7 +190,7 @@ pub fn converge_pull(args: &ConvergeArgs) -> i32 {
     }
     if let Some(mut doc) = doc {
         doc.finish(clock.elapsed());
-        doc.facts = facts_summary();
+        doc.facts = facts_summary(&plan.facts);
         state.set_last_converge(started);
         state.last_result = Some(doc.result.as_str().to_string());
         publish_status(&plan, &repo, &doc, &mut state);
@@ -409,8 +413,7 @@ fn publish_status(plan: &Plan, repo: &GitRepo, doc: &StatusDoc, state: &mut Stat
     }
 }
 
-fn facts_summary() -> crate::status::FactsSummary {
-    let facts = gitops_modules::facts::Facts::gather();
+fn facts_summary(facts: &gitops_modules::facts::Facts) -> crate::status::FactsSummary {
     let get = |k: &str| {
         facts
             .map
