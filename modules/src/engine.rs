@@ -13,7 +13,7 @@ use crate::facts::Facts;
 use crate::modules::control::set_fact_resource;
 use crate::playbook::{Action, Block, Common, Item, Play, Playbook, RawVars, Role, Task};
 use crate::report::{ItemReport, Reporter, RunReport, RunResult, Stats, Status, TaskReport};
-use crate::resource::{Change, ModuleContext, Outcome, Resource};
+use crate::resource::{Change, HostState, ModuleContext, Outcome, Resource};
 use crate::source::{RepoPath, Source};
 use crate::template::Templar;
 use crate::vars::Scope;
@@ -116,6 +116,8 @@ pub struct Engine<'a> {
     failed: bool,
     /// The result of the last failed task, for a `rescue` (`ansible_failed_result`).
     last_failure: Option<Value>,
+    /// Package and unit state shared by the tasks of this run.
+    host: Arc<HostState>,
 }
 
 impl<'a> Engine<'a> {
@@ -143,7 +145,14 @@ impl<'a> Engine<'a> {
             notified: Vec::new(),
             failed: false,
             last_failure: None,
+            host: Arc::new(HostState::new()),
         }
+    }
+
+    /// Shares host state read by an earlier run (the daemon keeps it between drift checks).
+    pub fn with_host_state(mut self, host: Arc<HostState>) -> Engine<'a> {
+        self.host = host;
+        self
     }
 
     /// Runs every play of the playbook that targets this host.
@@ -152,6 +161,9 @@ impl<'a> Engine<'a> {
         let host_vars = Arc::new(playbook.host_vars.clone());
         let dir = playbook.file.parent();
         self.base = dir.clone();
+        let (packages, units) = crate::playbook::named_packages_and_units(playbook);
+        self.host.hint_packages(packages);
+        self.host.hint_units(units);
         for (i, play) in playbook.plays.iter().enumerate() {
             if self.failed {
                 for rest in &playbook.plays[i..] {
@@ -1024,6 +1036,7 @@ impl<'a> Engine<'a> {
             check_mode,
             diff: self.opts.diff,
             env: &env,
+            host: &self.host,
         };
         let resource: Box<dyn Resource> = if *name == "set_fact" {
             set_fact_resource(&rendered)

@@ -438,8 +438,12 @@ pub fn apply(change: &Change) -> Result<Applied, ModuleError> {
             touch(path, *create, attrs).map_err(|e| ctx(e, "Error, could not touch", path))?;
             Ok(Applied::default())
         }
-        Change::Run { command } => Err(ModuleError::new(format!(
-            "internal error: `{command}` is not a file change"
+        other @ (Change::Run { .. }
+        | Change::Package { .. }
+        | Change::Unit { .. }
+        | Change::Account { .. }) => Err(ModuleError::new(format!(
+            "internal error: `{}` is not a file change",
+            other.describe()
         ))),
     }
 }

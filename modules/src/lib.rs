@@ -8,6 +8,7 @@ pub mod engine;
 pub mod error;
 pub mod facts;
 pub mod fsops;
+pub mod host;
 pub mod mode;
 pub mod modules;
 pub mod playbook;

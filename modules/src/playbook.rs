@@ -1583,3 +1583,73 @@ pub fn search_dirs(role: Option<&Arc<Role>>, task_file: &str, base: &RepoPath) -
     }
     search
 }
+
+/// Every package and unit named literally (no template) by a package or service task anywhere
+/// in the playbook, so the engine can read their state with one query for all.
+pub fn named_packages_and_units(playbook: &Playbook) -> (Vec<String>, Vec<String>) {
+    fn literal_names(v: &Value, out: &mut Vec<String>) {
+        if let Some(s) = v.as_str() {
+            for n in s.split(',') {
+                let n = n.trim();
+                if !n.is_empty() && !n.contains("{{") && !n.contains("{%") {
+                    out.push(n.to_string());
+                }
+            }
+        } else if let Ok(iter) = v.try_iter() {
+            for item in iter {
+                literal_names(&item, out);
+            }
+        }
+    }
+    fn walk(items: &[Item], pkgs: &mut Vec<String>, units: &mut Vec<String>) {
+        for item in items {
+            match item {
+                Item::Task(t) => match &t.action {
+                    Action::Module { name, args, .. } => {
+                        let out = match *name {
+                            "apt" | "dnf" | "yum" | "package" => &mut *pkgs,
+                            "service" | "systemd" | "systemd_service" => &mut *units,
+                            _ => continue,
+                        };
+                        if let Some(v) = args.get("name").or_else(|| args.get("pkg")) {
+                            literal_names(v, out);
+                        }
+                    }
+                    Action::IncludeTasks {
+                        preloaded: Some(items),
+                        ..
+                    } => walk(items, pkgs, units),
+                    Action::IncludeRole { role, .. } => {
+                        walk(&role.tasks, pkgs, units);
+                        walk(&role.handlers, pkgs, units);
+                    }
+                    _ => {}
+                },
+                Item::Block(b) => {
+                    walk(&b.block, pkgs, units);
+                    walk(&b.rescue, pkgs, units);
+                    walk(&b.always, pkgs, units);
+                }
+            }
+        }
+    }
+    let (mut pkgs, mut units) = (Vec::new(), Vec::new());
+    for play in &playbook.plays {
+        for items in [
+            &play.pre_tasks,
+            &play.tasks,
+            &play.post_tasks,
+            &play.handlers,
+        ] {
+            walk(items, &mut pkgs, &mut units);
+        }
+        for role in &play.roles {
+            walk(&role.handlers, &mut pkgs, &mut units);
+        }
+    }
+    pkgs.sort();
+    pkgs.dedup();
+    units.sort();
+    units.dedup();
+    (pkgs, units)
+}

@@ -10,6 +10,7 @@ use indexmap::IndexMap;
 use minijinja::Value;
 
 use crate::args::{ArgSpec, Args};
+pub use crate::host::HostState;
 use crate::source::{RepoPath, Source};
 use crate::template::Templar;
 
@@ -27,6 +28,8 @@ pub struct ModuleContext<'a> {
     pub diff: bool,
     /// The task's `environment` keyword, rendered: extra variables for commands it runs.
     pub env: &'a [(String, String)],
+    /// State of the host read once per run and shared by tasks (package and unit databases).
+    pub host: &'a Arc<HostState>,
 }
 
 /// An error that makes the task fail (not a validation error: those come before any run).
@@ -163,6 +166,95 @@ pub enum Change {
     Run {
         command: String,
     },
+    /// One package-manager transaction on a set of packages (`apt`, `dnf`).
+    Package {
+        op: PackageOp,
+        /// Package specs as given to the manager (`nginx`, `nginx=1.22-1`, a .deb path).
+        names: Vec<String>,
+    },
+    /// One operation on a systemd unit (`service`, `systemd`).
+    Unit {
+        name: String,
+        op: UnitOp,
+    },
+    /// Create, modify or remove a user or group account (`user`, `group`). `fields` names
+    /// what is set or differs (`uid 1001 -> 1002`, `shell /bin/bash`), for humans.
+    Account {
+        kind: AccountKind,
+        name: String,
+        op: AccountOp,
+        fields: Vec<String>,
+    },
+}
+
+/// What a package transaction does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackageOp {
+    UpdateCache,
+    Install,
+    Upgrade,
+    Remove,
+    Purge,
+    Autoremove,
+}
+
+impl PackageOp {
+    pub fn verb(self) -> &'static str {
+        match self {
+            PackageOp::UpdateCache => "update package cache",
+            PackageOp::Install => "install",
+            PackageOp::Upgrade => "upgrade",
+            PackageOp::Remove => "remove",
+            PackageOp::Purge => "purge",
+            PackageOp::Autoremove => "autoremove",
+        }
+    }
+}
+
+/// What is done to a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitOp {
+    DaemonReload,
+    DaemonReexec,
+    Start,
+    Stop,
+    Restart,
+    Reload,
+    Enable,
+    Disable,
+    Mask,
+    Unmask,
+}
+
+impl UnitOp {
+    /// The `systemctl` verb.
+    pub fn verb(self) -> &'static str {
+        match self {
+            UnitOp::DaemonReload => "daemon-reload",
+            UnitOp::DaemonReexec => "daemon-reexec",
+            UnitOp::Start => "start",
+            UnitOp::Stop => "stop",
+            UnitOp::Restart => "restart",
+            UnitOp::Reload => "reload",
+            UnitOp::Enable => "enable",
+            UnitOp::Disable => "disable",
+            UnitOp::Mask => "mask",
+            UnitOp::Unmask => "unmask",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountKind {
+    User,
+    Group,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountOp {
+    Create,
+    Modify,
+    Remove,
 }
 
 impl Change {
@@ -200,6 +292,38 @@ impl Change {
                 }
             }
             Change::Run { command } => format!("run {command}"),
+            Change::Package { op, names } => {
+                if names.is_empty() {
+                    op.verb().to_string()
+                } else {
+                    format!("{} {}", op.verb(), names.join(" "))
+                }
+            }
+            Change::Unit { name, op } => match op {
+                UnitOp::DaemonReload | UnitOp::DaemonReexec => format!("systemctl {}", op.verb()),
+                _ => format!("{} {name}", op.verb()),
+            },
+            Change::Account {
+                kind,
+                name,
+                op,
+                fields,
+            } => {
+                let kind = match kind {
+                    AccountKind::User => "user",
+                    AccountKind::Group => "group",
+                };
+                let verb = match op {
+                    AccountOp::Create => "create",
+                    AccountOp::Modify => "modify",
+                    AccountOp::Remove => "remove",
+                };
+                if fields.is_empty() {
+                    format!("{verb} {kind} {name}")
+                } else {
+                    format!("{verb} {kind} {name} ({})", fields.join(", "))
+                }
+            }
         }
     }
 

@@ -588,6 +588,7 @@ pub(crate) mod tests {
         ) -> Result<Box<dyn Resource>, ModuleError> {
             let args = self.args(module.spec(), pairs).map_err(ModuleError::new)?;
             let search = [RepoPath::root()];
+            let host_state = Arc::new(crate::host::HostState::new());
             let ctx = ModuleContext {
                 templar: &self.templar,
                 vars: &self.vars,
@@ -596,6 +597,7 @@ pub(crate) mod tests {
                 check_mode: false,
                 diff: false,
                 env: &[],
+                host: &host_state,
             };
             module.prepare(&args, &ctx)
         }
