@@ -63,11 +63,14 @@ impl UnitState {
     }
 }
 
+/// Installed versions by (installroot, name); `None` = not asked yet.
+type RpmCache = HashMap<(PathBuf, String), Option<Vec<InstalledPackage>>>;
+
 /// Host state shared by the tasks of one run.
 pub struct HostState {
     dpkg_admindir: PathBuf,
     dpkg: Mutex<Option<HashMap<String, Vec<InstalledPackage>>>>,
-    rpm: Mutex<HashMap<(PathBuf, String), Option<Vec<InstalledPackage>>>>,
+    rpm: Mutex<RpmCache>,
     rpm_hints: Mutex<BTreeSet<String>>,
     units: Mutex<HashMap<String, UnitState>>,
     unit_hints: Mutex<BTreeSet<String>>,
