@@ -1,37 +1,55 @@
 //! The modules, by name. A task names one by its short name (`copy`) or its fully qualified
-//! collection name (`ansible.builtin.copy`).
+//! collection name (`ansible.builtin.copy`, `ansible.posix.authorized_key`).
 
+pub mod accounts;
+pub mod authorized_key;
 pub mod blockinfile;
 pub mod command;
 pub mod control;
 pub mod copy;
 pub mod file;
+pub mod group;
 pub mod lineinfile;
 pub mod template;
+pub mod user;
 
 use crate::resource::Module;
 
 /// Every module this build supports, by short name.
 static MODULES: &[(&str, &dyn Module)] = &[
     ("assert", &control::AssertModule),
+    ("authorized_key", &authorized_key::AuthorizedKeyModule),
     ("blockinfile", &blockinfile::BlockinfileModule),
     ("command", &command::CommandModule),
     ("copy", &copy::CopyModule),
     ("debug", &control::DebugModule),
     ("fail", &control::FailModule),
     ("file", &file::FileModule),
+    ("group", &group::GroupModule),
     ("lineinfile", &lineinfile::LineinfileModule),
     ("set_fact", &control::SetFactModule),
     ("shell", &command::ShellModule),
     ("template", &template::TemplateModule),
+    ("user", &user::UserModule),
 ];
+
+/// Modules that come from the `ansible.posix` collection (their FQCN is `ansible.posix.NAME`).
+static POSIX: &[&str] = &["authorized_key"];
 
 /// The short name of a module name as written in a task, if it is one we know.
 pub fn canonical_name(name: &str) -> Option<&'static str> {
-    let short = name
-        .strip_prefix("ansible.builtin.")
-        .or_else(|| name.strip_prefix("ansible.legacy."))
-        .unwrap_or(name);
+    let short = if let Some(posix) = name.strip_prefix("ansible.posix.") {
+        // Modules of the ansible.posix collection (ansible-core's routing also redirects
+        // their short and ansible.builtin names there).
+        if !POSIX.contains(&posix) {
+            return None;
+        }
+        posix
+    } else {
+        name.strip_prefix("ansible.builtin.")
+            .or_else(|| name.strip_prefix("ansible.legacy."))
+            .unwrap_or(name)
+    };
     MODULES.iter().find(|(n, _)| *n == short).map(|(n, _)| *n)
 }
 
@@ -44,4 +62,22 @@ pub fn lookup(name: &str) -> Option<&'static dyn Module> {
 /// All supported short names, for messages and docs.
 pub fn names() -> impl Iterator<Item = &'static str> {
     MODULES.iter().map(|(n, _)| *n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_name;
+
+    #[test]
+    fn names_and_collections() {
+        assert_eq!(canonical_name("user"), Some("user"));
+        assert_eq!(canonical_name("ansible.builtin.group"), Some("group"));
+        assert_eq!(
+            canonical_name("ansible.posix.authorized_key"),
+            Some("authorized_key")
+        );
+        assert_eq!(canonical_name("authorized_key"), Some("authorized_key"));
+        assert_eq!(canonical_name("ansible.posix.copy"), None);
+        assert_eq!(canonical_name("community.general.user"), None);
+    }
 }

@@ -1,0 +1,989 @@
+//! The `user` module: a local user account, as ansible-core's `user` module manages it on
+//! Linux. State is read by parsing `/etc/passwd`, `/etc/group` and `/etc/shadow`; changes are
+//! made with `useradd`, `usermod` and `userdel`, with the flags Ansible passes:
+//!
+//! - create: `useradd [-u UID [-o]] [-g GROUP | -N] [-G G1,G2] [-c COMMENT] [-d HOME]
+//!   [-s SHELL] [-e DATE] [-p HASH] (-m [-k SKEL] | -M) [-r] NAME` (`-N` when no `group` is
+//!   given and a group named like the user exists);
+//! - modify: `usermod [-u UID [-o]] [-g GID] [-a] [-G GROUPS] [-c] [-d HOME [-m]] [-s] [-e]
+//!   [-L|-U] [-p HASH] NAME`, only with what differs (`groups` compared with the groups that
+//!   list the user; with `append` only missing groups count);
+//! - remove: `userdel [-f] [-r] NAME`.
+//!
+//! An existing user whose home directory is missing gets it created from `/etc/skel` (mode from
+//! `login.defs`, owned by the user) unless `create_home: no`, as Ansible does on every run.
+//! The password hash is never shown: changes say "password changed", results
+//! `NOT_LOGGING_PASSWORD`.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+use super::accounts::{date_of_days, Db, Etc, Tool};
+use crate::args::{ArgDef, ArgSpec, ArgType, Args};
+use crate::resource::{
+    AccountKind, AccountOp, Change, Check, Module, ModuleContext, ModuleError, Outcome, Resource,
+};
+
+pub struct UserModule;
+
+static SPEC: ArgSpec = ArgSpec {
+    module: "user",
+    args: &[
+        ArgDef::new("name", ArgType::Str)
+            .aliases(&["user"])
+            .required(),
+        ArgDef::new("state", ArgType::Str).choices(&["present", "absent"]),
+        ArgDef::new("uid", ArgType::Int),
+        ArgDef::new("non_unique", ArgType::Bool),
+        ArgDef::new("group", ArgType::Str),
+        ArgDef::new("groups", ArgType::List),
+        ArgDef::new("append", ArgType::Bool),
+        ArgDef::new("comment", ArgType::Str),
+        ArgDef::new("home", ArgType::Path),
+        ArgDef::new("shell", ArgType::Path),
+        ArgDef::new("password", ArgType::Str),
+        ArgDef::new("update_password", ArgType::Str).choices(&["always", "on_create"]),
+        ArgDef::new("password_lock", ArgType::Bool),
+        ArgDef::new("create_home", ArgType::Bool).aliases(&["createhome"]),
+        ArgDef::new("skeleton", ArgType::Str),
+        ArgDef::new("move_home", ArgType::Bool),
+        ArgDef::new("system", ArgType::Bool),
+        ArgDef::new("remove", ArgType::Bool),
+        ArgDef::new("force", ArgType::Bool),
+        ArgDef::new("expires", ArgType::Str),
+    ],
+    free_form: false,
+    mutually_exclusive: &[],
+    required_one_of: &[],
+};
+
+/// The desired state of one user, from the task's arguments.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct UserSpec {
+    pub name: String,
+    pub present: bool,
+    pub uid: Option<u32>,
+    pub non_unique: bool,
+    pub group: Option<String>,
+    /// `groups` joined with commas as Ansible keeps it (`None`: not given).
+    pub groups: Option<String>,
+    pub append: bool,
+    pub comment: Option<String>,
+    pub home: Option<String>,
+    pub shell: Option<String>,
+    pub password: Option<String>,
+    pub update_always: bool,
+    pub password_lock: Option<bool>,
+    pub create_home: bool,
+    pub skeleton: Option<String>,
+    pub move_home: bool,
+    pub system: bool,
+    pub remove: bool,
+    pub force: bool,
+    /// Seconds since the epoch (negative: never expires).
+    pub expires: Option<f64>,
+}
+
+impl Module for UserModule {
+    fn spec(&self) -> &'static ArgSpec {
+        &SPEC
+    }
+
+    fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
+        let spec = spec_from_args(args)?;
+        Ok(Box::new(UserResource {
+            spec,
+            etc: Etc::default(),
+            check_mode: ctx.check_mode,
+            planned: RefCell::new(Vec::new()),
+        }))
+    }
+}
+
+pub(crate) fn spec_from_args(args: &Args) -> Result<UserSpec, ModuleError> {
+    let uid = match args.int("uid") {
+        None => None,
+        Some(n) => Some(
+            u32::try_from(n)
+                .map_err(|_| ModuleError::new(format!("argument `uid`: {n} is not a valid uid")))?,
+        ),
+    };
+    let expires = match args.str("expires") {
+        None => None,
+        Some(s) => Some(s.trim().parse::<f64>().map_err(|_| {
+            ModuleError::new(format!(
+                "argument `expires`: expected a number of seconds since the epoch, got `{s}`"
+            ))
+        })?),
+    };
+    if expires.is_some_and(|e| !e.is_finite()) {
+        return Err(ModuleError::new("argument `expires`: not a finite number"));
+    }
+    Ok(UserSpec {
+        name: args.str("name").unwrap_or_default(),
+        present: args.str("state").as_deref() != Some("absent"),
+        uid,
+        non_unique: args.bool_or("non_unique", false),
+        group: args.str("group"),
+        groups: args.list_str("groups").map(|g| g.join(",")),
+        append: args.bool_or("append", false),
+        comment: args.str("comment"),
+        home: args.str("home"),
+        shell: args.str("shell"),
+        password: args.str("password"),
+        update_always: args.str("update_password").as_deref() != Some("on_create"),
+        password_lock: args.bool("password_lock"),
+        create_home: args.bool_or("create_home", true),
+        skeleton: args.str("skeleton"),
+        move_home: args.bool_or("move_home", false),
+        system: args.bool_or("system", false),
+        remove: args.bool_or("remove", false),
+        force: args.bool_or("force", false),
+        expires,
+    })
+}
+
+/// One step of applying a change.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Step {
+    Tool(Tool),
+    /// `mkdir -p` of a new home's parent (useradd cannot create it).
+    MakeParent(PathBuf),
+    /// Create a missing home from the skeleton, mode from login.defs, owned by the user.
+    CreateHome {
+        path: PathBuf,
+        skeleton: PathBuf,
+    },
+}
+
+/// What the environment looks like beside the account files (injected in tests).
+pub(crate) trait Fs {
+    fn exists(&self, path: &str) -> bool;
+    fn is_dir(&self, path: &str) -> bool;
+}
+
+pub(crate) struct RealFs;
+
+impl Fs for RealFs {
+    fn exists(&self, path: &str) -> bool {
+        Path::new(path).exists()
+    }
+    fn is_dir(&self, path: &str) -> bool {
+        Path::new(path).is_dir()
+    }
+}
+
+fn parent_of(path: &str) -> String {
+    match Path::new(path).parent() {
+        Some(p) => p.display().to_string(),
+        None => String::new(),
+    }
+}
+
+fn s(x: impl Into<String>) -> String {
+    x.into()
+}
+
+fn account(op: AccountOp, name: &str, fields: Vec<String>) -> Change {
+    Change::Account {
+        kind: AccountKind::User,
+        name: name.to_string(),
+        op,
+        fields,
+    }
+}
+
+/// Decides the changes for `spec` against the databases `db`: each change with the steps that
+/// make it. In check mode a user to create is not validated further (Ansible stops there).
+pub(crate) fn plan(
+    spec: &UserSpec,
+    db: &Db,
+    fs: &dyn Fs,
+    check_mode: bool,
+) -> Result<Vec<(Change, Vec<Step>)>, ModuleError> {
+    let name = spec.name.as_str();
+    let mut out = Vec::new();
+    let current = db.user(name);
+    if !spec.present {
+        if current.is_some() {
+            let mut argv = vec![s("userdel")];
+            let mut fields = Vec::new();
+            if spec.force {
+                argv.push(s("-f"));
+                fields.push(s("forced"));
+            }
+            if spec.remove {
+                argv.push(s("-r"));
+                fields.push(s("home removed"));
+            }
+            argv.push(s(name));
+            out.push((
+                account(AccountOp::Remove, name, fields),
+                vec![Step::Tool(Tool::new(argv))],
+            ));
+        }
+        return Ok(out);
+    }
+    let Some(cur) = current else {
+        return plan_create(spec, db, fs, check_mode);
+    };
+    let mut argv = vec![s("usermod")];
+    let mut fields = Vec::new();
+    if let Some(uid) = spec.uid {
+        if uid != cur.uid {
+            argv.extend([s("-u"), uid.to_string()]);
+            if spec.non_unique {
+                argv.push(s("-o"));
+            }
+            fields.push(format!("uid {} -> {uid}", cur.uid));
+        }
+    }
+    if let Some(group) = &spec.group {
+        let g = db
+            .group_lookup(group)
+            .ok_or_else(|| ModuleError::new(format!("Group {group} does not exist")))?;
+        if g.gid != cur.gid {
+            argv.extend([s("-g"), g.gid.to_string()]);
+            let old = db
+                .groups
+                .iter()
+                .find(|x| x.gid == cur.gid)
+                .map(|x| x.name.clone())
+                .unwrap_or_else(|| cur.gid.to_string());
+            fields.push(format!("group {old} -> {}", g.name));
+        }
+    }
+    if let Some(groups) = &spec.groups {
+        let current_groups = db.member_of(name);
+        let mut wanted: Vec<String> = Vec::new();
+        let mut need = false;
+        if groups.is_empty() {
+            need = !current_groups.is_empty() && !spec.append;
+        } else {
+            for g in groups.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+                let entry = db
+                    .group_lookup(g)
+                    .ok_or_else(|| ModuleError::new(format!("Group {g} does not exist")))?;
+                if !wanted.contains(&entry.name) {
+                    wanted.push(entry.name.clone());
+                }
+            }
+            let added: Vec<&String> = wanted
+                .iter()
+                .filter(|g| !current_groups.contains(g))
+                .collect();
+            let removed: Vec<&String> = current_groups
+                .iter()
+                .filter(|g| !wanted.contains(g))
+                .collect();
+            if spec.append {
+                if !added.is_empty() {
+                    argv.push(s("-a"));
+                    need = true;
+                }
+            } else {
+                need = !added.is_empty() || !removed.is_empty();
+            }
+        }
+        if need {
+            argv.extend([s("-G"), wanted.join(",")]);
+            let added: Vec<String> = wanted
+                .iter()
+                .filter(|g| !current_groups.contains(g))
+                .map(|g| format!("+{g}"))
+                .collect();
+            let removed: Vec<String> = if spec.append {
+                Vec::new()
+            } else {
+                current_groups
+                    .iter()
+                    .filter(|g| !wanted.contains(g))
+                    .map(|g| format!("-{g}"))
+                    .collect()
+            };
+            fields.push(format!(
+                "groups {}",
+                added
+                    .into_iter()
+                    .chain(removed)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
+        }
+    }
+    if let Some(c) = &spec.comment {
+        if *c != cur.gecos {
+            argv.extend([s("-c"), c.clone()]);
+            fields.push(format!("comment {:?} -> {c:?}", cur.gecos));
+        }
+    }
+    if let Some(h) = &spec.home {
+        if *h != cur.home {
+            argv.extend([s("-d"), h.clone()]);
+            if spec.move_home {
+                argv.push(s("-m"));
+            }
+            fields.push(format!("home {} -> {h}", cur.home));
+        }
+    }
+    if let Some(sh) = &spec.shell {
+        if *sh != cur.shell {
+            argv.extend([s("-s"), sh.clone()]);
+            fields.push(format!("shell {} -> {sh}", cur.shell));
+        }
+    }
+    if let Some(exp) = spec.expires {
+        let current_expires = db.shadow(name).map(|s| s.expire).unwrap_or(0);
+        if exp < 0.0 {
+            if current_expires >= 0 {
+                argv.extend([s("-e"), s("")]);
+                fields.push(s("expires never"));
+            }
+        } else {
+            let days = (exp / 86400.0).floor() as i64;
+            if current_expires < 0 || current_expires != days {
+                argv.extend([s("-e"), date_of_days(days)]);
+                fields.push(format!("expires {}", date_of_days(days)));
+            }
+        }
+    }
+    let hash = db.password_of(cur);
+    match spec.password_lock {
+        Some(true) if !hash.starts_with('!') => {
+            argv.push(s("-L"));
+            fields.push(s("password locked"));
+        }
+        Some(false) if hash.starts_with('!') => {
+            argv.push(s("-U"));
+            fields.push(s("password unlocked"));
+        }
+        _ => {}
+    }
+    if let Some(pw) = &spec.password {
+        if spec.update_always && hash.trim_start_matches('!') != pw.trim_start_matches('!') {
+            argv.retain(|a| a != "-U" && a != "-L");
+            fields.retain(|f| !f.starts_with("password "));
+            argv.push(s("-p"));
+            if spec.password_lock == Some(true) {
+                argv.push(format!("!{pw}"));
+            } else {
+                argv.push(pw.clone());
+            }
+            fields.push(s("password changed"));
+        }
+    }
+    if argv.len() > 1 {
+        argv.push(s(name));
+        out.push((
+            account(AccountOp::Modify, name, fields),
+            vec![Step::Tool(Tool::new(argv))],
+        ));
+    }
+    // A missing home directory is created (every run) unless create_home is off.
+    let home = spec.home.clone().unwrap_or_else(|| cur.home.clone());
+    if spec.create_home && !home.is_empty() && !fs.exists(&home) {
+        out.push((
+            account(
+                AccountOp::Modify,
+                name,
+                vec![format!("create home directory {home}")],
+            ),
+            vec![Step::CreateHome {
+                path: PathBuf::from(&home),
+                skeleton: PathBuf::from(spec.skeleton.as_deref().unwrap_or("/etc/skel")),
+            }],
+        ));
+    }
+    Ok(out)
+}
+
+fn plan_create(
+    spec: &UserSpec,
+    db: &Db,
+    fs: &dyn Fs,
+    check_mode: bool,
+) -> Result<Vec<(Change, Vec<Step>)>, ModuleError> {
+    let name = spec.name.as_str();
+    let mut argv = vec![s("useradd")];
+    let mut fields = Vec::new();
+    let mut steps = Vec::new();
+    if let Some(uid) = spec.uid {
+        argv.extend([s("-u"), uid.to_string()]);
+        if spec.non_unique {
+            argv.push(s("-o"));
+        }
+        fields.push(format!("uid {uid}"));
+    }
+    if let Some(group) = &spec.group {
+        if !check_mode && db.group_lookup(group).is_none() {
+            return Err(ModuleError::new(format!("Group {group} does not exist")));
+        }
+        argv.extend([s("-g"), group.clone()]);
+        fields.push(format!("group {group}"));
+    } else if db.group_by_name(name).is_some() {
+        // useradd would try to create the user's own group and fail.
+        argv.push(s("-N"));
+    }
+    if let Some(groups) = &spec.groups {
+        if !groups.is_empty() {
+            let mut set: Vec<String> = Vec::new();
+            for g in groups.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+                if !check_mode && db.group_lookup(g).is_none() {
+                    return Err(ModuleError::new(format!("Group {g} does not exist")));
+                }
+                if !set.iter().any(|x| x == g) {
+                    set.push(g.to_string());
+                }
+            }
+            argv.extend([s("-G"), set.join(",")]);
+            fields.push(format!("groups {}", set.join(",")));
+        }
+    }
+    if let Some(c) = &spec.comment {
+        argv.extend([s("-c"), c.clone()]);
+        fields.push(format!("comment {c:?}"));
+    }
+    if let Some(h) = &spec.home {
+        if spec.create_home {
+            let parent = parent_of(h);
+            if !parent.is_empty() && !fs.is_dir(&parent) {
+                steps.push(Step::MakeParent(PathBuf::from(parent)));
+            }
+        }
+        argv.extend([s("-d"), h.clone()]);
+        fields.push(format!("home {h}"));
+    }
+    if let Some(sh) = &spec.shell {
+        argv.extend([s("-s"), sh.clone()]);
+        fields.push(format!("shell {sh}"));
+    }
+    if let Some(exp) = spec.expires {
+        argv.push(s("-e"));
+        if exp < 0.0 {
+            argv.push(s(""));
+        } else {
+            let date = date_of_days((exp / 86400.0).floor() as i64);
+            fields.push(format!("expires {date}"));
+            argv.push(date);
+        }
+    }
+    if let Some(pw) = &spec.password {
+        argv.push(s("-p"));
+        if spec.password_lock == Some(true) {
+            argv.push(format!("!{pw}"));
+        } else {
+            argv.push(pw.clone());
+        }
+        fields.push(s("password set"));
+    }
+    if spec.create_home {
+        argv.push(s("-m"));
+        if let Some(k) = &spec.skeleton {
+            argv.extend([s("-k"), k.clone()]);
+        }
+    } else {
+        argv.push(s("-M"));
+    }
+    if spec.system {
+        argv.push(s("-r"));
+        fields.push(s("system"));
+    }
+    argv.push(s(name));
+    steps.push(Step::Tool(Tool::new(argv)));
+    Ok(vec![(account(AccountOp::Create, name, fields), steps)])
+}
+
+/// The registered result, as ansible-core's `user` module returns it.
+fn outcome(spec: &UserSpec, db: &Db, existed: bool, changed: bool, check_mode: bool) -> Outcome {
+    let mut out = Outcome::default()
+        .with("name", spec.name.clone())
+        .with("state", if spec.present { "present" } else { "absent" });
+    if !spec.present {
+        if existed && changed {
+            if check_mode {
+                return Outcome::default();
+            }
+            out = out.with("force", spec.force).with("remove", spec.remove);
+        }
+        return out;
+    }
+    if existed {
+        out = out
+            .with("append", spec.append)
+            .with("move_home", spec.move_home);
+    } else if changed {
+        if check_mode {
+            // Ansible stops before creating: nothing else is reported.
+            return Outcome::default();
+        }
+        out = out
+            .with("system", spec.system)
+            .with("create_home", spec.create_home);
+    }
+    if spec.password.is_some() {
+        out = out.with("password", "NOT_LOGGING_PASSWORD");
+    }
+    if let Some(u) = db.user(&spec.name) {
+        out = out
+            .with("uid", u.uid)
+            .with("group", u.gid)
+            .with("comment", u.gecos.clone())
+            .with("home", u.home.clone())
+            .with("shell", u.shell.clone());
+        if let Some(g) = &spec.groups {
+            out = out.with("groups", g.clone());
+        }
+    }
+    out
+}
+
+struct UserResource {
+    spec: UserSpec,
+    etc: Etc,
+    check_mode: bool,
+    planned: RefCell<Vec<(Change, Vec<Step>)>>,
+}
+
+impl Resource for UserResource {
+    fn check(&self) -> Result<Check, ModuleError> {
+        let db = self.etc.read()?;
+        let planned = plan(&self.spec, &db, &RealFs, self.check_mode)?;
+        let existed = db.user(&self.spec.name).is_some();
+        let changes: Vec<Change> = planned.iter().map(|(c, _)| c.clone()).collect();
+        let outcome = outcome(
+            &self.spec,
+            &db,
+            existed,
+            !changes.is_empty(),
+            self.check_mode,
+        );
+        *self.planned.borrow_mut() = planned;
+        Ok(Check { changes, outcome })
+    }
+
+    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
+        let existed = self.etc.read()?.user(&self.spec.name).is_some();
+        let planned = self.planned.borrow().clone();
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        for change in changes {
+            let Some((_, steps)) = planned.iter().find(|(c, _)| c == change) else {
+                return Err(ModuleError::new(format!(
+                    "internal error: `{}` was not planned by this task",
+                    change.describe()
+                )));
+            };
+            for step in steps {
+                match step {
+                    Step::Tool(t) => {
+                        let o = t.run()?;
+                        stdout.push_str(&o.stdout);
+                        stderr.push_str(&o.stderr);
+                    }
+                    Step::MakeParent(p) => std::fs::create_dir_all(p).map_err(|e| {
+                        ModuleError::new(format!("cannot create {}: {e}", p.display()))
+                    })?,
+                    Step::CreateHome { path, skeleton } => {
+                        let db = self.etc.read()?;
+                        let Some(u) = db.user(&self.spec.name) else {
+                            return Err(ModuleError::new(format!(
+                                "failed to look up user name: {}",
+                                self.spec.name
+                            )));
+                        };
+                        create_home(path, skeleton, self.etc.home_mode(), u.uid, u.gid)?;
+                    }
+                }
+            }
+        }
+        crate::fsops::invalidate_id_cache();
+        let db = self.etc.read()?;
+        let mut out = outcome(&self.spec, &db, existed, true, false);
+        if !stdout.is_empty() {
+            out = out.with("stdout", stdout);
+        }
+        if !stderr.is_empty() {
+            out = out.with("stderr", stderr);
+        }
+        Ok(out)
+    }
+}
+
+/// Ansible's `create_homedir` + `chown_homedir`: the skeleton copied (symlinks kept), the home's
+/// mode set, everything but symlinks owned by the user.
+fn create_home(
+    path: &Path,
+    skeleton: &Path,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+) -> Result<(), ModuleError> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |e: std::io::Error| ModuleError::new(e.to_string());
+    if skeleton.exists() && skeleton != Path::new("/dev/null") {
+        copy_tree(skeleton, path).map_err(err)?;
+    } else {
+        std::fs::create_dir_all(path).map_err(err)?;
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+    chown_tree(path, uid, gid).map_err(err)
+}
+
+fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dst)?;
+    let mut entries: Vec<_> = std::fs::read_dir(src)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let from = e.path();
+        let to = dst.join(e.file_name());
+        let ft = e.file_type()?;
+        if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
+        } else if ft.is_dir() {
+            copy_tree(&from, &to)?;
+            let m = std::fs::metadata(&from)?.permissions().mode();
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(m & 0o7777))?;
+        } else {
+            std::fs::copy(&from, &to)?;
+        }
+    }
+    Ok(())
+}
+
+fn chown_tree(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+    if std::fs::symlink_metadata(path)?.is_dir() {
+        for e in std::fs::read_dir(path)? {
+            let e = e?;
+            if e.file_type()?.is_symlink() {
+                continue;
+            }
+            chown_tree(&e.path(), uid, gid)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct FakeFs(Vec<&'static str>);
+    impl Fs for FakeFs {
+        fn exists(&self, path: &str) -> bool {
+            self.0.contains(&path)
+        }
+        fn is_dir(&self, path: &str) -> bool {
+            self.0.contains(&path)
+        }
+    }
+
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\n\
+        alice:x:1001:1001:Alice:/home/alice:/bin/sh\n";
+    const GROUP: &str = "root:x:0:\nalice:x:1001:\nadm:x:4:alice\nsudo:x:27:\n\
+        devs:x:2000:alice\nbob:x:2001:\n";
+    const SHADOW: &str = "root:*:19000:0:99999:7:::\n\
+        alice:$6$salt$abc:19000:0:99999:7:::\n";
+
+    fn db() -> Db {
+        Db::parse(PASSWD, GROUP, SHADOW)
+    }
+
+    fn fs() -> FakeFs {
+        FakeFs(vec!["/home", "/home/alice", "/root"])
+    }
+
+    fn spec(name: &str) -> UserSpec {
+        UserSpec {
+            name: name.into(),
+            present: true,
+            update_always: true,
+            create_home: true,
+            ..Default::default()
+        }
+    }
+
+    fn argvs(p: &[(Change, Vec<Step>)]) -> Vec<Vec<String>> {
+        p.iter()
+            .flat_map(|(_, steps)| steps.iter())
+            .filter_map(|s| match s {
+                Step::Tool(t) => Some(t.argv.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn v(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn create_with_everything() {
+        let mut sp = spec("carol");
+        sp.uid = Some(1500);
+        sp.group = Some("devs".into());
+        sp.groups = Some("adm,sudo".into());
+        sp.shell = Some("/bin/bash".into());
+        sp.home = Some("/srv/carol".into());
+        sp.comment = Some("Carol C".into());
+        sp.password = Some("$6$x$y".into());
+        sp.system = true;
+        let p = plan(&sp, &db(), &FakeFs(vec!["/srv"]), false).unwrap();
+        assert_eq!(
+            argvs(&p),
+            vec![v(&[
+                "useradd",
+                "-u",
+                "1500",
+                "-g",
+                "devs",
+                "-G",
+                "adm,sudo",
+                "-c",
+                "Carol C",
+                "-d",
+                "/srv/carol",
+                "-s",
+                "/bin/bash",
+                "-p",
+                "$6$x$y",
+                "-m",
+                "-r",
+                "carol"
+            ])]
+        );
+        let desc = p[0].0.describe();
+        assert!(desc.starts_with("create user carol"), "{desc}");
+        assert!(desc.contains("password set"), "{desc}");
+        assert!(
+            !desc.contains("$6$"),
+            "the hash must never be shown: {desc}"
+        );
+    }
+
+    #[test]
+    fn create_minimal_and_no_home() {
+        let mut sp = spec("dave");
+        assert_eq!(
+            argvs(&plan(&sp, &db(), &fs(), false).unwrap()),
+            vec![v(&["useradd", "-m", "dave"])]
+        );
+        sp.create_home = false;
+        assert_eq!(
+            argvs(&plan(&sp, &db(), &fs(), false).unwrap()),
+            vec![v(&["useradd", "-M", "dave"])]
+        );
+        // A group named like the user exists: -N.
+        assert_eq!(
+            argvs(&plan(&spec("bob"), &db(), &fs(), false).unwrap()),
+            vec![v(&["useradd", "-N", "-m", "bob"])]
+        );
+    }
+
+    #[test]
+    fn create_with_missing_parent_makes_it() {
+        let mut sp = spec("erin");
+        sp.home = Some("/data/users/erin".into());
+        let p = plan(&sp, &db(), &fs(), false).unwrap();
+        assert_eq!(p[0].1[0], Step::MakeParent(PathBuf::from("/data/users")));
+    }
+
+    #[test]
+    fn create_with_missing_group_fails_but_not_in_check_mode() {
+        let mut sp = spec("carol");
+        sp.groups = Some("adm,nogroup".into());
+        let e = plan(&sp, &db(), &fs(), false).unwrap_err();
+        assert_eq!(e.0, "Group nogroup does not exist");
+        let p = plan(&sp, &db(), &fs(), true).unwrap();
+        assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn existing_user_unchanged() {
+        let mut sp = spec("alice");
+        sp.uid = Some(1001);
+        sp.group = Some("alice".into());
+        sp.groups = Some("adm,devs".into());
+        sp.shell = Some("/bin/sh".into());
+        sp.home = Some("/home/alice".into());
+        sp.comment = Some("Alice".into());
+        sp.password = Some("$6$salt$abc".into());
+        assert!(plan(&sp, &db(), &fs(), false).unwrap().is_empty());
+        // Same by gid; append with a subset; on_create with another password.
+        sp.group = Some("1001".into());
+        sp.groups = Some("devs".into());
+        sp.append = true;
+        sp.password = Some("$6$other$zzz".into());
+        sp.update_always = false;
+        assert!(plan(&sp, &db(), &fs(), false).unwrap().is_empty());
+    }
+
+    #[test]
+    fn modify_what_differs() {
+        let mut sp = spec("alice");
+        sp.uid = Some(1002);
+        sp.group = Some("devs".into());
+        sp.groups = Some("sudo,adm".into());
+        sp.shell = Some("/bin/bash".into());
+        sp.password = Some("$6$new$hash".into());
+        let p = plan(&sp, &db(), &fs(), false).unwrap();
+        assert_eq!(
+            argvs(&p),
+            vec![v(&[
+                "usermod",
+                "-u",
+                "1002",
+                "-g",
+                "2000",
+                "-G",
+                "sudo,adm",
+                "-s",
+                "/bin/bash",
+                "-p",
+                "$6$new$hash",
+                "alice"
+            ])]
+        );
+        let d = p[0].0.describe();
+        assert_eq!(
+            d,
+            "modify user alice (uid 1001 -> 1002, group alice -> devs, groups +sudo -devs, \
+             shell /bin/sh -> /bin/bash, password changed)"
+        );
+    }
+
+    #[test]
+    fn groups_append_and_empty() {
+        let mut sp = spec("alice");
+        sp.groups = Some("sudo".into());
+        sp.append = true;
+        assert_eq!(
+            argvs(&plan(&sp, &db(), &fs(), false).unwrap()),
+            vec![v(&["usermod", "-a", "-G", "sudo", "alice"])]
+        );
+        sp.groups = Some(String::new());
+        sp.append = false;
+        assert_eq!(
+            argvs(&plan(&sp, &db(), &fs(), false).unwrap()),
+            vec![v(&["usermod", "-G", "", "alice"])]
+        );
+        sp.append = true;
+        assert!(plan(&sp, &db(), &fs(), false).unwrap().is_empty());
+        sp.groups = Some("nope".into());
+        assert_eq!(
+            plan(&sp, &db(), &fs(), false).unwrap_err().0,
+            "Group nope does not exist"
+        );
+    }
+
+    #[test]
+    fn password_lock_and_expiry() {
+        let mut sp = spec("alice");
+        sp.password_lock = Some(true);
+        assert_eq!(
+            argvs(&plan(&sp, &db(), &fs(), false).unwrap()),
+            vec![v(&["usermod", "-L", "alice"])]
+        );
+        sp.password = Some("$6$n$h".into());
+        assert_eq!(
+            argvs(&plan(&sp, &db(), &fs(), false).unwrap()),
+            vec![v(&["usermod", "-p", "!$6$n$h", "alice"])]
+        );
+        let mut sp = spec("alice");
+        sp.expires = Some(1_728_000_000.0); // 2024-10-04
+        assert_eq!(
+            argvs(&plan(&sp, &db(), &fs(), false).unwrap()),
+            vec![v(&["usermod", "-e", "2024-10-04", "alice"])]
+        );
+        let locked = Db::parse(PASSWD, GROUP, "alice:!$6$salt$abc:1:0:99999:7::20000:\n");
+        assert!(plan(&sp, &locked, &fs(), false).unwrap().is_empty());
+        sp.expires = Some(-1.0);
+        assert_eq!(
+            argvs(&plan(&sp, &locked, &fs(), false).unwrap()),
+            vec![v(&["usermod", "-e", "", "alice"])]
+        );
+        // A locked account with the same hash: no password change.
+        let mut sp = spec("alice");
+        sp.password = Some("$6$salt$abc".into());
+        assert!(plan(&sp, &locked, &fs(), false).unwrap().is_empty());
+        sp.password_lock = Some(false);
+        assert_eq!(
+            argvs(&plan(&sp, &locked, &fs(), false).unwrap()),
+            vec![v(&["usermod", "-U", "alice"])]
+        );
+    }
+
+    #[test]
+    fn missing_home_is_created_unless_create_home_is_off() {
+        let mut sp = spec("alice");
+        let p = plan(&sp, &db(), &FakeFs(vec![]), false).unwrap();
+        assert_eq!(p.len(), 1);
+        assert!(matches!(p[0].1[0], Step::CreateHome { .. }));
+        assert_eq!(
+            p[0].0.describe(),
+            "modify user alice (create home directory /home/alice)"
+        );
+        sp.create_home = false;
+        assert!(plan(&sp, &db(), &FakeFs(vec![]), false).unwrap().is_empty());
+    }
+
+    #[test]
+    fn remove() {
+        let mut sp = spec("alice");
+        sp.present = false;
+        sp.remove = true;
+        sp.force = true;
+        assert_eq!(
+            argvs(&plan(&sp, &db(), &fs(), false).unwrap()),
+            vec![v(&["userdel", "-f", "-r", "alice"])]
+        );
+        sp.name = "nobody-here".into();
+        assert!(plan(&sp, &db(), &fs(), false).unwrap().is_empty());
+    }
+
+    #[test]
+    fn results_hide_the_password() {
+        let mut sp = spec("alice");
+        sp.password = Some("$6$salt$abc".into());
+        let o = outcome(&sp, &db(), true, false, false);
+        assert_eq!(
+            o.data.get("password").and_then(|v| v.as_str()),
+            Some("NOT_LOGGING_PASSWORD")
+        );
+        assert_eq!(
+            o.data.get("uid").map(|v| v.to_string()),
+            Some("1001".into())
+        );
+        assert_eq!(
+            o.data.get("group").map(|v| v.to_string()),
+            Some("1001".into())
+        );
+        assert_eq!(
+            o.data.get("home").and_then(|v| v.as_str()),
+            Some("/home/alice")
+        );
+    }
+
+    #[test]
+    fn create_home_copies_the_skeleton() {
+        let t = tempfile::tempdir().unwrap();
+        let skel = t.path().join("skel");
+        std::fs::create_dir_all(skel.join("sub")).unwrap();
+        std::fs::write(skel.join(".profile"), "x").unwrap();
+        std::os::unix::fs::symlink(".profile", skel.join("link")).unwrap();
+        let home = t.path().join("h/u");
+        let me = nix::unistd::getuid().as_raw();
+        let g = nix::unistd::getgid().as_raw();
+        create_home(&home, &skel, 0o750, me, g).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let m = std::fs::metadata(&home).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(m, 0o750);
+        assert_eq!(std::fs::read_to_string(home.join(".profile")).unwrap(), "x");
+        assert!(home.join("sub").is_dir());
+        assert_eq!(
+            std::fs::read_link(home.join("link")).unwrap(),
+            PathBuf::from(".profile")
+        );
+    }
+}
