@@ -42,6 +42,7 @@ static SPEC: ArgSpec = ArgSpec {
         ArgDef::new("skip_broken", ArgType::Bool),
         ArgDef::new("update_cache", ArgType::Bool).aliases(&["expire-cache"]),
         ArgDef::new("update_only", ArgType::Bool),
+        ArgDef::new("allow_downgrade", ArgType::Bool),
         ArgDef::new("install_weak_deps", ArgType::Bool),
         ArgDef::new("nobest", ArgType::Bool),
         ArgDef::new("allowerasing", ArgType::Bool),
@@ -131,6 +132,7 @@ impl Module for DnfModule {
             transaction,
             update_cache: args.bool_or("update_cache", false),
             update_only: args.bool_or("update_only", false),
+            allow_downgrade: args.bool_or("allow_downgrade", false),
             autoremove,
             env: ctx.env.to_vec(),
             host: Arc::clone(ctx.host),
@@ -155,6 +157,7 @@ struct DnfResource {
     transaction: Vec<String>,
     update_cache: bool,
     update_only: bool,
+    allow_downgrade: bool,
     autoremove: bool,
     env: Vec<(String, String)>,
     host: Arc<HostState>,
@@ -179,7 +182,23 @@ impl DnfResource {
             let name = rpm_file_name(spec)?;
             return Ok(!self.host.rpm_installed(&self.root, &name)?.is_empty());
         }
-        Ok(!self.host.rpm_installed(&self.root, spec)?.is_empty())
+        if !self.host.rpm_installed(&self.root, spec)?.is_empty() {
+            return Ok(true);
+        }
+        // `name-1.0` while another version of `name` is installed: as Ansible, a newer one
+        // satisfies it unless `allow_downgrade`; an older one is upgraded.
+        if !self.allow_downgrade {
+            for (name, want) in versioned_spec_parts(spec) {
+                let found = self.host.rpm_installed(&self.root, name)?;
+                if found
+                    .iter()
+                    .any(|p| rpm_vercmp(strip_epoch(&p.version), want).is_ge())
+                {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Installed packages among `names` for which the repositories offer an update.
@@ -368,6 +387,107 @@ fn result(log: &[Ran]) -> Outcome {
     out
 }
 
+/// For `name-ver` and `name-ver-rel`, the possible (name, version[-release]) readings: the
+/// split points are dashes followed by a digit.
+fn versioned_spec_parts(spec: &str) -> Vec<(&str, &str)> {
+    let spec = spec
+        .rsplit_once('.')
+        .filter(|(_, arch)| matches!(*arch, "noarch" | "x86_64" | "aarch64" | "i686" | "src"))
+        .map(|(s, _)| s)
+        .unwrap_or(spec);
+    spec.match_indices('-')
+        .filter(|(i, _)| spec[i + 1..].starts_with(|c: char| c.is_ascii_digit()))
+        .map(|(i, _)| (&spec[..i], &spec[i + 1..]))
+        .collect()
+}
+
+fn strip_epoch(v: &str) -> &str {
+    v.split_once(':').map(|(_, r)| r).unwrap_or(v)
+}
+
+/// rpm's version comparison (`rpmvercmp`) of `version[-release]` strings: alphanumeric segments,
+/// numbers compared as numbers, letters as text, `~` sorting before anything. Written here
+/// because no maintained crate implements it; when only one side has a release, the releases
+/// are not compared (as rpm does for a version-only request).
+fn rpm_vercmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (av, ar) = a.split_once('-').map_or((a, None), |(v, r)| (v, Some(r)));
+    let (bv, br) = b.split_once('-').map_or((b, None), |(v, r)| (v, Some(r)));
+    match vercmp_part(av, bv) {
+        Ordering::Equal => match (ar, br) {
+            (Some(x), Some(y)) => vercmp_part(x, y),
+            _ => Ordering::Equal,
+        },
+        o => o,
+    }
+}
+
+fn vercmp_part(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        let skip = |s: &[u8]| {
+            let n = s
+                .iter()
+                .take_while(|c| !c.is_ascii_alphanumeric() && **c != b'~')
+                .count();
+            n
+        };
+        a = &a[skip(a)..];
+        b = &b[skip(b)..];
+        match (a.first(), b.first()) {
+            (Some(b'~'), Some(b'~')) => {
+                a = &a[1..];
+                b = &b[1..];
+                continue;
+            }
+            (Some(b'~'), _) => return Ordering::Less,
+            (_, Some(b'~')) => return Ordering::Greater,
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            _ => {}
+        }
+        let numeric = a[0].is_ascii_digit();
+        let seg = |s: &[u8]| {
+            s.iter()
+                .take_while(|c| {
+                    if numeric {
+                        c.is_ascii_digit()
+                    } else {
+                        c.is_ascii_alphabetic()
+                    }
+                })
+                .count()
+        };
+        let (na, nb) = (seg(a), seg(b));
+        if nb == 0 {
+            // Different kinds of segment: a number is newer than letters.
+            return if numeric {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            };
+        }
+        let (sa, sb) = (&a[..na], &b[..nb]);
+        let ord = if numeric {
+            let trim = |s: &[u8]| {
+                let z = s.iter().take_while(|c| **c == b'0').count();
+                s[z..].to_vec()
+            };
+            let (ta, tb) = (trim(sa), trim(sb));
+            ta.len().cmp(&tb.len()).then(ta.cmp(&tb))
+        } else {
+            sa.cmp(sb)
+        };
+        if ord != Ordering::Equal {
+            return ord;
+        }
+        a = &a[na..];
+        b = &b[nb..];
+    }
+}
+
 /// The package name inside an .rpm file (`rpm -qp`).
 fn rpm_file_name(path: &str) -> Result<String, ModuleError> {
     let ran = process::run(
@@ -379,4 +499,30 @@ fn rpm_file_name(path: &str) -> Result<String, ModuleError> {
         return Err(ModuleError::new(ran.failure()));
     }
     Ok(ran.stdout.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cmp::Ordering::*;
+
+    #[test]
+    fn rpm_versions_compare_like_rpmvercmp() {
+        assert_eq!(rpm_vercmp("2.0-1", "1.0"), Greater);
+        assert_eq!(rpm_vercmp("1.0-1", "1.0"), Equal);
+        assert_eq!(rpm_vercmp("1.10", "1.9"), Greater);
+        assert_eq!(rpm_vercmp("1.0~rc1", "1.0"), Less);
+        assert_eq!(rpm_vercmp("1.0a", "1.0"), Greater);
+        assert_eq!(rpm_vercmp("1.0-2", "1.0-10"), Less);
+        assert_eq!(rpm_vercmp("1.01", "1.1"), Equal);
+    }
+
+    #[test]
+    fn versioned_specs_split_at_digit_dashes() {
+        assert_eq!(
+            versioned_spec_parts("gatest-hello-1.0-1.noarch"),
+            vec![("gatest-hello", "1.0-1"), ("gatest-hello-1.0", "1")]
+        );
+        assert!(versioned_spec_parts("gatest-hello").is_empty());
+    }
 }
