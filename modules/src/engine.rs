@@ -1071,7 +1071,12 @@ impl<'a> Engine<'a> {
                 (check.outcome, false, true)
             }
         } else {
-            match resource.apply(&check.changes) {
+            let applied = resource.apply(&check.changes);
+            // Whatever the task did may have installed packages or unit files that later
+            // tasks ask about: read them again.
+            self.host.invalidate_packages();
+            self.host.invalidate_units();
+            match applied {
                 Ok(o) => {
                     let ch = o.changed.unwrap_or(true);
                     (o, ch, false)

@@ -22,6 +22,18 @@ pub struct InstalledPackage {
     pub arch: String,
     /// dpkg's "config-files" state: removed but not purged.
     pub config_only: bool,
+    /// dpkg's package state (`installed`, `half-configured`, ...; rpm: `installed`).
+    pub state: String,
+}
+
+impl InstalledPackage {
+    /// Installed and configured: not left half-way by a failed maintainer script.
+    pub fn is_configured(&self) -> bool {
+        matches!(
+            self.state.as_str(),
+            "installed" | "triggers-pending" | "triggers-awaited"
+        )
+    }
 }
 
 /// A systemd unit's state, from `systemctl show`.
@@ -135,30 +147,38 @@ impl HostState {
 
     // ---- rpm ----
 
-    /// The installed versions of `name` in the rpm database under `root`.
+    /// The installed packages that `spec` names in the rpm database under `root`: a name,
+    /// `name-version`, `name-version-release`, with or without `.arch`, as `rpm -q` takes them.
     pub fn rpm_installed(
         &self,
         root: &Path,
-        name: &str,
+        spec: &str,
     ) -> Result<Vec<InstalledPackage>, ModuleError> {
-        let key = (root.to_path_buf(), name.to_string());
+        let key = (root.to_path_buf(), spec.to_string());
         if let Some(Some(found)) = lock(&self.rpm).get(&key) {
             return Ok(found.clone());
         }
-        // One `rpm -q` for this name and every hinted name not known yet.
-        let mut names: BTreeSet<String> = lock(&self.rpm_hints)
-            .iter()
-            .filter(|n| !lock(&self.rpm).contains_key(&(root.to_path_buf(), (*n).clone())))
-            .cloned()
-            .collect();
-        names.insert(name.to_string());
-        let found = query_rpm(root, &names)?;
+        // One `rpm -q` for this spec and every hinted one not known yet.
+        let mut specs: BTreeSet<String> = {
+            let cache = lock(&self.rpm);
+            lock(&self.rpm_hints)
+                .iter()
+                .filter(|n| !cache.contains_key(&(root.to_path_buf(), (*n).clone())))
+                .cloned()
+                .collect()
+        };
+        specs.insert(spec.to_string());
+        let found = query_rpm(root, &specs)?;
         let mut cache = lock(&self.rpm);
-        for n in &names {
-            let v = found.get(n).cloned().unwrap_or_default();
-            cache.insert((root.to_path_buf(), n.clone()), Some(v));
+        for s in &specs {
+            let v: Vec<InstalledPackage> = found
+                .iter()
+                .filter(|p| rpm_spec_matches(s, p))
+                .cloned()
+                .collect();
+            cache.insert((root.to_path_buf(), s.clone()), Some(v));
         }
-        Ok(found.get(name).cloned().unwrap_or_default())
+        Ok(cache.get(&key).cloned().flatten().unwrap_or_default())
     }
 
     // ---- systemd ----
@@ -328,15 +348,13 @@ pub fn parse_dpkg_status(text: &str) -> HashMap<String, Vec<InstalledPackage>> {
                 version: version.to_string(),
                 arch: arch.to_string(),
                 config_only,
+                state: state.to_string(),
             });
     }
     db
 }
 
-fn query_rpm(
-    root: &Path,
-    names: &BTreeSet<String>,
-) -> Result<HashMap<String, Vec<InstalledPackage>>, ModuleError> {
+fn query_rpm(root: &Path, specs: &BTreeSet<String>) -> Result<Vec<InstalledPackage>, ModuleError> {
     let mut cmd = Command::new("rpm");
     if root != Path::new("/") {
         cmd.arg("--root").arg(root);
@@ -346,28 +364,44 @@ fn query_rpm(
         "--qf",
         "%{NAME}\t%{EPOCHNUM}:%{VERSION}-%{RELEASE}\t%{ARCH}\n",
     ]);
-    cmd.args(names);
+    cmd.arg("--").args(specs);
     let out = cmd
         .output()
         .map_err(|e| ModuleError::new(format!("cannot run rpm: {e}")))?;
-    // rpm exits 1 when some names are not installed and prints "package X is not installed".
-    let mut found: HashMap<String, Vec<InstalledPackage>> = HashMap::new();
+    // rpm exits 1 when some are not installed and prints "package X is not installed" for them.
+    let mut found = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let f: Vec<&str> = line.split('\t').collect();
         if f.len() == 3 {
             let version = f[1].strip_prefix("0:").unwrap_or(f[1]);
-            found
-                .entry(f[0].to_string())
-                .or_default()
-                .push(InstalledPackage {
-                    name: f[0].to_string(),
-                    version: version.to_string(),
-                    arch: f[2].to_string(),
-                    config_only: false,
-                });
+            found.push(InstalledPackage {
+                name: f[0].to_string(),
+                version: version.to_string(),
+                arch: f[2].to_string(),
+                config_only: false,
+                state: "installed".to_string(),
+            });
         }
     }
+    found.dedup();
     Ok(found)
+}
+
+/// Does `spec` (`name`, `name-ver`, `name-ver-rel`, each optionally `.arch`) name `p`?
+pub fn rpm_spec_matches(spec: &str, p: &InstalledPackage) -> bool {
+    let (ver, rel) = p
+        .version
+        .rsplit_once('-')
+        .unwrap_or((p.version.as_str(), ""));
+    let ver = ver.split_once(':').map(|(_, v)| v).unwrap_or(ver);
+    let forms = [
+        p.name.clone(),
+        format!("{}-{ver}", p.name),
+        format!("{}-{ver}-{rel}", p.name),
+    ];
+    forms
+        .iter()
+        .any(|f| spec == f || spec == format!("{f}.{}", p.arch))
 }
 
 const UNIT_PROPERTIES: &str =
@@ -453,6 +487,29 @@ mod tests {
         assert_eq!(u.len(), 2);
         assert!(u[0].is_active() && u[0].is_enabled() && u[0].can_reload);
         assert!(!u[1].exists());
+    }
+
+    #[test]
+    fn rpm_specs_match_name_version_release_arch() {
+        let p = InstalledPackage {
+            name: "gatest-hello".into(),
+            version: "2.0-1".into(),
+            arch: "noarch".into(),
+            config_only: false,
+            state: "installed".into(),
+        };
+        for s in [
+            "gatest-hello",
+            "gatest-hello-2.0",
+            "gatest-hello-2.0-1",
+            "gatest-hello.noarch",
+            "gatest-hello-2.0-1.noarch",
+        ] {
+            assert!(rpm_spec_matches(s, &p), "{s}");
+        }
+        for s in ["gatest-hello-1.0", "gatest-hell", "gatest-hello.x86_64"] {
+            assert!(!rpm_spec_matches(s, &p), "{s}");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod host;
 pub mod mode;
 pub mod modules;
 pub mod playbook;
+pub mod process;
 pub mod report;
 pub mod resource;
 pub mod source;

@@ -60,6 +60,10 @@ pub trait Module: Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owned {
     Path(PathBuf),
+    /// A package by name (watched through the package database).
+    Package(String),
+    /// A systemd unit by name.
+    Unit(String),
 }
 
 /// A task's desired state, ready to be checked and applied.

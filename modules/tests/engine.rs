@@ -330,3 +330,36 @@ fn a_rescued_block_keeps_its_skipped_tasks() {
     );
     assert_eq!(r.result, gitops_modules::report::RunResult::Ok);
 }
+
+#[test]
+fn package_and_unit_names_are_gathered_for_one_batched_query() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "site.yml",
+        "- hosts: all\n  roles: [web]\n  tasks:\n    - apt: name=nginx,curl\n    - package:\n        name: [git, '{{ templated }}']\n        state: present\n    - block:\n        - dnf: {name: [vim-enhanced]}\n        - service: name=nginx state=started\n  handlers:\n    - name: restart cron\n      systemd: name=cron.service state=restarted\n",
+    );
+    write(
+        dir.path(),
+        "roles/web/tasks/main.yml",
+        "- apt:\n    pkg: [rsync]\n- systemd:\n    name: '{{ unit }}'\n    enabled: true\n",
+    );
+    let source = DirSource::new(dir.path()).unwrap();
+    let templar = Templar::new();
+    let pb = Loader::new(&source, &templar)
+        .load(&RepoPath::new("site.yml").unwrap(), "h")
+        .unwrap();
+    let (pkgs, units) = gitops_modules::playbook::named_packages_and_units(&pb);
+    assert_eq!(pkgs, ["curl", "git", "nginx", "rsync", "vim-enhanced"]);
+    assert_eq!(units, ["cron.service", "nginx"]);
+}
+
+#[test]
+fn package_and_service_tasks_validate_their_arguments() {
+    let e = load_err("- hosts: all\n  tasks:\n    - apt: name=x state=build-dep\n");
+    assert!(e.contains("state"), "{e}");
+    let e = load_err("- hosts: all\n  tasks:\n    - service: name=x stat=started\n");
+    assert!(e.contains("stat") && e.contains("service"), "{e}");
+    let e = load_err("- hosts: all\n  tasks:\n    - apt: {deb: /x.deb, name: y}\n");
+    assert!(e.contains("deb") && e.contains("name"), "{e}");
+}

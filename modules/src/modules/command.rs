@@ -269,7 +269,7 @@ fn glob_exists(pattern: &str) -> bool {
 }
 
 /// `fnmatch` for one path component.
-fn fnmatch(pat: &[u8], name: &[u8]) -> bool {
+pub(crate) fn fnmatch(pat: &[u8], name: &[u8]) -> bool {
     match pat.first() {
         None => name.is_empty(),
         Some(b'*') => (0..=name.len()).any(|i| fnmatch(&pat[1..], &name[i..])),

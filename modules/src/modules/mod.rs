@@ -2,14 +2,18 @@
 //! collection name (`ansible.builtin.copy`, `ansible.posix.authorized_key`).
 
 pub mod accounts;
+pub mod apt;
 pub mod authorized_key;
 pub mod blockinfile;
 pub mod command;
 pub mod control;
 pub mod copy;
+pub mod dnf;
 pub mod file;
 pub mod group;
 pub mod lineinfile;
+pub mod package;
+pub mod systemd;
 pub mod template;
 pub mod user;
 
@@ -17,20 +21,27 @@ use crate::resource::Module;
 
 /// Every module this build supports, by short name.
 static MODULES: &[(&str, &dyn Module)] = &[
+    ("apt", &apt::AptModule),
     ("assert", &control::AssertModule),
     ("authorized_key", &authorized_key::AuthorizedKeyModule),
     ("blockinfile", &blockinfile::BlockinfileModule),
     ("command", &command::CommandModule),
     ("copy", &copy::CopyModule),
     ("debug", &control::DebugModule),
+    ("dnf", &dnf::DnfModule),
     ("fail", &control::FailModule),
     ("file", &file::FileModule),
     ("group", &group::GroupModule),
     ("lineinfile", &lineinfile::LineinfileModule),
+    ("package", &package::PackageModule),
+    ("service", &systemd::ServiceModule),
     ("set_fact", &control::SetFactModule),
     ("shell", &command::ShellModule),
+    ("systemd", &systemd::SystemdModule),
+    ("systemd_service", &systemd::SystemdModule),
     ("template", &template::TemplateModule),
     ("user", &user::UserModule),
+    ("yum", &dnf::DnfModule),
 ];
 
 /// Modules that come from the `ansible.posix` collection (their FQCN is `ansible.posix.NAME`).

@@ -1,0 +1,71 @@
+//! The `package` module: `apt` or `dnf`, whichever manages this host, with the arguments both
+//! understand (`name`, `state`). As in Ansible, `use` overrides the choice.
+
+use crate::args::{ArgDef, ArgSpec, ArgType, Args};
+use crate::resource::{Module, ModuleContext, ModuleError, Resource};
+
+pub struct PackageModule;
+
+static SPEC: ArgSpec = ArgSpec {
+    module: "package",
+    args: &[
+        ArgDef::new("name", ArgType::List).required(),
+        ArgDef::new("state", ArgType::Str).required(),
+        ArgDef::new("use", ArgType::Str),
+    ],
+    free_form: false,
+    mutually_exclusive: &[],
+    required_one_of: &[],
+};
+
+impl Module for PackageModule {
+    fn spec(&self) -> &'static ArgSpec {
+        &SPEC
+    }
+
+    fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
+        let manager = match args.str("use").filter(|u| u != "auto") {
+            Some(u) => u,
+            None => pkg_mgr(ctx)?,
+        };
+        let backend: &dyn Module = match manager.as_str() {
+            "apt" => &super::apt::AptModule,
+            "dnf" | "dnf5" | "yum" => &super::dnf::DnfModule,
+            other => {
+                return Err(ModuleError::new(format!(
+                    "package manager '{other}' is not supported (apt and dnf are)"
+                )))
+            }
+        };
+        let mut pass = indexmap::IndexMap::new();
+        for key in ["name", "state"] {
+            if let Some(v) = args.get(key) {
+                pass.insert(key.to_string(), v.clone());
+            }
+        }
+        let bound = backend.spec().bind(&pass).map_err(ModuleError::new)?;
+        backend.prepare(&bound, ctx)
+    }
+}
+
+/// `ansible_facts.pkg_mgr` when facts were gathered, else what is installed.
+fn pkg_mgr(ctx: &ModuleContext) -> Result<String, ModuleError> {
+    let from_facts = ctx
+        .vars
+        .get_attr("ansible_facts")
+        .ok()
+        .and_then(|f| f.get_attr("pkg_mgr").ok())
+        .and_then(|v| v.as_str().map(str::to_string))
+        .filter(|s| !s.is_empty() && s != "unknown");
+    if let Some(m) = from_facts {
+        return Ok(m);
+    }
+    for (bin, name) in [("/usr/bin/apt-get", "apt"), ("/usr/bin/dnf", "dnf")] {
+        if std::path::Path::new(bin).exists() {
+            return Ok(name.to_string());
+        }
+    }
+    Err(ModuleError::new(
+        "Could not find a package manager on this host (apt-get or dnf); set `use`",
+    ))
+}

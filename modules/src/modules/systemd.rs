@@ -1,0 +1,362 @@
+//! `systemd` (also `systemd_service`) and `service`: systemd units, with the meaning Ansible's
+//! systemd module gives them (its `service` module delegates to it on systemd hosts).
+//!
+//! Check reads unit state from one `systemctl show` shared by every unit of the play
+//! ([`HostState`]); apply runs `systemctl` once per change, in Ansible's order: daemon-reload,
+//! daemon-reexec, mask/unmask, enable/disable, then start/stop/restart/reload.
+//!
+//! Kept from Ansible: `enabled` counts as true for `enabled`, `static`, `generated` and
+//! `transient` unit-file states and false for `enabled-runtime`, `indirect` and `alias` (so
+//! `enabled: no` on a static unit runs `disable` and reports changed each time, as there);
+//! `restarted`/`reloaded` always act (a stopped unit is started); `daemon_reload` alone is
+//! not a change.
+
+use std::process::Command;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use minijinja::Value;
+
+use crate::args::{ArgDef, ArgSpec, ArgType, Args};
+use crate::host::{unit_name, HostState, UnitState};
+use crate::process;
+use crate::resource::{
+    Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, Resource, UnitOp,
+};
+
+pub struct SystemdModule;
+pub struct ServiceModule;
+
+const STATES: &[&str] = &["reloaded", "restarted", "started", "stopped"];
+
+static SYSTEMD_SPEC: ArgSpec = ArgSpec {
+    module: "systemd",
+    args: &[
+        ArgDef::new("name", ArgType::Str).aliases(&["service", "unit"]),
+        ArgDef::new("state", ArgType::Str).choices(STATES),
+        ArgDef::new("enabled", ArgType::Bool),
+        ArgDef::new("masked", ArgType::Bool),
+        ArgDef::new("daemon_reload", ArgType::Bool).aliases(&["daemon-reload"]),
+        ArgDef::new("daemon_reexec", ArgType::Bool).aliases(&["daemon-reexec"]),
+        ArgDef::new("scope", ArgType::Str).choices(&["system", "user", "global"]),
+        ArgDef::new("force", ArgType::Bool),
+        ArgDef::new("no_block", ArgType::Bool),
+    ],
+    free_form: false,
+    mutually_exclusive: &[],
+    required_one_of: &[&[
+        "state",
+        "enabled",
+        "masked",
+        "daemon_reload",
+        "daemon_reexec",
+    ]],
+};
+
+static SERVICE_SPEC: ArgSpec = ArgSpec {
+    module: "service",
+    args: &[
+        ArgDef::new("name", ArgType::Str).required(),
+        ArgDef::new("state", ArgType::Str).choices(STATES),
+        ArgDef::new("enabled", ArgType::Bool),
+        ArgDef::new("use", ArgType::Str),
+    ],
+    free_form: false,
+    mutually_exclusive: &[],
+    required_one_of: &[&["state", "enabled"]],
+};
+
+impl Module for SystemdModule {
+    fn spec(&self) -> &'static ArgSpec {
+        &SYSTEMD_SPEC
+    }
+
+    fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
+        if let Some(scope) = args.str("scope").filter(|s| s != "system") {
+            return Err(ModuleError::new(format!(
+                "scope={scope} is not supported: the agent manages system units"
+            )));
+        }
+        let unit = args.str("name").filter(|n| !n.is_empty());
+        if unit.is_none() && (args.has("state") || args.has("enabled") || args.has("masked")) {
+            return Err(ModuleError::new(
+                "missing required arguments: name (with state, enabled or masked)",
+            ));
+        }
+        Ok(Box::new(UnitResource::from_args(unit, args, ctx)))
+    }
+}
+
+impl Module for ServiceModule {
+    fn spec(&self) -> &'static ArgSpec {
+        &SERVICE_SPEC
+    }
+
+    fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
+        if let Some(u) = args.str("use").filter(|u| u != "auto" && u != "systemd") {
+            return Err(ModuleError::new(format!(
+                "service manager '{u}' is not supported: the agent manages systemd units"
+            )));
+        }
+        Ok(Box::new(UnitResource::from_args(
+            args.str("name"),
+            args,
+            ctx,
+        )))
+    }
+}
+
+struct UnitResource {
+    unit: Option<String>,
+    state: Option<String>,
+    enabled: Option<bool>,
+    masked: Option<bool>,
+    daemon_reload: bool,
+    daemon_reexec: bool,
+    force: bool,
+    no_block: bool,
+    host: Arc<HostState>,
+}
+
+impl UnitResource {
+    fn from_args(unit: Option<String>, args: &Args, ctx: &ModuleContext) -> UnitResource {
+        UnitResource {
+            unit,
+            state: args.str("state"),
+            enabled: args.bool("enabled"),
+            masked: args.bool("masked"),
+            daemon_reload: args.bool_or("daemon_reload", false),
+            daemon_reexec: args.bool_or("daemon_reexec", false),
+            force: args.bool_or("force", false),
+            no_block: args.bool_or("no_block", false),
+            host: Arc::clone(ctx.host),
+        }
+    }
+
+    fn systemctl(&self, op: UnitOp, unit: Option<&str>) -> Command {
+        let mut cmd = Command::new("systemctl");
+        cmd.env("SYSTEMD_PAGER", "");
+        if self.no_block
+            && matches!(
+                op,
+                UnitOp::Start | UnitOp::Stop | UnitOp::Restart | UnitOp::Reload
+            )
+        {
+            cmd.arg("--no-block");
+        }
+        if self.force && matches!(op, UnitOp::Enable | UnitOp::Mask) {
+            cmd.arg("--force");
+        }
+        cmd.arg(op.verb());
+        if let Some(u) = unit {
+            cmd.arg(u);
+        }
+        cmd
+    }
+
+    /// The registered result, from what was read and what was asked.
+    fn outcome(&self, st: Option<&UnitState>, enabled_now: Option<bool>) -> Outcome {
+        let mut out = Outcome::default();
+        if let Some(u) = &self.unit {
+            out = out.with("name", u.as_str());
+        }
+        if let Some(s) = &self.state {
+            let shown = if s == "restarted" || s == "reloaded" {
+                "started"
+            } else {
+                s.as_str()
+            };
+            out = out.with("state", shown);
+        }
+        if let Some(e) = self.enabled {
+            out = out.with("enabled", enabled_now.unwrap_or(e));
+        }
+        if let Some(st) = st {
+            let status: IndexMap<Value, Value> = st
+                .properties
+                .iter()
+                .map(|(k, v)| (Value::from(k.as_str()), Value::from(v.as_str())))
+                .collect();
+            out = out.with("status", Value::from_object(status));
+        }
+        out
+    }
+}
+
+/// Ansible's notion of "enabled" for `systemctl is-enabled` output.
+fn counts_as_enabled(unit_file_state: &str) -> bool {
+    matches!(
+        unit_file_state,
+        "enabled" | "static" | "generated" | "transient"
+    )
+}
+
+impl Resource for UnitResource {
+    fn check(&self) -> Result<Check, ModuleError> {
+        let mut changes = Vec::new();
+        if self.daemon_reload {
+            changes.push(Change::Unit {
+                name: String::new(),
+                op: UnitOp::DaemonReload,
+            });
+        }
+        if self.daemon_reexec {
+            changes.push(Change::Unit {
+                name: String::new(),
+                op: UnitOp::DaemonReexec,
+            });
+        }
+        let Some(name) = &self.unit else {
+            let mut outcome = self.outcome(None, None);
+            outcome.changed = Some(false);
+            return Ok(Check { changes, outcome });
+        };
+        let st = self.host.unit(name)?;
+        let found = st.exists();
+        let unit = if found && !st.id.is_empty() {
+            name.clone()
+        } else {
+            unit_name(name)
+        };
+        let missing =
+            || ModuleError::new(format!("Could not find the requested service {name}: host"));
+        if let Some(m) = self.masked {
+            if st.is_masked() != m {
+                changes.push(Change::Unit {
+                    name: unit.clone(),
+                    op: if m { UnitOp::Mask } else { UnitOp::Unmask },
+                });
+            }
+        }
+        let mut enabled_now = None;
+        if let Some(want) = self.enabled {
+            if !found {
+                return Err(missing());
+            }
+            let is = counts_as_enabled(&st.unit_file_state);
+            enabled_now = Some(is);
+            if is != want {
+                changes.push(Change::Unit {
+                    name: unit.clone(),
+                    op: if want {
+                        UnitOp::Enable
+                    } else {
+                        UnitOp::Disable
+                    },
+                });
+            }
+        }
+        if let Some(state) = &self.state {
+            if !found {
+                return Err(missing());
+            }
+            let running = matches!(st.active_state.as_str(), "active" | "activating");
+            let op = match state.as_str() {
+                "started" => (!running).then_some(UnitOp::Start),
+                "stopped" => (running || st.active_state == "deactivating").then_some(UnitOp::Stop),
+                "restarted" if running => Some(UnitOp::Restart),
+                "reloaded" if running => Some(UnitOp::Reload),
+                _ => Some(UnitOp::Start),
+            };
+            if let Some(op) = op {
+                changes.push(Change::Unit {
+                    name: unit.clone(),
+                    op,
+                });
+            }
+        }
+        let mut outcome = self.outcome(Some(&st), enabled_now);
+        if changes.iter().all(|c| {
+            matches!(
+                c,
+                Change::Unit {
+                    op: UnitOp::DaemonReload,
+                    ..
+                }
+            )
+        }) {
+            outcome.changed = Some(false);
+        }
+        Ok(Check { changes, outcome })
+    }
+
+    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
+        let mut enabled_now = None;
+        let mut only_reload = true;
+        for change in changes {
+            let Change::Unit { name, op } = change else {
+                continue;
+            };
+            let unit = (!name.is_empty()).then_some(name.as_str());
+            let ran = process::run(&mut self.systemctl(*op, unit))?;
+            // Whatever happened, what systemd knows has changed.
+            self.host.invalidate_units();
+            if !ran.ok() {
+                let what = match op {
+                    UnitOp::DaemonReload => "reload systemd".to_string(),
+                    UnitOp::DaemonReexec => "reexecute systemd".to_string(),
+                    UnitOp::Mask | UnitOp::Unmask => {
+                        format!("Failed to {} the service ({})", op.verb(), name)
+                    }
+                    _ => format!("Unable to {} service {}", op.verb(), name),
+                };
+                let msg = match op {
+                    UnitOp::DaemonReload | UnitOp::DaemonReexec => {
+                        format!("failure {} to {what}: {}", ran.rc, ran.stderr.trim())
+                    }
+                    UnitOp::Mask | UnitOp::Unmask => format!("{what}: {}", ran.stderr.trim()),
+                    _ => format!("{what}: {}{}", ran.stdout, ran.stderr.trim()),
+                };
+                let mut out = self.outcome(None, None);
+                out.failed = Some(msg);
+                return Ok(out);
+            }
+            match op {
+                UnitOp::Enable => enabled_now = Some(true),
+                UnitOp::Disable => enabled_now = Some(false),
+                _ => {}
+            }
+            if *op != UnitOp::DaemonReload {
+                only_reload = false;
+            }
+        }
+        let st = match &self.unit {
+            Some(u) => Some(self.host.unit(u)?),
+            None => None,
+        };
+        let mut out = self.outcome(st.as_ref(), enabled_now);
+        if only_reload {
+            out.changed = Some(false);
+        }
+        Ok(out)
+    }
+
+    fn owns(&self) -> Vec<Owned> {
+        self.unit
+            .iter()
+            .map(|u| Owned::Unit(unit_name(u)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enabled_as_ansible_reads_is_enabled() {
+        for s in ["enabled", "static", "generated", "transient"] {
+            assert!(counts_as_enabled(s), "{s}");
+        }
+        for s in [
+            "disabled",
+            "enabled-runtime",
+            "indirect",
+            "alias",
+            "masked",
+            "",
+        ] {
+            assert!(!counts_as_enabled(s), "{s}");
+        }
+    }
+}
