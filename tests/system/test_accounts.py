@@ -92,6 +92,19 @@ def seed_carol(c: Container):
     c.run("chown -R carol:carol /home/carol/.ssh && chmod 0755 /home/carol/.ssh")
 
 
+MESSY = (f"# frank's keys\n{KEY_ALICE}\n\n{KEY_CI}\n{KEY_CI}\n\n\n"
+         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGatestOld99 old@box\n"
+         f"{KEY_ALICE.rsplit(' ', 1)[0]} alice@other\nno-pty {KEY_OPS}")
+
+
+def seed_edge(c: Container):
+    """What edge.yml starts from."""
+    c.run("useradd -m frank && useradd -m george && rm -rf /home/george && chage -E 2030-01-01 carol")
+    c.write_file("/srv/messy/authorized_keys", MESSY)
+    c.write_file("/srv/messy/real", KEY_OPS + "\n")
+    c.run("ln -s real /srv/messy/link")
+
+
 def changed(run) -> list[tuple[str, bool]]:
     return [(t["name"], t["changed"]) for t in run.tasks]
 
@@ -122,11 +135,17 @@ KEY_FILES = ["/home/alice/.ssh", "/home/alice/.ssh/authorized_keys", "/home/caro
              "/data", "/data/home", "/data/home/bob", "/srv/app"]
 
 
+EDGE_FILES = ["/srv/messy", "/srv/messy/authorized_keys", "/srv/messy/real", "/srv/messy/link", "/srv/keys",
+              "/srv/keys/frank", "/srv/keys/frank/authorized_keys", "/home/george", "/home/george/.profile",
+              "/home/bob2", "/home/bob2/.profile"]
+
+
 def end_state(c: Container) -> dict:
     state = {f: c.read_file(f) for f in ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow")}
-    state["stat"] = stat(c, *KEY_FILES)
-    for f in KEY_FILES:
-        if f.endswith(("authorized_keys", "/bob")) and c.run(["test", "-f", f], check=False).returncode == 0:
+    files = KEY_FILES + EDGE_FILES
+    state["stat"] = stat(c, *files)
+    for f in files:
+        if c.run(["test", "-f", f, "-a", "!", "-h", f], check=False).returncode == 0:
             state[f] = c.read_file(f)
     return state
 
@@ -139,6 +158,12 @@ SITE_TASKS = [
     "alice ops key with options", "carol keys exclusive with a new comment", "bob key in a custom path",
 ]
 SITE_RUN1 = [(n, n != "bob password only on create") for n in SITE_TASKS]
+EDGE_RUN1 = [(n, True) for n in [
+    "dave with an expiry date, a comment with commas, primary group by gid", "erin shares dave's uid",
+    "alice gets another password and a locked account", "carol never expires", "carol leaves every group",
+    "bob moves his home", "george's deleted home is made again", "a messy keys file gets keys with options",
+    "two keys absent, one of them present", "keys through a symlink with follow",
+    "keys in a new directory without manage_dir"]]
 REMOVE_TASKS = ["carol leaves ops (groups without append)", "alice ci key removed", "bob removed with his home",
                 "app removed", "group ops removed", "a group that does not exist stays absent"]
 REMOVE_RUN1 = [(n, n != "a group that does not exist stays absent") for n in REMOVE_TASKS]
@@ -228,7 +253,10 @@ def test_accounts_differential(rootfs, agent, posix_collection):
                 assert sg[k] == sa[k], f"{what}: {k} differs"
             return sa, sg
 
-        for playbook, run1 in (("site.yml", SITE_RUN1), ("remove.yml", REMOVE_RUN1)):
+        for playbook, run1 in (("site.yml", SITE_RUN1), ("edge.yml", EDGE_RUN1), ("remove.yml", REMOVE_RUN1)):
+            if playbook == "edge.yml":
+                for c in (a, g):
+                    seed_edge(c)
             for n in (1, 2):
                 ra = a.ansible_playbook(PB_AT, playbook=playbook, env=env)
                 assert ra.rc == 0, failed(ra)
