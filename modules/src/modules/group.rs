@@ -8,7 +8,8 @@ use std::cell::RefCell;
 use super::accounts::{Db, Etc, Tool};
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
 use crate::resource::{
-    AccountKind, AccountOp, Change, Check, Module, ModuleContext, ModuleError, Outcome, Resource,
+    AccountKind, AccountOp, Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned,
+    Resource,
 };
 
 pub struct GroupModule;
@@ -200,6 +201,10 @@ impl Resource for GroupResource {
             out = out.with("stderr", stderr);
         }
         Ok(out)
+    }
+
+    fn owns(&self) -> Vec<Owned> {
+        vec![Owned::Path(self.etc.dir.join("group"))]
     }
 }
 

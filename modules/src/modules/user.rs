@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use super::accounts::{date_of_days, Db, Etc, Tool};
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
 use crate::resource::{
-    AccountKind, AccountOp, Change, Check, Module, ModuleContext, ModuleError, Outcome, Resource,
+    AccountKind, AccountOp, Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned,
+    Resource,
 };
 
 pub struct UserModule;
@@ -606,6 +607,13 @@ impl Resource for UserResource {
             out = out.with("stderr", stderr);
         }
         Ok(out)
+    }
+
+    fn owns(&self) -> Vec<Owned> {
+        ["passwd", "shadow", "group"]
+            .iter()
+            .map(|f| Owned::Path(self.etc.dir.join(f)))
+            .collect()
     }
 }
 
