@@ -1306,6 +1306,9 @@ impl<'a> Loader<'a> {
             if matches!(short_name, "copy" | "template") {
                 self.check_src(short_name, &pairs, file, role.as_ref(), at);
             }
+            if matches!(short_name, "authorized_key" | "group") {
+                self.check_accounts(short_name, &pairs, file, at);
+            }
         }
         Some(Action::Module {
             name: short_name,
@@ -1370,6 +1373,46 @@ impl<'a> Loader<'a> {
                 }
             }
             Ok(Some(_)) => {}
+        }
+    }
+
+    /// Literal values the account modules would refuse at run time, found before anything is
+    /// applied: an `authorized_key` key that is not a key (or is a URL), a `group` with
+    /// `non_unique` but no `gid`.
+    fn check_accounts(
+        &mut self,
+        module: &str,
+        pairs: &[(String, Node)],
+        file: &Arc<str>,
+        at: &Location,
+    ) {
+        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v);
+        if module == "group" {
+            let non_unique = get("non_unique")
+                .is_some_and(|n| crate::args::to_bool(&n.to_value()).unwrap_or(false));
+            if non_unique && get("gid").is_none() {
+                self.errors.push(
+                    LoadError::at(
+                        at.clone(),
+                        "non_unique is True but all of the following are missing: gid",
+                    )
+                    .with_key("non_unique"),
+                );
+            }
+            return;
+        }
+        let Some(node) = get("key") else {
+            return;
+        };
+        let Some(text) = node.as_str() else {
+            return;
+        };
+        if Templar::is_template(text) {
+            return;
+        }
+        let loc = Location::new(file.clone(), node.line);
+        if let Err(e) = crate::modules::authorized_key::check_keys(text) {
+            self.errors.push(LoadError::at(loc, e).with_key("key"));
         }
     }
 

@@ -363,3 +363,23 @@ fn package_and_service_tasks_validate_their_arguments() {
     let e = load_err("- hosts: all\n  tasks:\n    - apt: {deb: /x.deb, name: y}\n");
     assert!(e.contains("deb") && e.contains("name"), "{e}");
 }
+
+#[test]
+fn account_tasks_validate_their_arguments() {
+    let e = load_err("- hosts: all\n  tasks:\n    - user: {name: a, generate_ssh_key: true}\n");
+    assert!(e.contains("generate_ssh_key") && e.contains("user"), "{e}");
+    let e = load_err("- hosts: all\n  tasks:\n    - group: {name: g, non_unique: true}\n");
+    assert!(e.contains("gid") && e.contains("site.yml:3"), "{e}");
+    let e = load_err(
+        "- hosts: all\n  tasks:\n    - ansible.posix.authorized_key:\n        user: a\n        \
+         key: \"ssh-ed25519 AAAA x\\nnot-a-key\"\n",
+    );
+    assert!(
+        e.contains("invalid key specified: not-a-key") && e.contains("site.yml:5"),
+        "{e}"
+    );
+    let e = load_err("- hosts: all\n  tasks:\n    - authorized_key: user=a key=https://x/keys\n");
+    assert!(e.contains("URL"), "{e}");
+    let e = load_err("- hosts: all\n  tasks:\n    - ansible.posix.copy: {dest: /x, content: y}\n");
+    assert!(e.contains("unsupported module"), "{e}");
+}

@@ -316,6 +316,25 @@ pub(crate) fn enforce(spec: &KeySpec, existing: &str) -> Result<Option<String>, 
     Ok(Some(lines.iter().map(|(l, _)| l.serialize()).collect()))
 }
 
+/// Refuses what the module would refuse at run time: a URL, or a line that is not a key.
+pub fn check_keys(key: &str) -> Result<(), String> {
+    if key.starts_with("http") {
+        return Err(format!(
+            "key: fetching keys from a URL ({key}) is not supported: put the keys in the \
+             repository (e.g. with a `lookup('file', ...)`) instead"
+        ));
+    }
+    for line in split_lines(key, false) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if !matches!(parse_key(line), Some(Line::Key { .. })) {
+            return Err(format!("invalid key specified: {line}"));
+        }
+    }
+    Ok(())
+}
+
 impl Module for AuthorizedKeyModule {
     fn spec(&self) -> &'static ArgSpec {
         &SPEC
@@ -324,10 +343,7 @@ impl Module for AuthorizedKeyModule {
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
         let key = args.str("key").unwrap_or_default();
         if key.starts_with("http") {
-            return Err(ModuleError::new(format!(
-                "key: fetching keys from a URL ({key}) is not supported: put the keys in the \
-                 repository (e.g. with a `lookup('file', ...)`) instead"
-            )));
+            return Err(ModuleError::new(check_keys(&key).err().unwrap_or_default()));
         }
         Ok(Box::new(KeyResource {
             spec: KeySpec {
