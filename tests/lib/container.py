@@ -30,6 +30,7 @@ import hashlib
 import inspect
 import json
 import os
+import pickle
 import re
 import secrets
 import shlex
@@ -68,6 +69,7 @@ NAME_PREFIX = "gatest"
 APT_MOUNT = "/srv/gatest-apt"
 SOLO_MOUNT = "/srv/gatest-solo_1.0_all.deb"
 OUT_MOUNT = "/out"
+LIB_MOUNT = "/usr/local/lib/gatest-tests-lib"   # tests/lib, always bound (for snapshot())
 
 TIMINGS: list[str] = []   # every "=== timing: ..." line of this process
 TIMING_SINK = None        # callable(line) replacing the print to stderr (tests/system/conftest.py sets it)
@@ -344,8 +346,8 @@ def _children(pid: int) -> list[int]:
 
 
 def janitor():
-    """Remove what killed test runs left: network namespaces and nspawn processes named
-    gatest-<pid>-* whose <pid> (the pytest process that made them) is gone."""
+    """Remove what killed test runs left: network namespaces, nspawn processes and temp dirs
+    named gatest-<pid>-* whose <pid> (the test process that made them) is gone."""
     pat = re.compile(rf"^{NAME_PREFIX}-(\d+)-[0-9a-f]+$")
     p = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
     for line in p.stdout.splitlines():
@@ -354,6 +356,11 @@ def janitor():
         if m and not _pid_alive(int(m.group(1))):
             _kill_nspawn_named(name)
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+    for d in tmp.glob(f"{NAME_PREFIX}-*-*.*"):
+        m = pat.match(d.name.split(".", 1)[0])
+        if m and d.is_dir() and not _pid_alive(int(m.group(1))):
+            safe_rmtree(d)
 
 
 def _kill_nspawn_named(name: str):
@@ -391,7 +398,7 @@ class Container:
     def __init__(self, rootfs: Path, binds=(), *, agent: Path | None = None, ansible: bool | Path = False,
                  hostname: str = HOSTNAME, boot_timeout: float = 120, stop_timeout: float = 30):
         self.rootfs = Path(rootfs)
-        self.binds: list[Bind] = []
+        self.binds: list[Bind] = [Bind(Path(__file__).resolve().parent, LIB_MOUNT, ro=True)]
         for b in binds:
             if isinstance(b, Bind):
                 self.binds.append(b)
@@ -602,6 +609,20 @@ class Container:
         data = content.encode() if isinstance(content, str) else content
         self.run(["sh", "-c", 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1" && chmod "$2" -- "$1"',
                   "sh", path, f"{mode:o}"], input=data, text=False)
+
+    def host_path(self, path: str) -> Path:
+        """PATH inside, seen from the host: /proc/<PID 1>/root/PATH, for plain reads. Not for
+        os.path.realpath() (it resolves the /proc magic link to the host's /) nor for PATHs with
+        absolute symlinks (resolved against the host's root): use run()/read_file()/snapshot()."""
+        return Path(f"/proc/{self.pid}/root") / path.lstrip("/")
+
+    def snapshot(self, path: str, exact: bool = False) -> dict[str, dict]:
+        """harness.snapshot() (or snapshot_exact()) of the tree at PATH, taken inside by the
+        container's python3 with tests/lib bound read-only: comparable with host-side snapshots."""
+        fn = "snapshot_exact" if exact else "snapshot"
+        code = (f"import sys, pickle; sys.path.insert(0, {LIB_MOUNT!r}); import harness; "
+                f"sys.stdout.buffer.write(pickle.dumps(harness.{fn}(sys.argv[1])))")
+        return pickle.loads(self.run(["python3", "-c", code, path], text=False).stdout)
 
     def exists(self, path: str) -> bool:
         return self.run(["test", "-e", path], check=False).returncode == 0

@@ -82,6 +82,8 @@ def test_apt_install_with_dependency(container, apt_repo):
     assert dpkg_status(c, "gatest-app") == "install ok installed 1.0"
     assert dpkg_status(c, "gatest-lib") == "install ok installed 1.0"   # came along as a dependency
     assert c.run("gatest-app").stdout.strip() == "gatest-app 1.0 with gatest-lib 1.0"
+    snap = c.snapshot("/usr/share/gatest-lib")
+    assert snap["VERSION"]["content"] == b"1.0\n" and snap["VERSION"]["mode"] == "0o100644", snap
     # the postinst-fails package really fails and is left half-configured
     p = c.run("apt-get install -y -q gatest-broken", check=False)
     assert p.returncode != 0
