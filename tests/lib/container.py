@@ -357,7 +357,8 @@ def janitor():
             _kill_nspawn_named(name)
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
-    for d in tmp.glob(f"{NAME_PREFIX}-*-*.*"):
+    # our temp dirs, and nspawn's mount propagation dirs (left when nspawn was SIGKILLed)
+    for d in list(tmp.glob(f"{NAME_PREFIX}-*-*.*")) + list(Path("/run/systemd/nspawn/propagate").glob(f"{NAME_PREFIX}-*")):
         m = pat.match(d.name.split(".", 1)[0])
         if m and d.is_dir() and not _pid_alive(int(m.group(1))):
             safe_rmtree(d)
@@ -558,6 +559,8 @@ class Container:
                 os.kill(self.pid, signal.SIGKILL)
             except OSError:
                 pass
+        # nspawn removes it on a clean exit, not when killed
+        safe_rmtree(Path("/run/systemd/nspawn/propagate") / self.name)
         if self.netns:
             subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
             self.netns = None
