@@ -60,6 +60,11 @@ impl StatusPush for NativePush {
         };
         let mut transport =
             connect::connect(url, options).map_err(|e| fail(format!("connecting: {e}")))?;
+        if let Some(http) = super::http_options(&repo, req.url, req.opts).map_err(fail)? {
+            transport
+                .configure(&http)
+                .map_err(|e| fail(format!("configuring the HTTP transport: {e}")))?;
+        }
         let credentials = req.opts.http_credentials.clone();
         // Never prompt and never ask a credential helper: the configured account or nothing.
         let authenticate = move |action| match (action, &credentials) {
@@ -82,7 +87,12 @@ impl StatusPush for NativePush {
             Vec::new(),
             &mut gix::progress::Discard,
         )
-        .map_err(|e| fail(format!("handshake: {e}")))?;
+        .map_err(|e| {
+            fail(super::explain_auth(format!(
+                "handshake: {}",
+                super::chain(&e)
+            )))
+        })?;
         let refs = handshake.refs.unwrap_or_default();
         let remote_tip = refs.iter().find_map(|r| match r {
             Ref::Direct {

@@ -87,18 +87,24 @@ pub fn http_server(
     port: Option<u16>,
     auth: Option<&str>,
 ) -> (Server, u16) {
+    let mut extra = vec![];
+    if let Some(port) = port {
+        extra.extend(["--port".to_string(), port.to_string()]);
+    }
+    if let Some(auth) = auth {
+        extra.extend(["--auth".to_string(), auth.to_string()]);
+    }
+    cgi_server(root, log, &extra)
+}
+
+/// `testdata/cgi_server.py ROOT LOG EXTRA...`; returns the server and its port.
+pub fn cgi_server(root: &Path, log: &Path, extra: &[String]) -> (Server, u16) {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/src/git/testdata/cgi_server.py"
     );
     let mut cmd = Command::new("python3");
-    cmd.arg(script).arg(root).arg(log);
-    if let Some(port) = port {
-        cmd.args(["--port", &port.to_string()]);
-    }
-    if let Some(auth) = auth {
-        cmd.args(["--auth", auth]);
-    }
+    cmd.arg(script).arg(root).arg(log).args(extra);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
@@ -114,6 +120,94 @@ pub fn http_server(
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("cgi_server said {line:?}"));
     (server, port)
+}
+
+/// A private CA and a certificate it issued for 127.0.0.1 (made with the `openssl` CLI).
+pub struct PrivateCa {
+    pub ca_cert: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl (the CLI) is needed by the https tests");
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+impl PrivateCa {
+    pub fn new(dir: &Path) -> PrivateCa {
+        std::fs::create_dir_all(dir).unwrap();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=gitops test CA"];
+        ca.extend(ec);
+        ca.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        openssl(dir, &ca);
+        let mut csr = vec!["req", "-subj", "/CN=127.0.0.1"];
+        csr.extend(ec);
+        csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
+        openssl(dir, &csr);
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+                "-out",
+                "server.pem",
+            ],
+        );
+        PrivateCa {
+            ca_cert: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+        }
+    }
+
+    /// The arguments that make cgi_server.py serve https:// with this CA's certificate.
+    pub fn server_args(&self) -> Vec<String> {
+        vec![
+            "--tls-cert".into(),
+            self.server_cert.display().to_string(),
+            "--tls-key".into(),
+            self.server_key.display().to_string(),
+        ]
+    }
 }
 
 /// Keys for SSH: a host key shared by every sshd of a test, one client key, and the
