@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command: build, unit tests, then the pytest tiers (differential + bad input).
+# The project's test command: build, unit tests, then the pytest tiers (differential, bad input,
+# package repositories and systemd containers).
 #
 #   tests/run-all.sh                 # everything
 #   tests/run-all.sh -k copy_basic   # extra arguments go to pytest
@@ -53,6 +54,14 @@ stage_done $rc
 [ $rc -eq 0 ] || { echo "cannot continue without the test venv" >&2; exit 1; }
 
 # --- 2. cargo build + unit tests ----------------------------------------------------------------
+# The container tier's root filesystem (debootstrap, about a minute cold, cached after) is built
+# in the background meanwhile: it waits on the network and the disk while cargo uses the CPUs.
+rootfs_pid=""
+if [ "$(id -u)" = 0 ] && command -v debootstrap >/dev/null && command -v systemd-nspawn >/dev/null; then
+  mkdir -p target
+  "$venv/bin/python3" tests/lib/container.py build >target/rootfs-build.log 2>&1 &
+  rootfs_pid=$!
+fi
 if [ "${GITOPS_SKIP_CARGO:-0}" != 1 ]; then
   stage "cargo build"
   rc=0; cargo build --workspace --locked || rc=$?
@@ -64,7 +73,16 @@ if [ "${GITOPS_SKIP_CARGO:-0}" != 1 ]; then
   stage_done $rc
 fi
 
-# --- 3. pytest tiers (differential, bad input) --------------------------------------------------
+if [ -n "$rootfs_pid" ]; then
+  stage "rootfs (background)"
+  rc=0; wait "$rootfs_pid" || rc=$?
+  grep '=== timing' target/rootfs-build.log || true
+  # A failure here shows again, with its cause, in the container tests.
+  [ $rc -eq 0 ] || tail -20 target/rootfs-build.log
+  stage_done $rc
+fi
+
+# --- 3. pytest tiers (differential, bad input, systemd containers) -------------------------------
 stage pytest
 xdist=()
 if [ "$jobs" != 1 ]; then xdist=(-n "$jobs"); fi

@@ -154,6 +154,9 @@ pub struct PullArgs {
     /// File with `username=` and `password=` lines for http(s):// (never on the command line).
     #[arg(long, value_name = "PATH")]
     pub http_credentials_file: Option<PathBuf>,
+    /// PEM file of CA certificates trusted for https:// besides the system's (a private CA).
+    #[arg(long, value_name = "PATH")]
+    pub http_ca_file: Option<PathBuf>,
     /// OpenSSH allowed_signers file: SSH-signed commits are verified against it.
     #[arg(long, value_name = "PATH")]
     pub allowed_signers: Option<PathBuf>,

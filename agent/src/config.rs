@@ -95,8 +95,12 @@ pub const EXAMPLE_CONFIG: &str = r#"# /etc/gitops-agent/config.yml: configuratio
 # line. The file holds two lines, `username=...` and `password=...` (a password or an access
 # token); blank lines and lines starting with `#` are ignored. It must not be readable by
 # other users (chmod 600).
+# Credentials are only ever sent over https://.
+# `ca_file`: a PEM file of CA certificates trusted for https:// in addition to the system's
+# (a private CA). Default: unset, the system's CA store only.
 #http:
 #  credentials_file: /etc/gitops-agent/http-credentials
+#  ca_file: /etc/gitops-agent/ca.pem
 
 # Commit signatures. `allowed_signers` is an OpenSSH allowed_signers file (as for
 # `git config gpg.ssh.allowedSignersFile`); `openpgp_keys` lists files of OpenPGP public
@@ -481,6 +485,8 @@ fn absolute(base: &Path, path: &Path) -> PathBuf {
 pub struct HttpConfig {
     /// A file of `username=...` and `password=...` lines (see [`HttpCredentials`]).
     pub credentials_file: Option<PathBuf>,
+    /// A PEM file of extra CA certificates for https:// (a private CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `signing:` — which keys commits must be signed with.
@@ -584,6 +590,8 @@ pub struct ConfigOverrides {
     pub known_hosts: Option<PathBuf>,
     /// `http.credentials_file` (the path of the file, not a credential).
     pub http_credentials_file: Option<PathBuf>,
+    /// `http.ca_file`.
+    pub http_ca_file: Option<PathBuf>,
     pub allowed_signers: Option<PathBuf>,
     /// Non-empty: replaces `signing.openpgp_keys`.
     pub openpgp_keys: Vec<PathBuf>,
@@ -682,8 +690,16 @@ impl Config {
                 "state_dir" => set(&mut c.state_dir, r.path(k, v)),
                 "http" => {
                     for e in r.mapping(v, "http", HTTP_KEYS) {
-                        let k = "http.credentials_file";
-                        set(&mut c.http.credentials_file, r.path(k, &e.value).map(Some));
+                        match e.key.as_str() {
+                            "ca_file" => {
+                                let k = "http.ca_file";
+                                set(&mut c.http.ca_file, r.path(k, &e.value).map(Some));
+                            }
+                            _ => {
+                                let k = "http.credentials_file";
+                                set(&mut c.http.credentials_file, r.path(k, &e.value).map(Some));
+                            }
+                        }
                     }
                 }
                 "signing" => {
@@ -766,6 +782,10 @@ impl Config {
         if let Some(v) = o.http_credentials_file {
             over("http.credentials_file");
             self.http.credentials_file = Some(path(v));
+        }
+        if let Some(v) = o.http_ca_file {
+            over("http.ca_file");
+            self.http.ca_file = Some(path(v));
         }
         if let Some(v) = o.allowed_signers {
             over("signing.allowed_signers");
@@ -934,7 +954,7 @@ const TOP_KEYS: &[&str] = &[
     "status",
     "state_dir",
 ];
-const HTTP_KEYS: &[&str] = &["credentials_file"];
+const HTTP_KEYS: &[&str] = &["credentials_file", "ca_file"];
 const SIGNING_KEYS: &[&str] = &["allowed_signers", "openpgp_keys", "require"];
 const STATUS_KEYS: &[&str] = &["repo", "branch", "heartbeat", "enabled"];
 
@@ -1326,6 +1346,7 @@ ssh_key: keys/id_ed25519
 known_hosts: /etc/gitops-agent/known_hosts
 http:
   credentials_file: /etc/gitops-agent/http-credentials
+  ca_file: ca/private.pem
 signing:
   allowed_signers: /etc/gitops-agent/allowed_signers
   openpgp_keys:
@@ -1369,6 +1390,10 @@ state_dir: /var/lib/agent-test
             Some(Path::new("/etc/gitops-agent/http-credentials"))
         );
         assert_eq!(
+            c.http.ca_file.as_deref(),
+            Some(Path::new("/etc/gitops-agent/ca/private.pem"))
+        );
+        assert_eq!(
             c.signing.allowed_signers.as_deref(),
             Some(Path::new("/etc/gitops-agent/allowed_signers"))
         );
@@ -1389,7 +1414,7 @@ state_dir: /var/lib/agent-test
         assert!(!c.status.enabled);
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/agent-test"));
         c.validate().unwrap();
-        assert_eq!(c.location_of("status.heartbeat").unwrap().line, 24);
+        assert_eq!(c.location_of("status.heartbeat").unwrap().line, 25);
     }
 
     #[test]
@@ -1628,6 +1653,7 @@ state_dir: /var/lib/agent-test
             ssh_key: Some("/root/.ssh/id".into()),
             known_hosts: Some("kh".into()),
             http_credentials_file: Some("/run/creds".into()),
+            http_ca_file: Some("/run/ca.pem".into()),
             allowed_signers: Some("/x/allowed".into()),
             openpgp_keys: vec!["/x/k.asc".into()],
             require_signatures: Some(false),
@@ -1654,6 +1680,7 @@ state_dir: /var/lib/agent-test
         let cwd = std::env::current_dir().unwrap();
         assert_eq!(c.known_hosts, Some(cwd.join("kh")));
         assert_eq!(c.http.credentials_file, Some(PathBuf::from("/run/creds")));
+        assert_eq!(c.http.ca_file, Some(PathBuf::from("/run/ca.pem")));
         assert_eq!(c.signing.allowed_signers, Some(PathBuf::from("/x/allowed")));
         assert_eq!(c.signing.openpgp_keys, vec![PathBuf::from("/x/k.asc")]);
         assert!(!c.signing.require);
@@ -1666,7 +1693,7 @@ state_dir: /var/lib/agent-test
         assert_eq!(c.state_dir, PathBuf::from("/tmp/state"));
         // Overridden keys no longer point into the file; the others still do.
         assert_eq!(c.location_of("interval"), None);
-        assert_eq!(c.location_of("status.repo").unwrap().line, 22);
+        assert_eq!(c.location_of("status.repo").unwrap().line, 23);
 
         // An empty override changes nothing; status.repo follows repo by default.
         let mut c = parse("repo: /srv/a\n");

@@ -33,12 +33,70 @@ pub use tree::TreeSource;
 use gix::refs::transaction::PreviousValue;
 
 /// How to reach the remote: SSH key and known_hosts for ssh://, a user and password (or token)
-/// for http(s)://.
+/// for http(s)://, extra CA certificates for https://.
 #[derive(Debug, Clone, Default)]
 pub struct FetchOptions {
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
     pub http_credentials: Option<(String, String)>,
+    /// A PEM file of CA certificates trusted for https:// in addition to the system's
+    /// (`http.ca_file`: a private CA).
+    pub http_ca_file: Option<PathBuf>,
+}
+
+type HttpOptions = gix::protocol::transport::client::blocking_io::http::Options;
+
+/// The HTTP transport options for `url` when `http.ca_file` is set: the repository's defaults,
+/// with the reqwest client built to trust the file's certificates too (gix-transport's
+/// `configure_client` hook; gix's reqwest backend ignores `http.sslCAInfo`). `None` when there
+/// is nothing to change (no CA file, or not an http(s) URL).
+pub(crate) fn http_options(
+    repo: &gix::Repository,
+    url: &str,
+    opts: &FetchOptions,
+) -> Result<Option<HttpOptions>, String> {
+    let Some(ca) = &opts.http_ca_file else {
+        return Ok(None);
+    };
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Ok(None);
+    }
+    let bad = |e: &dyn std::fmt::Display| format!("http.ca_file {}: {e}", ca.display());
+    let pem = std::fs::read(ca).map_err(|e| bad(&e))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(&e))?;
+    if certs.is_empty() {
+        return Err(bad(&"no PEM certificate in it"));
+    }
+    let mut http = repo
+        .transport_options(url, None)
+        .map_err(|e| bad(&chain(&e)))?
+        .and_then(|o| o.downcast::<HttpOptions>().ok())
+        .map(|o| *o)
+        .unwrap_or_default();
+    let configure: Box<
+        gix::protocol::transport::client::blocking_io::http::reqwest::ConfigureClientFn,
+    > = Box::new(move |builder| Ok(builder.tls_certs_merge(certs.clone())));
+    let backend = gix::protocol::transport::client::blocking_io::http::reqwest::Options {
+        configure_client: Some(configure),
+        configure_request: None,
+    };
+    http.backend = Some(std::sync::Arc::new(std::sync::Mutex::new(backend)));
+    Ok(Some(http))
+}
+
+/// Says what an authentication failure means for the agent's configuration (gix's messages
+/// speak of credential helpers, which the agent never uses).
+pub(crate) fn explain_auth(cause: String) -> String {
+    if cause.contains("No credentials were returned") {
+        format!(
+            "the server requires authentication (HTTP 401) and no credentials are configured \
+             (`http.credentials_file`) [{cause}]"
+        )
+    } else if cause.contains("in clear text over http") {
+        format!("{cause} (HTTP credentials are only sent over https://)")
+    } else {
+        cause
+    }
 }
 
 /// The result of [`GitRepo::fetch`].
@@ -691,7 +749,7 @@ fn fetch_ref(
     let err = |e: gix::Error| GitError::Fetch {
         url: url.to_string(),
         branch: branch.to_string(),
-        cause: chain(&e),
+        cause: explain_auth(chain(&e)),
     };
     let spec = format!("+{}:{}", local_ref(branch), tracking_ref(branch));
     let remote = repo
@@ -701,7 +759,12 @@ fn fetch_ref(
         .map_err(err)?
         .with_fetch_tags(gix::remote::fetch::Tags::None);
     let credentials = opts.http_credentials.clone();
-    let connection = remote
+    let http = http_options(repo, url, opts).map_err(|cause| GitError::Fetch {
+        url: url.to_string(),
+        branch: branch.to_string(),
+        cause,
+    })?;
+    let mut connection = remote
         .connect(Direction::Fetch)
         .map_err(err)?
         // Never prompt and never ask a credential helper: the configured account or nothing.
@@ -718,6 +781,9 @@ fn fetch_ref(
             }
             _ => Ok(None),
         });
+    if let Some(http) = http {
+        connection.set_transport_options(Box::new(http));
+    }
     let prepare = connection
         .prepare_fetch(gix::progress::Discard, Default::default())
         .map_err(err)?;

@@ -59,6 +59,7 @@ fn overrides(args: &ConvergeArgs) -> Result<ConfigOverrides, String> {
         ssh_key: abs(&p.ssh_key),
         known_hosts: abs(&p.known_hosts),
         http_credentials_file: abs(&p.http_credentials_file),
+        http_ca_file: abs(&p.http_ca_file),
         allowed_signers: abs(&p.allowed_signers),
         openpgp_keys: p
             .openpgp_keys
@@ -123,6 +124,7 @@ fn plan(args: &ConvergeArgs) -> Result<Plan, String> {
         ssh_key: config.ssh_key.clone(),
         known_hosts: config.known_hosts.clone(),
         http_credentials,
+        http_ca_file: config.http.ca_file.clone(),
     };
     Ok(Plan {
         config,

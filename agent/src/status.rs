@@ -166,7 +166,12 @@ impl StatusDoc {
                 format!(" ({} failed, {} changed)", s.failed, s.changed)
             }
             (_, Some(s)) => format!(" ({} changed)", s.changed),
-            _ => String::new(),
+            // A run that failed before the playbook (fetch, reading the commit): say why.
+            (_, None) => self
+                .error
+                .as_deref()
+                .map(|e| format!(" ({})", first_line(e, 72)))
+                .unwrap_or_default(),
         };
         let commit = match self.result {
             Outcome::Refused | Outcome::Invalid => short(&self.commit_seen),

@@ -1078,7 +1078,8 @@ impl<'a> Engine<'a> {
             self.host.invalidate_units();
             match applied {
                 Ok(o) => {
-                    let ch = o.changed.unwrap_or(true);
+                    // A module that failed changed nothing unless it says otherwise (as fail_json).
+                    let ch = o.changed.unwrap_or(o.failed.is_none());
                     (o, ch, false)
                 }
                 Err(e) => return fail(e.0),

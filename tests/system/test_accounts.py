@@ -21,11 +21,8 @@ from pathlib import Path
 import pytest
 
 import harness
-
-# The container tier's harness (tests/lib/container.py); without it there is nothing to run.
-container = pytest.importorskip("container")
-Container, build_rootfs = container.Container, container.build_rootfs
-from pkgrepo import cache_dir, file_lock  # noqa: E402
+from container import Container
+from pkgrepo import cache_dir, file_lock
 
 PB_DIR = Path(__file__).resolve().parent / "accounts"
 PB_AT = "/srv/pb"
@@ -40,16 +37,6 @@ HASH_BOB = ("$6$gatestsalt2$iAm6v0z4QrmaAWvDBPUuXgaiYq7pN02PuhcSldyUMbrgQ4mDcI2O
 
 # ansible.posix comes with the `ansible` package of the same ansible-core series (12.x: core 2.19).
 ANSIBLE_PKG = "ansible>=12,<13"
-
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not shutil.which("systemd-nspawn"),
-    reason="needs root and systemd-nspawn (container tier)")
-
-
-@pytest.fixture(scope="module")
-def rootfs():
-    return build_rootfs()
-
 
 @pytest.fixture(scope="session")
 def posix_collection() -> Path:
@@ -169,120 +156,120 @@ REMOVE_TASKS = ["carol leaves ops (groups without append)", "alice ci key remove
 REMOVE_RUN1 = [(n, n != "a group that does not exist stays absent") for n in REMOVE_TASKS]
 
 
-def test_accounts_converge(rootfs, agent):
-    with Container(rootfs, [(PB_DIR, PB_AT)], agent=agent) as c:
-        seed_carol(c)
-        r1 = c.converge(PB_AT, playbook="site.yml")
-        assert r1.rc == 2, failed(r1)
-        assert changed(r1) == SITE_RUN1
-        # The hashes are never printed, not even in the JSON report of changes.
-        assert HASH_ALICE not in r1.stdout + r1.stderr and "gatestsalt" not in r1.stdout + r1.stderr
+def test_accounts_converge(make_container, agent_binary):
+    c = make_container([(PB_DIR, PB_AT)], agent=agent_binary, defaults=False)
+    seed_carol(c)
+    r1 = c.converge(PB_AT, playbook="site.yml")
+    assert r1.rc == 2, failed(r1)
+    assert changed(r1) == SITE_RUN1
+    # The hashes are never printed, not even in the JSON report of changes.
+    assert HASH_ALICE not in r1.stdout + r1.stderr and "gatestsalt" not in r1.stdout + r1.stderr
 
-        passwd, group, shadow = (entries(c, f) for f in ("/etc/passwd", "/etc/group", "/etc/shadow"))
-        assert passwd["alice"][2:] == ["2001", "2500", "Alice Example", "/home/alice", "/bin/bash"]
-        assert group["devs"][2] == "2500"
-        assert int(group["svc"][2]) < 1000, "system group gets a system gid"
-        assert sorted(g for g, f in group.items() if "alice" in f[3].split(",")) == ["adm", "ops", "svc"]
-        assert shadow["alice"][1] == HASH_ALICE
-        app = passwd["app"]
-        assert int(app[2]) < 1000 and app[3] == group["svc"][2] and app[5:] == ["/srv/app", "/usr/sbin/nologin"]
-        assert passwd["bob"][5:] == ["/data/home/bob", "/bin/sh"]
-        assert shadow["bob"][1] in ("!", "!*", "*"), "bob was created without a password"
-        assert sorted(g for g, f in group.items() if "bob" in f[3].split(",")) == ["devs", "ops"]
-        assert passwd["carol"][6] == "/bin/bash"
-        assert sorted(g for g, f in group.items() if "carol" in f[3].split(",")) == ["devs", "ops"]
+    passwd, group, shadow = (entries(c, f) for f in ("/etc/passwd", "/etc/group", "/etc/shadow"))
+    assert passwd["alice"][2:] == ["2001", "2500", "Alice Example", "/home/alice", "/bin/bash"]
+    assert group["devs"][2] == "2500"
+    assert int(group["svc"][2]) < 1000, "system group gets a system gid"
+    assert sorted(g for g, f in group.items() if "alice" in f[3].split(",")) == ["adm", "ops", "svc"]
+    assert shadow["alice"][1] == HASH_ALICE
+    app = passwd["app"]
+    assert int(app[2]) < 1000 and app[3] == group["svc"][2] and app[5:] == ["/srv/app", "/usr/sbin/nologin"]
+    assert passwd["bob"][5:] == ["/data/home/bob", "/bin/sh"]
+    assert shadow["bob"][1] in ("!", "!*", "*"), "bob was created without a password"
+    assert sorted(g for g, f in group.items() if "bob" in f[3].split(",")) == ["devs", "ops"]
+    assert passwd["carol"][6] == "/bin/bash"
+    assert sorted(g for g, f in group.items() if "carol" in f[3].split(",")) == ["devs", "ops"]
 
-        st = stat(c, *KEY_FILES)
-        assert st["/home/alice/.ssh"] == "700 alice devs"
-        assert st["/home/alice/.ssh/authorized_keys"] == "600 alice devs"
-        assert st["/home/carol/.ssh"] == "700 carol carol", "a written file resets the dir's mode"
-        assert st["/home/carol/.ssh/authorized_keys"] == "600 carol carol"
-        assert st["/etc/ssh/keys"] == "700 bob bob" and st["/etc/ssh/keys/bob"] == "600 bob bob"
-        assert st["/data/home/bob"].endswith("bob bob") and st["/data/home"] == "755 root root"
-        assert st["/srv/app"] == "absent"
-        assert c.exists("/data/home/bob/.profile"), "home made from /etc/skel"
-        assert c.read_file("/home/alice/.ssh/authorized_keys") == (
-            f"{KEY_ALICE}\n{KEY_CI} \nno-pty,from=\"10.0.0.1\" {KEY_OPS}\n")
-        assert c.read_file("/home/carol/.ssh/authorized_keys") == f"ssh-ed25519 {KEY_OPS_BLOB} ops-shared\n"
-        assert c.read_file("/etc/ssh/keys/bob") == f"{KEY_CI} \n"
+    st = stat(c, *KEY_FILES)
+    assert st["/home/alice/.ssh"] == "700 alice devs"
+    assert st["/home/alice/.ssh/authorized_keys"] == "600 alice devs"
+    assert st["/home/carol/.ssh"] == "700 carol carol", "a written file resets the dir's mode"
+    assert st["/home/carol/.ssh/authorized_keys"] == "600 carol carol"
+    assert st["/etc/ssh/keys"] == "700 bob bob" and st["/etc/ssh/keys/bob"] == "600 bob bob"
+    assert st["/data/home/bob"].endswith("bob bob") and st["/data/home"] == "755 root root"
+    assert st["/srv/app"] == "absent"
+    assert c.exists("/data/home/bob/.profile"), "home made from /etc/skel"
+    assert c.read_file("/home/alice/.ssh/authorized_keys") == (
+        f"{KEY_ALICE}\n{KEY_CI} \nno-pty,from=\"10.0.0.1\" {KEY_OPS}\n")
+    assert c.read_file("/home/carol/.ssh/authorized_keys") == f"ssh-ed25519 {KEY_OPS_BLOB} ops-shared\n"
+    assert c.read_file("/etc/ssh/keys/bob") == f"{KEY_CI} \n"
 
-        before = end_state(c)
-        r2 = c.converge(PB_AT, playbook="site.yml")
-        assert r2.rc == 0, failed(r2)
-        assert changed(r2) == [(n, False) for n in SITE_TASKS]
-        assert end_state(c) == before
+    before = end_state(c)
+    r2 = c.converge(PB_AT, playbook="site.yml")
+    assert r2.rc == 0, failed(r2)
+    assert changed(r2) == [(n, False) for n in SITE_TASKS]
+    assert end_state(c) == before
 
-        # Drift, then --check: reported, nothing changed.
-        c.run("usermod -s /bin/sh alice && groupmod -g 2600 devs && sed -i '$d' /home/alice/.ssh/authorized_keys")
-        drifted = end_state(c)
-        rc = c.converge(PB_AT, playbook="site.yml", check=True)
-        assert rc.rc == 2, failed(rc)
-        assert [n for n, ch in changed(rc) if ch] == [
-            "group devs with a fixed gid", "alice with uid, primary group, groups, shell, comment and password",
-            "alice ops key with options"]
-        assert end_state(c) == drifted
-        r3 = c.converge(PB_AT, playbook="site.yml")
-        assert r3.rc == 2, failed(r3)
-        assert end_state(c) == before
+    # Drift, then --check: reported, nothing changed.
+    c.run("usermod -s /bin/sh alice && groupmod -g 2600 devs && sed -i '$d' /home/alice/.ssh/authorized_keys")
+    drifted = end_state(c)
+    rc = c.converge(PB_AT, playbook="site.yml", check=True)
+    assert rc.rc == 2, failed(rc)
+    assert [n for n, ch in changed(rc) if ch] == [
+        "group devs with a fixed gid", "alice with uid, primary group, groups, shell, comment and password",
+        "alice ops key with options"]
+    assert end_state(c) == drifted
+    r3 = c.converge(PB_AT, playbook="site.yml")
+    assert r3.rc == 2, failed(r3)
+    assert end_state(c) == before
 
-        r4 = c.converge(PB_AT, playbook="remove.yml")
-        assert r4.rc == 2, failed(r4)
-        assert changed(r4) == REMOVE_RUN1
-        passwd, group = entries(c, "/etc/passwd"), entries(c, "/etc/group")
-        assert "bob" not in passwd and "app" not in passwd and "ops" not in group and "bob" not in group
-        assert not c.exists("/data/home/bob")
-        assert group["devs"][3] == "carol", group["devs"]
-        assert c.read_file("/home/alice/.ssh/authorized_keys") == (
-            f"{KEY_ALICE}\nno-pty,from=\"10.0.0.1\" {KEY_OPS}\n")
-        r5 = c.converge(PB_AT, playbook="remove.yml")
-        assert r5.rc == 0, failed(r5)
-        assert changed(r5) == [(n, False) for n in REMOVE_TASKS]
+    r4 = c.converge(PB_AT, playbook="remove.yml")
+    assert r4.rc == 2, failed(r4)
+    assert changed(r4) == REMOVE_RUN1
+    passwd, group = entries(c, "/etc/passwd"), entries(c, "/etc/group")
+    assert "bob" not in passwd and "app" not in passwd and "ops" not in group and "bob" not in group
+    assert not c.exists("/data/home/bob")
+    assert group["devs"][3] == "carol", group["devs"]
+    assert c.read_file("/home/alice/.ssh/authorized_keys") == (
+        f"{KEY_ALICE}\nno-pty,from=\"10.0.0.1\" {KEY_OPS}\n")
+    r5 = c.converge(PB_AT, playbook="remove.yml")
+    assert r5.rc == 0, failed(r5)
+    assert changed(r5) == [(n, False) for n in REMOVE_TASKS]
 
 
-def test_accounts_differential(rootfs, agent, posix_collection):
+def test_accounts_differential(make_container, agent_binary, posix_collection):
     coll = str(posix_collection)
     env = {"ANSIBLE_COLLECTIONS_PATH": coll}
-    with Container(rootfs, [(PB_DIR, PB_AT)], agent=agent) as g, \
-            Container(rootfs, [(PB_DIR, PB_AT), (posix_collection, coll)], ansible=True) as a:
-        for c in (g, a):
-            seed_carol(c)
-        def same_state(what: str):
-            sa, sg = end_state(a), end_state(g)
-            assert sa.keys() == sg.keys(), what
-            for k in sa:
-                assert sg[k] == sa[k], f"{what}: {k} differs"
-            return sa, sg
+    g = make_container([(PB_DIR, PB_AT)], agent=agent_binary, defaults=False)
+    a = make_container([(PB_DIR, PB_AT), (posix_collection, coll)], agent=False, defaults=False, ansible=True)
+    for c in (g, a):
+        seed_carol(c)
+    def same_state(what: str):
+        sa, sg = end_state(a), end_state(g)
+        assert sa.keys() == sg.keys(), what
+        for k in sa:
+            assert sg[k] == sa[k], f"{what}: {k} differs"
+        return sa, sg
 
-        for playbook, run1 in (("site.yml", SITE_RUN1), ("edge.yml", EDGE_RUN1), ("remove.yml", REMOVE_RUN1)):
-            if playbook == "edge.yml":
-                for c in (a, g):
-                    seed_edge(c)
-            for n in (1, 2):
-                ra = a.ansible_playbook(PB_AT, playbook=playbook, env=env)
-                assert ra.rc == 0, failed(ra)
-                rg = g.converge(PB_AT, playbook=playbook)
-                assert rg.rc == (2 if n == 1 else 0), failed(rg)
-                assert changed(rg) == changed(ra), f"{playbook} run {n}"
-                assert changed(ra) == (run1 if n == 1 else [(t, False) for t, _ in run1]), f"{playbook} run {n}"
-                same_state(f"{playbook} run {n}")
-            if playbook == "site.yml":
-                # Drift on both, then --check on both: the same verdicts, nothing changed.
-                for c in (a, g):
-                    c.run("usermod -s /bin/sh -c Drifted alice && groupmod -g 2600 devs"
-                          " && gpasswd -d carol ops && sed -i '$d' /home/alice/.ssh/authorized_keys")
-                before, _ = same_state("after drift")
-                ra = a.ansible_playbook(PB_AT, playbook=playbook, env=env, check=True)
-                rg = g.converge(PB_AT, playbook=playbook, check=True)
-                assert ra.rc == 0, failed(ra)
-                assert rg.rc == 2, failed(rg)
-                assert changed(rg) == changed(ra), "check mode"
-                assert [t for t, ch in changed(ra) if ch] == [
-                    "group devs with a fixed gid", "alice with uid, primary group, groups, shell, comment and password",
-                    "carol gets bash and exactly devs and ops", "alice ops key with options"]
-                after, _ = same_state("after --check")
-                assert after == before
-                # Converging again repairs the drift the same way.
-                ra = a.ansible_playbook(PB_AT, playbook=playbook, env=env)
-                rg = g.converge(PB_AT, playbook=playbook)
-                assert changed(rg) == changed(ra), "repair"
-                same_state("repaired")
+    for playbook, run1 in (("site.yml", SITE_RUN1), ("edge.yml", EDGE_RUN1), ("remove.yml", REMOVE_RUN1)):
+        if playbook == "edge.yml":
+            for c in (a, g):
+                seed_edge(c)
+        for n in (1, 2):
+            ra = a.ansible_playbook(PB_AT, playbook=playbook, env=env)
+            assert ra.rc == 0, failed(ra)
+            rg = g.converge(PB_AT, playbook=playbook)
+            assert rg.rc == (2 if n == 1 else 0), failed(rg)
+            assert changed(rg) == changed(ra), f"{playbook} run {n}"
+            assert changed(ra) == (run1 if n == 1 else [(t, False) for t, _ in run1]), f"{playbook} run {n}"
+            same_state(f"{playbook} run {n}")
+        if playbook == "site.yml":
+            # Drift on both, then --check on both: the same verdicts, nothing changed.
+            for c in (a, g):
+                c.run("usermod -s /bin/sh -c Drifted alice && groupmod -g 2600 devs"
+                      " && gpasswd -d carol ops && sed -i '$d' /home/alice/.ssh/authorized_keys")
+            before, _ = same_state("after drift")
+            ra = a.ansible_playbook(PB_AT, playbook=playbook, env=env, check=True)
+            rg = g.converge(PB_AT, playbook=playbook, check=True)
+            assert ra.rc == 0, failed(ra)
+            assert rg.rc == 2, failed(rg)
+            assert changed(rg) == changed(ra), "check mode"
+            assert [t for t, ch in changed(ra) if ch] == [
+                "group devs with a fixed gid", "alice with uid, primary group, groups, shell, comment and password",
+                "carol gets bash and exactly devs and ops", "alice ops key with options"]
+            after, _ = same_state("after --check")
+            assert after == before
+            # Converging again repairs the drift the same way.
+            ra = a.ansible_playbook(PB_AT, playbook=playbook, env=env)
+            rg = g.converge(PB_AT, playbook=playbook)
+            assert changed(rg) == changed(ra), "repair"
+            same_state("repaired")

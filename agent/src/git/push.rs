@@ -77,6 +77,10 @@ impl StatusPush for GitCliPush {
             .arg("--git-dir")
             .arg(req.git_dir)
             .args(["-c", "credential.helper="]);
+        if let Some(ca) = &req.opts.http_ca_file {
+            cmd.arg("-c")
+                .arg(format!("http.sslCAInfo={}", ca.display()));
+        }
         if let Some((user, password)) = &req.opts.http_credentials {
             cmd.env(USER_VAR, user).env(PASSWORD_VAR, password).args([
                 "-c",

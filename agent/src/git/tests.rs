@@ -533,6 +533,7 @@ fn fetch_over_ssh() {
         ssh_key: Some(sshd.key.clone()),
         known_hosts: Some(sshd.known_hosts.clone()),
         http_credentials: None,
+        ..FetchOptions::default()
     };
     fetch_round_trip(&up, &url, &opts);
     // An unknown host key is refused (StrictHostKeyChecking=yes), not prompted for.
@@ -987,6 +988,7 @@ fn status_commit_and_push_over_ssh() {
         ssh_key: Some(sshd.key.clone()),
         known_hosts: Some(sshd.known_hosts.clone()),
         http_credentials: None,
+        ..FetchOptions::default()
     };
     status_round_trip_with(&up, &url, &opts);
 }
@@ -1167,6 +1169,7 @@ fn native_push_over_ssh() {
         ssh_key: Some(sshd.key.clone()),
         known_hosts: Some(sshd.known_hosts.clone()),
         http_credentials: None,
+        ..FetchOptions::default()
     };
     native_push_scenarios(&up, &url, &opts);
 }
@@ -1192,4 +1195,38 @@ fn native_push_reports_a_hook_refusal_with_its_message() {
     assert!(err.contains("pre-receive hook declined"), "{err}");
     assert!(err.contains("policy: status pushes frozen"), "{err}");
     assert_eq!(up.remote_tip(STATUS_BRANCH), None);
+}
+
+#[test]
+fn http_ca_file_errors_name_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = gix::open_opts(
+        GitRepo::open_or_init(&tmp.path().join("r.git"))
+            .unwrap()
+            .dir(),
+        gix::open::Options::isolated(),
+    )
+    .unwrap();
+    let url = "https://git.example.org/fleet.git";
+    let with = |ca: &Path| FetchOptions {
+        http_ca_file: Some(ca.to_path_buf()),
+        ..FetchOptions::default()
+    };
+    // No CA file, or not an http(s) URL: nothing to configure.
+    assert!(http_options(&repo, url, &FetchOptions::default())
+        .unwrap()
+        .is_none());
+    let missing = tmp.path().join("missing.pem");
+    assert!(http_options(&repo, "ssh://h/x", &with(&missing))
+        .unwrap()
+        .is_none());
+    let err = http_options(&repo, url, &with(&missing)).err().unwrap();
+    assert!(
+        err.starts_with(&format!("http.ca_file {}:", missing.display())),
+        "{err}"
+    );
+    let empty = tmp.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let err = http_options(&repo, url, &with(&empty)).err().unwrap();
+    assert!(err.contains("no PEM certificate"), "{err}");
 }

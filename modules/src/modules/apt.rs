@@ -7,8 +7,8 @@
 //! conffile is kept, an unedited one is upgraded. apt-get waits up to `lock_timeout` seconds
 //! (default 60) for the dpkg lock held by another process instead of failing at once.
 //!
-//! Kept from Ansible: `update_cache` alone reports changed when the cache was updated (so it is
-//! not idempotent without `cache_valid_time`); `state: latest` with a version pin is an error; a
+//! Kept from Ansible: `update_cache` alone reports changed when the update moved the cache's
+//! timestamp (`update-success-stamp`, else the mtime of `/var/lib/apt/lists`); `state: latest` with a version pin is an error; a
 //! package in dpkg's config-files state counts as absent, except for `purge: yes`.
 
 use std::path::{Path, PathBuf};
@@ -670,6 +670,7 @@ impl Resource for AptResource {
         let mut todo: Vec<Change> = changes.to_vec();
         if let Some(pos) = todo.iter().position(is_update) {
             todo.remove(pos);
+            let before = cache_mtime();
             if let Err(msg) = self.run_apt(
                 &Change::Package {
                     op: PackageOp::UpdateCache,
@@ -681,8 +682,10 @@ impl Resource for AptResource {
                 out.failed = Some(msg);
                 return Ok(out);
             }
-            cache_updated = true;
-            // The lists changed: what to install or upgrade is decided again, now strictly.
+            // As Ansible: the cache counts as updated when its timestamp moved (apt-get update
+            // that found nothing new leaves /var/lib/apt/lists as it was).
+            cache_updated = cache_mtime() != before;
+            // The lists may have changed: what to install or upgrade is decided again, now strictly.
             todo = match self.package_changes(true) {
                 Ok(c) => c,
                 Err(e) => {
@@ -693,8 +696,7 @@ impl Resource for AptResource {
             };
             if todo.is_empty() {
                 let mut out = self.result(&log, cache_updated);
-                // Ansible: a cache update alone is a change.
-                out.changed = Some(true);
+                out.changed = Some(cache_updated);
                 return Ok(out);
             }
         }
