@@ -48,7 +48,8 @@ PY
   then
     "$venv/bin/python3" -m pip install --disable-pip-version-check -q 'ansible-core>=2.19,<2.20' pytest pytest-xdist
   fi
-  "$venv/bin/ansible-playbook" --version | head -1
+  # sed reads everything: `head -1` may close the pipe early and fail the stage (pipefail).
+  "$venv/bin/ansible-playbook" --version | sed -n 1p
 ) || rc=$?
 stage_done $rc
 [ $rc -eq 0 ] || { echo "cannot continue without the test venv" >&2; exit 1; }
