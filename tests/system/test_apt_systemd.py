@@ -272,3 +272,41 @@ def test_same_as_ansible(rootfs, apt_repo, agent_binary, tmp_path, tool):
     assert runs[0] == expected, (tool, runs[0])
     assert runs[1] == [(n, False) for n, _ in expected], (tool, runs[1])
     assert state == ({"gatest-hello": ("ii", "2.0"), "gatest-lib": ("ii", "1.0")}, "active", "enabled"), (tool, state)
+
+
+def test_apt_repository_package_module_and_deb_from_the_repository(rootfs, apt_repo, agent_binary, tmp_path):
+    """apt_repository adds the source (and updates the cache), `package` picks apt, `deb` takes
+    a .deb from the playbook's files/; a second run changes nothing; absent removes the file."""
+    pb = write_playbook(tmp_path / "pb", f"""\
+        - name: test repository
+          apt_repository:
+            repo: deb [trusted=yes] file:{REPO_AT} ./
+            filename: gatest
+        - name: app through package
+          package: name=gatest-app state=present
+        - name: solo from files/
+          apt: deb=gatest-solo_1.0_all.deb
+        """)
+    (pb / "files").mkdir()
+    (pb / "files" / "gatest-solo_1.0_all.deb").write_bytes(apt_repo.solo_deb.read_bytes())
+    with Container(rootfs, [(apt_repo.path, REPO_AT), (pb, PB_AT)], agent=agent_binary) as c:
+        r1 = c.converge(PB_AT)
+        assert changed(r1) == [("test repository", True), ("app through package", True),
+                               ("solo from files/", True)], r1.stdout + r1.stderr
+        assert c.read_file("/etc/apt/sources.list.d/gatest.list") == f"deb [trusted=yes] file:{REPO_AT} ./\n"
+        st = dpkg_state(c)
+        assert st["gatest-app"][0] == "ii" and st["gatest-solo"][0] == "ii", st
+        r2 = c.converge(PB_AT)
+        assert r2.rc == 0 and not any(ch for _, ch in changed(r2)), r2.stdout
+
+        write_playbook(pb, f"""\
+            - name: repository removed
+              apt_repository:
+                repo: deb [trusted=yes] file:{REPO_AT} ./
+                state: absent
+                update_cache: false
+            """)
+        r3 = c.converge(PB_AT)
+        assert changed(r3) == [("repository removed", True)], r3.stdout
+        assert not c.exists("/etc/apt/sources.list.d/gatest.list")
+        assert changed(c.converge(PB_AT)) == [("repository removed", False)]

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod apt;
+pub mod apt_repository;
 pub mod authorized_key;
 pub mod blockinfile;
 pub mod command;
@@ -22,6 +23,7 @@ use crate::resource::Module;
 /// Every module this build supports, by short name.
 static MODULES: &[(&str, &dyn Module)] = &[
     ("apt", &apt::AptModule),
+    ("apt_repository", &apt_repository::AptRepositoryModule),
     ("assert", &control::AssertModule),
     ("authorized_key", &authorized_key::AuthorizedKeyModule),
     ("blockinfile", &blockinfile::BlockinfileModule),
