@@ -314,12 +314,19 @@ fn coerce(def: &ArgDef, value: &Value) -> Result<Value, String> {
         },
     };
     if !def.choices.is_empty() && !out.is_none() {
-        let text = python_str(&out);
-        if !def.choices.contains(&text.as_str()) {
-            return Err(format!(
-                "value `{text}` is not one of: {}",
-                def.choices.join(", ")
-            ));
+        // For a list, as Ansible's `elements` + `choices`: every element is one of them.
+        let items: Vec<Value> = match def.ty {
+            ArgType::List => out.try_iter().map(|i| i.collect()).unwrap_or_default(),
+            _ => vec![out.clone()],
+        };
+        for item in &items {
+            let text = python_str(item);
+            if !def.choices.contains(&text.as_str()) {
+                return Err(format!(
+                    "value `{text}` is not one of: {}",
+                    def.choices.join(", ")
+                ));
+            }
         }
     }
     Ok(out)

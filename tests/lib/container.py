@@ -51,7 +51,8 @@ SUITE = "bookworm"
 # minbase already has apt, passwd, dpkg, coreutils, ...; these are on top of it.
 ROOTFS_PACKAGES = [
     "systemd", "systemd-sysv", "dbus",      # a booting systemd with a system bus
-    "python3", "python3-apt",               # ansible-core -c local inside (its apt module needs python3-apt)
+    "python3", "python3-apt",               # ansible-core -c local inside (its apt module needs python3-apt,
+    "python3-debian",                       # its deb822_repository module python3-debian)
     "apt", "passwd", "openssh-client",      # apt/user/group modules, ssh-keygen
     "iproute2", "procps",                   # ip, ps/pgrep: debugging and network checks
 ]

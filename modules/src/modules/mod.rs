@@ -9,6 +9,7 @@ pub mod blockinfile;
 pub mod command;
 pub mod control;
 pub mod copy;
+pub mod deb822_repository;
 pub mod dnf;
 pub mod file;
 pub mod group;
@@ -29,6 +30,10 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("blockinfile", &blockinfile::BlockinfileModule),
     ("command", &command::CommandModule),
     ("copy", &copy::CopyModule),
+    (
+        "deb822_repository",
+        &deb822_repository::Deb822RepositoryModule,
+    ),
     ("debug", &control::DebugModule),
     ("dnf", &dnf::DnfModule),
     ("fail", &control::FailModule),
