@@ -310,3 +310,24 @@ def test_apt_repository_package_module_and_deb_from_the_repository(rootfs, apt_r
         assert changed(r3) == [("repository removed", True)], r3.stdout
         assert not c.exists("/etc/apt/sources.list.d/gatest.list")
         assert changed(c.converge(PB_AT)) == [("repository removed", False)]
+
+
+def test_waits_for_the_dpkg_lock(box):
+    """Another apt holds the dpkg frontend lock for a few seconds: the task waits and succeeds
+    instead of failing at once (apt-get's DPkg::Lock::Timeout, the module's lock_timeout)."""
+    c = box
+    c.run("apt-get update -q")
+    write_playbook(c.pb, """\
+        - name: lib while the lock is held
+          apt: name=gatest-lib lock_timeout=60
+        """)
+    # POSIX record lock as apt/dpkg take it (fcntl), held for 4 s by a background process.
+    c.run(["systemd-run", "--unit=gatest-holdlock", "--collect", "python3", "-c",
+           "import fcntl,time\nf=open('/var/lib/dpkg/lock-frontend','w')\n"
+           "fcntl.lockf(f,fcntl.LOCK_EX)\nopen('/run/gatest-locked','w').close()\ntime.sleep(4)\n"])
+    c.run("for i in $(seq 100); do [ -e /run/gatest-locked ] && exit 0; sleep 0.05; done; exit 1")
+    r = c.converge(PB_AT)
+    assert r.rc == 2, r.stdout + r.stderr
+    assert changed(r) == [("lib while the lock is held", True)]
+    assert r.seconds > 2, r.seconds
+    assert dpkg_state(c)["gatest-lib"][0] == "ii"
