@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 /// Exit codes, documented in `--help` and the README.
 pub mod exit {
@@ -36,9 +36,41 @@ is parsed and every task validated before anything is applied.",
     after_help = EXIT_CODES
 )]
 pub struct Cli {
+    /// More log output: -v debug, -vv trace (RUST_LOG, when set, wins).
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Less log output: -q warnings and errors only, -qq errors only.
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub quiet: u8,
     #[command(subcommand)]
     pub command: Command,
 }
+
+const RUN_HELP: &str = "\
+Schedule:
+  Converges at start, then polls the host branch every `interval` (default 60s) plus this
+  host's splay: a fixed share of `splay` (default 30s) derived from /etc/machine-id, so a fleet
+  spreads out. A poll that finds no new commit stops after the fetch, unless `enforce`
+  (default 30m) has passed since the playbook last ran: then the applied commit is converged
+  again, from the local copy if the Git server cannot be reached. A failed fetch is retried
+  sooner (5s, 10s, 20s, ... with jitter, never later than `interval`); status commits wait
+  locally and are pushed when the server is back.
+
+Signals:
+  SIGHUP   reload the configuration file (a bad one is logged and the old one kept)
+  SIGUSR1  poll now
+  SIGTERM, SIGINT
+           stop: a converge in progress runs to its end, a pending status is pushed if that
+           takes under 5s, exit 0
+
+systemd: Type=notify (READY=1 after the first converge attempt, STATUS= lines, WATCHDOG=1
+at WatchdogSec/2); logs go to journald with fields COMMIT, TASK, MODULE, RESULT when stderr is
+the journal, else to stderr.
+
+Exit codes:
+  0  stopped by SIGTERM/SIGINT
+  1  could not start (runtime, signals)
+  3  invalid configuration at start";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -52,6 +84,39 @@ pub enum Command {
     /// Show, from the state directory, the last applied and last good commit, the last result,
     /// and whether a status commit is waiting to be pushed.
     Status(StatusArgs),
+    /// Run as a daemon (under systemd: gitops-agent.service): converge now, then poll the
+    /// host branch every interval + splay and converge what is new.
+    #[command(after_help = RUN_HELP)]
+    Run(RunArgs),
+    /// Stop applying: the daemon (and `converge`) still poll and report `suspended: REASON` in
+    /// the status, but change nothing until `resume`. Kept in the state dir across restarts.
+    Suspend(SuspendArgs),
+    /// Undo `suspend`: the next poll converges again.
+    Resume(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Configuration file (read again on SIGHUP).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/etc/gitops-agent/config.yml"
+    )]
+    pub config: PathBuf,
+    /// The name this host is known by: matched against plays' `hosts` and used for
+    /// host_vars/<name>.yml. Default: the short hostname.
+    #[arg(long, value_name = "NAME")]
+    pub host_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SuspendArgs {
+    #[command(flatten)]
+    pub target: StatusArgs,
+    /// Why (shown in the status document, `systemctl status` and `gitops-agent status`).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -178,7 +243,8 @@ pub struct PullArgs {
     /// Do not write a status commit.
     #[arg(long)]
     pub no_status: bool,
-    /// If another converge holds the lock, exit at once (code 1) instead of waiting.
+    /// If another converge (or the daemon's) holds the lock, exit at once (code 1) instead of
+    /// waiting for it.
     #[arg(long)]
     pub no_wait: bool,
     /// Converge even when the branch has no new commit since the last successful converge

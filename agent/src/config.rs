@@ -38,6 +38,8 @@ pub const DEFAULT_STATUS_BRANCH: &str = "status/{hostname}";
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// Default of `splay`.
 pub const DEFAULT_SPLAY: Duration = Duration::from_secs(30);
+/// Default of `enforce`.
+pub const DEFAULT_ENFORCE: Duration = Duration::from_secs(30 * 60);
 /// Default of `status.heartbeat`.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(24 * 3600);
 
@@ -85,6 +87,17 @@ pub const EXAMPLE_CONFIG: &str = r#"# /etc/gitops-agent/config.yml: configuratio
 # each wait so that a fleet does not poll the Git server all at the same second.
 #interval: 60s
 #splay: 30s
+
+# The daemon re-converges the commit it has applied at least this often even when the branch
+# has no new commit, and also when the Git server cannot be reached: the host is put back into
+# the state of its last applied commit (from the copy kept in the state directory). `0s` turns
+# it off. (Real-time drift correction, when it lands, will make this a fallback.)
+#enforce: 30m
+
+# Metrics for node_exporter's textfile collector: a file written (atomically) after every
+# converge and poll of the daemon, e.g. into node_exporter's --collector.textfile.directory.
+# Default: unset, no metrics file.
+#metrics_file: /var/lib/prometheus/node-exporter/gitops-agent.prom
 
 # SSH transport: the private key to authenticate with and the known_hosts file to check the
 # server's host key against. Default: unset, OpenSSH's own defaults apply.
@@ -541,6 +554,10 @@ pub struct Config {
     pub extra_vars: RawVars,
     pub interval: Duration,
     pub splay: Duration,
+    /// The daemon re-converges the applied commit at least this often; zero = never.
+    pub enforce: Duration,
+    /// node_exporter textfile collector file; `None` = no metrics.
+    pub metrics_file: Option<PathBuf>,
     pub ssh_key: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
     pub http: HttpConfig,
@@ -563,6 +580,8 @@ impl Default for Config {
             extra_vars: RawVars::new(),
             interval: DEFAULT_INTERVAL,
             splay: DEFAULT_SPLAY,
+            enforce: DEFAULT_ENFORCE,
+            metrics_file: None,
             ssh_key: None,
             known_hosts: None,
             http: HttpConfig::default(),
@@ -684,6 +703,8 @@ impl Config {
                 "extra_vars" => set(&mut c.extra_vars, r.extra_vars(k, v)),
                 "interval" => set(&mut c.interval, r.duration(k, v)),
                 "splay" => set(&mut c.splay, r.duration(k, v)),
+                "enforce" => set(&mut c.enforce, r.duration(k, v)),
+                "metrics_file" => set(&mut c.metrics_file, r.path(k, v).map(Some)),
                 "ssh_key" => set(&mut c.ssh_key, r.path(k, v).map(Some)),
                 "known_hosts" => set(&mut c.known_hosts, r.path(k, v).map(Some)),
                 "allow_rollback" => set(&mut c.allow_rollback, r.bool(k, v)),
@@ -946,6 +967,8 @@ const TOP_KEYS: &[&str] = &[
     "extra_vars",
     "interval",
     "splay",
+    "enforce",
+    "metrics_file",
     "ssh_key",
     "known_hosts",
     "http",

@@ -40,7 +40,7 @@ pub struct State {
     pub last_seen: Option<String>,
     /// When the last converge ended, in seconds since the Unix epoch.
     pub last_converge: Option<u64>,
-    /// Converging is suspended (by an operator; for later use).
+    /// Converging is suspended (`gitops-agent suspend`): polls go on, nothing is applied.
     pub suspended: bool,
     /// Why, when `suspended`.
     pub suspended_reason: Option<String>,
@@ -52,6 +52,16 @@ pub struct State {
     pub last_status_digest: Option<String>,
     /// When the last status commit was made, in seconds since the Unix epoch.
     pub last_status_at: Option<u64>,
+    /// When the playbook last ran (whatever its result), in seconds since the Unix epoch: the
+    /// daemon re-converges when `enforce` has passed since.
+    pub last_run: Option<u64>,
+    /// When the last converge that went through (`converged` or `changed`) ended.
+    pub last_success: Option<u64>,
+    /// How long the last run of the playbook took, in milliseconds.
+    pub last_duration_ms: Option<u64>,
+    /// Tasks changed and failed in the last run of the playbook.
+    pub last_changed: Option<u64>,
+    pub last_failed: Option<u64>,
 }
 
 impl Default for State {
@@ -67,6 +77,11 @@ impl Default for State {
             last_result: None,
             last_status_digest: None,
             last_status_at: None,
+            last_run: None,
+            last_success: None,
+            last_duration_ms: None,
+            last_changed: None,
+            last_failed: None,
         }
     }
 }

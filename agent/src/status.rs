@@ -26,6 +26,8 @@ pub enum Outcome {
     Refused,
     /// The commit's playbook is invalid: nothing applied, the last good commit stays.
     Invalid,
+    /// Converging is suspended (`gitops-agent suspend`): polled, nothing applied.
+    Suspended,
 }
 
 impl Outcome {
@@ -36,6 +38,7 @@ impl Outcome {
             Outcome::Failed => "failed",
             Outcome::Refused => "refused",
             Outcome::Invalid => "invalid",
+            Outcome::Suspended => "suspended",
         }
     }
 }
@@ -79,6 +82,9 @@ pub struct StatusDoc {
     pub duration_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why converging is suspended, when `result: suspended`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stats: Option<gitops_modules::report::Stats>,
     pub tasks: Vec<TaskStatus>,
@@ -97,6 +103,7 @@ impl StatusDoc {
             started: rfc3339(started),
             duration_ms: 0,
             error: None,
+            suspended: None,
             stats: None,
             tasks: Vec::new(),
             facts: FactsSummary::default(),
@@ -161,6 +168,11 @@ impl StatusDoc {
                 .error
                 .as_deref()
                 .map(|e| format!(" ({})", first_line(e, 72)))
+                .unwrap_or_default(),
+            (Outcome::Suspended, _) => self
+                .suspended
+                .as_deref()
+                .map(|r| format!(" ({})", first_line(r, 72)))
                 .unwrap_or_default(),
             (_, Some(s)) if s.failed > 0 => {
                 format!(" ({} failed, {} changed)", s.failed, s.changed)

@@ -1,0 +1,650 @@
+//! The daemon (`gitops-agent run`) as a real process against a real repository over file://:
+//! polling, signals, sd_notify on a socket the test opens, offline enforcement, the lock shared
+//! with a one-shot converge, suspend/resume across a restart.
+//!
+//! Every process started here is killed by its guard's Drop, also when an assertion fails.
+//! Intervals are short (1s, splay 0) or long (1h) with SIGUSR1 to poll, so the suite is quick.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_gitops-agent");
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=Ops", "-c", "user.email=ops@example.org"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .split('.')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Polls `cond` every 50 ms until it holds or `timeout` passes.
+fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// A process killed (SIGKILL) and reaped when dropped.
+struct Guard {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Guard {
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    fn signal(&self, sig: Signal) {
+        kill(self.pid(), sig).expect("signal the agent");
+    }
+
+    fn log(&self) -> String {
+        read(&self.log)
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits for the process to exit; its exit code.
+    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Fleet {
+    tmp: tempfile::TempDir,
+    work: PathBuf,
+    bare: PathBuf,
+    state: PathBuf,
+    root: PathBuf,
+    config: PathBuf,
+    host: String,
+}
+
+impl Fleet {
+    fn new() -> Fleet {
+        let tmp = tempfile::tempdir().unwrap();
+        let work = tmp.path().join("work");
+        let bare = tmp.path().join("fleet.git");
+        let root = tmp.path().join("root");
+        let host = hostname();
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::create_dir_all(&root).unwrap();
+        git(&work, &["init", "-q", "-b", &format!("hosts/{host}")]);
+        git(
+            tmp.path(),
+            &["init", "-q", "--bare", bare.to_str().unwrap()],
+        );
+        Fleet {
+            state: tmp.path().join("state"),
+            config: tmp.path().join("config.yml"),
+            root,
+            work,
+            bare,
+            host,
+            tmp,
+        }
+    }
+
+    /// Writes config.yml: this fleet, `root` as an extra var, then `extra` lines.
+    fn write_config(&self, extra: &str) {
+        std::fs::write(
+            &self.config,
+            format!(
+                "repo: file://{}\nstate_dir: {}\nextra_vars:\n  root: {}\n{extra}",
+                self.bare.display(),
+                self.state.display(),
+                self.root.display()
+            ),
+        )
+        .unwrap();
+    }
+
+    /// Commits `local.yml` and pushes the host branch; returns the commit.
+    fn commit(&self, playbook: &str) -> String {
+        std::fs::write(self.work.join("local.yml"), playbook).unwrap();
+        git(&self.work, &["add", "-A"]);
+        git(
+            &self.work,
+            &["commit", "-q", "--allow-empty", "-m", "change"],
+        );
+        git(
+            &self.work,
+            &["push", "-q", "-f", self.bare.to_str().unwrap(), "HEAD"],
+        );
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+
+    fn spawn(&self, name: &str, args: &[&str], env: &[(&str, &str)]) -> Guard {
+        let log = self.tmp.path().join(format!("{name}.log"));
+        let err = std::fs::File::create(&log).unwrap();
+        // systemd sets WATCHDOG_PID to the service's pid: `sh` sets it to its own and execs the
+        // agent in its place (same pid).
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "WATCHDOG_PID=$$ exec \"$0\" \"$@\"", BIN])
+            .args(args)
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(err);
+        Guard {
+            child: cmd.spawn().expect("gitops-agent starts"),
+            log,
+        }
+    }
+
+    /// `gitops-agent run --config <config.yml>`.
+    fn daemon(&self, env: &[(&str, &str)]) -> Guard {
+        let config = self.config.to_str().unwrap().to_string();
+        self.spawn("daemon", &["run", "--config", &config], env)
+    }
+
+    /// A one-shot command with this fleet's config (`converge`, `suspend`, ...), run to its end.
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    }
+
+    fn file(&self, name: &str) -> String {
+        read(&self.root.join(name))
+    }
+
+    fn status_in(&self, repo: &Path) -> String {
+        let out = Command::new("git")
+            .args(["--git-dir", repo.to_str().unwrap(), "show"])
+            .arg(format!("status/{}:status.yml", self.host))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// One file written from `msg` (default `v`).
+fn play(content: &str) -> String {
+    format!(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: app config\n      copy:\n        dest: \"{{{{ root }}}}/app.conf\"\n        content: \"{content}\\n\"\n"
+    )
+}
+
+/// Two files with a slow command between them.
+fn slow_play(content: &str) -> String {
+    format!(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - copy: {{dest: \"{{{{ root }}}}/a.conf\", content: \"{content}\\n\"}}\n    - command: sleep 2\n    - copy: {{dest: \"{{{{ root }}}}/b.conf\", content: \"{content}\\n\"}}\n"
+    )
+}
+
+#[test]
+fn a_new_commit_is_applied_within_interval_and_systemd_is_notified() {
+    let f = Fleet::new();
+    f.write_config("interval: 1s\nsplay: 0\n");
+    f.commit(&play("v1"));
+    let socket_path = f.tmp.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut agent = f.daemon(&[
+        ("NOTIFY_SOCKET", socket_path.to_str().unwrap()),
+        ("WATCHDOG_USEC", "1000000"),
+    ]);
+    assert!(
+        wait_for(Duration::from_secs(10), || f.file("app.conf") == "v1\n"),
+        "first converge: {}",
+        agent.log()
+    );
+    // READY=1 after the first converge, a STATUS= line, watchdog pings every 0.5 s.
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end {
+        if let Ok(n) = socket.recv(&mut buf) {
+            messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        let joined = messages.join("\n");
+        if joined.contains("READY=1")
+            && joined.matches("WATCHDOG=1").count() >= 2
+            && joined.contains("next poll")
+        {
+            break;
+        }
+    }
+    let joined = messages.join("\n");
+    assert!(joined.contains("READY=1"), "{joined}");
+    assert!(joined.matches("WATCHDOG=1").count() >= 2, "{joined}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("STATUS=changed ") && m.contains(", next poll ")),
+        "{joined}"
+    );
+
+    // A new commit lands within interval + splay (1 s + 0) plus the converge itself.
+    let c2 = f.commit(&play("v2"));
+    let pushed = Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(5), || f.file("app.conf") == "v2\n"),
+        "{}",
+        agent.log()
+    );
+    let latency = pushed.elapsed();
+    assert!(latency < Duration::from_millis(2500), "took {latency:?}");
+    assert!(
+        wait_for(Duration::from_secs(5), || f
+            .status_in(&f.bare)
+            .contains(&format!("commit_applied: {c2}"))),
+        "{}",
+        agent.log()
+    );
+    assert!(agent.alive());
+    // Idle SIGTERM: exits 0 at once.
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(
+        agent.wait_exit(Duration::from_secs(5)),
+        Some(0),
+        "{}",
+        agent.log()
+    );
+}
+
+#[test]
+fn sigusr1_polls_now() {
+    let f = Fleet::new();
+    f.write_config("interval: 1h\nsplay: 0\n");
+    f.commit(&play("v1"));
+    let agent = f.daemon(&[]);
+    assert!(
+        wait_for(Duration::from_secs(10), || f.file("app.conf") == "v1\n"),
+        "{}",
+        agent.log()
+    );
+    f.commit(&play("v2"));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(f.file("app.conf"), "v1\n", "polled without being asked");
+    agent.signal(Signal::SIGUSR1);
+    assert!(
+        wait_for(Duration::from_secs(5), || f.file("app.conf") == "v2\n"),
+        "{}",
+        agent.log()
+    );
+    assert!(
+        agent.log().contains("SIGUSR1: polling now"),
+        "{}",
+        agent.log()
+    );
+}
+
+#[test]
+fn sighup_keeps_the_old_config_when_the_new_one_is_broken() {
+    let f = Fleet::new();
+    let config = |msg: &str, interval: &str| {
+        std::fs::write(
+            &f.config,
+            format!(
+                "repo: file://{}\nstate_dir: {}\ninterval: {interval}\nsplay: 0\nextra_vars:\n  root: {}\n  msg: {msg}\n",
+                f.bare.display(),
+                f.state.display(),
+                f.root.display()
+            ),
+        )
+        .unwrap()
+    };
+    config("one", "1h");
+    f.commit(&play("{{ msg }}"));
+    let mut agent = f.daemon(&[]);
+    assert!(
+        wait_for(Duration::from_secs(10), || f.file("app.conf") == "one\n"),
+        "{}",
+        agent.log()
+    );
+    // A broken file: logged, the old configuration stays in use.
+    std::fs::write(&f.config, "interval: [not a duration\n").unwrap();
+    agent.signal(Signal::SIGHUP);
+    assert!(
+        wait_for(Duration::from_secs(5), || agent
+            .log()
+            .contains("not reloaded")),
+        "{}",
+        agent.log()
+    );
+    f.commit(&play("{{ msg }} again"));
+    agent.signal(Signal::SIGUSR1);
+    assert!(
+        wait_for(Duration::from_secs(5), || f.file("app.conf")
+            == "one again\n"),
+        "the old config (extra var msg=one) was not used: {}",
+        agent.log()
+    );
+    assert!(agent.alive());
+    // A fixed file is picked up: a new extra var, and a 1 s interval (no SIGUSR1 needed).
+    config("two", "1s");
+    agent.signal(Signal::SIGHUP);
+    assert!(
+        wait_for(Duration::from_secs(5), || agent
+            .log()
+            .contains("reloaded (interval 1s")),
+        "{}",
+        agent.log()
+    );
+    f.commit(&play("{{ msg }}"));
+    assert!(
+        wait_for(Duration::from_secs(5), || f.file("app.conf") == "two\n"),
+        "{}",
+        agent.log()
+    );
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.wait_exit(Duration::from_secs(5)), Some(0));
+}
+
+#[test]
+fn sigterm_during_a_converge_lets_it_finish_and_exits_0() {
+    let f = Fleet::new();
+    f.write_config("interval: 1h\nsplay: 0\n");
+    f.commit(&slow_play("old"));
+    let mut agent = f.daemon(&[]);
+    assert!(
+        wait_for(Duration::from_secs(15), || f.file("b.conf") == "old\n"),
+        "{}",
+        agent.log()
+    );
+    f.commit(&slow_play("new"));
+    agent.signal(Signal::SIGUSR1);
+    // a.conf is new: the converge is inside `sleep 2`.
+    assert!(
+        wait_for(Duration::from_secs(5), || f.file("a.conf") == "new\n"),
+        "{}",
+        agent.log()
+    );
+    assert_eq!(f.file("b.conf"), "old\n");
+    let asked = Instant::now();
+    agent.signal(Signal::SIGTERM);
+    let code = agent.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", agent.log());
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    // The converge ran to its end; every file is whole (old or new), no temporary file left.
+    assert_eq!(f.file("a.conf"), "new\n");
+    assert_eq!(f.file("b.conf"), "new\n");
+    let mut names: Vec<String> = std::fs::read_dir(&f.root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a.conf", "b.conf"]);
+    assert!(
+        agent
+            .log()
+            .contains("stopping once the converge in progress has finished"),
+        "{}",
+        agent.log()
+    );
+}
+
+#[test]
+fn offline_the_applied_commit_is_enforced_and_the_status_lands_when_the_server_is_back() {
+    let f = Fleet::new();
+    let status = f.tmp.path().join("status.git");
+    git(
+        f.tmp.path(),
+        &["init", "-q", "--bare", status.to_str().unwrap()],
+    );
+    let metrics = f.tmp.path().join("gitops-agent.prom");
+    f.write_config(&format!(
+        "interval: 1s\nsplay: 0\nenforce: 1s\nstatus:\n  repo: file://{}\nmetrics_file: {}\n",
+        status.display(),
+        metrics.display()
+    ));
+    let c1 = f.commit(&play("v1"));
+    let mut agent = f.daemon(&[]);
+    assert!(
+        wait_for(Duration::from_secs(10), || f.file("app.conf") == "v1\n"
+            && f.status_in(&status).contains("result: changed")),
+        "{}",
+        agent.log()
+    );
+    // Both servers gone.
+    let away = f.tmp.path().join("away");
+    std::fs::create_dir_all(&away).unwrap();
+    std::fs::rename(&f.bare, away.join("fleet.git")).unwrap();
+    std::fs::rename(&status, away.join("status.git")).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(5), || agent
+            .log()
+            .contains("fetch failed")),
+        "{}",
+        agent.log()
+    );
+    // Enforcement goes on from the local repository: a hand edit is put back.
+    std::fs::write(f.root.join("app.conf"), "edited by hand\n").unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || f.file("app.conf") == "v1\n"),
+        "{}",
+        agent.log()
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || read(&metrics)
+            .contains("gitops_agent_status_pending 1")),
+        "{}",
+        read(&metrics)
+    );
+    assert!(read(&metrics).contains("gitops_agent_last_fetch_success 0"));
+    assert!(read(&metrics).contains(&format!(
+        "gitops_agent_applied_commit_info{{commit=\"{c1}\"}} 1"
+    )));
+    assert!(agent.alive());
+    // Back: the status kept during the outage lands.
+    std::fs::rename(away.join("fleet.git"), &f.bare).unwrap();
+    std::fs::rename(away.join("status.git"), &status).unwrap();
+    let history = || {
+        let out = Command::new("git")
+            .args(["--git-dir", status.to_str().unwrap(), "log", "-p"])
+            .arg(format!("status/{}", f.host))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        wait_for(Duration::from_secs(15), || history()
+            .contains("fetch failed, enforced the applied commit")),
+        "{}\n{}",
+        history(),
+        agent.log()
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || read(&metrics)
+            .contains("gitops_agent_status_pending 0")
+            && read(&metrics).contains("gitops_agent_last_fetch_success 1")),
+        "{}",
+        read(&metrics)
+    );
+    assert!(agent.log().contains("reachable again"), "{}", agent.log());
+}
+
+#[test]
+fn the_daemon_and_a_one_shot_converge_are_serialised_by_the_lock() {
+    let f = Fleet::new();
+    f.write_config("interval: 1h\nsplay: 0\n");
+    f.commit(&slow_play("v1"));
+    let agent = f.daemon(&[]);
+    // The daemon's first converge is inside `sleep 2`.
+    assert!(
+        wait_for(Duration::from_secs(10), || f.file("a.conf") == "v1\n"),
+        "{}",
+        agent.log()
+    );
+    assert_eq!(f.file("b.conf"), "");
+    // --no-wait: fails at once, naming the daemon.
+    let out = f.cli(&["converge", "--no-wait"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        err.contains(&format!(
+            "another gitops-agent converge is running (pid {})",
+            agent.child.id()
+        )),
+        "{err}"
+    );
+    // Without: waits, says so, and runs once the daemon's converge is over.
+    let out = f.cli(&["converge"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("waiting for it to finish"), "{err}");
+    assert_eq!(f.file("b.conf"), "v1\n", "ran before the daemon finished");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(err.contains("nothing new"), "{err}");
+    drop(agent);
+
+    // The other way round: a one-shot converge holds the lock, the daemon waits for it.
+    f.commit(&slow_play("v2"));
+    let config = f.config.to_str().unwrap().to_string();
+    let oneshot = f.spawn("oneshot", &["converge", "--config", &config], &[]);
+    assert!(
+        wait_for(Duration::from_secs(10), || f.file("a.conf") == "v2\n"),
+        "{}",
+        oneshot.log()
+    );
+    let agent = f.daemon(&[]);
+    assert!(
+        wait_for(Duration::from_secs(5), || agent
+            .log()
+            .contains("waiting for it to finish")),
+        "{}",
+        agent.log()
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || agent
+            .log()
+            .contains("poll: unchanged")),
+        "{}",
+        agent.log()
+    );
+    assert_eq!(f.file("b.conf"), "v2\n");
+    drop(oneshot);
+}
+
+#[test]
+fn suspend_holds_across_a_restart() {
+    let f = Fleet::new();
+    let metrics = f.tmp.path().join("gitops-agent.prom");
+    f.write_config(&format!(
+        "interval: 1s\nsplay: 0\nmetrics_file: {}\n",
+        metrics.display()
+    ));
+    f.commit(&play("v1"));
+    let mut agent = f.daemon(&[]);
+    assert!(
+        wait_for(Duration::from_secs(10), || f.file("app.conf") == "v1\n"),
+        "{}",
+        agent.log()
+    );
+    let out = f.cli(&["suspend", "--reason", "maintenance window"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let c2 = f.commit(&play("v2"));
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            let s = f.status_in(&f.bare);
+            s.contains("result: suspended")
+                && s.contains("suspended: maintenance window")
+                && s.contains(&format!("commit_seen: {c2}"))
+        }),
+        "{}\n{}",
+        f.status_in(&f.bare),
+        agent.log()
+    );
+    assert_eq!(f.file("app.conf"), "v1\n");
+    assert!(read(&metrics).contains("gitops_agent_suspended 1"));
+
+    // Restarted: still suspended.
+    agent.signal(Signal::SIGTERM);
+    assert_eq!(agent.wait_exit(Duration::from_secs(5)), Some(0));
+    drop(agent);
+    let agent = f.daemon(&[]);
+    assert!(
+        wait_for(Duration::from_secs(5), || agent
+            .log()
+            .contains("poll: suspended")),
+        "{}",
+        agent.log()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(f.file("app.conf"), "v1\n");
+    let out = Command::new(BIN)
+        .args(["status", "--state-dir"])
+        .arg(&f.state)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("suspended:      maintenance window"),
+        "{out:?}"
+    );
+
+    // Resumed: the next poll applies v2.
+    let out = f.cli(&["resume"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        wait_for(Duration::from_secs(5), || f.file("app.conf") == "v2\n"),
+        "{}",
+        agent.log()
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || read(&metrics)
+            .contains("gitops_agent_suspended 0")),
+        "{}",
+        read(&metrics)
+    );
+}
