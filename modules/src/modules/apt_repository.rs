@@ -59,17 +59,7 @@ impl Module for AptRepositoryModule {
         }
         let source = parse_source(&repo)
             .ok_or_else(|| ModuleError::new(format!("Invalid repository string: {repo}")))?;
-        let mode = match args.get("mode") {
-            Some(v) => match Mode::parse(v).map_err(ModuleError::new)? {
-                Mode::Octal(m) => m,
-                other => {
-                    return Err(ModuleError::new(format!(
-                        "mode {other:?}: give an absolute mode such as 0644"
-                    )))
-                }
-            },
-            None => 0o644,
-        };
+        let mode = sources_file_mode(args)?;
         let filename = match args.str("filename") {
             Some(f) if f.contains('/') => {
                 return Err(ModuleError::new(format!(
@@ -104,6 +94,20 @@ struct AptRepository {
     etc_apt: PathBuf,
     env: Vec<(String, String)>,
     host: Arc<HostState>,
+}
+
+/// The `mode` of an APT sources file: an absolute mode (default 0644), as both repository
+/// modules take it.
+pub(crate) fn sources_file_mode(args: &Args) -> Result<u32, ModuleError> {
+    match args.get("mode") {
+        Some(v) => match Mode::parse(v).map_err(ModuleError::new)? {
+            Mode::Octal(m) => Ok(m),
+            other => Err(ModuleError::new(format!(
+                "mode {other:?}: give an absolute mode such as 0644"
+            ))),
+        },
+        None => Ok(0o644),
+    }
 }
 
 /// `deb`/`deb-src` line → its normalised form, or None if it is not a source line.

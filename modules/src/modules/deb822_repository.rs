@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use minijinja::Value;
 
+use super::apt_repository::sources_file_mode;
 use crate::args::{to_bool, ArgDef, ArgSpec, ArgType, Args};
 use crate::fsops;
-use crate::mode::Mode;
 use crate::resource::{
     Attrs, Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, Resource,
 };
@@ -178,17 +178,7 @@ impl Module for Deb822RepositoryModule {
     fn prepare(&self, args: &Args, _ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
         let name = args.str("name").unwrap_or_default();
         let slug = slug(&name);
-        let mode = match args.get("mode") {
-            Some(v) => match Mode::parse(v).map_err(ModuleError::new)? {
-                Mode::Octal(m) => m,
-                other => {
-                    return Err(ModuleError::new(format!(
-                        "mode {other:?}: give an absolute mode such as 0644"
-                    )))
-                }
-            },
-            None => 0o644,
-        };
+        let mode = sources_file_mode(args)?;
         let present = args.str("state").as_deref() != Some("absent");
         Ok(Box::new(Deb822Repository {
             path: PathBuf::from(SOURCES_DIR).join(format!("{slug}.sources")),
