@@ -62,6 +62,26 @@ pub fn render(state: &State, poll: &Poll) -> String {
             format!(" {n}"),
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP gitops_agent_drift_events_total Drifted tasks the daemon found, by what it did."
+    );
+    let _ = writeln!(out, "# TYPE gitops_agent_drift_events_total counter");
+    let _ = writeln!(
+        out,
+        "gitops_agent_drift_events_total{{action=\"corrected\"}} {}",
+        state.drift_corrected
+    );
+    let _ = writeln!(
+        out,
+        "gitops_agent_drift_events_total{{action=\"reported\"}} {}",
+        state.drift_reported
+    );
+    let mut gauge = |name: &str, help: &str, value: String| {
+        let _ = writeln!(out, "# HELP gitops_agent_{name} {help}");
+        let _ = writeln!(out, "# TYPE gitops_agent_{name} gauge");
+        let _ = writeln!(out, "gitops_agent_{name}{value}");
+    };
     if let Some(c) = &state.last_applied {
         gauge(
             "applied_commit_info",

@@ -62,6 +62,10 @@ pub struct State {
     /// Tasks changed and failed in the last run of the playbook.
     pub last_changed: Option<u64>,
     pub last_failed: Option<u64>,
+    /// Drifted tasks found by the daemon since the state was created: put back, and only
+    /// reported (counters for the metrics).
+    pub drift_corrected: u64,
+    pub drift_reported: u64,
 }
 
 impl Default for State {
@@ -82,6 +86,8 @@ impl Default for State {
             last_duration_ms: None,
             last_changed: None,
             last_failed: None,
+            drift_corrected: 0,
+            drift_reported: 0,
         }
     }
 }
