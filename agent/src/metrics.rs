@@ -175,8 +175,14 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
-        // Every sample has its HELP and TYPE.
-        let samples = text.lines().filter(|l| !l.starts_with('#')).count();
+        assert!(text.contains("gitops_agent_drift_events_total{action=\"corrected\"} 0\n"));
+        // Every metric has its HELP and TYPE.
+        let samples = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(['{', ' ']).next().unwrap())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
         assert_eq!(
             text.lines().filter(|l| l.starts_with("# TYPE")).count(),
             samples

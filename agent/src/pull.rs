@@ -72,6 +72,8 @@ pub struct DriftPass {
     pub seen: Vec<String>,
     /// When the first change was seen.
     pub detected: Option<SystemTime>,
+    /// Directories not to change anything through if they became symbolic links.
+    pub guard: Arc<Vec<PathBuf>>,
 }
 
 impl RunFlags {
@@ -381,13 +383,17 @@ pub fn converge_locked(
     if let Some((_, branch)) = &plan.status {
         out.status_pending = repo.status_pending(branch).unwrap_or(false);
     }
+    if flags.drift.is_none() {
+        state.last_poll = Some(unix_now());
+        state.last_fetch_ok = Some(out.fetch_error.is_none());
+    }
     if let Err(e) = state.save(state_dir) {
         error!("saving the state: {e}");
     }
     if let Some(path) = &plan.config.metrics_file {
         let poll = crate::metrics::Poll {
-            at: unix_now(),
-            fetch_ok: out.fetch_error.is_none(),
+            at: state.last_poll.unwrap_or_else(unix_now),
+            fetch_ok: state.last_fetch_ok.unwrap_or(true),
             status_pending: out.status_pending,
         };
         if let Err(e) = crate::metrics::write(path, &state, &poll) {
@@ -637,10 +643,10 @@ fn converge_commit(
         skip_tags: flags.skip_tags.clone(),
         extra_vars: plan.config.extra_vars.clone(),
         inventory_hostname: host.to_string(),
-        drift: flags
-            .drift
-            .as_ref()
-            .map(|d| DriftOptions { report: d.report }),
+        drift: flags.drift.as_ref().map(|d| DriftOptions {
+            report: d.report,
+            guard: d.guard.clone(),
+        }),
     };
     let run = {
         let mut progress = ProgressReporter {

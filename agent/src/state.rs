@@ -66,6 +66,10 @@ pub struct State {
     /// reported (counters for the metrics).
     pub drift_corrected: u64,
     pub drift_reported: u64,
+    /// When the last poll (not a drift pass) ended and whether its fetch worked, for the
+    /// metrics a drift pass writes.
+    pub last_poll: Option<u64>,
+    pub last_fetch_ok: Option<bool>,
 }
 
 impl Default for State {
@@ -88,6 +92,8 @@ impl Default for State {
             last_failed: None,
             drift_corrected: 0,
             drift_reported: 0,
+            last_poll: None,
+            last_fetch_ok: None,
         }
     }
 }

@@ -40,10 +40,13 @@ pub struct RunOptions {
 ///
 /// A task's policy: the tag `drift_report` or `drift_correct`, else the variable
 /// `gitops_drift` (`report` or `correct`), else the host's default.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct DriftOptions {
     /// The host's default policy is `report` (the config's `drift: report`).
     pub report: bool,
+    /// Directories that were real directories when the playbook last ran: a change under one
+    /// that is now a symbolic link is refused (the task fails) rather than made through it.
+    pub guard: Arc<Vec<std::path::PathBuf>>,
 }
 
 /// The tag that makes a task's drift only reported.
@@ -643,7 +646,7 @@ impl<'a> Engine<'a> {
             report.status = exec.status;
             report.changed = exec.changed;
             report.owns = exec.owns.clone();
-            report.drift = self.drift_of(&exec);
+            report.drift = self.drift_of(&exec, inh.handler);
             report.diff = if no_log { Vec::new() } else { exec.diff };
             report.changes = exec.changes;
             report.msg = if no_log {
@@ -749,7 +752,7 @@ impl<'a> Engine<'a> {
                     }
                     report.changes.extend(exec.changes.iter().cloned());
                     report.owns.extend(exec.owns.iter().cloned());
-                    report.drift = match (report.drift, self.drift_of(&exec)) {
+                    report.drift = match (report.drift, self.drift_of(&exec, inh.handler)) {
                         (Some(Drift::Reported), _) | (_, Some(Drift::Reported)) => {
                             Some(Drift::Reported)
                         }
@@ -1101,7 +1104,7 @@ impl<'a> Engine<'a> {
         // as the playbook says (only a correction notifies them).
         let drift_check_only = !check_mode
             && !inh.handler
-            && self.opts.drift.is_some_and(|d| {
+            && self.opts.drift.as_ref().is_some_and(|d| {
                 !resource.supports_check_mode() || drift_report_policy(&inh.tags, vars, d.report)
             });
         let check_mode = check_mode || drift_check_only;
@@ -1126,6 +1129,11 @@ impl<'a> Engine<'a> {
                 (check.outcome, false, true)
             }
         } else {
+            if let Some(d) = &self.opts.drift {
+                if let Some(msg) = through_symlink(&check.changes, &d.guard) {
+                    return fail_owning(msg, owns);
+                }
+            }
             let applied = resource.apply(&check.changes);
             // Whatever the task did may have installed packages or unit files that later
             // tasks ask about: read them again.
@@ -1178,8 +1186,9 @@ impl<'a> Engine<'a> {
     }
 
     /// In a drift pass, what became of a task that found changes to make.
-    fn drift_of(&self, exec: &Exec) -> Option<Drift> {
-        if self.opts.drift.is_none() || !exec.changed || exec.status == Status::Skipped {
+    /// A handler's change is the playbook's reaction to a correction, not drift itself.
+    fn drift_of(&self, exec: &Exec, handler: bool) -> Option<Drift> {
+        if self.opts.drift.is_none() || handler || !exec.changed || exec.status == Status::Skipped {
             return None;
         }
         Some(if exec.drift_check_only {
@@ -1334,6 +1343,44 @@ fn unified_diff(change: &Change) -> Option<String> {
 }
 
 /// A template value as JSON (for reports).
+/// The path a change touches.
+fn change_path(c: &Change) -> Option<&std::path::Path> {
+    match c {
+        Change::WriteFile { path, .. }
+        | Change::CreateDir { path, .. }
+        | Change::Symlink { path, .. }
+        | Change::HardLink { path, .. }
+        | Change::Remove { path }
+        | Change::SetMode { path, .. }
+        | Change::SetOwner { path, .. }
+        | Change::Touch { path, .. } => Some(path),
+        _ => None,
+    }
+}
+
+/// In a drift pass: a change under a directory of `guard` that has become a symbolic link.
+fn through_symlink(changes: &[Change], guard: &[std::path::PathBuf]) -> Option<String> {
+    for path in changes.iter().filter_map(change_path) {
+        for dir in guard {
+            if path != dir.as_path()
+                && path.starts_with(dir)
+                && dir.symlink_metadata().is_ok_and(|m| m.is_symlink())
+            {
+                let to = std::fs::read_link(dir)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default();
+                return Some(format!(
+                    "{} was a directory when the playbook last ran and is now a symbolic link \
+                     to {to}: not changing {} through it (drift left for a human or a commit)",
+                    dir.display(),
+                    path.display()
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// Is a task's drift only reported? Its tags first (`drift_report`, `drift_correct`), then the
 /// variable `gitops_drift`, then the host's default.
 fn drift_report_policy(tags: &[String], vars: &Value, default_report: bool) -> bool {
