@@ -28,13 +28,16 @@
 //! runs again from the local repository with only declarative, `correct`-policy tasks applying
 //! (see [`gitops_modules::engine::DriftOptions`]); a pass that finds drift writes a status
 //! commit saying what was corrected or only reported. When the watch cannot be had (inotify
-//! limits) a drift pass runs every [`FALLBACK_EVERY`] instead, and the status says so. After a
+//! limits) a drift pass runs every [`FALLBACK_EVERY`] instead, and the status says so. Managed
+//! systemd units are read every [`units::CHECK_EVERY`] with one `systemctl show` and a unit
+//! whose state changed counts as a change like a file's. After a
 //! start that found nothing new to apply, a drift pass runs at once to learn what to watch (and
 //! to put back what changed while the agent was not running).
 
 mod notify;
 mod schedule;
 pub mod suspend;
+mod units;
 mod watch;
 
 use std::collections::{BTreeSet, HashSet};
@@ -146,7 +149,12 @@ struct Tick {
     owns: Option<Vec<Owned>>,
     /// The paths of the tasks that changed something, when it ran.
     changed: Option<Vec<PathBuf>>,
+    /// The managed units and their states after the run.
+    units: Option<Units>,
 }
+
+/// Managed units and their states, read after the last run of the playbook.
+type Units = Arc<(Vec<String>, Vec<units::UnitKey>)>;
 
 /// Changes seen and not yet checked.
 #[derive(Default)]
@@ -251,6 +259,8 @@ struct Daemon {
     watch_set: bool,
     /// See [`guard_dirs`].
     guard: Arc<Vec<PathBuf>>,
+    /// See [`units`].
+    units: Option<Units>,
 }
 
 impl Daemon {
@@ -279,6 +289,7 @@ impl Daemon {
             watch: None,
             watch_set: false,
             guard: Arc::new(Vec::new()),
+            units: None,
         }
     }
 
@@ -314,11 +325,14 @@ impl Daemon {
         let mut stall_reported = false;
 
         let (drift_tx, mut drift_rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, PathBuf)>();
+        let units_tx = drift_tx.clone();
         if self.config.drift != DriftPolicy::Off {
             self.watch = Some(watch::Watch::start(drift_tx));
         } else {
             drop(drift_tx);
         }
+        let mut units_tick = tokio::time::interval(units::CHECK_EVERY);
+        units_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Drift: what was seen, since when, when the pass starts.
         let mut pending = Pending::default();
         // Changes seen while the agent applied, to paths it did not change itself: drift.
@@ -339,6 +353,17 @@ impl Daemon {
                 _ = tokio::time::sleep_until(next_poll), if job.is_none() && !stopping => {
                     poll_started = tokio::time::Instant::now();
                     job = Some(self.start_tick(None));
+                }
+                _ = units_tick.tick(), if self.units.is_some() && self.watch.is_some() && job.is_none() && !stopping => {
+                    let units = self.units.clone().expect("units");
+                    let tx = units_tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        if let Some(now) = units::snapshot(&units.0) {
+                            for line in units::differences(&units.1, &now) {
+                                let _ = tx.send((Instant::now(), PathBuf::from(line)));
+                            }
+                        }
+                    });
                 }
                 Some((at, path)) = drift_rx.recv() => {
                     let now = tokio::time::Instant::now();
@@ -381,10 +406,13 @@ impl Daemon {
                     job = None;
                     let mut tick = match done {
                         Ok(t) => t,
-                        Err(e) => Tick { outcome: Err(format!("the converge thread failed: {e}")), took: Duration::ZERO, drift: false, owns: None, changed: None },
+                        Err(e) => Tick { outcome: Err(format!("the converge thread failed: {e}")), took: Duration::ZERO, drift: false, owns: None, changed: None, units: None },
                     };
                     let was_drift = tick.drift;
                     let owns = tick.owns.take();
+                    if owns.is_some() {
+                        self.units = tick.units.take();
+                    }
                     if let Some(changed) = tick.changed.take() {
                         changed_by_us = changed.into_iter().collect();
                     }
@@ -485,6 +513,7 @@ impl Daemon {
         let host_name = self.host_name.clone();
         let shared = self.shared.clone();
         let watch = self.watch_line();
+        let drift_on = self.config.drift != DriftPolicy::Off;
         shared.touch();
         debug!("polling");
         tokio::task::spawn_blocking(move || {
@@ -500,12 +529,30 @@ impl Daemon {
                 watch,
                 (&mut owns, &mut changed),
             );
+            // What the units look like now, to compare with later (see `units`).
+            let units = owns
+                .as_ref()
+                .filter(|_| drift_on)
+                .and_then(|owns: &Vec<Owned>| {
+                    let mut names: Vec<String> = owns
+                        .iter()
+                        .filter_map(|o| match o {
+                            Owned::Unit(u) => Some(gitops_modules::host::unit_name(u)),
+                            _ => None,
+                        })
+                        .collect();
+                    names.sort();
+                    names.dedup();
+                    let states = units::snapshot(&names)?;
+                    Some(Arc::new((names, states)))
+                });
             Tick {
                 outcome,
                 took: started.elapsed(),
                 drift: is_drift,
                 owns,
                 changed,
+                units,
             }
         })
     }

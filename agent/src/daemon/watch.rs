@@ -14,7 +14,7 @@
 //!   deleted or renamed (replaced by a symbolic link, say) counts as a change of everything
 //!   under it.
 //! - a managed package: `/var/lib/dpkg/status` and `/var/lib/rpm/`.
-//! - systemd units are not watched: `enforce` (and any other drift pass) checks them.
+//! - systemd units are not watched here: see `units.rs` (a periodic batched `systemctl show`).
 //!
 //! The agent's own writes are masked by the daemon: events while a converge or drift pass runs,
 //! and shortly after, are dropped (see `Daemon::run`), and the watch is set again after each.
