@@ -514,3 +514,83 @@ fn drift_while_stopped_is_corrected_at_start() {
         agent.log()
     );
 }
+
+/// A stand-in for `systemctl` (first on PATH): unit states kept as files in `$FAKE_SYSTEMD`.
+const FAKE_SYSTEMCTL: &str = r#"#!/bin/sh
+d="$FAKE_SYSTEMD"
+echo "$*" >> "$d/calls"
+unit() { case "$1" in *.*) echo "$1";; *) echo "$1.service";; esac; }
+case "$1" in
+  show)
+    shift
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do shift; done
+    shift
+    first=1
+    for u in "$@"; do
+      u=$(unit "$u")
+      [ $first = 1 ] || echo
+      first=0
+      a=$(cat "$d/$u.active" 2>/dev/null || echo inactive)
+      e=$(cat "$d/$u.enabled" 2>/dev/null || echo disabled)
+      printf 'Id=%s\nLoadState=loaded\nActiveState=%s\nSubState=%s\nUnitFileState=%s\nCanReload=no\n' "$u" "$a" "$a" "$e"
+    done;;
+  start|restart) echo active > "$d/$(unit "$2").active";;
+  stop) echo inactive > "$d/$(unit "$2").active";;
+  enable) echo enabled > "$d/$(unit "$2").enabled";;
+  disable) echo disabled > "$d/$(unit "$2").enabled";;
+esac
+exit 0
+"#;
+
+#[test]
+fn a_stopped_service_is_started_again() {
+    let f = Fleet::new();
+    let bin = f.tmp.path().join("bin");
+    let units = f.tmp.path().join("units");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&units).unwrap();
+    let fake = bin.join("systemctl");
+    std::fs::write(&fake, FAKE_SYSTEMCTL).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    f.write_config("interval: 1h\nsplay: 0\n");
+    f.commit(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: app running\n      systemd: {name: fake-app, state: started, enabled: true}\n",
+    );
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let agent = f.daemon(&[
+        ("PATH", &path),
+        ("FAKE_SYSTEMD", units.to_str().unwrap()),
+        ("RUST_LOG", "info"),
+    ]);
+    let active = units.join("fake-app.service.active");
+    assert!(
+        wait_for(Duration::from_secs(20), || read(&active) == "active\n"
+            && f.status_in(&f.bare).contains("result: changed")),
+        "{}",
+        agent.log()
+    );
+    // Stopped by hand: seen by the next batched check (every 10 s), started again.
+    std::fs::write(&active, "inactive\n").unwrap();
+    let t = Instant::now();
+    assert!(
+        wait_for(Duration::from_secs(25), || read(&active) == "active\n"),
+        "{}\ncalls:\n{}",
+        agent.log(),
+        read(&units.join("calls"))
+    );
+    eprintln!("stop -> started again: {:?}", t.elapsed());
+    assert!(
+        wait_for(Duration::from_secs(5), || f
+            .status_in(&f.bare)
+            .contains("drift_action: corrected")),
+        "{}",
+        agent.log()
+    );
+    assert!(
+        agent
+            .log()
+            .contains("unit fake-app.service: active active -> inactive"),
+        "{}",
+        agent.log()
+    );
+}

@@ -43,7 +43,7 @@ mod watch;
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use gitops_modules::report::{Reporter, Status, TaskReport};
@@ -150,6 +150,16 @@ struct Tick {
     /// The paths of the tasks that changed something, when it ran.
     changed: Option<Vec<PathBuf>>,
     /// The managed units and their states after the run.
+    units: Option<Units>,
+}
+
+/// What a tick hands back besides its outcome.
+#[derive(Default)]
+struct TickOut {
+    /// In: read the managed units' states after the run.
+    watch_units: bool,
+    owns: Option<Vec<Owned>>,
+    changed: Option<Vec<PathBuf>>,
     units: Option<Units>,
 }
 
@@ -358,7 +368,9 @@ impl Daemon {
                     let units = self.units.clone().expect("units");
                     let tx = units_tx.clone();
                     tokio::task::spawn_blocking(move || {
-                        if let Some(now) = units::snapshot(&units.0) {
+                        let now = units::snapshot(&units.0);
+                        debug!("units now: {now:?}, after the last run: {:?}", units.1);
+                        if let Some(now) = now {
                             for line in units::differences(&units.1, &now) {
                                 let _ = tx.send((Instant::now(), PathBuf::from(line)));
                             }
@@ -519,33 +531,17 @@ impl Daemon {
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let is_drift = drift.is_some();
-            let mut owns = None;
-            let mut changed = None;
-            let outcome = tick(
-                &config,
-                host_name,
-                &shared,
-                drift,
-                watch,
-                (&mut owns, &mut changed),
-            );
-            // What the units look like now, to compare with later (see `units`).
-            let units = owns
-                .as_ref()
-                .filter(|_| drift_on)
-                .and_then(|owns: &Vec<Owned>| {
-                    let mut names: Vec<String> = owns
-                        .iter()
-                        .filter_map(|o| match o {
-                            Owned::Unit(u) => Some(gitops_modules::host::unit_name(u)),
-                            _ => None,
-                        })
-                        .collect();
-                    names.sort();
-                    names.dedup();
-                    let states = units::snapshot(&names)?;
-                    Some(Arc::new((names, states)))
-                });
+            let mut out = TickOut {
+                watch_units: drift_on,
+                ..TickOut::default()
+            };
+            let outcome = tick(&config, host_name, &shared, drift, watch, &mut out);
+            let TickOut {
+                owns,
+                changed,
+                units,
+                ..
+            } = out;
             Tick {
                 outcome,
                 took: started.elapsed(),
@@ -786,7 +782,7 @@ fn tick(
     shared: &Shared,
     drift: Option<DriftPass>,
     watch: Option<String>,
-    (owns, changed): (&mut Option<Vec<Owned>>, &mut Option<Vec<PathBuf>>),
+    back: &mut TickOut,
 ) -> Result<ConvergeOutcome, String> {
     let dir = &config.state_dir;
     std::fs::create_dir_all(dir).map_err(|e| format!("state directory {}: {e}", dir.display()))?;
@@ -821,8 +817,24 @@ fn tick(
         watch,
         ..RunFlags::default()
     };
-    let progress = |phase: Phase| shared.phase(phase);
-    let mut reporter = TaskLog;
+    // The managed units' states are read as soon as the playbook has run (before the status
+    // is published, which may take a while): the baseline of the periodic unit check.
+    let watch_units = back.watch_units;
+    let unit_names = Mutex::new(Vec::<String>::new());
+    let unit_states = Mutex::new(None::<Units>);
+    let read_units = || {
+        let mut names = unit_names.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        names.sort();
+        names.dedup();
+        units::snapshot(&names).map(|st| Arc::new((names, st)))
+    };
+    let progress = |phase: Phase| {
+        if watch_units && phase == Phase::Publishing {
+            *unit_states.lock().unwrap_or_else(|p| p.into_inner()) = read_units();
+        }
+        shared.phase(phase)
+    };
+    let mut reporter = TaskLog { units: &unit_names };
     let mut report = None;
     let mut hooks = Hooks {
         reporter: &mut reporter,
@@ -833,7 +845,13 @@ fn tick(
     shared.applied();
     drop(lock);
     if let Some(r) = report {
-        *changed = Some(
+        if watch_units {
+            back.units = unit_states
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .or_else(read_units);
+        }
+        back.changed = Some(
             r.tasks
                 .iter()
                 .filter(|t| t.changed)
@@ -844,21 +862,32 @@ fn tick(
                 })
                 .collect(),
         );
-        *owns = Some(r.tasks.into_iter().flat_map(|t| t.owns).collect());
+        back.owns = Some(r.tasks.into_iter().flat_map(|t| t.owns).collect());
     }
     Ok(out)
 }
 
 /// Each task as a log event with its fields (journald: TASK, MODULE, RESULT, AT): failures as
 /// warnings, changes as info, the rest at debug.
-struct TaskLog;
+struct TaskLog<'a> {
+    /// The units the tasks manage, collected as they finish.
+    units: &'a Mutex<Vec<String>>,
+}
 
-impl Reporter for TaskLog {
+impl Reporter for TaskLog<'_> {
     fn play_start(&mut self, name: &str) {
         debug!(play = name, "play {name}");
     }
 
     fn task_done(&mut self, t: &TaskReport) {
+        for o in &t.owns {
+            if let Owned::Unit(u) = o {
+                self.units
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(u.clone());
+            }
+        }
         let at = format!("{}:{}", t.file, t.line);
         let result = t.status.as_str();
         let msg = if t.no_log { None } else { t.msg.as_deref() };
