@@ -1160,6 +1160,10 @@ impl Reader {
     }
 
     fn drift(&mut self, key: &str, node: &Node) -> Option<DriftPolicy> {
+        // YAML 1.1 reads a bare `off` as false.
+        if let NodeKind::Bool(false) = node.kind {
+            return Some(DriftPolicy::Off);
+        }
         let s = self.string(key, node)?;
         let r = match s {
             "correct" => Ok(DriftPolicy::Correct),
@@ -1868,6 +1872,16 @@ state_dir: /var/lib/agent-test
         // The packaged file is this text.
         let packaged = concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/config.yml");
         assert_eq!(std::fs::read_to_string(packaged).unwrap(), EXAMPLE_CONFIG);
+    }
+
+    #[test]
+    fn drift_policy() {
+        let c = Config::from_str("c.yml", "drift: off\n").unwrap();
+        assert_eq!(c.drift, DriftPolicy::Off);
+        let c = Config::from_str("c.yml", "drift: report\n").unwrap();
+        assert_eq!(c.drift, DriftPolicy::Report);
+        assert_eq!(Config::default().drift, DriftPolicy::Correct);
+        assert!(Config::from_str("c.yml", "drift: fix\n").is_err());
     }
 
     #[test]

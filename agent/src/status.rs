@@ -180,6 +180,11 @@ impl StatusDoc {
         let mut same = self.clone();
         same.started = String::new();
         same.duration_ms = 0;
+        // The same drift again (something that keeps rewriting a managed file) is not a new
+        // commit each time: the metrics count it, the status says it once per heartbeat.
+        if let Some(d) = same.drift.as_mut() {
+            d.detected = String::new();
+        }
         let hash = Sha256::digest(same.to_yaml().as_bytes());
         hash.iter().map(|b| format!("{b:02x}")).collect()
     }

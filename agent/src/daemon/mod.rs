@@ -364,7 +364,7 @@ impl Daemon {
                     poll_started = tokio::time::Instant::now();
                     job = Some(self.start_tick(None));
                 }
-                _ = units_tick.tick(), if self.units.is_some() && self.watch.is_some() && job.is_none() && !stopping => {
+                _ = units_tick.tick(), if self.units.is_some() && self.watch.is_some() && self.config.drift != DriftPolicy::Off && job.is_none() && !stopping => {
                     let units = self.units.clone().expect("units");
                     let tx = units_tx.clone();
                     tokio::task::spawn_blocking(move || {
@@ -379,6 +379,10 @@ impl Daemon {
                 }
                 Some((at, path)) = drift_rx.recv() => {
                     let now = tokio::time::Instant::now();
+                    if self.config.drift == DriftPolicy::Off {
+                        // Turned off by a reload: the watch stays, nothing is checked.
+                        continue;
+                    }
                     if self.shared.own_change(at) {
                         if job.is_some() {
                             masked.push(path);
@@ -403,7 +407,7 @@ impl Daemon {
                     info!("drift watch: {} changed; checking the playbook", pass.seen.join(", "));
                     job = Some(self.start_tick(Some(pass)));
                 }
-                _ = tokio::time::sleep_until(fallback_at.unwrap_or(next_poll)), if fallback_at.is_some() && job.is_none() && !stopping => {
+                _ = tokio::time::sleep_until(fallback_at.unwrap_or(next_poll)), if fallback_at.is_some() && self.config.drift != DriftPolicy::Off && job.is_none() && !stopping => {
                     fallback_at = None;
                     last_drift = tokio::time::Instant::now();
                     let pass = DriftPass {
@@ -542,6 +546,13 @@ impl Daemon {
                 units,
                 ..
             } = out;
+            // A run of the playbook allocates (the playbook, facts, the package database) and
+            // frees it all; give the freed memory back so the idle daemon stays small.
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only releases free heap memory; no pointer is invalidated.
+            unsafe {
+                nix::libc::malloc_trim(0);
+            }
             Tick {
                 outcome,
                 took: started.elapsed(),
