@@ -546,13 +546,6 @@ impl Daemon {
                 units,
                 ..
             } = out;
-            // A run of the playbook allocates (the playbook, facts, the package database) and
-            // frees it all; give the freed memory back so the idle daemon stays small.
-            #[cfg(all(target_os = "linux", target_env = "gnu"))]
-            // SAFETY: malloc_trim only releases free heap memory; no pointer is invalidated.
-            unsafe {
-                nix::libc::malloc_trim(0);
-            }
             Tick {
                 outcome,
                 took: started.elapsed(),
