@@ -375,7 +375,19 @@ fn drift_is_corrected_and_the_status_says_so() {
     let checks = drift_checks(&agent.log());
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(drift_checks(&agent.log()), checks, "{}", agent.log());
-    assert_eq!(checks, 4, "drift checks for 4 changes: {}", agent.log());
+    // One pass per change; an own write misjudged under load may add a pass that finds
+    // nothing (by design harmless), never a loop.
+    assert_eq!(
+        agent.log().matches("drift check: changed").count(),
+        4,
+        "{}",
+        agent.log()
+    );
+    assert!(
+        checks <= 8,
+        "{checks} drift checks for 4 changes: {}",
+        agent.log()
+    );
     // A sibling that is not managed is not watched.
     std::fs::write(f.root.join("unmanaged"), "x").unwrap();
     std::thread::sleep(Duration::from_millis(1500));
