@@ -38,6 +38,26 @@ pub const DEFAULT_STATUS_BRANCH: &str = "status/{hostname}";
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// Default of `splay`.
 pub const DEFAULT_SPLAY: Duration = Duration::from_secs(30);
+/// What the daemon does about drift: `drift: correct` (default), `report` or `off` (no watch).
+/// A task overrides the first two with the tag `drift_report`/`drift_correct` or the variable
+/// `gitops_drift`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriftPolicy {
+    Correct,
+    Report,
+    Off,
+}
+
+impl DriftPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftPolicy::Correct => "correct",
+            DriftPolicy::Report => "report",
+            DriftPolicy::Off => "off",
+        }
+    }
+}
+
 /// Default of `enforce`.
 pub const DEFAULT_ENFORCE: Duration = Duration::from_secs(30 * 60);
 /// Default of `status.heartbeat`.
@@ -91,8 +111,15 @@ pub const EXAMPLE_CONFIG: &str = r#"# /etc/gitops-agent/config.yml: configuratio
 # The daemon re-converges the commit it has applied at least this often even when the branch
 # has no new commit, and also when the Git server cannot be reached: the host is put back into
 # the state of its last applied commit (from the copy kept in the state directory). `0s` turns
-# it off. (Real-time drift correction, when it lands, will make this a fallback.)
+# it off. With the drift watch on, this is the safety net for what the watch cannot see.
 #enforce: 30m
+
+# Drift: between polls the daemon watches what the playbook manages (files and directories
+# through inotify, packages through the dpkg/rpm database) and re-checks the playbook when
+# something else changes it. `correct` puts it back, `report` only records it in the status,
+# `off` does not watch. A task overrides correct/report with the tag `drift_report` or
+# `drift_correct`, or the variable `gitops_drift: report|correct`.
+#drift: correct
 
 # Metrics for node_exporter's textfile collector: a file written (atomically) after every
 # converge and poll of the daemon, e.g. into node_exporter's --collector.textfile.directory.
@@ -556,6 +583,8 @@ pub struct Config {
     pub splay: Duration,
     /// The daemon re-converges the applied commit at least this often; zero = never.
     pub enforce: Duration,
+    /// What the daemon does about drift (a watched target changed by something else).
+    pub drift: DriftPolicy,
     /// node_exporter textfile collector file; `None` = no metrics.
     pub metrics_file: Option<PathBuf>,
     pub ssh_key: Option<PathBuf>,
@@ -581,6 +610,7 @@ impl Default for Config {
             interval: DEFAULT_INTERVAL,
             splay: DEFAULT_SPLAY,
             enforce: DEFAULT_ENFORCE,
+            drift: DriftPolicy::Correct,
             metrics_file: None,
             ssh_key: None,
             known_hosts: None,
@@ -704,6 +734,7 @@ impl Config {
                 "interval" => set(&mut c.interval, r.duration(k, v)),
                 "splay" => set(&mut c.splay, r.duration(k, v)),
                 "enforce" => set(&mut c.enforce, r.duration(k, v)),
+                "drift" => set(&mut c.drift, r.drift(k, v)),
                 "metrics_file" => set(&mut c.metrics_file, r.path(k, v).map(Some)),
                 "ssh_key" => set(&mut c.ssh_key, r.path(k, v).map(Some)),
                 "known_hosts" => set(&mut c.known_hosts, r.path(k, v).map(Some)),
@@ -968,6 +999,7 @@ const TOP_KEYS: &[&str] = &[
     "interval",
     "splay",
     "enforce",
+    "drift",
     "metrics_file",
     "ssh_key",
     "known_hosts",
@@ -1125,6 +1157,21 @@ impl Reader {
                 None
             }
         }
+    }
+
+    fn drift(&mut self, key: &str, node: &Node) -> Option<DriftPolicy> {
+        // YAML 1.1 reads a bare `off` as false.
+        if let NodeKind::Bool(false) = node.kind {
+            return Some(DriftPolicy::Off);
+        }
+        let s = self.string(key, node)?;
+        let r = match s {
+            "correct" => Ok(DriftPolicy::Correct),
+            "report" => Ok(DriftPolicy::Report),
+            "off" => Ok(DriftPolicy::Off),
+            other => Err(format!("`{other}`: expected correct, report or off")),
+        };
+        self.checked(key, node, r)
     }
 
     fn duration(&mut self, key: &str, node: &Node) -> Option<Duration> {
@@ -1825,6 +1872,16 @@ state_dir: /var/lib/agent-test
         // The packaged file is this text.
         let packaged = concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/config.yml");
         assert_eq!(std::fs::read_to_string(packaged).unwrap(), EXAMPLE_CONFIG);
+    }
+
+    #[test]
+    fn drift_policy() {
+        let c = Config::from_str("c.yml", "drift: off\n").unwrap();
+        assert_eq!(c.drift, DriftPolicy::Off);
+        let c = Config::from_str("c.yml", "drift: report\n").unwrap();
+        assert_eq!(c.drift, DriftPolicy::Report);
+        assert_eq!(Config::default().drift, DriftPolicy::Correct);
+        assert!(Config::from_str("c.yml", "drift: fix\n").is_err());
     }
 
     #[test]

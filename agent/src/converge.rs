@@ -198,6 +198,7 @@ pub fn run_and_print(
         skip_tags: args.skip_tags.clone(),
         extra_vars,
         inventory_hostname: host_name,
+        drift: None,
     };
     let mut reporter = TextReporter::new(args.format == Format::Text, args.diff);
     let report = Engine::new(templar, source, opts, &mut reporter).run(playbook);

@@ -62,6 +62,26 @@ pub fn render(state: &State, poll: &Poll) -> String {
             format!(" {n}"),
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP gitops_agent_drift_events_total Drifted tasks the daemon found, by what it did."
+    );
+    let _ = writeln!(out, "# TYPE gitops_agent_drift_events_total counter");
+    let _ = writeln!(
+        out,
+        "gitops_agent_drift_events_total{{action=\"corrected\"}} {}",
+        state.drift_corrected
+    );
+    let _ = writeln!(
+        out,
+        "gitops_agent_drift_events_total{{action=\"reported\"}} {}",
+        state.drift_reported
+    );
+    let mut gauge = |name: &str, help: &str, value: String| {
+        let _ = writeln!(out, "# HELP gitops_agent_{name} {help}");
+        let _ = writeln!(out, "# TYPE gitops_agent_{name} gauge");
+        let _ = writeln!(out, "gitops_agent_{name}{value}");
+    };
     if let Some(c) = &state.last_applied {
         gauge(
             "applied_commit_info",
@@ -155,8 +175,14 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
-        // Every sample has its HELP and TYPE.
-        let samples = text.lines().filter(|l| !l.starts_with('#')).count();
+        assert!(text.contains("gitops_agent_drift_events_total{action=\"corrected\"} 0\n"));
+        // Every metric has its HELP and TYPE.
+        let samples = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.split(['{', ' ']).next().unwrap())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
         assert_eq!(
             text.lines().filter(|l| l.starts_with("# TYPE")).count(),
             samples

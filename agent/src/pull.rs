@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use gitops_modules::engine::{Engine, RunOptions};
+use gitops_modules::engine::{DriftOptions, Engine, RunOptions};
 use gitops_modules::playbook::Loader;
-use gitops_modules::report::{Reporter, RunReport};
+use gitops_modules::report::{Drift, Reporter, RunReport};
 use gitops_modules::template::Templar;
 use tracing::{error, info, warn};
 
@@ -56,6 +56,24 @@ pub struct RunFlags {
     /// The daemon's `enforce`: re-converge the applied commit when the playbook last ran longer
     /// ago than this, also from the local repository when the fetch fails. `None`: never.
     pub enforce: Option<Duration>,
+    /// A drift pass of the daemon: the applied commit runs again from the local repository
+    /// (no fetch), only declarative tasks with the policy `correct` apply.
+    pub drift: Option<DriftPass>,
+    /// How the daemon watches for drift, for the status document.
+    pub watch: Option<String>,
+}
+
+/// What started a drift pass.
+#[derive(Debug, Clone, Default)]
+pub struct DriftPass {
+    /// The host's policy is `report`.
+    pub report: bool,
+    /// What the watch saw change.
+    pub seen: Vec<String>,
+    /// When the first change was seen.
+    pub detected: Option<SystemTime>,
+    /// Directories not to change anything through if they became symbolic links.
+    pub guard: Arc<Vec<PathBuf>>,
 }
 
 impl RunFlags {
@@ -68,6 +86,8 @@ impl RunFlags {
             skip_tags: args.skip_tags.clone(),
             json: args.format == Format::Json,
             enforce: None,
+            drift: None,
+            watch: None,
         }
     }
 }
@@ -363,13 +383,17 @@ pub fn converge_locked(
     if let Some((_, branch)) = &plan.status {
         out.status_pending = repo.status_pending(branch).unwrap_or(false);
     }
+    if flags.drift.is_none() {
+        state.last_poll = Some(unix_now());
+        state.last_fetch_ok = Some(out.fetch_error.is_none());
+    }
     if let Err(e) = state.save(state_dir) {
         error!("saving the state: {e}");
     }
     if let Some(path) = &plan.config.metrics_file {
         let poll = crate::metrics::Poll {
-            at: unix_now(),
-            fetch_ok: out.fetch_error.is_none(),
+            at: state.last_poll.unwrap_or_else(unix_now),
+            fetch_ok: state.last_fetch_ok.unwrap_or(true),
             status_pending: out.status_pending,
         };
         if let Err(e) = crate::metrics::write(path, &state, &poll) {
@@ -404,9 +428,32 @@ fn converge_commit(
             .last_run
             .is_none_or(|at| unix_now().saturating_sub(at) >= every.as_secs())
     });
-    (hooks.progress)(Phase::Fetching);
-    let tip = match repo.fetch(&plan.url, &plan.branch, &plan.fetch) {
-        Ok(f) => f.tip,
+    // A drift pass runs the applied commit again from the local repository.
+    let drift_tip = if flags.drift.is_some() {
+        let local = state
+            .last_applied
+            .as_deref()
+            .filter(|_| !state.suspended)
+            .and_then(|c| c.parse::<ObjectId>().ok())
+            .filter(|id| repo.tree_source(*id).is_ok());
+        match local {
+            Some(id) => Some(id),
+            None => return (exit::OK, None),
+        }
+    } else {
+        None
+    };
+    if drift_tip.is_none() {
+        (hooks.progress)(Phase::Fetching);
+    }
+    let fetched = match drift_tip {
+        Some(id) => Ok(id),
+        None => repo
+            .fetch(&plan.url, &plan.branch, &plan.fetch)
+            .map(|f| f.tip),
+    };
+    let tip = match fetched {
+        Ok(tip) => tip,
         Err(e) => {
             out.fetch_error = Some(e.to_string());
             // Offline: keep enforcing the applied commit from the local repository.
@@ -436,7 +483,7 @@ fn converge_commit(
     };
     let tip_hex = tip.to_string();
     out.commit_seen = Some(tip_hex.clone());
-    if !out.offline {
+    if !out.offline && flags.drift.is_none() {
         state.last_seen = Some(tip_hex.clone());
     }
     if state.suspended && !flags.check {
@@ -463,6 +510,7 @@ fn converge_commit(
     if !flags.force
         && !flags.check
         && !enforce_due
+        && flags.drift.is_none()
         && went_through
         && state.last_applied.as_deref() == Some(tip_hex.as_str())
     {
@@ -483,61 +531,64 @@ fn converge_commit(
         (exit::INVALID, Some(doc))
     };
 
-    // Trust: the commit's signature, then its ancestry.
-    (hooks.progress)(Phase::Verifying);
-    let policy = match TrustPolicy::load(
-        plan.config.signing.allowed_signers.as_deref(),
-        &plan.config.signing.openpgp_keys,
-        plan.config.signing.require,
-    ) {
-        Ok(p) => p,
-        Err(e) => return refuse(state, Outcome::Refused, format!("signing keys: {e}")),
-    };
-    let verdict = match repo.commit_signature(tip) {
-        Ok((sig, time)) => {
-            let (signature, payload) = match &sig {
-                Some((s, p)) => (Some(s.as_slice()), p.as_slice()),
-                None => (None, &[][..]),
-            };
-            verify(
-                &policy,
-                &SignedCommit {
-                    signature,
-                    payload,
-                    commit_time: time,
-                },
-            )
-            .map_err(|e| e.to_string())
-        }
-        Err(e) => Err(e.to_string()),
-    };
-    match verdict {
-        Ok(v) => info!("commit {}: {v}", &tip_hex[..7]),
-        Err(e) => return refuse(state, Outcome::Refused, e),
-    }
-    if let Some(last) = state.last_applied.clone() {
-        if !plan.config.allow_rollback && !out.offline {
-            let descends = last
-                .parse::<ObjectId>()
+    // Trust: the commit's signature, then its ancestry (a drift pass runs the applied commit,
+    // verified when it was applied).
+    if flags.drift.is_none() {
+        (hooks.progress)(Phase::Verifying);
+        let policy = match TrustPolicy::load(
+            plan.config.signing.allowed_signers.as_deref(),
+            &plan.config.signing.openpgp_keys,
+            plan.config.signing.require,
+        ) {
+            Ok(p) => p,
+            Err(e) => return refuse(state, Outcome::Refused, format!("signing keys: {e}")),
+        };
+        let verdict = match repo.commit_signature(tip) {
+            Ok((sig, time)) => {
+                let (signature, payload) = match &sig {
+                    Some((s, p)) => (Some(s.as_slice()), p.as_slice()),
+                    None => (None, &[][..]),
+                };
+                verify(
+                    &policy,
+                    &SignedCommit {
+                        signature,
+                        payload,
+                        commit_time: time,
+                    },
+                )
                 .map_err(|e| e.to_string())
-                .and_then(|old| {
-                    repo.is_ancestor(&plan.url, &plan.branch, old, tip, &plan.fetch)
-                        .map_err(|e| e.to_string())
-                });
-            match descends {
-                Ok(true) => {}
-                Ok(false) => {
-                    return refuse(
-                        state,
-                        Outcome::Refused,
-                        format!(
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match verdict {
+            Ok(v) => info!("commit {}: {v}", &tip_hex[..7]),
+            Err(e) => return refuse(state, Outcome::Refused, e),
+        }
+        if let Some(last) = state.last_applied.clone() {
+            if !plan.config.allow_rollback && !out.offline {
+                let descends = last
+                    .parse::<ObjectId>()
+                    .map_err(|e| e.to_string())
+                    .and_then(|old| {
+                        repo.is_ancestor(&plan.url, &plan.branch, old, tip, &plan.fetch)
+                            .map_err(|e| e.to_string())
+                    });
+                match descends {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return refuse(
+                            state,
+                            Outcome::Refused,
+                            format!(
                         "does not descend from the last applied commit {} (a force-push back?); \
                              use --allow-rollback or `allow_rollback: true` to apply it",
                         &last[..7.min(last.len())]
                     ),
-                    )
+                        )
+                    }
+                    Err(e) => return refuse(state, Outcome::Refused, format!("ancestry: {e}")),
                 }
-                Err(e) => return refuse(state, Outcome::Refused, format!("ancestry: {e}")),
             }
         }
     }
@@ -592,6 +643,10 @@ fn converge_commit(
         skip_tags: flags.skip_tags.clone(),
         extra_vars: plan.config.extra_vars.clone(),
         inventory_hostname: host.to_string(),
+        drift: flags.drift.as_ref().map(|d| DriftOptions {
+            report: d.report,
+            guard: d.guard.clone(),
+        }),
     };
     let run = {
         let mut progress = ProgressReporter {
@@ -601,7 +656,31 @@ fn converge_commit(
         Engine::new(templar, &source, opts, &mut progress).run(&playbook)
     };
     let mut doc = StatusDoc::from_run(host, started, &run);
+    doc.watch = flags.watch.clone();
+    if let Some(pass) = &flags.drift {
+        let count = |d: Drift| run.tasks.iter().filter(|t| t.drift == Some(d)).count();
+        let (corrected, reported) = (count(Drift::Corrected), count(Drift::Reported));
+        let code = crate::converge::exit_code(&run);
+        if corrected + reported == 0 && run.result != gitops_modules::report::RunResult::Failed {
+            // Nothing had drifted after all (a change put back by hand, a file touched
+            // without a difference): nothing to report.
+            info!("drift check: nothing differs");
+            *report = Some(run);
+            return (code, None);
+        }
+        state.drift_corrected += corrected as u64;
+        state.drift_reported += reported as u64;
+        doc.drift = Some(crate::status::DriftSummary {
+            detected: crate::status::rfc3339(pass.detected.unwrap_or(started)),
+            seen: pass.seen.clone(),
+            corrected,
+            reported,
+        });
+    }
     doc.commit_seen = Some(tip_hex.clone());
+    if flags.drift.is_some() {
+        doc.commit_seen = state.last_seen.clone().or(doc.commit_seen);
+    }
     doc.commit_applied = Some(tip_hex.clone());
     if let Some(e) = &out.fetch_error {
         doc.error.get_or_insert_with(|| {

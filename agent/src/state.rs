@@ -62,6 +62,14 @@ pub struct State {
     /// Tasks changed and failed in the last run of the playbook.
     pub last_changed: Option<u64>,
     pub last_failed: Option<u64>,
+    /// Drifted tasks found by the daemon since the state was created: put back, and only
+    /// reported (counters for the metrics).
+    pub drift_corrected: u64,
+    pub drift_reported: u64,
+    /// When the last poll (not a drift pass) ended and whether its fetch worked, for the
+    /// metrics a drift pass writes.
+    pub last_poll: Option<u64>,
+    pub last_fetch_ok: Option<bool>,
 }
 
 impl Default for State {
@@ -82,6 +90,10 @@ impl Default for State {
             last_duration_ms: None,
             last_changed: None,
             last_failed: None,
+            drift_corrected: 0,
+            drift_reported: 0,
+            last_poll: None,
+            last_fetch_ok: None,
         }
     }
 }

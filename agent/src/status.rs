@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gitops_modules::report::{RunReport, RunResult, Status, TaskReport};
+use gitops_modules::report::{Drift, RunReport, RunResult, Status, TaskReport};
 use serde::Serialize;
 
 pub const SCHEMA: &str = "gitops-agent/status/v1";
@@ -51,10 +51,29 @@ pub struct TaskStatus {
     pub at: String,
     pub status: Status,
     pub changed: bool,
-    /// Set by the daemon when the task corrected drift (a change no commit asked for).
+    /// Set by the daemon's drift pass when the task had drifted (a change no commit made):
+    /// its `changed` is then a correction, not an intended change.
     pub drift: bool,
+    /// When `drift`: `corrected` (put back) or `reported` (left as found).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift_action: Option<Drift>,
+    /// When `drift`: what differed, one line each (as `--check` lists it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub differed: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub msg: Option<String>,
+}
+
+/// What the daemon's drift pass found; present only in the document of a drift pass.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DriftSummary {
+    /// When the change was seen (RFC 3339, UTC).
+    pub detected: String,
+    /// What the watch saw change (paths, package databases), at most a few.
+    pub seen: Vec<String>,
+    /// Drifted tasks put back / only reported.
+    pub corrected: usize,
+    pub reported: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -87,6 +106,13 @@ pub struct StatusDoc {
     pub suspended: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stats: Option<gitops_modules::report::Stats>,
+    /// Set when a drift pass (not a new commit or `enforce`) made this document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftSummary>,
+    /// How the daemon watches for drift (`inotify: ...`, or the periodic fallback and why);
+    /// absent for a one-shot converge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch: Option<String>,
     pub tasks: Vec<TaskStatus>,
     pub facts: FactsSummary,
 }
@@ -105,6 +131,8 @@ impl StatusDoc {
             error: None,
             suspended: None,
             stats: None,
+            drift: None,
+            watch: None,
             tasks: Vec::new(),
             facts: FactsSummary::default(),
         }
@@ -152,6 +180,11 @@ impl StatusDoc {
         let mut same = self.clone();
         same.started = String::new();
         same.duration_ms = 0;
+        // The same drift again (something that keeps rewriting a managed file) is not a new
+        // commit each time: the metrics count it, the status says it once per heartbeat.
+        if let Some(d) = same.drift.as_mut() {
+            d.detected = String::new();
+        }
         let hash = Sha256::digest(same.to_yaml().as_bytes());
         hash.iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -189,6 +222,21 @@ impl StatusDoc {
             Outcome::Refused | Outcome::Invalid => short(&self.commit_seen),
             _ => short(&self.commit_applied),
         };
+        if let Some(d) = &self.drift {
+            let what = match (d.corrected, d.reported) {
+                (_, 0) => "corrected",
+                (0, _) => "reported",
+                _ => "corrected and reported",
+            };
+            let failed = match &self.stats {
+                Some(s) if s.failed > 0 => format!(", {} failed", s.failed),
+                _ => String::new(),
+            };
+            return format!(
+                "{}: drift {what} {commit} ({} corrected, {} reported{failed})",
+                self.host, d.corrected, d.reported
+            );
+        }
         format!("{}: {} {commit}{detail}", self.host, self.result.as_str())
     }
 }
@@ -209,7 +257,13 @@ fn task_status(t: &TaskReport) -> TaskStatus {
         at: format!("{}:{}", t.file, t.line),
         status: t.status,
         changed: t.changed,
-        drift: false,
+        drift: t.drift.is_some(),
+        drift_action: t.drift,
+        differed: if t.drift.is_some() && !t.no_log {
+            t.changes.clone()
+        } else {
+            Vec::new()
+        },
         msg: if t.no_log { None } else { t.msg.clone() },
     }
 }
@@ -263,6 +317,8 @@ mod tests {
             rescued: false,
             no_log,
             output: None,
+            drift: None,
+            owns: Vec::new(),
         }
     }
 

@@ -12,8 +12,8 @@ use crate::args::python_str;
 use crate::facts::Facts;
 use crate::modules::control::set_fact_resource;
 use crate::playbook::{Action, Block, Common, Item, Play, Playbook, RawVars, Role, Task};
-use crate::report::{ItemReport, Reporter, RunReport, RunResult, Stats, Status, TaskReport};
-use crate::resource::{Change, HostState, ModuleContext, Outcome, Resource};
+use crate::report::{Drift, ItemReport, Reporter, RunReport, RunResult, Stats, Status, TaskReport};
+use crate::resource::{Change, HostState, ModuleContext, Outcome, Owned, Resource};
 use crate::source::{RepoPath, Source};
 use crate::template::Templar;
 use crate::vars::Scope;
@@ -28,7 +28,33 @@ pub struct RunOptions {
     pub extra_vars: RawVars,
     /// The name plays' `hosts` and `host_vars/` are matched against.
     pub inventory_hostname: String,
+    /// A drift pass (the daemon, after a watched target changed): see [`DriftOptions`].
+    pub drift: Option<DriftOptions>,
 }
+
+/// How a drift pass runs. The whole playbook runs again, but only declarative tasks whose
+/// policy is `correct` apply their changes; every other task runs in check mode (a command
+/// that would run is skipped, a task whose policy is `report` only reports). A change made is
+/// marked [`Drift::Corrected`], one only found [`Drift::Reported`]; tasks in check mode notify
+/// no handler, so a handler runs only after a correction.
+///
+/// A task's policy: the tag `drift_report` or `drift_correct`, else the variable
+/// `gitops_drift` (`report` or `correct`), else the host's default.
+#[derive(Debug, Clone, Default)]
+pub struct DriftOptions {
+    /// The host's default policy is `report` (the config's `drift: report`).
+    pub report: bool,
+    /// Directories that were real directories when the playbook last ran: a change under one
+    /// that is now a symbolic link is refused (the task fails) rather than made through it.
+    pub guard: Arc<Vec<std::path::PathBuf>>,
+}
+
+/// The tag that makes a task's drift only reported.
+pub const TAG_DRIFT_REPORT: &str = "drift_report";
+/// The tag that makes a task's drift corrected (over a host default of `report`).
+pub const TAG_DRIFT_CORRECT: &str = "drift_correct";
+/// The variable that sets a task's drift policy: `report` or `correct`.
+pub const VAR_DRIFT: &str = "gitops_drift";
 
 const NO_LOG_MSG: &str =
     "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
@@ -46,6 +72,8 @@ struct Inherit {
     role: Option<Arc<Role>>,
     /// Variables only a `rescue` sees (`ansible_failed_task`, `ansible_failed_result`).
     rescue_vars: Option<Arc<RawVars>>,
+    /// Running a handler (a drift pass never holds a handler back).
+    handler: bool,
 }
 
 impl Inherit {
@@ -93,6 +121,9 @@ struct Exec {
     result: IndexMap<String, Value>,
     diff: Vec<String>,
     changes: Vec<String>,
+    owns: Vec<Owned>,
+    /// A drift pass ran this task in check mode although the playbook asks to apply it.
+    drift_check_only: bool,
 }
 
 pub struct Engine<'a> {
@@ -261,6 +292,8 @@ impl<'a> Engine<'a> {
                 rescued: false,
                 no_log: false,
                 output: None,
+                drift: None,
+                owns: Vec::new(),
             });
             facts
         } else if self.facts.is_some() {
@@ -533,6 +566,8 @@ impl<'a> Engine<'a> {
             rescued: false,
             no_log,
             output: None,
+            drift: None,
+            owns: Vec::new(),
         }
     }
 
@@ -543,6 +578,7 @@ impl<'a> Engine<'a> {
 
     fn run_task(&mut self, task: &Arc<Task>, inherit: &Inherit, handler: bool) -> Flow {
         let mut inh = inherit.with(&task.common);
+        inh.handler = handler;
         if task.role.is_some() {
             inh.role = task.role.clone();
         }
@@ -609,6 +645,8 @@ impl<'a> Engine<'a> {
             let exec = self.judge(task, &inh, exec, None);
             report.status = exec.status;
             report.changed = exec.changed;
+            report.owns = exec.owns.clone();
+            report.drift = self.drift_of(&exec, inh.handler);
             report.diff = if no_log { Vec::new() } else { exec.diff };
             report.changes = exec.changes;
             report.msg = if no_log {
@@ -713,6 +751,13 @@ impl<'a> Engine<'a> {
                         report.diff.extend(exec.diff.iter().cloned());
                     }
                     report.changes.extend(exec.changes.iter().cloned());
+                    report.owns.extend(exec.owns.iter().cloned());
+                    report.drift = match (report.drift, self.drift_of(&exec, inh.handler)) {
+                        (Some(Drift::Reported), _) | (_, Some(Drift::Reported)) => {
+                            Some(Drift::Reported)
+                        }
+                        (a, b) => a.or(b),
+                    };
                     self.absorb_facts(&exec.result);
                     res = exec.result;
                     ItemReport {
@@ -801,7 +846,8 @@ impl<'a> Engine<'a> {
                 flow = Flow::Failed;
             }
         }
-        if changed {
+        // In a drift pass, a change only reported (check mode) notifies no handler.
+        if changed && report.drift != Some(Drift::Reported) {
             let notify = task.notify.clone();
             for name in &notify {
                 self.notify(name, task);
@@ -983,7 +1029,7 @@ impl<'a> Engine<'a> {
 
     /// Renders the arguments, checks, and applies (unless in check mode).
     fn execute(&self, task: &Task, inh: &Inherit, vars: &Value, scope: &Scope) -> Exec {
-        let fail = |msg: String| Exec {
+        let fail_owning = |msg: String, owns: Vec<Owned>| Exec {
             status: Status::Failed,
             changed: false,
             failed: Some(msg.clone()),
@@ -993,7 +1039,10 @@ impl<'a> Engine<'a> {
             ]),
             diff: Vec::new(),
             changes: Vec::new(),
+            owns,
+            drift_check_only: false,
         };
+        let fail = |msg: String| fail_owning(msg, Vec::new());
         let Action::Module {
             name, module, args, ..
         } = &task.action
@@ -1050,9 +1099,18 @@ impl<'a> Engine<'a> {
                 Err(e) => return fail(e.0),
             }
         };
+        let owns = resource.owns();
+        // A drift pass applies only declarative tasks whose policy is `correct`; handlers run
+        // as the playbook says (only a correction notifies them).
+        let drift_check_only = !check_mode
+            && !inh.handler
+            && self.opts.drift.as_ref().is_some_and(|d| {
+                !resource.supports_check_mode() || drift_report_policy(&inh.tags, vars, d.report)
+            });
+        let check_mode = check_mode || drift_check_only;
         let check = match resource.check() {
             Ok(c) => c,
-            Err(e) => return fail(e.0),
+            Err(e) => return fail_owning(e.0, owns),
         };
         let changes: Vec<String> = check.changes.iter().map(Change::describe).collect();
         let diff = if self.opts.diff {
@@ -1071,6 +1129,11 @@ impl<'a> Engine<'a> {
                 (check.outcome, false, true)
             }
         } else {
+            if let Some(d) = &self.opts.drift {
+                if let Some(msg) = through_symlink(&check.changes, &d.guard) {
+                    return fail_owning(msg, owns);
+                }
+            }
             let applied = resource.apply(&check.changes);
             // Whatever the task did may have installed packages or unit files that later
             // tasks ask about: read them again.
@@ -1082,7 +1145,7 @@ impl<'a> Engine<'a> {
                     let ch = o.changed.unwrap_or(o.failed.is_none());
                     (o, ch, false)
                 }
-                Err(e) => return fail(e.0),
+                Err(e) => return fail_owning(e.0, owns),
             }
         };
         let mut result = outcome.data;
@@ -1117,7 +1180,22 @@ impl<'a> Engine<'a> {
             result,
             diff,
             changes,
+            owns,
+            drift_check_only,
         }
+    }
+
+    /// In a drift pass, what became of a task that found changes to make.
+    /// A handler's change is the playbook's reaction to a correction, not drift itself.
+    fn drift_of(&self, exec: &Exec, handler: bool) -> Option<Drift> {
+        if self.opts.drift.is_none() || handler || !exec.changed || exec.status == Status::Skipped {
+            return None;
+        }
+        Some(if exec.drift_check_only {
+            Drift::Reported
+        } else {
+            Drift::Corrected
+        })
     }
 
     /// Applies `changed_when` and `failed_when`, which see the result under its register name.
@@ -1265,6 +1343,64 @@ fn unified_diff(change: &Change) -> Option<String> {
 }
 
 /// A template value as JSON (for reports).
+/// The path a change touches.
+fn change_path(c: &Change) -> Option<&std::path::Path> {
+    match c {
+        Change::WriteFile { path, .. }
+        | Change::CreateDir { path, .. }
+        | Change::Symlink { path, .. }
+        | Change::HardLink { path, .. }
+        | Change::Remove { path }
+        | Change::SetMode { path, .. }
+        | Change::SetOwner { path, .. }
+        | Change::Touch { path, .. } => Some(path),
+        _ => None,
+    }
+}
+
+/// In a drift pass: a change under a directory of `guard` that has become a symbolic link.
+fn through_symlink(changes: &[Change], guard: &[std::path::PathBuf]) -> Option<String> {
+    for path in changes.iter().filter_map(change_path) {
+        for dir in guard {
+            if path != dir.as_path()
+                && path.starts_with(dir)
+                && dir.symlink_metadata().is_ok_and(|m| m.is_symlink())
+            {
+                let to = std::fs::read_link(dir)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default();
+                return Some(format!(
+                    "{} was a directory when the playbook last ran and is now a symbolic link \
+                     to {to}: not changing {} through it (drift left for a human or a commit)",
+                    dir.display(),
+                    path.display()
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Is a task's drift only reported? Its tags first (`drift_report`, `drift_correct`), then the
+/// variable `gitops_drift`, then the host's default.
+fn drift_report_policy(tags: &[String], vars: &Value, default_report: bool) -> bool {
+    if tags.iter().any(|t| t == TAG_DRIFT_REPORT) {
+        return true;
+    }
+    if tags.iter().any(|t| t == TAG_DRIFT_CORRECT) {
+        return false;
+    }
+    match vars
+        .get_attr(VAR_DRIFT)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+    {
+        Some(v) if v == "report" => true,
+        Some(v) if v == "correct" => false,
+        _ => default_report,
+    }
+}
+
 pub fn to_json(v: &Value) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }

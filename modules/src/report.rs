@@ -28,6 +28,25 @@ impl Status {
     }
 }
 
+/// What a drift pass did about a task that no longer matched its desired state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Drift {
+    /// Put back (policy `correct`): a corrective change, not an intended one.
+    Corrected,
+    /// Only reported (policy `report`): the host was left as it was found.
+    Reported,
+}
+
+impl Drift {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Drift::Corrected => "corrected",
+            Drift::Reported => "reported",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ItemReport {
     /// The loop item (or its `loop_control.label`), hidden under `no_log`.
@@ -66,6 +85,12 @@ pub struct TaskReport {
     /// Output of `debug` (its `msg` or variable), shown on the terminal.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<serde_json::Value>,
+    /// Set in a drift pass ([`crate::engine::RunOptions::drift`]) on a task that had drifted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
+    /// What on the host the task manages (every item of a loop), for the daemon's watch.
+    #[serde(skip)]
+    pub owns: Vec<crate::resource::Owned>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]

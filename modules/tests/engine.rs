@@ -383,3 +383,143 @@ fn account_tasks_validate_their_arguments() {
     let e = load_err("- hosts: all\n  tasks:\n    - ansible.posix.copy: {dest: /x, content: y}\n");
     assert!(e.contains("unsupported module"), "{e}");
 }
+
+fn run_drift(dir: &Path, root: &Path, report: bool, guard: Vec<std::path::PathBuf>) -> RunReport {
+    let source = DirSource::new(dir).unwrap();
+    let templar = Arc::new(Templar::new());
+    let pb = Loader::new(&source, &templar)
+        .load(&RepoPath::new("site.yml").unwrap(), "testhost")
+        .unwrap();
+    let mut extra = indexmap::IndexMap::new();
+    extra.insert(
+        "root".to_string(),
+        Value::from(root.to_string_lossy().into_owned()),
+    );
+    let opts = RunOptions {
+        extra_vars: extra,
+        inventory_hostname: "testhost".into(),
+        drift: Some(gitops_modules::engine::DriftOptions {
+            report,
+            guard: Arc::new(guard),
+        }),
+        ..RunOptions::default()
+    };
+    let mut silent = Silent;
+    Engine::new(templar, &source, opts, &mut silent).run(&pb)
+}
+
+#[test]
+fn a_drift_pass_corrects_reports_by_policy_and_never_reruns_commands() {
+    use gitops_modules::report::Drift;
+    let dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    write(
+        dir.path(),
+        "site.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: corrected
+      copy: {content: "a\n", dest: "{{ root }}/a"}
+      notify: h
+    - name: by tag
+      copy: {content: "b\n", dest: "{{ root }}/b"}
+      tags: [drift_report]
+      notify: h2
+    - name: by var
+      copy: {content: "c\n", dest: "{{ root }}/c"}
+      vars: {gitops_drift: report}
+    - name: cmd
+      command: "touch {{ root }}/ran"
+  handlers:
+    - name: h
+      copy: {content: "h\n", dest: "{{ root }}/h"}
+    - name: h2
+      copy: {content: "h2\n", dest: "{{ root }}/h2"}
+"#,
+    );
+    run(dir.path(), r);
+    for f in ["a", "b", "c", "ran", "h", "h2"] {
+        assert!(r.join(f).exists(), "{f}");
+    }
+    for f in ["a", "b", "c"] {
+        std::fs::write(r.join(f), "hand\n").unwrap();
+    }
+    std::fs::remove_file(r.join("ran")).unwrap();
+    std::fs::remove_file(r.join("h")).unwrap();
+    std::fs::remove_file(r.join("h2")).unwrap();
+    let rep = run_drift(dir.path(), r, false, Vec::new());
+    let drift: Vec<_> = rep
+        .tasks
+        .iter()
+        .map(|t| (t.name.as_str(), t.drift))
+        .collect();
+    assert_eq!(
+        drift,
+        [
+            ("corrected", Some(Drift::Corrected)),
+            ("by tag", Some(Drift::Reported)),
+            ("by var", Some(Drift::Reported)),
+            ("cmd", None),
+            ("h", None),
+        ]
+    );
+    assert_eq!(std::fs::read_to_string(r.join("a")).unwrap(), "a\n");
+    assert_eq!(std::fs::read_to_string(r.join("b")).unwrap(), "hand\n");
+    assert_eq!(std::fs::read_to_string(r.join("c")).unwrap(), "hand\n");
+    // The command is skipped (check mode), the handler of a correction runs, the one of a
+    // report does not.
+    assert!(!r.join("ran").exists());
+    assert!(r.join("h").exists());
+    assert!(!r.join("h2").exists());
+    assert!(rep
+        .tasks
+        .iter()
+        .any(|t| t.name == "cmd" && t.status == Status::Skipped));
+    // Owned paths are reported for the watch.
+    let a = rep.tasks.iter().find(|t| t.name == "corrected").unwrap();
+    assert_eq!(a.owns, [gitops_modules::resource::Owned::Path(r.join("a"))]);
+
+    // Host policy report: an untagged task is only reported.
+    std::fs::write(r.join("a"), "hand\n").unwrap();
+    let rep = run_drift(dir.path(), r, true, Vec::new());
+    assert_eq!(rep.tasks[0].drift, Some(Drift::Reported));
+    assert_eq!(std::fs::read_to_string(r.join("a")).unwrap(), "hand\n");
+}
+
+#[test]
+fn a_drift_pass_does_not_write_through_a_directory_become_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let r = root.path();
+    write(
+        dir.path(),
+        "site.yml",
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: conf
+      copy: {content: "x\n", dest: "{{ root }}/conf.d/x.conf"}
+"#,
+    );
+    std::fs::create_dir(r.join("conf.d")).unwrap();
+    run(dir.path(), r);
+    std::fs::remove_dir_all(r.join("conf.d")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), r.join("conf.d")).unwrap();
+    let rep = run_drift(dir.path(), r, false, vec![r.join("conf.d")]);
+    assert_eq!(rep.tasks[0].status, Status::Failed);
+    assert!(
+        rep.tasks[0]
+            .msg
+            .as_deref()
+            .unwrap()
+            .contains("is now a symbolic link"),
+        "{:?}",
+        rep.tasks[0].msg
+    );
+    assert!(!outside.path().join("x.conf").exists());
+}

@@ -20,30 +20,44 @@
 //! WATCHDOG=1 every WatchdogSec/2 while the loop is alive and a converge in progress moves
 //! (a fetch, a step, a task) at least every [`STALL_LIMIT`].
 //!
-//! The seam for real-time drift (step 6, Watch): [`Daemon::after_converge`] is where the
-//! managed paths/packages/units of the applied playbook would be handed to a watcher, whose
-//! events would come into the `select!` of [`Daemon::run`] as one more branch and trigger a
-//! debounced check of the affected tasks.
+//! Drift (step 6, Watch; `drift: correct|report|off` in the config): after every run of the
+//! playbook, what its tasks own ([`gitops_modules::resource::Owned`]) is handed to the
+//! [`watch::Watch`] (one inotify instance on the parent directories, and the package
+//! databases). A change it reports, unless a converge of the agent's own is running or has
+//! just ended ([`OWN_SLACK`]), starts a drift pass after a [`DEBOUNCE`]: the applied commit
+//! runs again from the local repository with only declarative, `correct`-policy tasks applying
+//! (see [`gitops_modules::engine::DriftOptions`]); a pass that finds drift writes a status
+//! commit saying what was corrected or only reported. When the watch cannot be had (inotify
+//! limits) a drift pass runs every [`FALLBACK_EVERY`] instead, and the status says so. Managed
+//! systemd units are read every [`units::CHECK_EVERY`] with one `systemctl show` and a unit
+//! whose state changed counts as a change like a file's. After a
+//! start that found nothing new to apply, a drift pass runs at once to learn what to watch (and
+//! to put back what changed while the agent was not running).
 
 mod notify;
 mod schedule;
 pub mod suspend;
+mod units;
+mod watch;
 
-use std::path::PathBuf;
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use gitops_modules::report::{Reporter, Status, TaskReport};
+use gitops_modules::resource::Owned;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::cli::{exit, RunArgs};
-use crate::config::{Config, ConfigOverrides, HostIds};
+use crate::config::{Config, ConfigOverrides, DriftPolicy, HostIds};
 use crate::git::GitRepo;
 use crate::pull::{
-    converge_locked, load_config, push_pending, ConvergeOutcome, Hooks, Phase, Plan, RunFlags,
+    converge_locked, load_config, push_pending, ConvergeOutcome, DriftPass, Hooks, Phase, Plan,
+    RunFlags,
 };
 use crate::state::{LockError, StateLock};
 use crate::status::Outcome;
@@ -53,6 +67,20 @@ use crate::status::Outcome;
 pub const STALL_LIMIT: Duration = Duration::from_secs(30 * 60);
 /// At stop, a pending status is pushed only if that takes no longer than this.
 pub const STOP_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// A drift pass starts this long after the last change seen (edits come in bursts) ...
+pub const DEBOUNCE: Duration = Duration::from_millis(300);
+/// ... but no later than this after the first.
+pub const DEBOUNCE_MAX: Duration = Duration::from_secs(1);
+/// Changes seen while the agent applies the playbook, or this little after, are its own (one
+/// misjudged is harmless: the drift pass it starts finds nothing to change).
+pub const OWN_SLACK: Duration = Duration::from_millis(20);
+/// Drift passes start at least this far apart (something rewriting a managed file in a loop
+/// does not keep the agent busy).
+pub const DRIFT_MIN_GAP: Duration = Duration::from_secs(1);
+/// Without a watch (inotify limits), a drift pass runs this often.
+pub const FALLBACK_EVERY: Duration = Duration::from_secs(60);
+/// At most this many changed paths are named in a drift status.
+const SEEN_MAX: usize = 10;
 
 /// What the loop and the worker thread share.
 struct Shared {
@@ -60,6 +88,10 @@ struct Shared {
     stop: AtomicBool,
     /// When the worker last moved, in milliseconds since `epoch`.
     moved_ms: AtomicU64,
+    /// When the last run of the playbook started and ended applying (`u64::MAX`: still
+    /// applying), in milliseconds since `epoch`: changes seen then are the agent's own.
+    apply_from_ms: AtomicU64,
+    apply_to_ms: AtomicU64,
     epoch: Instant,
 }
 
@@ -67,6 +99,38 @@ impl Shared {
     fn touch(&self) {
         self.moved_ms
             .store(self.epoch.elapsed().as_millis() as u64, Ordering::SeqCst);
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// The worker moved to `phase`: books when applying starts and ends.
+    fn phase(&self, phase: Phase) {
+        self.touch();
+        let applying = self.apply_to_ms.load(Ordering::SeqCst) == u64::MAX;
+        match phase {
+            Phase::Applying if !applying => {
+                self.apply_from_ms.store(self.now_ms(), Ordering::SeqCst);
+                self.apply_to_ms.store(u64::MAX, Ordering::SeqCst);
+            }
+            Phase::Applying => {}
+            _ => self.applied(),
+        }
+    }
+
+    fn applied(&self) {
+        if self.apply_to_ms.load(Ordering::SeqCst) == u64::MAX {
+            self.apply_to_ms.store(self.now_ms(), Ordering::SeqCst);
+        }
+    }
+
+    /// Was a change seen at `at` made by the agent's own run of the playbook?
+    fn own_change(&self, at: Instant) -> bool {
+        let t = at.saturating_duration_since(self.epoch).as_millis() as u64;
+        let from = self.apply_from_ms.load(Ordering::SeqCst);
+        let to = self.apply_to_ms.load(Ordering::SeqCst);
+        from > 0 && t >= from && t <= to.saturating_add(OWN_SLACK.as_millis() as u64)
     }
 
     fn idle_for(&self) -> Duration {
@@ -79,6 +143,79 @@ impl Shared {
 struct Tick {
     outcome: Result<ConvergeOutcome, String>,
     took: Duration,
+    /// A drift pass, not a poll.
+    drift: bool,
+    /// What the playbook's tasks own, when it ran.
+    owns: Option<Vec<Owned>>,
+    /// The paths of the tasks that changed something, when it ran.
+    changed: Option<Vec<PathBuf>>,
+    /// The managed units and their states after the run.
+    units: Option<Units>,
+}
+
+/// What a tick hands back besides its outcome.
+#[derive(Default)]
+struct TickOut {
+    /// In: read the managed units' states after the run.
+    watch_units: bool,
+    owns: Option<Vec<Owned>>,
+    changed: Option<Vec<PathBuf>>,
+    units: Option<Units>,
+}
+
+/// Managed units and their states, read after the last run of the playbook.
+type Units = Arc<(Vec<String>, Vec<units::UnitKey>)>;
+
+/// Changes seen and not yet checked.
+#[derive(Default)]
+struct Pending {
+    seen: Vec<String>,
+    first_seen: Option<SystemTime>,
+    first_at: Option<tokio::time::Instant>,
+    /// When the drift pass starts.
+    at: Option<tokio::time::Instant>,
+}
+
+impl Pending {
+    fn add(&mut self, path: &Path, now: tokio::time::Instant, last_drift: tokio::time::Instant) {
+        debug!("drift watch: {} changed", path.display());
+        let path = path.display().to_string();
+        if self.seen.len() < SEEN_MAX && !self.seen.contains(&path) {
+            self.seen.push(path);
+        }
+        self.first_seen.get_or_insert_with(SystemTime::now);
+        let first = *self.first_at.get_or_insert(now);
+        self.at = Some(
+            (now + DEBOUNCE)
+                .min(first + DEBOUNCE_MAX)
+                .max(last_drift + DRIFT_MIN_GAP),
+        );
+    }
+
+    fn take(&mut self) -> (Vec<String>, Option<SystemTime>) {
+        self.at = None;
+        self.first_at = None;
+        (std::mem::take(&mut self.seen), self.first_seen.take())
+    }
+}
+
+/// Every real directory above a managed path: a drift pass changes nothing through one of
+/// them that has become a symbolic link since.
+fn guard_dirs(owns: &[Owned]) -> Vec<PathBuf> {
+    let mut dirs = BTreeSet::new();
+    for o in owns {
+        if let Owned::Path(p) = o {
+            for a in p.ancestors().skip(1) {
+                if a.as_os_str().is_empty() || a == Path::new("/") || dirs.contains(a) {
+                    continue;
+                }
+                if a.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+                    dirs.insert(a.to_path_buf());
+                }
+            }
+        }
+    }
+    dirs.into_iter().collect()
 }
 
 /// `gitops-agent run`. Returns the exit code.
@@ -126,6 +263,14 @@ struct Daemon {
     /// The last outcome, for the status line and the stop.
     last: Option<ConvergeOutcome>,
     ready: bool,
+    /// The drift watch (`None` with `drift: off`).
+    watch: Option<watch::Watch>,
+    /// The watch has been given what a run of the playbook owns.
+    watch_set: bool,
+    /// See [`guard_dirs`].
+    guard: Arc<Vec<PathBuf>>,
+    /// See [`units`].
+    units: Option<Units>,
 }
 
 impl Daemon {
@@ -135,6 +280,8 @@ impl Daemon {
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             moved_ms: AtomicU64::new(0),
+            apply_from_ms: AtomicU64::new(0),
+            apply_to_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         });
         Daemon {
@@ -149,6 +296,10 @@ impl Daemon {
             failures: 0,
             last: None,
             ready: false,
+            watch: None,
+            watch_set: false,
+            guard: Arc::new(Vec::new()),
+            units: None,
         }
     }
 
@@ -183,6 +334,24 @@ impl Daemon {
         watchdog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stall_reported = false;
 
+        let (drift_tx, mut drift_rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, PathBuf)>();
+        let units_tx = drift_tx.clone();
+        if self.config.drift != DriftPolicy::Off {
+            self.watch = Some(watch::Watch::start(drift_tx));
+        } else {
+            drop(drift_tx);
+        }
+        let mut units_tick = tokio::time::interval(units::CHECK_EVERY);
+        units_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Drift: what was seen, since when, when the pass starts.
+        let mut pending = Pending::default();
+        // Changes seen while the agent applied, to paths it did not change itself: drift.
+        let mut masked: Vec<PathBuf> = Vec::new();
+        // What the last run of the playbook changed (its own writes).
+        let mut changed_by_us: HashSet<PathBuf> = HashSet::new();
+        let mut last_drift = tokio::time::Instant::now() - DRIFT_MIN_GAP;
+        let mut fallback_at: Option<tokio::time::Instant> = None;
+
         let mut next_poll = tokio::time::Instant::now();
         let mut poll_started = tokio::time::Instant::now();
         let mut job: Option<JoinHandle<Tick>> = None;
@@ -193,24 +362,126 @@ impl Daemon {
             tokio::select! {
                 _ = tokio::time::sleep_until(next_poll), if job.is_none() && !stopping => {
                     poll_started = tokio::time::Instant::now();
-                    job = Some(self.start_tick());
+                    job = Some(self.start_tick(None));
+                }
+                _ = units_tick.tick(), if self.units.is_some() && self.watch.is_some() && self.config.drift != DriftPolicy::Off && job.is_none() && !stopping => {
+                    let units = self.units.clone().expect("units");
+                    let tx = units_tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let now = units::snapshot(&units.0);
+                        debug!("units now: {now:?}, after the last run: {:?}", units.1);
+                        if let Some(now) = now {
+                            for line in units::differences(&units.1, &now) {
+                                let _ = tx.send((Instant::now(), PathBuf::from(line)));
+                            }
+                        }
+                    });
+                }
+                Some((at, path)) = drift_rx.recv() => {
+                    let now = tokio::time::Instant::now();
+                    if self.config.drift == DriftPolicy::Off {
+                        // Turned off by a reload: the watch stays, nothing is checked.
+                        continue;
+                    }
+                    if self.shared.own_change(at) {
+                        if job.is_some() {
+                            masked.push(path);
+                            continue;
+                        }
+                        if changed_by_us.contains(&path) {
+                            debug!("change of {} by the agent's own converge: ignored", path.display());
+                            continue;
+                        }
+                    }
+                    pending.add(&path, now, last_drift);
+                }
+                _ = tokio::time::sleep_until(pending.at.unwrap_or(next_poll)), if pending.at.is_some() && job.is_none() && !stopping => {
+                    last_drift = tokio::time::Instant::now();
+                    let (seen, detected) = pending.take();
+                    let pass = DriftPass {
+                        report: self.config.drift == DriftPolicy::Report,
+                        seen,
+                        detected,
+                        guard: self.guard.clone(),
+                    };
+                    info!("drift watch: {} changed; checking the playbook", pass.seen.join(", "));
+                    job = Some(self.start_tick(Some(pass)));
+                }
+                _ = tokio::time::sleep_until(fallback_at.unwrap_or(next_poll)), if fallback_at.is_some() && self.config.drift != DriftPolicy::Off && job.is_none() && !stopping => {
+                    fallback_at = None;
+                    last_drift = tokio::time::Instant::now();
+                    let pass = DriftPass {
+                        report: self.config.drift == DriftPolicy::Report,
+                        seen: vec!["(periodic check: no watch)".into()],
+                        detected: None,
+                        guard: self.guard.clone(),
+                    };
+                    job = Some(self.start_tick(Some(pass)));
                 }
                 done = async { job.as_mut().expect("a job").await }, if job.is_some() => {
                     job = None;
-                    let tick = match done {
+                    let mut tick = match done {
                         Ok(t) => t,
-                        Err(e) => Tick { outcome: Err(format!("the converge thread failed: {e}")), took: Duration::ZERO },
+                        Err(e) => Tick { outcome: Err(format!("the converge thread failed: {e}")), took: Duration::ZERO, drift: false, owns: None, changed: None, units: None },
                     };
+                    let was_drift = tick.drift;
+                    let owns = tick.owns.take();
+                    if owns.is_some() {
+                        self.units = tick.units.take();
+                    }
+                    if let Some(changed) = tick.changed.take() {
+                        changed_by_us = changed.into_iter().collect();
+                    }
                     let wait = self.after_converge(tick);
                     if stopping {
                         break;
                     }
-                    next_poll = if poll_again {
+                    let now = tokio::time::Instant::now();
+                    for path in masked.drain(..) {
+                        if !changed_by_us.contains(&path) {
+                            pending.add(&path, now, last_drift);
+                        } else {
+                            debug!("change of {} by the agent's own converge: ignored", path.display());
+                        }
+                    }
+                    if let Some(w) = self.watch.as_mut() {
+                        match owns {
+                            Some(owns) => {
+                                w.set(&owns);
+                                self.guard = Arc::new(guard_dirs(&owns));
+                                self.watch_set = true;
+                                match &w.fallback {
+                                    Some(why) => {
+                                        if fallback_at.is_none() {
+                                            warn!("drift watch unavailable: {why}; checking every {FALLBACK_EVERY:?} instead");
+                                        }
+                                        fallback_at = Some(now + FALLBACK_EVERY);
+                                    }
+                                    None => {
+                                        fallback_at = None;
+                                        debug!("drift watch: {}", w.describe);
+                                    }
+                                }
+                            }
+                            None if !self.watch_set && !was_drift && self.last.as_ref().is_some_and(|o| o.commit_applied.is_some() && o.suspended.is_none()) => {
+                                // Nothing new to apply at start: learn what to watch now.
+                                pending.at = Some(now);
+                                pending.seen.push("(start: checking the applied commit)".into());
+                            }
+                            None => {
+                                if w.fallback.is_some() && fallback_at.is_none() {
+                                    fallback_at = Some(now + FALLBACK_EVERY);
+                                }
+                            }
+                        }
+                    }
+                    if !was_drift {
+                        next_poll = poll_started + wait;
+                    }
+                    if poll_again {
                         poll_again = false;
-                        tokio::time::Instant::now()
-                    } else {
-                        poll_started + wait
-                    };
+                        next_poll = now;
+                    }
                     self.report_status(next_poll);
                 }
                 _ = hup.recv() => {
@@ -252,20 +523,52 @@ impl Daemon {
         self.finish().await
     }
 
-    /// Starts one poll on a worker thread.
-    fn start_tick(&mut self) -> JoinHandle<Tick> {
+    /// Starts one poll (or drift pass) on a worker thread.
+    fn start_tick(&mut self, drift: Option<DriftPass>) -> JoinHandle<Tick> {
         let config = self.config.clone();
         let host_name = self.host_name.clone();
         let shared = self.shared.clone();
+        let watch = self.watch_line();
+        let drift_on = self.config.drift != DriftPolicy::Off;
         shared.touch();
         debug!("polling");
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let outcome = tick(&config, host_name, &shared);
+            let is_drift = drift.is_some();
+            let mut out = TickOut {
+                watch_units: drift_on,
+                ..TickOut::default()
+            };
+            let outcome = tick(&config, host_name, &shared, drift, watch, &mut out);
+            let TickOut {
+                owns,
+                changed,
+                units,
+                ..
+            } = out;
             Tick {
                 outcome,
                 took: started.elapsed(),
+                drift: is_drift,
+                owns,
+                changed,
+                units,
             }
+        })
+    }
+
+    /// How drift is watched, for the status document.
+    fn watch_line(&self) -> Option<String> {
+        if self.config.drift == DriftPolicy::Off {
+            return Some("off (drift: off)".into());
+        }
+        let policy = self.config.drift.as_str();
+        self.watch.as_ref().map(|w| match &w.fallback {
+            Some(why) => format!(
+                "periodic: {why}; full check every {}s (drift: {policy})",
+                FALLBACK_EVERY.as_secs()
+            ),
+            None => format!("{} (drift: {policy})", w.describe),
         })
     }
 
@@ -273,6 +576,37 @@ impl Daemon {
     fn after_converge(&mut self, tick: Tick) -> Duration {
         let interval = self.config.interval.as_std();
         let regular = interval + self.splay;
+        if tick.drift {
+            match tick.outcome {
+                Err(e) => error!("drift check: {e}"),
+                Ok(out) => {
+                    let result = out.result.map(Outcome::as_str).unwrap_or("nothing drifted");
+                    info!(
+                        result,
+                        took_ms = tick.took.as_millis() as u64,
+                        "drift check: {result}{}",
+                        if out.status_pending {
+                            ", status push pending"
+                        } else {
+                            ""
+                        }
+                    );
+                    let keep = self
+                        .last
+                        .as_ref()
+                        .map(|l| (l.fetch_error.clone(), l.offline));
+                    let mut out = out;
+                    if let Some((fetch_error, offline)) = keep {
+                        out.fetch_error = fetch_error;
+                        out.offline = offline;
+                    }
+                    if out.result.is_some() || self.last.is_none() {
+                        self.last = Some(out);
+                    }
+                }
+            }
+            return regular;
+        }
         let wait = match tick.outcome {
             Err(e) => {
                 error!("{e}");
@@ -318,8 +652,6 @@ impl Daemon {
             self.ready = true;
             self.notifier.ready("first converge attempted");
         }
-        // Seam for real-time drift (step 6, Watch): hand the applied playbook's managed
-        // objects to a watcher here.
         wait
     }
 
@@ -452,6 +784,9 @@ fn tick(
     config: &Config,
     host_name: Option<String>,
     shared: &Shared,
+    drift: Option<DriftPass>,
+    watch: Option<String>,
+    back: &mut TickOut,
 ) -> Result<ConvergeOutcome, String> {
     let dir = &config.state_dir;
     std::fs::create_dir_all(dir).map_err(|e| format!("state directory {}: {e}", dir.display()))?;
@@ -482,10 +817,28 @@ fn tick(
     let repo = GitRepo::open_or_init(&dir.join("repo.git")).map_err(|e| e.to_string())?;
     let flags = RunFlags {
         enforce: (!config.enforce.is_zero()).then(|| config.enforce.as_std()),
+        drift,
+        watch,
         ..RunFlags::default()
     };
-    let progress = |_: Phase| shared.touch();
-    let mut reporter = TaskLog;
+    // The managed units' states are read as soon as the playbook has run (before the status
+    // is published, which may take a while): the baseline of the periodic unit check.
+    let watch_units = back.watch_units;
+    let unit_names = Mutex::new(Vec::<String>::new());
+    let unit_states = Mutex::new(None::<Units>);
+    let read_units = || {
+        let mut names = unit_names.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        names.sort();
+        names.dedup();
+        units::snapshot(&names).map(|st| Arc::new((names, st)))
+    };
+    let progress = |phase: Phase| {
+        if watch_units && phase == Phase::Publishing {
+            *unit_states.lock().unwrap_or_else(|p| p.into_inner()) = read_units();
+        }
+        shared.phase(phase)
+    };
+    let mut reporter = TaskLog { units: &unit_names };
     let mut report = None;
     let mut hooks = Hooks {
         reporter: &mut reporter,
@@ -493,20 +846,52 @@ fn tick(
         progress: &progress,
     };
     let out = converge_locked(&plan, &repo, &flags, &mut hooks, &mut report);
+    shared.applied();
     drop(lock);
+    if let Some(r) = report {
+        if watch_units {
+            back.units = unit_states
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .or_else(read_units);
+        }
+        back.changed = Some(
+            r.tasks
+                .iter()
+                .filter(|t| t.changed)
+                .flat_map(|t| t.owns.iter())
+                .filter_map(|o| match o {
+                    Owned::Path(p) => Some(p.clone()),
+                    _ => None,
+                })
+                .collect(),
+        );
+        back.owns = Some(r.tasks.into_iter().flat_map(|t| t.owns).collect());
+    }
     Ok(out)
 }
 
 /// Each task as a log event with its fields (journald: TASK, MODULE, RESULT, AT): failures as
 /// warnings, changes as info, the rest at debug.
-struct TaskLog;
+struct TaskLog<'a> {
+    /// The units the tasks manage, collected as they finish.
+    units: &'a Mutex<Vec<String>>,
+}
 
-impl Reporter for TaskLog {
+impl Reporter for TaskLog<'_> {
     fn play_start(&mut self, name: &str) {
         debug!(play = name, "play {name}");
     }
 
     fn task_done(&mut self, t: &TaskReport) {
+        for o in &t.owns {
+            if let Owned::Unit(u) = o {
+                self.units
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(u.clone());
+            }
+        }
         let at = format!("{}:{}", t.file, t.line);
         let result = t.status.as_str();
         let msg = if t.no_log { None } else { t.msg.as_deref() };
