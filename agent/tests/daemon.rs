@@ -648,3 +648,69 @@ fn suspend_holds_across_a_restart() {
         read(&metrics)
     );
 }
+
+mod common;
+
+/// The same outage against a real server on 127.0.0.1: `git http-backend` behind the test CGI
+/// server, stopped (nothing listens on its port) and started again on the same port.
+#[test]
+fn http_server_down_enforcement_goes_on_and_the_status_lands_when_it_is_back() {
+    let f = Fleet::new();
+    let mut remote = common::Remote::start(common::Transport::Http, f.tmp.path(), None, None);
+    let status = f.tmp.path().join("status.git");
+    git(
+        f.tmp.path(),
+        &["init", "-q", "--bare", status.to_str().unwrap()],
+    );
+    git(&status, &["config", "http.receivepack", "true"]);
+    std::fs::write(
+        &f.config,
+        format!(
+            "repo: {}\nstate_dir: {}\nextra_vars:\n  root: {}\ninterval: 1s\nsplay: 0\nenforce: 1s\nstatus:\n  repo: {}\n",
+            remote.url("fleet.git"),
+            f.state.display(),
+            f.root.display(),
+            remote.url("status.git"),
+        ),
+    )
+    .unwrap();
+    f.commit(&play("v1"));
+    let mut agent = f.daemon(&[]);
+    assert!(
+        wait_for(Duration::from_secs(15), || f.file("app.conf") == "v1\n"
+            && f.status_in(&status).contains("result: changed")),
+        "{}",
+        agent.log()
+    );
+    remote.stop();
+    assert!(
+        wait_for(Duration::from_secs(10), || agent
+            .log()
+            .contains("fetch failed")),
+        "{}",
+        agent.log()
+    );
+    std::fs::write(f.root.join("app.conf"), "edited by hand\n").unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || f.file("app.conf") == "v1\n"),
+        "{}",
+        agent.log()
+    );
+    assert!(agent.alive());
+    remote.start_again();
+    let history = || {
+        let out = Command::new("git")
+            .args(["--git-dir", status.to_str().unwrap(), "log", "-p"])
+            .arg(format!("status/{}", f.host))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        wait_for(Duration::from_secs(20), || history()
+            .contains("fetch failed, enforced the applied commit")),
+        "{}\n{}",
+        history(),
+        agent.log()
+    );
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Drift latency benchmark (run by hand, prints figures; not a test).
 
-usage: drift_bench.py [--files 450] [--edits 20] [--bin PATH] [--keep]
+usage: drift_bench.py [--files 450] [--edits 20] [--idle-minutes 10] [--bin PATH] [--keep]
 
 Setup (temp dir): a bare repository over file:// whose branch `hosts/<short hostname>` holds a
 `local.yml` of --files `copy` tasks (spread over 15 directories under a scratch root, a `root`
@@ -10,7 +10,10 @@ extra var), and a config with `interval: 1h`, so only the drift watch acts. The 
 hand and the time until the agent has put its content back is measured (polled every 1 ms),
 waiting for the drift pass to end between edits. Prints median, p90 and max latency (target of
 the issue: median under 1 s), the number of drift passes the log shows, and the daemon's RSS
-(VmRSS/VmHWM) at the end. The daemon is stopped (SIGTERM, then SIGKILL) in every case.
+(VmRSS/VmHWM) at the end. With --idle-minutes M, it then leaves the daemon alone for M minutes
+(the issue's figure: 10) and prints its RSS at the end of that time and the CPU time it used
+meanwhile (utime+stime from /proc/PID/stat). The daemon is stopped (SIGTERM, then SIGKILL) in
+every case.
 """
 from __future__ import annotations
 
@@ -50,11 +53,18 @@ def proc_status(pid: int) -> dict[str, str]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of PID, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=450)
     ap.add_argument("--edits", type=int, default=20)
     ap.add_argument("--bin", type=Path, default=None)
+    ap.add_argument("--idle-minutes", type=float, default=0)
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     binary = a.bin or default_bin()
@@ -127,6 +137,13 @@ def main() -> int:
               f"p90 {ms[int(len(ms) * 0.9) - 1]:.0f} ms, min {ms[0]:.0f} ms, max {ms[-1]:.0f} ms")
         print(f"drift passes logged: {log.read_text().count('drift check:')}")
         print(f"daemon RSS now {st.get('VmRSS')}, peak {st.get('VmHWM')}")
+        if a.idle_minutes > 0:
+            cpu0 = cpu_seconds(agent.pid)
+            time.sleep(a.idle_minutes * 60)
+            cpu1 = cpu_seconds(agent.pid)
+            st = proc_status(agent.pid)
+            print(f"idle {a.idle_minutes:g} min with {a.files} files watched: RSS {st.get('VmRSS')}, "
+                  f"CPU time used {cpu1 - cpu0:.3f} s")
         return 0
     finally:
         if agent is not None and agent.poll() is None:
