@@ -55,6 +55,7 @@ ROOTFS_PACKAGES = [
     "python3-debian",                       # its deb822_repository module python3-debian)
     "apt", "passwd", "openssh-client",      # apt/user/group modules, ssh-keygen
     "iproute2", "procps",                   # ip, ps/pgrep: debugging and network checks
+    "git",                                  # the installed .deb pulling over file:// (git-upload-pack)
 ]
 MASKED_UNITS = [
     "apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "e2scrub_all.timer",
