@@ -357,3 +357,26 @@ def test_rpm_unpacks_into_scratch_root(packages, tmp_path):
     assert out.stdout.strip() == f"gitops-agent {V1}", out
     q = subprocess.run(["rpm", "--root", str(root), "-q", "gitops-agent"], capture_output=True, text=True)
     assert q.stdout.strip() == f"gitops-agent-{V1}-1.{os.uname().machine}"
+
+
+# --------------------------------------------------------------------------
+# examples/cloud-init.yaml: the config it writes is one the agent accepts
+# --------------------------------------------------------------------------
+def test_cloud_init_example(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    doc = yaml.safe_load((REPO / "examples/cloud-init.yaml").read_text())
+    files = {f["path"]: f for f in doc["write_files"]}
+    cfg = files["/run/gitops-agent-bootstrap/config.yml"]["content"]
+    (tmp_path / "config.yml").write_text(cfg)
+    binary = harness.agent_bin()
+    if not binary.exists():
+        pytest.fail(f"agent binary {binary} not found")
+    # `status` parses the whole config (unknown keys, types, URLs) before reading the state dir
+    p = subprocess.run([str(binary), "status", "--config", str(tmp_path / "config.yml"),
+                        "--state-dir", str(tmp_path / "state")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    cmds = [" ".join(c) if isinstance(c, list) else c for c in doc["runcmd"]]
+    order = [next(i for i, c in enumerate(cmds) if k in c)
+             for k in ("apt-get install", "/etc/gitops-agent/config.yml", "gitops-agent converge", "enable")]
+    assert order == sorted(order), cmds
+    assert files["/etc/gitops-agent/id_ed25519"]["permissions"] == "0600"
