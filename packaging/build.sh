@@ -20,6 +20,7 @@
 # Needs: dpkg-deb (dpkg), rpmbuild (rpm), strip (binutils), gzip. Why not cargo-deb /
 # cargo-generate-rpm: see packaging/README.md.
 set -euo pipefail
+shopt -s inherit_errexit   # build_deb/build_rpm run inside $(...)
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
