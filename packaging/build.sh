@@ -9,6 +9,8 @@
 #                                         (the tests package the debug build: no release build in CI)
 #   --version V     (GITOPS_PKG_VERSION)  package version (default: the workspace version of
 #                                         Cargo.toml); e.g. 0.1.0+test2 for an upgrade test
+#                                         (the package's version only: `gitops-agent --version`
+#                                         prints the crate's)
 #   --out DIR       (GITOPS_PKG_OUT)      output directory (default: target/packages)
 #   --only deb|rpm                        build one of the two
 #   --fast                                gzip -1 instead of xz -9 (the tests: a debug binary is big)
@@ -61,7 +63,7 @@ if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
 fi
 export SOURCE_DATE_EPOCH
 
-for tool in dpkg-deb rpmbuild strip gzip; do
+for tool in dpkg-deb rpmbuild strip readelf objdump gzip; do
   if [ "$only" = deb ] && [ $tool = rpmbuild ]; then continue; fi
   if [ "$only" = rpm ] && [ $tool = dpkg-deb ]; then continue; fi
   command -v $tool >/dev/null || { echo "build.sh: $tool not found (apt-get install dpkg rpm binutils gzip)" >&2; exit 1; }
@@ -70,7 +72,7 @@ done
 t0=$(date +%s)
 if [ -z "$binary" ]; then
   cargo build --release --locked -p gitops-agent
-  binary="$repo/target/release/gitops-agent"
+  binary="${CARGO_TARGET_DIR:-$repo/target}/release/gitops-agent"
 fi
 [ -x "$binary" ] || { echo "build.sh: $binary is not an executable" >&2; exit 1; }
 # The generator of the man pages and completions (packaging/gen: agent/src/cli.rs compiled into a
