@@ -226,6 +226,11 @@ def test_deb_lifecycle_under_systemd(packages, rootfs, tmp_path):
             assert not c.exists(MANAGED)
             assert c.run("man -w gitops-agent 2>/dev/null || test -e /usr/share/man/man1/gitops-agent.1.gz",
                          check=False).returncode == 0
+            # the installed bash completion completes a subcommand
+            comp = c.run(["bash", "-c", "source /usr/share/bash-completion/completions/gitops-agent; "
+                          "COMP_WORDS=(gitops-agent conv); COMP_CWORD=1; COMP_LINE='gitops-agent conv'; "
+                          "_gitops__agent gitops-agent conv gitops-agent; echo \"${COMPREPLY[@]}\""]).stdout
+            assert comp.split() == ["converge"], comp
             step("install", t)
 
             # -- configure and start: READY after the first converge, status commit -----------
