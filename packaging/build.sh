@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the .deb and the .rpm of gitops-agent into target/packages/, from one staged tree.
 #
-#   packaging/build.sh                          # release build (cargo build --release --locked)
+#   packaging/build.sh                          # release build (cargo build --profile dist --locked)
 #   packaging/build.sh --binary target/debug/gitops-agent    # package a binary already built
 #
 # Options / environment:
@@ -71,8 +71,9 @@ done
 
 t0=$(date +%s)
 if [ -z "$binary" ]; then
-  cargo build --release --locked -p gitops-agent
-  binary="${CARGO_TARGET_DIR:-$repo/target}/release/gitops-agent"
+  # the `dist` profile (Cargo.toml): release optimised for size (opt-level s, fat LTO, 1 CGU)
+  cargo build --profile dist --locked -p gitops-agent
+  binary="${CARGO_TARGET_DIR:-$repo/target}/dist/gitops-agent"
 fi
 [ -x "$binary" ] || { echo "build.sh: $binary is not an executable" >&2; exit 1; }
 # The generator of the man pages and completions (packaging/gen: agent/src/cli.rs compiled into a
