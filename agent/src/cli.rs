@@ -1,4 +1,6 @@
-//! The command line, defined once: `--help`, the man page and completions come from here.
+//! The command line, defined once: `--help`, the man pages and completions come from here (the
+//! latter through packaging/gen, which compiles this file as its own module: keep it free of
+//! `crate::` references).
 
 use std::path::PathBuf;
 

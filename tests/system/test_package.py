@@ -1,0 +1,387 @@
+"""The .deb and .rpm that packaging/build.sh makes.
+
+The .deb goes through its whole life in a booted bookworm container (systemd as PID 1, own
+netns): install (enabled, not started without a `repo`), configured against a bare Git repository
+bound into the container (file://), started (Type=notify READY, STATUS=, a converge, a status
+commit in a second bare repository bound read-write), hung with SIGSTOP (the watchdog restarts
+it), upgraded to a second build with a higher version (the locally edited conffile and the state
+stay, the running service is restarted), removed (stopped, config and state kept), purged (state
+gone).
+
+The .rpm is checked from the outside (file list, config files, scriptlets, dependencies) and
+unpacked with `rpm --root <scratch> -i --nodeps --noscripts`: its scriptlets never run here (no
+RPM-based systemd root is built; see packaging/README.md).
+
+The packages are built once per session from the agent under test (GITOPS_AGENT_BIN, the debug
+build by default: `build.sh --binary ... --fast`), so CI needs no release build.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import container as ct
+import harness
+import pkgrepo
+from conftest import require_tools
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_SH = REPO / "packaging" / "build.sh"
+V1 = "0.1.0"
+V2 = "0.1.0+test2"
+PKGS_AT = "/srv/packages"
+FLEET_AT = "/srv/fleet.git"
+STATUS_AT = "/srv/status.git"
+UNIT = "gitops-agent.service"
+MANAGED = "/etc/gatest-managed.txt"
+
+
+# --------------------------------------------------------------------------
+# build (once per session, shared by xdist workers through a lock and a key)
+# --------------------------------------------------------------------------
+def _packaging_key(binary: Path) -> str:
+    h = hashlib.sha256()
+    st = binary.stat()
+    h.update(f"{binary} {st.st_size} {st.st_mtime_ns}".encode())
+    for p in sorted((REPO / "packaging").rglob("*")) + [REPO / "systemd/gitops-agent.service",
+                                                        REPO / "agent/src/cli.rs"]:
+        if p.is_file() and "target" not in p.parts:
+            h.update(str(p).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def packages() -> dict[str, Path]:
+    """{"deb": v1 .deb, "deb2": v2 .deb, "rpm": v1 .rpm} built by packaging/build.sh."""
+    require_tools("dpkg-deb", "rpmbuild", "strip", "cargo", hint="apt-get install dpkg rpm binutils")
+    binary = harness.agent_bin()
+    if not binary.exists():
+        pytest.fail(f"agent binary {binary} not found; build it (cargo build) or set GITOPS_AGENT_BIN")
+    out = REPO / "target" / "test-packages"
+    key = _packaging_key(binary)
+    done = out / f".complete-{key}"
+    with pkgrepo.file_lock(out / ".lock"):
+        if not done.exists():
+            for p in out.glob("*"):
+                if p.name != ".lock":
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+            t0 = time.monotonic()
+            env = dict(os.environ, GITOPS_PKG_OUT=str(out))
+            for args in (["--version", V1], ["--version", V2, "--only", "deb"]):
+                p = subprocess.run([str(BUILD_SH), "--binary", str(binary), "--fast", *args], env=env,
+                                   capture_output=True, text=True, stdin=subprocess.DEVNULL)
+                if p.returncode != 0:
+                    pytest.fail(f"packaging/build.sh {' '.join(args)} failed:\n{p.stdout}\n{p.stderr}")
+            ct.timing(f"packages built (2 .deb, 1 .rpm, debug binary) {time.monotonic() - t0:.1f}s")
+            done.write_text("")
+    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
+    res = {"deb": out / f"gitops-agent_{V1}_{arch}.deb", "deb2": out / f"gitops-agent_{V2}_{arch}.deb",
+           "rpm": out / f"gitops-agent-{V1}-1.{os.uname().machine}.rpm"}
+    for k, p in res.items():
+        assert p.exists(), f"{k}: {p} missing after build.sh"
+    return res
+
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+def git(*args, cwd=None, env=None) -> str:
+    e = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t",
+             GIT_COMMITTER_EMAIL="t@example.com", GIT_CONFIG_NOSYSTEM="1", HOME=str(cwd or "/nonexistent"))
+    e.update(env or {})
+    return subprocess.run(["git", *args], cwd=cwd, env=e, check=True, capture_output=True, text=True).stdout
+
+
+def make_fleet(tmp: Path) -> tuple[Path, Path]:
+    """A bare fleet repo with hosts/gatest (local.yml writes MANAGED) and an empty bare status repo."""
+    fleet, status, work = tmp / "fleet.git", tmp / "status.git", tmp / "work"
+    git("init", "-q", "--bare", str(fleet), cwd=tmp)
+    git("init", "-q", "--bare", str(status), cwd=tmp)
+    work.mkdir()
+    git("init", "-q", "-b", "hosts/gatest", cwd=work)
+    (work / "local.yml").write_text(textwrap.dedent(f"""\
+        - hosts: all
+          gather_facts: false
+          tasks:
+            - name: managed file
+              copy:
+                dest: {MANAGED}
+                content: "converged by the packaged agent\\n"
+                mode: "0644"
+        """))
+    git("add", "-A", cwd=work)
+    git("commit", "-q", "-m", "gatest: first", cwd=work)
+    git("push", "-q", str(fleet), "hosts/gatest", cwd=work)
+    # the container's root must be able to write the status repo (same uid: root)
+    return fleet, status
+
+
+def show(c: ct.Container, *props: str) -> dict[str, str]:
+    out = c.run(["systemctl", "show", UNIT, "-p", ",".join(props)]).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def wait_for(what: str, fn, timeout: float = 60, c: ct.Container | None = None):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.2)
+    extra = f"\n--- journal ---\n{c.journal(UNIT, 60)}" if c else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r}){extra}")
+
+
+def mode_owner(c: ct.Container, path: str) -> str:
+    return c.run(["stat", "-c", "%a %U:%G %F", path]).stdout.strip()
+
+
+CONFIG = f"""\
+# written by tests/system/test_package.py
+repo: file://{FLEET_AT}
+interval: 5s
+splay: 0s
+status:
+  repo: file://{STATUS_AT}
+"""
+
+
+# --------------------------------------------------------------------------
+# .deb: outside view (cheap)
+# --------------------------------------------------------------------------
+def test_deb_metadata_and_contents(packages):
+    deb = packages["deb"]
+    f = lambda field: subprocess.run(["dpkg-deb", "-f", str(deb), field], capture_output=True, text=True,
+                                     check=True).stdout.strip()
+    assert f("Package") == "gitops-agent" and f("Version") == V1
+    assert f("Depends").startswith("libc6 (>= 2."), f("Depends")
+    assert f("Recommends") == "ca-certificates, openssh-client"
+    assert f("Suggests") == "git"
+    listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
+    entries = {line.split()[-1].lstrip("."): line.split()[0] for line in listing.splitlines()}
+    for path, mode in {"/usr/bin/gitops-agent": "-rwxr-xr-x", "/lib/systemd/system/gitops-agent.service": "-rw-r--r--",
+                       "/etc/gitops-agent/config.yml": "-rw-r--r--", "/var/lib/gitops-agent/": "drwxr-xr-x",
+                       "/usr/share/man/man1/gitops-agent.1.gz": "-rw-r--r--",
+                       "/usr/share/man/man1/gitops-agent-converge.1.gz": "-rw-r--r--",
+                       "/usr/share/bash-completion/completions/gitops-agent": "-rw-r--r--",
+                       "/usr/share/zsh/vendor-completions/_gitops-agent": "-rw-r--r--",
+                       "/usr/share/fish/vendor_completions.d/gitops-agent.fish": "-rw-r--r--",
+                       "/usr/share/doc/gitops-agent/copyright": "-rw-r--r--",
+                       "/usr/share/doc/gitops-agent/README.md": "-rw-r--r--",
+                       "/usr/share/doc/gitops-agent/docs/status.md": "-rw-r--r--"}.items():
+        assert entries.get(path) == mode, (path, entries.get(path))
+    assert all(" root/root " in line for line in listing.splitlines())
+    ctrl = subprocess.run(["dpkg-deb", "--ctrl-tarfile", str(deb)], capture_output=True, check=True).stdout
+    names = subprocess.run(["tar", "-t"], input=ctrl, capture_output=True, check=True).stdout.decode().split()
+    for n in ("./conffiles", "./postinst", "./prerm", "./postrm", "./md5sums"):
+        assert n in names, names
+    conffiles = subprocess.run(["dpkg-deb", "-I", str(deb), "conffiles"], capture_output=True, text=True,
+                               check=True).stdout.split()
+    assert conffiles == ["/etc/gitops-agent/config.yml"]
+
+
+# --------------------------------------------------------------------------
+# .deb: the whole life under systemd
+# --------------------------------------------------------------------------
+def test_deb_lifecycle_under_systemd(packages, rootfs, tmp_path):
+    t_all = time.monotonic()
+    fleet, status = make_fleet(tmp_path)
+    pk = tmp_path / "packages"
+    pk.mkdir()
+    for k in ("deb", "deb2"):
+        shutil.copy(packages[k], pk / packages[k].name)
+    binds = [ct.Bind(pk, PKGS_AT), ct.Bind(fleet, FLEET_AT), ct.Bind(status, STATUS_AT, ro=False)]
+    steps = []
+
+    def step(name, t):
+        steps.append(f"{name} {time.monotonic() - t:.1f}s")
+
+    with ct.Container(rootfs, binds) as c:
+        try:
+            # -- install: files, modes, conffile; enabled but not started (no repo yet) ----------
+            t = time.monotonic()
+            c.run(["dpkg", "-i", f"{PKGS_AT}/{packages['deb'].name}"])
+            assert mode_owner(c, "/usr/bin/gitops-agent") == "755 root:root regular file"
+            assert mode_owner(c, "/etc/gitops-agent/config.yml") == "644 root:root regular file"
+            assert mode_owner(c, "/var/lib/gitops-agent") == "755 root:root directory"
+            assert c.run("dpkg-query -W -f='${Conffiles}' gitops-agent").stdout.split()[0] == \
+                "/etc/gitops-agent/config.yml"
+            assert c.run(["gitops-agent", "--version"]).stdout.strip() == f"gitops-agent {V1}"
+            assert c.run(["systemctl", "is-enabled", UNIT], check=False).stdout.strip() == "enabled"
+            c.run(["systemd-analyze", "verify", UNIT])
+            # postinst queued a start (--no-block): the ExecCondition (no `repo`) turns it down
+            wait_for("the start skipped by the ExecCondition",
+                     lambda: "Skipped due to 'exec-condition'" in c.journal(UNIT, 50), timeout=30, c=c)
+            st = show(c, "ActiveState", "Result", "ExecMainPID")
+            assert st["ActiveState"] == "inactive", st
+            assert not c.exists(MANAGED)
+            assert c.run("man -w gitops-agent 2>/dev/null || test -e /usr/share/man/man1/gitops-agent.1.gz",
+                         check=False).returncode == 0
+            # the installed bash completion completes a subcommand
+            comp = c.run(["bash", "-c", "source /usr/share/bash-completion/completions/gitops-agent; "
+                          "COMP_WORDS=(gitops-agent conv); COMP_CWORD=1; COMP_LINE='gitops-agent conv'; "
+                          "_gitops__agent gitops-agent conv gitops-agent; echo \"${COMPREPLY[@]}\""]).stdout
+            assert comp.split() == ["converge"], comp
+            step("install", t)
+
+            # -- configure and start: READY after the first converge, status commit -----------
+            t = time.monotonic()
+            c.write_file("/etc/gitops-agent/config.yml", CONFIG)
+            # short watchdog for the SIGSTOP scenario below (the unit's is 2min); no core dumps
+            c.write_file("/etc/systemd/system/gitops-agent.service.d/test.conf",
+                         "[Service]\nWatchdogSec=3s\nRestartSec=1s\nTimeoutAbortSec=5s\nLimitCORE=0\n")
+            c.run(["systemctl", "daemon-reload"])
+            c.run(["systemctl", "start", UNIT], timeout=120)   # returns after READY=1
+            st = show(c, "ActiveState", "SubState", "StatusText", "MainPID", "NRestarts")
+            assert st["ActiveState"] == "active", st
+            assert c.read_file(MANAGED) == "converged by the packaged agent\n"
+            assert st["StatusText"], st
+            wait_for("a status commit on status/gatest",
+                     lambda: subprocess.run(["git", "--git-dir", str(status), "log", "--format=%s",
+                                             "status/gatest"], capture_output=True, text=True).stdout.strip(),
+                     timeout=30, c=c)
+            subject = subprocess.run(["git", "--git-dir", str(status), "log", "-1", "--format=%s", "status/gatest"],
+                                     capture_output=True, text=True, check=True).stdout
+            assert subject.startswith("gatest: "), subject
+            assert c.exists("/var/lib/gitops-agent/state.json")
+            step("configure+start+converge", t)
+
+            # -- hung agent: the watchdog kills it (SIGABRT) and systemd restarts it -------------
+            t = time.monotonic()
+            pid0 = st["MainPID"]
+            c.run(["systemctl", "kill", "-s", "SIGSTOP", UNIT])
+            st = wait_for("a restart after the watchdog",
+                          lambda: (s := show(c, "ActiveState", "MainPID", "NRestarts"))["NRestarts"] != "0"
+                          and s["ActiveState"] == "active" and s["MainPID"] not in ("0", pid0) and s,
+                          timeout=60, c=c)
+            j = c.journal(UNIT, 200)
+            assert "Watchdog timeout" in j, j
+            if os.environ.get("GATEST_DEBUG"):
+                print(j)
+            step("watchdog restart", t)
+
+            # -- upgrade: local config edit (conffile) and state kept, service restarted ---------
+            t = time.monotonic()
+            edited = CONFIG + "# local edit: must survive upgrades\n"
+            c.write_file("/etc/gitops-agent/config.yml", edited)
+            state_before = c.read_file("/var/lib/gitops-agent/state.json")
+            pid1 = show(c, "MainPID")["MainPID"]
+            c.run(["dpkg", "-i", f"{PKGS_AT}/{packages['deb2'].name}"])
+            assert c.run("dpkg-query -W -f='${Version}' gitops-agent").stdout == V2
+            assert c.read_file("/etc/gitops-agent/config.yml") == edited
+            assert not c.exists("/etc/gitops-agent/config.yml.dpkg-new")
+            assert c.run(["systemctl", "is-enabled", UNIT], check=False).stdout.strip() == "enabled"
+            wait_for("the agent restarted by the upgrade",
+                     lambda: (s := show(c, "ActiveState", "MainPID"))["ActiveState"] == "active"
+                     and s["MainPID"] not in ("0", pid1), timeout=60, c=c)
+            state_after = c.read_file("/var/lib/gitops-agent/state.json")
+            assert _applied(state_before) and _applied(state_after) == _applied(state_before), \
+                (state_before, state_after)
+            step("upgrade", t)
+
+            # -- remove: stopped; config and state kept --------------------------------------
+            t = time.monotonic()
+            c.run(["dpkg", "-r", "gitops-agent"])
+            assert show(c, "ActiveState")["ActiveState"] in ("inactive", "failed")
+            assert c.run("pgrep -x gitops-agent", check=False).returncode == 1
+            assert not c.exists("/usr/bin/gitops-agent")
+            assert c.read_file("/etc/gitops-agent/config.yml") == edited
+            assert c.exists("/var/lib/gitops-agent/state.json")
+            step("remove", t)
+
+            # -- purge: state and config gone --------------------------------------------------
+            t = time.monotonic()
+            c.run(["dpkg", "-P", "gitops-agent"])
+            assert not c.exists("/var/lib/gitops-agent")
+            assert not c.exists("/etc/gitops-agent/config.yml")
+            assert c.run("dpkg-query -W gitops-agent", check=False).returncode != 0
+            step("purge", t)
+        finally:
+            ct.timing(f"deb lifecycle total {time.monotonic() - t_all:.1f}s: " + ", ".join(steps))
+
+
+def _applied(state_json: str):
+    import json
+    d = json.loads(state_json)
+    return d.get("last_applied")
+
+
+# --------------------------------------------------------------------------
+# .rpm: outside view and an unpack into a scratch root (no scriptlets run)
+# --------------------------------------------------------------------------
+def test_rpm_metadata_files_and_scriptlets(packages):
+    require_tools("rpm")
+    rpm = str(packages["rpm"])
+    q = lambda *a: subprocess.run(["rpm", "-qp", *a, rpm], capture_output=True, text=True, check=True).stdout
+    assert q("--qf", "%{NAME} %{VERSION} %{RELEASE} %{LICENSE}") == f"gitops-agent {V1} 1 Apache-2.0"
+    files = set(q("-l").split())
+    for path in ("/usr/bin/gitops-agent", "/usr/lib/systemd/system/gitops-agent.service",
+                 "/etc/gitops-agent/config.yml", "/var/lib/gitops-agent", "/usr/share/man/man1/gitops-agent.1.gz",
+                 "/usr/share/bash-completion/completions/gitops-agent", "/usr/share/zsh/site-functions/_gitops-agent",
+                 "/usr/share/fish/vendor_completions.d/gitops-agent.fish",
+                 "/usr/share/licenses/gitops-agent/LICENSE", "/usr/share/doc/gitops-agent/README.md"):
+        assert path in files, path
+    assert q("--configfiles").split() == ["/etc/gitops-agent/config.yml"]
+    # noreplace: an edited config.yml is never overwritten on upgrade
+    flags = q("--qf", "[%{FILENAMES} %{FILEFLAGS:fflags}\n]")
+    assert "/etc/gitops-agent/config.yml cn" in flags, flags
+    assert set(q("--recommends").split()) == {"ca-certificates", "openssh-clients"}
+    assert q("--suggests").split() == ["git-core"]
+    scripts = q("--scripts")
+    for part in ("postinstall scriptlet", "systemctl --no-reload enable gitops-agent.service",
+                 "preuninstall scriptlet", "systemctl stop gitops-agent.service",
+                 "postuninstall scriptlet", "try-restart gitops-agent.service"):
+        assert part in scripts, (part, scripts)
+
+
+def test_rpm_unpacks_into_scratch_root(packages, tmp_path):
+    require_tools("rpm")
+    root = tmp_path / "root"
+    root.mkdir()
+    subprocess.run(["rpm", "--root", str(root), "--initdb"], check=True, capture_output=True)
+    p = subprocess.run(["rpm", "--root", str(root), "-i", "--nodeps", "--noscripts", str(packages["rpm"])],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    st = lambda rel: os.stat(root / rel.lstrip("/"))
+    assert oct(st("/usr/bin/gitops-agent").st_mode & 0o7777) == "0o755"
+    assert oct(st("/etc/gitops-agent/config.yml").st_mode & 0o7777) == "0o644"
+    assert (root / "var/lib/gitops-agent").is_dir()
+    unit = (root / "usr/lib/systemd/system/gitops-agent.service").read_text()
+    assert "ExecStart=/usr/bin/gitops-agent run" in unit
+    assert (root / "etc/gitops-agent/config.yml").read_bytes() == (REPO / "packaging/config.yml").read_bytes()
+    out = subprocess.run([str(root / "usr/bin/gitops-agent"), "--version"], capture_output=True, text=True)
+    assert out.stdout.strip() == f"gitops-agent {V1}", out
+    q = subprocess.run(["rpm", "--root", str(root), "-q", "gitops-agent"], capture_output=True, text=True)
+    assert q.stdout.strip() == f"gitops-agent-{V1}-1.{os.uname().machine}"
+
+
+# --------------------------------------------------------------------------
+# examples/cloud-init.yaml: the config it writes is one the agent accepts
+# --------------------------------------------------------------------------
+def test_cloud_init_example(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    doc = yaml.safe_load((REPO / "examples/cloud-init.yaml").read_text())
+    files = {f["path"]: f for f in doc["write_files"]}
+    cfg = files["/run/gitops-agent-bootstrap/config.yml"]["content"]
+    (tmp_path / "config.yml").write_text(cfg)
+    binary = harness.agent_bin()
+    if not binary.exists():
+        pytest.fail(f"agent binary {binary} not found")
+    # `status` parses the whole config (unknown keys, types, URLs) before reading the state dir
+    p = subprocess.run([str(binary), "status", "--config", str(tmp_path / "config.yml"),
+                        "--state-dir", str(tmp_path / "state")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    cmds = [" ".join(c) if isinstance(c, list) else c for c in doc["runcmd"]]
+    order = [next(i for i, c in enumerate(cmds) if k in c)
+             for k in ("apt-get install", "/etc/gitops-agent/config.yml", "gitops-agent converge", "enable")]
+    assert order == sorted(order), cmds
+    assert files["/etc/gitops-agent/id_ed25519"]["permissions"] == "0600"
