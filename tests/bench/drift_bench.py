@@ -136,13 +136,15 @@ def main() -> int:
         print(f"edit -> corrected: median {statistics.median(ms):.0f} ms, "
               f"p90 {ms[int(len(ms) * 0.9) - 1]:.0f} ms, min {ms[0]:.0f} ms, max {ms[-1]:.0f} ms")
         print(f"drift passes logged: {log.read_text().count('drift check:')}")
-        print(f"daemon RSS now {st.get('VmRSS')}, peak {st.get('VmHWM')}")
+        print(f"daemon RSS now {st.get('VmRSS')} (anonymous {st.get('RssAnon')}, file-backed "
+              f"{st.get('RssFile')}), peak {st.get('VmHWM')}")
         if a.idle_minutes > 0:
             cpu0 = cpu_seconds(agent.pid)
             time.sleep(a.idle_minutes * 60)
             cpu1 = cpu_seconds(agent.pid)
             st = proc_status(agent.pid)
-            print(f"idle {a.idle_minutes:g} min with {a.files} files watched: RSS {st.get('VmRSS')}, "
+            print(f"idle {a.idle_minutes:g} min with {a.files} files watched: RSS {st.get('VmRSS')} "
+                  f"(anonymous {st.get('RssAnon')}, file-backed {st.get('RssFile')}), "
                   f"CPU time used {cpu1 - cpu0:.3f} s")
         return 0
     finally:
