@@ -122,6 +122,22 @@ pub enum PushOutcome {
     NothingToPush,
 }
 
+impl std::fmt::Display for PushOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PushOutcome::Pushed { id, rebased } => {
+                write!(f, "pushed {}", id.to_hex_with_len(7))?;
+                if *rebased {
+                    write!(f, ", rebased on the remote tip")?;
+                }
+                Ok(())
+            }
+            PushOutcome::UpToDate => write!(f, "up to date"),
+            PushOutcome::NothingToPush => write!(f, "nothing to push"),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     #[error("git repository {}: {cause}", dir.display())]

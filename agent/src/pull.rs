@@ -761,9 +761,9 @@ pub fn push_pending(plan: &Plan, repo: &GitRepo, message: Option<&str>) -> bool 
     match repo.push_status(url, branch, &plan.fetch) {
         Ok(outcome) => {
             match message {
-                Some(m) => info!("status: {m} ({outcome:?})"),
+                Some(m) => info!("status: {m} ({outcome})"),
                 None if matches!(outcome, crate::git::PushOutcome::Pushed { .. }) => {
-                    info!("status: pushed a pending status ({outcome:?})")
+                    info!("status: pushed a pending status ({outcome})")
                 }
                 None => {}
             }
