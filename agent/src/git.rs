@@ -46,36 +46,44 @@ pub struct FetchOptions {
 
 type HttpOptions = gix::protocol::transport::client::blocking_io::http::Options;
 
-/// The HTTP transport options for `url` when `http.ca_file` is set: the repository's defaults,
-/// with the reqwest client built to trust the file's certificates too (gix-transport's
-/// `configure_client` hook; gix's reqwest backend ignores `http.sslCAInfo`). `None` when there
-/// is nothing to change (no CA file, or not an http(s) URL).
+/// The HTTP transport options for `url` when the default client would not do: `None` when there
+/// is nothing to change (ssh/file URLs, or https:// without `http.ca_file`).
+///
+/// - `http.ca_file` with an http(s) URL: the reqwest client trusts the file's certificates too
+///   (gix-transport's `configure_client` hook; gix's reqwest backend ignores `http.sslCAInfo`).
+/// - plain `http://` otherwise: the client is built with an empty root store, because reqwest's
+///   default (the platform verifier) fails to build at all on a host without CA certificates
+///   ("No CA certificates were loaded from the system"), although no TLS is ever spoken.
 pub(crate) fn http_options(
     repo: &gix::Repository,
     url: &str,
     opts: &FetchOptions,
 ) -> Result<Option<HttpOptions>, String> {
-    let Some(ca) = &opts.http_ca_file else {
+    let plain = url.starts_with("http://");
+    if !(plain || url.starts_with("https://")) {
         return Ok(None);
+    }
+    let configure: Box<
+        gix::protocol::transport::client::blocking_io::http::reqwest::ConfigureClientFn,
+    > = match &opts.http_ca_file {
+        Some(ca) => {
+            let bad = |e: &dyn std::fmt::Display| format!("http.ca_file {}: {e}", ca.display());
+            let pem = std::fs::read(ca).map_err(|e| bad(&e))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(&e))?;
+            if certs.is_empty() {
+                return Err(bad(&"no PEM certificate in it"));
+            }
+            Box::new(move |builder| Ok(builder.tls_certs_merge(certs.clone())))
+        }
+        None if plain => Box::new(|builder| Ok(builder.tls_certs_only(Vec::new()))),
+        None => return Ok(None),
     };
-    if !(url.starts_with("https://") || url.starts_with("http://")) {
-        return Ok(None);
-    }
-    let bad = |e: &dyn std::fmt::Display| format!("http.ca_file {}: {e}", ca.display());
-    let pem = std::fs::read(ca).map_err(|e| bad(&e))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(&e))?;
-    if certs.is_empty() {
-        return Err(bad(&"no PEM certificate in it"));
-    }
     let mut http = repo
         .transport_options(url, None)
-        .map_err(|e| bad(&chain(&e)))?
+        .map_err(|e| format!("HTTP options for {url}: {}", chain(&e)))?
         .and_then(|o| o.downcast::<HttpOptions>().ok())
         .map(|o| *o)
         .unwrap_or_default();
-    let configure: Box<
-        gix::protocol::transport::client::blocking_io::http::reqwest::ConfigureClientFn,
-    > = Box::new(move |builder| Ok(builder.tls_certs_merge(certs.clone())));
     let backend = gix::protocol::transport::client::blocking_io::http::reqwest::Options {
         configure_client: Some(configure),
         configure_request: None,
@@ -94,6 +102,11 @@ pub(crate) fn explain_auth(cause: String) -> String {
         )
     } else if cause.contains("in clear text over http") {
         format!("{cause} (HTTP credentials are only sent over https://)")
+    } else if cause.contains("No CA certificates were loaded from the system") {
+        format!(
+            "{cause} (https:// needs the system's CA certificates: install ca-certificates, \
+             or name a CA file in `http.ca_file`)"
+        )
     } else {
         cause
     }

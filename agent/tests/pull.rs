@@ -1059,3 +1059,41 @@ fn https_without_or_with_wrong_credentials_is_a_clear_error() {
     assert!(err.contains(&url), "{err}");
     assert!(err.contains("only sent over https://"), "{err}");
 }
+
+/// A host without CA certificates (no `ca-certificates` package, as in a minimal image): plain
+/// http:// still fetches and pushes the status (the HTTP client used to refuse to start there),
+/// and https:// fails with a hint at what is missing. The system's store is emptied for the
+/// agent's process with SSL_CERT_FILE/SSL_CERT_DIR, which rustls' native certificate loader
+/// honours instead of the system paths.
+#[test]
+fn http_works_on_a_host_without_ca_certificates() {
+    let f = Fleet::new(Transport::Http);
+    let c1 = f.commit(&play("v1"), &[]);
+    let empty_dir = f.tmp.path().join("no-certs");
+    std::fs::create_dir_all(&empty_dir).unwrap();
+    let empty_file = empty_dir.join("none.pem");
+    std::fs::write(&empty_file, "").unwrap();
+    let no_cas = |url: &str, state: &Path| {
+        let root = format!("root={}", f.root.display());
+        Command::new(env!("CARGO_BIN_EXE_gitops-agent"))
+            .args(["converge", "--repo", url, "--state-dir"])
+            .arg(state)
+            .args(["-e", &root])
+            .env("SSL_CERT_FILE", &empty_file)
+            .env("SSL_CERT_DIR", &empty_dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = no_cas(&f.url(), &f.state);
+    assert_eq!(code(&out), Some(2), "{out:?}");
+    assert_eq!(f.app_conf().as_deref(), Some("v1\n"));
+    assert!(f.status().contains(&format!("commit_applied: {c1}")));
+
+    let h = HttpsFleet::new();
+    h.f.commit(&play("v1"), &[]);
+    let out = no_cas(&h.url(), &h.f.tmp.path().join("state-no-cas"));
+    assert_eq!(code(&out), Some(1), "{out:?}");
+    let err = stderr(&out);
+    assert!(err.contains("install ca-certificates"), "{err}");
+}

@@ -56,6 +56,10 @@ ROOTFS_PACKAGES = [
     "apt", "passwd", "openssh-client",      # apt/user/group modules, ssh-keygen
     "iproute2", "procps",                   # ip, ps/pgrep: debugging and network checks
     "git",                                  # the installed .deb pulling over file:// (git-upload-pack)
+    # the VM tier (tests/lib/vm.py) boots the same tree as a machine: a kernel (cloud flavour:
+    # virtio, small), udev (device units, /dev/disk/by-id) and the guest agent it is driven through;
+    # inert in a container
+    "linux-image-cloud-amd64", "udev", "qemu-guest-agent",
 ]
 MASKED_UNITS = [
     "apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "e2scrub_all.timer",

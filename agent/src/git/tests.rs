@@ -1212,10 +1212,16 @@ fn http_ca_file_errors_name_the_file() {
         http_ca_file: Some(ca.to_path_buf()),
         ..FetchOptions::default()
     };
-    // No CA file, or not an http(s) URL: nothing to configure.
+    // No CA file with https://, or not an http(s) URL: nothing to configure.
     assert!(http_options(&repo, url, &FetchOptions::default())
         .unwrap()
         .is_none());
+    // Plain http:// gets a client that does not need the system's CA store.
+    assert!(
+        http_options(&repo, "http://127.0.0.1/x", &FetchOptions::default())
+            .unwrap()
+            .is_some()
+    );
     let missing = tmp.path().join("missing.pem");
     assert!(http_options(&repo, "ssh://h/x", &with(&missing))
         .unwrap()
