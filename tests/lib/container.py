@@ -60,6 +60,7 @@ ROOTFS_PACKAGES = [
     # virtio, small), udev (device units, /dev/disk/by-id) and the guest agent it is driven through;
     # inert in a container
     "linux-image-cloud-amd64", "udev", "qemu-guest-agent",
+    "rpm",                                  # the .rpm's scriptlets run under a real systemd (test_package.py)
 ]
 MASKED_UNITS = [
     "apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "e2scrub_all.timer",

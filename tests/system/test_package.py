@@ -60,7 +60,7 @@ def _packaging_key(binary: Path) -> str:
 
 @pytest.fixture(scope="session")
 def packages() -> dict[str, Path]:
-    """{"deb": v1 .deb, "deb2": v2 .deb, "rpm": v1 .rpm} built by packaging/build.sh."""
+    """{"deb": v1 .deb, "deb2": v2 .deb, "rpm": v1 .rpm, "rpm2": v2 .rpm} built by packaging/build.sh."""
     require_tools("dpkg-deb", "rpmbuild", "strip", "cargo", hint="apt-get install dpkg rpm binutils")
     binary = harness.agent_bin()
     if not binary.exists():
@@ -75,16 +75,17 @@ def packages() -> dict[str, Path]:
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
             t0 = time.monotonic()
             env = dict(os.environ, GITOPS_PKG_OUT=str(out))
-            for args in (["--version", V1], ["--version", V2, "--only", "deb"]):
+            for args in (["--version", V1], ["--version", V2]):
                 p = subprocess.run([str(BUILD_SH), "--binary", str(binary), "--fast", *args], env=env,
                                    capture_output=True, text=True, stdin=subprocess.DEVNULL)
                 if p.returncode != 0:
                     pytest.fail(f"packaging/build.sh {' '.join(args)} failed:\n{p.stdout}\n{p.stderr}")
-            ct.timing(f"packages built (2 .deb, 1 .rpm, debug binary) {time.monotonic() - t0:.1f}s")
+            ct.timing(f"packages built (2 .deb, 2 .rpm, debug binary) {time.monotonic() - t0:.1f}s")
             done.write_text("")
     arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
     res = {"deb": out / f"gitops-agent_{V1}_{arch}.deb", "deb2": out / f"gitops-agent_{V2}_{arch}.deb",
-           "rpm": out / f"gitops-agent-{V1}-1.{os.uname().machine}.rpm"}
+           "rpm": out / f"gitops-agent-{V1}-1.{os.uname().machine}.rpm",
+           "rpm2": out / f"gitops-agent-{V2}-1.{os.uname().machine}.rpm"}
     for k, p in res.items():
         assert p.exists(), f"{k}: {p} missing after build.sh"
     return res
@@ -362,6 +363,55 @@ def test_rpm_unpacks_into_scratch_root(packages, tmp_path):
     assert out.stdout.strip() == f"gitops-agent {V1}", out
     q = subprocess.run(["rpm", "--root", str(root), "-q", "gitops-agent"], capture_output=True, text=True)
     assert q.stdout.strip() == f"gitops-agent-{V1}-1.{os.uname().machine}"
+
+
+def test_rpm_scriptlets_under_systemd(packages, rootfs, tmp_path):
+    """The .rpm's scriptlets run for real: rpm (bookworm's, its own database) installs, upgrades
+    and erases the package in a booted container, so %post/%preun/%postun talk to a real
+    systemd. Not an RPM-based system (none can be built here): dependencies are not resolved
+    (--nodeps) and the paths are Debian's, which the package does not depend on."""
+    t_all = time.monotonic()
+    fleet, status = make_fleet(tmp_path)
+    pk = tmp_path / "packages"
+    pk.mkdir()
+    for k in ("rpm", "rpm2"):
+        shutil.copy(packages[k], pk / packages[k].name)
+    binds = [ct.Bind(pk, PKGS_AT), ct.Bind(fleet, FLEET_AT), ct.Bind(status, STATUS_AT, ro=False)]
+    with ct.Container(rootfs, binds) as c:
+        def rpm(mode: str, what: str):
+            # Debian's rpm refuses to install into a dpkg system without --force-debian
+            target = f"{PKGS_AT}/{packages[what].name}" if what in packages else what
+            return c.run(["rpm", mode, "--nodeps", "--force-debian", target])
+
+        # %post on install: enabled, a start queued, turned down by the ExecCondition (no repo)
+        rpm("-i", "rpm")
+        assert c.run(["systemctl", "is-enabled", UNIT], check=False).stdout.strip() == "enabled"
+        wait_for("the start skipped by the ExecCondition",
+                 lambda: "Skipped due to 'exec-condition'" in c.journal(UNIT, 50), timeout=30, c=c)
+        assert show(c, "ActiveState")["ActiveState"] == "inactive"
+        # configured and started by hand: converges
+        edited = CONFIG + "# local edit: must survive upgrades\n"
+        c.write_file("/etc/gitops-agent/config.yml", edited)
+        c.run(["systemctl", "start", UNIT], timeout=120)
+        assert c.read_file(MANAGED) == "converged by the packaged agent\n"
+        pid1 = show(c, "MainPID")["MainPID"]
+        # %postun of the upgrade: try-restart; the edited config (noreplace) is kept
+        rpm("-U", "rpm2")
+        assert c.run(["rpm", "-q", "gitops-agent"]).stdout.strip().startswith(f"gitops-agent-{V2}-1")
+        wait_for("the agent restarted by the upgrade",
+                 lambda: (s := show(c, "ActiveState", "MainPID"))["ActiveState"] == "active"
+                 and s["MainPID"] not in ("0", pid1), timeout=60, c=c)
+        assert c.read_file("/etc/gitops-agent/config.yml") == edited
+        assert c.run(["systemctl", "is-enabled", UNIT], check=False).stdout.strip() == "enabled"
+        # %preun on erase: stopped and disabled; the edited config saved as .rpmsave, state kept
+        rpm("-e", "gitops-agent")
+        assert show(c, "ActiveState")["ActiveState"] in ("inactive", "failed")
+        assert c.run("pgrep -x gitops-agent", check=False).returncode == 1
+        assert c.run(["systemctl", "is-enabled", UNIT], check=False).stdout.strip() != "enabled"
+        assert not c.exists("/usr/bin/gitops-agent")
+        assert c.read_file("/etc/gitops-agent/config.yml.rpmsave") == edited
+        assert c.exists("/var/lib/gitops-agent/state.json")
+    ct.timing(f"rpm scriptlets under systemd {time.monotonic() - t_all:.1f}s")
 
 
 # --------------------------------------------------------------------------
