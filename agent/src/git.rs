@@ -46,36 +46,66 @@ pub struct FetchOptions {
 
 type HttpOptions = gix::protocol::transport::client::blocking_io::http::Options;
 
-/// The HTTP transport options for `url` when `http.ca_file` is set: the repository's defaults,
-/// with the reqwest client built to trust the file's certificates too (gix-transport's
-/// `configure_client` hook; gix's reqwest backend ignores `http.sslCAInfo`). `None` when there
-/// is nothing to change (no CA file, or not an http(s) URL).
+/// The HTTP transport options for `url` when the default reqwest client will not do: the
+/// repository's defaults, with the client built to trust `http.ca_file`'s certificates too
+/// (gix-transport's `configure_client` hook; gix's reqwest backend ignores `http.sslCAInfo`).
+/// `None` when there is nothing to change (not an http(s) URL, or no CA file and a system CA
+/// store).
+///
+/// reqwest sets up TLS when it builds the client, also for a plain `http://` URL, and fails
+/// ("No CA certificates were loaded from the system") on a host without a CA store (no
+/// `ca-certificates`: the package only Recommends it) unless it is given certificates. A plain
+/// `http://` remote needs no CA store, so there the client then trusts the CA file's
+/// certificates only, or none (an `https://` redirect could not be verified without a store
+/// anyway). `https://` without a store and without a CA file stays an error.
 pub(crate) fn http_options(
     repo: &gix::Repository,
     url: &str,
     opts: &FetchOptions,
 ) -> Result<Option<HttpOptions>, String> {
-    let Some(ca) = &opts.http_ca_file else {
+    http_options_with(repo, url, opts, || {
+        !rustls_native_certs::load_native_certs().certs.is_empty()
+    })
+}
+
+/// [`http_options`] with the check for a system CA store given (tests).
+pub(crate) fn http_options_with(
+    repo: &gix::Repository,
+    url: &str,
+    opts: &FetchOptions,
+    system_ca_store: impl FnOnce() -> bool,
+) -> Result<Option<HttpOptions>, String> {
+    let plain = url.starts_with("http://");
+    if !(url.starts_with("https://") || plain) {
         return Ok(None);
+    }
+    let certs = match &opts.http_ca_file {
+        Some(ca) => {
+            let bad = |e: &dyn std::fmt::Display| format!("http.ca_file {}: {e}", ca.display());
+            let pem = std::fs::read(ca).map_err(|e| bad(&e))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(&e))?;
+            if certs.is_empty() {
+                return Err(bad(&"no PEM certificate in it"));
+            }
+            certs
+        }
+        // The check reads the store only for a plain http:// URL without a CA file.
+        None if plain && !system_ca_store() => Vec::new(),
+        None => return Ok(None),
     };
-    if !(url.starts_with("https://") || url.starts_with("http://")) {
-        return Ok(None);
-    }
-    let bad = |e: &dyn std::fmt::Display| format!("http.ca_file {}: {e}", ca.display());
-    let pem = std::fs::read(ca).map_err(|e| bad(&e))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(&e))?;
-    if certs.is_empty() {
-        return Err(bad(&"no PEM certificate in it"));
-    }
     let mut http = repo
         .transport_options(url, None)
-        .map_err(|e| bad(&chain(&e)))?
+        .map_err(|e| format!("HTTP options for {url}: {}", chain(&e)))?
         .and_then(|o| o.downcast::<HttpOptions>().ok())
         .map(|o| *o)
         .unwrap_or_default();
     let configure: Box<
         gix::protocol::transport::client::blocking_io::http::reqwest::ConfigureClientFn,
-    > = Box::new(move |builder| Ok(builder.tls_certs_merge(certs.clone())));
+    > = if certs.is_empty() {
+        Box::new(move |builder| Ok(builder.tls_certs_only(Vec::new())))
+    } else {
+        Box::new(move |builder| Ok(builder.tls_certs_merge(certs.clone())))
+    };
     let backend = gix::protocol::transport::client::blocking_io::http::reqwest::Options {
         configure_client: Some(configure),
         configure_request: None,

@@ -177,6 +177,11 @@ impl Fleet {
 
     /// `gitops-agent converge` in pull mode against this fleet.
     fn converge(&self, extra: &[&str]) -> Output {
+        self.converge_env(extra, &[])
+    }
+
+    /// [`Fleet::converge`] with `env` added to the agent's environment.
+    fn converge_env(&self, extra: &[&str], env: &[(&str, &Path)]) -> Output {
         let url = self.url();
         let state = self.state.display().to_string();
         let root = format!("root={}", self.root.display());
@@ -192,7 +197,15 @@ impl Fleet {
         let transport = self.transport_args();
         args.extend(transport.iter().map(String::as_str));
         args.extend_from_slice(extra);
-        agent(&args)
+        if env.is_empty() {
+            return agent(&args);
+        }
+        Command::new(env!("CARGO_BIN_EXE_gitops-agent"))
+            .args(&args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
     }
 
     /// `gitops-agent status` for this state dir.
@@ -1058,4 +1071,36 @@ fn https_without_or_with_wrong_credentials_is_a_clear_error() {
     let err = stderr(&out);
     assert!(err.contains(&url), "{err}");
     assert!(err.contains("only sent over https://"), "{err}");
+}
+
+/// A plain http:// remote needs no CA store: on a host without one (no `ca-certificates`, which
+/// the package only Recommends; here an empty `SSL_CERT_FILE`/`SSL_CERT_DIR`, which the system
+/// store is read from when set), the fetch and the status push over http:// work. (reqwest sets
+/// up TLS when it builds its client and used to fail there: "No CA certificates were loaded from
+/// the system", found by tests/system/test_e2e_container.py with the .deb installed by dpkg.)
+#[test]
+fn plain_http_needs_no_system_ca_store() {
+    let f = Fleet::new(Transport::Http);
+    let status = f.tmp.path().join("srv/status.git");
+    git(
+        f.tmp.path(),
+        &["init", "-q", "--bare", status.to_str().unwrap()],
+    );
+    git(&status, &["config", "http.receivepack", "true"]);
+    let no_ca = f.tmp.path().join("no-ca");
+    std::fs::create_dir_all(&no_ca).unwrap();
+    let empty = no_ca.join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let c1 = f.commit(&play("v1"), &[]);
+    let status_url = f.remote.url("status.git");
+    let out = f.converge_env(
+        &["--status-repo", &status_url],
+        &[("SSL_CERT_FILE", &empty), ("SSL_CERT_DIR", &no_ca)],
+    );
+    assert_eq!(code(&out), Some(2), "{out:?}");
+    assert_eq!(f.app_conf().as_deref(), Some("v1\n"));
+    let doc = f
+        .status_in(&status)
+        .expect("the status pushed over http://");
+    assert!(doc.contains(&format!("commit_applied: {c1}")), "{doc}");
 }

@@ -1230,3 +1230,36 @@ fn http_ca_file_errors_name_the_file() {
     let err = http_options(&repo, url, &with(&empty)).err().unwrap();
     assert!(err.contains("no PEM certificate"), "{err}");
 }
+
+#[test]
+fn plain_http_without_a_ca_store_gets_a_client_that_needs_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = gix::open_opts(
+        GitRepo::open_or_init(&tmp.path().join("r.git"))
+            .unwrap()
+            .dir(),
+        gix::open::Options::isolated(),
+    )
+    .unwrap();
+    let none = FetchOptions::default();
+    let http = "http://git.example.org/fleet.git";
+    let https = "https://git.example.org/fleet.git";
+    // With a system store: reqwest's defaults (the store is not even read for https://).
+    assert!(http_options_with(&repo, http, &none, || true)
+        .unwrap()
+        .is_none());
+    assert!(http_options_with(&repo, https, &none, || unreachable!())
+        .unwrap()
+        .is_none());
+    // Without one: plain http:// gets a client with no roots (it builds); https:// keeps the
+    // defaults, whose error says that the system has no CA certificates.
+    assert!(http_options_with(&repo, http, &none, || false)
+        .unwrap()
+        .is_some());
+    assert!(http_options_with(&repo, https, &none, || false)
+        .unwrap()
+        .is_none());
+    assert!(http_options_with(&repo, "ssh://h/x", &none, || false)
+        .unwrap()
+        .is_none());
+}
