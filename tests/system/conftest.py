@@ -6,6 +6,8 @@ so parallel workers build once):
   apt_repo    pkgrepo.AptRepo: flat repo of the gatest-* .debs
   rpm_repo    pkgrepo.RpmRepo: createrepo_c repo of the gatest-* .rpms
   agent_binary  Path of the agent under test (fails if not built)
+  packages    {"deb", "deb2", "rpm", "rpm2"}: the agent under test packaged by packaging/build.sh
+              (versions V1 and V2; cached in target/test-packages by a key of binary + packaging)
 Per test:
   make_container(**kw)  factory -> started container.Container; stopped after the test
   container             make_container() with the defaults below
@@ -23,10 +25,13 @@ reason, except under CI=true, where they fail.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import statistics
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -38,6 +43,10 @@ import harness  # noqa: E402
 import pkgrepo  # noqa: E402
 
 from container import APT_MOUNT, OUT_MOUNT, SOLO_MOUNT  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
+BUILD_SH = REPO / "packaging" / "build.sh"
+V1 = "0.1.0"            # the packages' versions (V2: the upgrade of test_package.py)
+V2 = "0.1.0+test2"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -110,6 +119,54 @@ def agent_binary() -> Path:
     if not p.exists():
         pytest.fail(f"agent binary {p} not found; build it (cargo build) or set GITOPS_AGENT_BIN")
     return p
+
+
+# --------------------------------------------------------------------------
+# the .deb and .rpm (once per session, shared by xdist workers through a lock and a key)
+# --------------------------------------------------------------------------
+def _packaging_key(binary: Path) -> str:
+    h = hashlib.sha256()
+    st = binary.stat()
+    h.update(f"{binary} {st.st_size} {st.st_mtime_ns}".encode())
+    for p in sorted((REPO / "packaging").rglob("*")) + [REPO / "systemd/gitops-agent.service",
+                                                        REPO / "agent/src/cli.rs"]:
+        if p.is_file() and "target" not in p.parts:
+            h.update(str(p).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def packages() -> dict[str, Path]:
+    """{"deb": v1 .deb, "deb2": v2 .deb, "rpm": v1 .rpm, "rpm2": v2 .rpm} built by packaging/build.sh."""
+    require_tools("dpkg-deb", "rpmbuild", "strip", "cargo", hint="apt-get install dpkg rpm binutils")
+    binary = harness.agent_bin()
+    if not binary.exists():
+        pytest.fail(f"agent binary {binary} not found; build it (cargo build) or set GITOPS_AGENT_BIN")
+    out = REPO / "target" / "test-packages"
+    key = _packaging_key(binary)
+    done = out / f".complete-{key}"
+    with pkgrepo.file_lock(out / ".lock"):
+        if not done.exists():
+            for p in out.glob("*"):
+                if p.name != ".lock":
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+            t0 = time.monotonic()
+            env = dict(os.environ, GITOPS_PKG_OUT=str(out))
+            for args in (["--version", V1], ["--version", V2]):
+                p = subprocess.run([str(BUILD_SH), "--binary", str(binary), "--fast", *args], env=env,
+                                   capture_output=True, text=True, stdin=subprocess.DEVNULL)
+                if p.returncode != 0:
+                    pytest.fail(f"packaging/build.sh {' '.join(args)} failed:\n{p.stdout}\n{p.stderr}")
+            ct.timing(f"packages built (2 .deb, 2 .rpm, debug binary) {time.monotonic() - t0:.1f}s")
+            done.write_text("")
+    arch = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
+    res = {"deb": out / f"gitops-agent_{V1}_{arch}.deb", "deb2": out / f"gitops-agent_{V2}_{arch}.deb",
+           "rpm": out / f"gitops-agent-{V1}-1.{os.uname().machine}.rpm",
+           "rpm2": out / f"gitops-agent-{V2}-1.{os.uname().machine}.rpm"}
+    for k, p in res.items():
+        assert p.exists(), f"{k}: {p} missing after build.sh"
+    return res
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

@@ -33,8 +33,7 @@ import pytest
 import container as ct
 import harness  # noqa: F401  (agent_bin through the packages fixture)
 import pkgrepo
-from conftest import require_tools
-from test_package import packages  # noqa: F401  (session fixture: the .deb under test)
+from conftest import require_tools  # the `packages` fixture (the .deb under test) is there too
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 import vm as vmlib  # noqa: E402
@@ -180,7 +179,7 @@ def fleet(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def machine(packages, fleet, tmp_path_factory):  # noqa: F811
+def machine(packages, fleet, tmp_path_factory):
     require_tools(vmlib.QEMU, "qemu-img", "socat", "mkfs.ext4", "zstd",
                   hint="apt-get install qemu-system-x86 qemu-utils socat e2fsprogs zstd")
     t0 = time.monotonic()
