@@ -369,6 +369,11 @@ def janitor():
         m = pat.match(d.name.split(".", 1)[0])
         if m and d.is_dir() and not _pid_alive(int(m.group(1))):
             safe_rmtree(d)
+    for root in _cgroup_roots():
+        for d in (root / NAME_PREFIX).glob(f"{NAME_PREFIX}-*"):
+            m = pat.match(d.name)
+            if m and not _pid_alive(int(m.group(1))):
+                _remove_cgroup_tree(d)
 
 
 def _kill_nspawn_named(name: str):
@@ -390,6 +395,50 @@ def _kill_nspawn_named(name: str):
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+
+
+# --------------------------------------------------------------------------
+# a cgroup of its own per container
+# --------------------------------------------------------------------------
+# nspawn with --keep-unit runs the container in the cgroup it was started in. Where the test runs
+# outside any systemd unit (CI: every process in the root cgroup), two containers would then
+# share one subtree: `payload/system.slice/<unit>` of both is the same directory, and each
+# systemd sees the other's processes in its units (a `systemctl stop` in one killed the same
+# unit in the other; `systemctl kill` failed with EIO on processes it could not see). So every
+# container starts in a cgroup of its own, in each hierarchy systemd uses.
+CGROUP_HIERARCHIES = [Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup")]
+
+
+def _cgroup_roots() -> list[Path]:
+    """The hierarchies systemd uses here: legacy/hybrid name=systemd (+ unified), or unified."""
+    roots = []
+    for h in CGROUP_HIERARCHIES[:2]:
+        if (h / "cgroup.procs").exists():
+            roots.append(h)
+    if not roots and (CGROUP_HIERARCHIES[2] / "cgroup.controllers").exists():
+        roots.append(CGROUP_HIERARCHIES[2])
+    return roots
+
+
+def _own_cgroups(name: str) -> list[Path]:
+    dirs = []
+    for root in _cgroup_roots():
+        d = root / NAME_PREFIX / name
+        d.mkdir(parents=True, exist_ok=True)
+        dirs.append(d)
+    return dirs
+
+
+def _remove_cgroup_tree(d: Path):
+    """rmdir a cgroup and its children, deepest first (cgroupfs only allows rmdir of each); a
+    cgroup that still has processes stays (EBUSY)."""
+    if not d.is_dir():
+        return
+    for dirpath, _dirnames, _files in os.walk(d, topdown=False):
+        try:
+            os.rmdir(dirpath)
+        except OSError:
+            pass
 
 
 class Container:
@@ -431,6 +480,7 @@ class Container:
         self.boot_seconds: float | None = None
         self.state: str | None = None           # is-system-running after boot
         self.failed_units: list[str] = []
+        self.cgroups: list[Path] = []          # the container's own cgroup in each hierarchy
 
     # -- ansible ------------------------------------------------------------
     def _ansible_binds(self, venv: Path) -> list[Bind]:
@@ -489,9 +539,17 @@ class Container:
                "SYSTEMD_NSPAWN_LOCK": "0", "LANG": "C.UTF-8"}
         t0 = time.monotonic()
         self.console_log = self.workdir / "console.log"
+        self.cgroups = _own_cgroups(self.name)
+        procs = [str(d / "cgroup.procs") for d in self.cgroups]
+
+        def join_own_cgroups():     # in the child, before exec: nsenter and then nspawn start there
+            for f in procs:
+                with open(f, "w") as fh:
+                    fh.write(str(os.getpid()))
+
         with open(self.console_log, "wb") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         env=env, start_new_session=True)
+                                         env=env, start_new_session=True, preexec_fn=join_own_cgroups)
         self.argv = argv
         deadline = t0 + self.boot_timeout
         self.pid = self._find_pid1(deadline)
@@ -568,6 +626,9 @@ class Container:
                 pass
         # nspawn removes it on a clean exit, not when killed
         safe_rmtree(Path("/run/systemd/nspawn/propagate") / self.name)
+        for d in self.cgroups:
+            _remove_cgroup_tree(d)
+        self.cgroups = []
         if self.netns:
             subprocess.run(["ip", "netns", "del", self.netns], capture_output=True)
             self.netns = None

@@ -124,10 +124,14 @@ def agent_binary() -> Path:
 # --------------------------------------------------------------------------
 # the .deb and .rpm (once per session, shared by xdist workers through a lock and a key)
 # --------------------------------------------------------------------------
+# the packaging/build.sh runs of the `packages` fixture (part of the cache key)
+PACKAGE_BUILDS = (["--version", V1], ["--version", V2])
+
+
 def _packaging_key(binary: Path) -> str:
     h = hashlib.sha256()
     st = binary.stat()
-    h.update(f"{binary} {st.st_size} {st.st_mtime_ns}".encode())
+    h.update(f"{binary} {st.st_size} {st.st_mtime_ns} {PACKAGE_BUILDS}".encode())
     for p in sorted((REPO / "packaging").rglob("*")) + [REPO / "systemd/gitops-agent.service",
                                                         REPO / "agent/src/cli.rs"]:
         if p.is_file() and "target" not in p.parts:
@@ -153,7 +157,7 @@ def packages() -> dict[str, Path]:
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
             t0 = time.monotonic()
             env = dict(os.environ, GITOPS_PKG_OUT=str(out))
-            for args in (["--version", V1], ["--version", V2]):
+            for args in PACKAGE_BUILDS:
                 p = subprocess.run([str(BUILD_SH), "--binary", str(binary), "--fast", *args], env=env,
                                    capture_output=True, text=True, stdin=subprocess.DEVNULL)
                 if p.returncode != 0:

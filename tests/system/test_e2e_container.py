@@ -292,7 +292,9 @@ def e2e(rootfs, apt_repo, packages, tmp_path_factory):
     server = None
     try:
         c.start()
-        c.add_apt_repo(apt_repo, APT_MOUNT, update=False)   # the playbook's apt task updates the lists
+        # lists updated here: the playbook's `cache_valid_time` then decides by their age alone
+        # (a root file system built minutes ago has a fresh lists dir but no index of this repo)
+        c.add_apt_repo(apt_repo, APT_MOUNT)
         server = GitHttpServer(srv_root, netns=c.netns, log=tmp / "http.log")
         server.start()
         ct.timing(f"e2e container: setup (boot, git server on port {server.port}) {time.monotonic() - t0:.1f}s")
