@@ -99,7 +99,8 @@ impl Watch {
             inotify: Some(inotify),
             table,
             fallback: None,
-            describe: "inotify: nothing yet".into(),
+            // the first run's status is written before its targets are known
+            describe: "inotify: starts after this run".into(),
             limit,
         }
     }
