@@ -529,3 +529,43 @@ fn drift_while_stopped_is_corrected_at_start() {
 
 // Service drift (a unit stopped by hand is started again) is tested under a real systemd in
 // tests/system/test_daemon_drift.py: a stand-in systemctl would prove only the stand-in.
+
+/// A directory renamed above the watched parent of a managed file (neither of them managed):
+/// the parent's watch moves along with it and sees nothing, so the directories above are
+/// watched too, filtered on the component on the way down. The drift pass then finds the file
+/// gone and its directory missing: it cannot put it back, and the status says so (a failed
+/// drift pass naming the file), instead of the host drifting unseen until `enforce` is due.
+#[test]
+fn directory_renamed_above_the_watched_parent_is_seen() {
+    let f = Fleet::new();
+    std::fs::create_dir_all(f.root.join("srv/site")).unwrap();
+    f.write_config("interval: 1h\nsplay: 0\n");
+    f.commit(
+        r#"- hosts: all
+  gather_facts: false
+  tasks:
+    - name: deep config
+      copy:
+        dest: "{{ root }}/srv/site/deep.conf"
+        content: "deep\n"
+"#,
+    );
+    let agent = f.daemon(&[("RUST_LOG", "info")]);
+    assert!(
+        wait_for(Duration::from_secs(20), || f
+            .status_in(&f.bare)
+            .contains("result: changed")),
+        "first converge: {}",
+        agent.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let before = drift_checks(&agent.log());
+    std::fs::rename(f.root.join("srv"), f.root.join("srv-moved")).unwrap();
+    settled(&agent, before);
+    let status = f.status_in(&f.bare);
+    let moved = f.root.join("srv").display().to_string();
+    assert!(status.contains(&format!("- {moved}\n")), "{status}");
+    assert!(status.contains("result: failed"), "{status}");
+    assert!(status.contains("srv/site does not exist"), "{status}");
+    assert!(!f.root.join("srv").exists());
+}

@@ -128,7 +128,11 @@ impl Watch {
             | AddWatchFlags::IN_DELETE_SELF
             | AddWatchFlags::IN_MOVE_SELF
             | AddWatchFlags::IN_DONT_FOLLOW;
-        let mut paths = 0;
+        // what the playbook manages (the directories include those above it)
+        let paths = owned
+            .iter()
+            .filter(|o| matches!(o, Owned::Path(p) if p.is_absolute()))
+            .count();
         for (dir, names) in &plan {
             if self.limit.is_some_and(|l| table.len() >= l) {
                 self.fallback = Some(format!("inotify watch limit reached ({ENV_WATCH_LIMIT})"));
@@ -136,7 +140,6 @@ impl Watch {
             }
             match inotify.add_watch(dir.as_path(), mask) {
                 Ok(wd) => {
-                    paths += names.as_ref().map_or(1, BTreeSet::len);
                     table.insert(
                         wd,
                         DirWatch {
@@ -183,6 +186,14 @@ fn plan(owned: &[Owned]) -> BTreeMap<PathBuf, Option<BTreeSet<OsString>>> {
         match o {
             Owned::Path(p) if p.is_absolute() => {
                 let (dir, name) = nearest_existing(p);
+                // The directories above it too, each filtered on the next component: one of
+                // them renamed, deleted or replaced takes the path away without an event in
+                // `dir` (whose watch moves along with its directory).
+                let mut child = dir.as_path();
+                while let (Some(parent), Some(component)) = (child.parent(), child.file_name()) {
+                    add(parent.to_path_buf(), Some(component.to_os_string()));
+                    child = parent;
+                }
                 add(dir, name);
             }
             Owned::Package(_) => packages = true,
@@ -291,8 +302,22 @@ mod tests {
             names(&d.join("conf.d")),
             ["a.conf", "b.conf"].iter().map(OsString::from).collect()
         );
-        assert_eq!(names(d), ["missing"].iter().map(OsString::from).collect());
-        assert_eq!(plan.len(), 2);
+        // `d` holds a missing path's first component and is above conf.d: both names
+        assert_eq!(
+            names(d),
+            ["conf.d", "missing"].iter().map(OsString::from).collect()
+        );
+        // every directory above, filtered on the component on the way down
+        let parent = d.parent().unwrap();
+        assert_eq!(
+            names(parent),
+            [d.file_name().unwrap()]
+                .into_iter()
+                .map(OsString::from)
+                .collect()
+        );
+        assert_eq!(names(Path::new("/")).len(), 1);
+        assert_eq!(plan.len(), d.ancestors().count() + 1);
     }
 
     #[test]
