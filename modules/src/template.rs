@@ -39,6 +39,7 @@ pub struct TemplateError(pub String);
 /// compiled on every use (correct, only slower).
 const CACHE_LIMIT: usize = 20_000;
 
+/// Compiles and evaluates expressions, checks syntax; lives as long as the process.
 struct Engine {
     /// Strict undefined behaviour: what Ansible does in nearly every case.
     strict: Environment<'static>,
@@ -46,35 +47,70 @@ struct Engine {
     /// because of an attribute lookup on an undefined value (`foo.bar is defined`,
     /// `foo.bar | default(1)`); printing an undefined value still fails here.
     chain: Environment<'static>,
-    loaded: AtomicUsize,
+    /// Compiled expressions (emptied by [`forget_compiled`]).
+    strict_exprs: ExprCache,
+    chain_exprs: ExprCache,
 }
 
 type ExprCache = Mutex<HashMap<String, Arc<Expression<'static, 'static>>>>;
 
-struct Caches {
-    strict: ExprCache,
-    chain: ExprCache,
+/// Renders templates and keeps each one it compiles (in its loader's store, which only
+/// `&mut Environment` can empty: so [`forget_compiled`] replaces the whole store). Built like
+/// the [`Engine`]'s environments.
+struct Store {
+    strict: Environment<'static>,
+    chain: Environment<'static>,
+    /// Templates kept by either environment.
+    loaded: Arc<AtomicUsize>,
 }
 
 static ENGINE: OnceLock<Engine> = OnceLock::new();
-static CACHES: OnceLock<Caches> = OnceLock::new();
+/// The store in use; `None` until the first [`Templar`] and again after [`forget_compiled`].
+static STORE: Mutex<Option<Arc<Store>>> = Mutex::new(None);
 
 fn engine() -> &'static Engine {
-    ENGINE.get_or_init(|| Engine {
-        strict: make_env(UndefinedBehavior::Strict),
-        chain: make_env(UndefinedBehavior::Chainable),
-        loaded: AtomicUsize::new(0),
+    ENGINE.get_or_init(|| {
+        let loaded = Arc::new(AtomicUsize::new(0));
+        Engine {
+            strict: make_env(UndefinedBehavior::Strict, loaded.clone()),
+            chain: make_env(UndefinedBehavior::Chainable, loaded),
+            strict_exprs: Mutex::new(HashMap::new()),
+            chain_exprs: Mutex::new(HashMap::new()),
+        }
     })
 }
 
-fn caches() -> &'static Caches {
-    CACHES.get_or_init(|| Caches {
-        strict: Mutex::new(HashMap::new()),
-        chain: Mutex::new(HashMap::new()),
+fn store() -> Arc<Store> {
+    let mut slot = STORE.lock().unwrap_or_else(|p| p.into_inner());
+    slot.get_or_insert_with(|| {
+        let loaded = Arc::new(AtomicUsize::new(0));
+        Arc::new(Store {
+            strict: make_env(UndefinedBehavior::Strict, loaded.clone()),
+            chain: make_env(UndefinedBehavior::Chainable, loaded.clone()),
+            loaded,
+        })
     })
+    .clone()
 }
 
-fn make_env(behavior: UndefinedBehavior) -> Environment<'static> {
+/// Drops every compiled template, expression and regular expression kept so far; what renders
+/// next compiles afresh (a [`Templar`] still alive keeps its templates until it is dropped).
+///
+/// For a long-running process between runs of a playbook (the daemon): minijinja reserves
+/// about 12 KiB of instruction buffers for every template or expression it compiles, however
+/// small, so a playbook with hundreds of templated arguments leaves megabytes behind, while
+/// compiling one again takes microseconds.
+pub fn forget_compiled() {
+    STORE.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(e) = ENGINE.get() {
+        for cache in [&e.strict_exprs, &e.chain_exprs] {
+            cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+    filters::forget_regexes();
+}
+
+fn make_env(behavior: UndefinedBehavior, loaded: Arc<AtomicUsize>) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(behavior);
     env.set_debug(true);
@@ -89,10 +125,8 @@ fn make_env(behavior: UndefinedBehavior) -> Environment<'static> {
             .build()
             .expect("default delimiters"),
     );
-    env.set_loader(|name| {
-        if let Some(e) = ENGINE.get() {
-            e.loaded.fetch_add(1, Ordering::Relaxed);
-        }
+    env.set_loader(move |name| {
+        loaded.fetch_add(1, Ordering::Relaxed);
         Ok(Some(name.to_owned()))
     });
     env.set_formatter(|out, _state, value| {
@@ -124,6 +158,7 @@ pub fn to_yaml_document(v: &Value) -> Result<String, TemplateError> {
 /// Renders strings, values, file bodies and conditions with Ansible's Jinja semantics.
 pub struct Templar {
     engine: &'static Engine,
+    store: Arc<Store>,
 }
 
 impl Default for Templar {
@@ -247,7 +282,10 @@ fn string_is_false(s: &str) -> bool {
 
 impl Templar {
     pub fn new() -> Templar {
-        Templar { engine: engine() }
+        Templar {
+            engine: engine(),
+            store: store(),
+        }
     }
 
     /// true when `s` contains `{{`, `{%` or `{#`.
@@ -293,10 +331,11 @@ impl Templar {
         chain: bool,
         expr: &str,
     ) -> Result<Arc<Expression<'static, 'static>>, Error> {
+        let e = self.engine;
         let (env, cache) = if chain {
-            (&self.engine.chain, &caches().chain)
+            (&e.chain, &e.chain_exprs)
         } else {
-            (&self.engine.strict, &caches().strict)
+            (&e.strict, &e.strict_exprs)
         };
         if let Some(e) = cache.lock().unwrap().get(expr) {
             return Ok(e.clone());
@@ -333,7 +372,7 @@ impl Templar {
     }
 
     fn render_template(&self, source: &str, vars: &Value) -> Result<String, TemplateError> {
-        let e = self.engine;
+        let e = &*self.store;
         let attempt = |env: &Environment<'static>| -> Result<String, Error> {
             if e.loaded.load(Ordering::Relaxed) < CACHE_LIMIT {
                 env.get_template(source)?.render(vars.clone())
@@ -536,6 +575,28 @@ mod native_tests {
             t.render_str("{{ n }} ", &vars).unwrap().as_str(),
             Some("1 ")
         );
+    }
+
+    #[test]
+    fn forget_compiled_then_render_again() {
+        let vars = crate::vars::map_value([("n", Value::from(1)), ("s", Value::from("a-b"))]);
+        let render = |t: &Templar| {
+            let text = t.render_str("x{{ n }}", &vars).unwrap();
+            let native = t.render_str("{{ n + 1 }}", &vars).unwrap();
+            let re = t
+                .render_str("{{ s | regex_replace('-', '+') }}", &vars)
+                .unwrap();
+            (text.to_string(), native, re.to_string())
+        };
+        let want = ("x1".to_string(), Value::from(2), "a+b".to_string());
+        let before = Templar::new();
+        assert_eq!(render(&before), want);
+        forget_compiled();
+        // A templar from before keeps its templates; a new one compiles afresh.
+        assert_eq!(render(&before), want);
+        let after = Templar::new();
+        assert!(!Arc::ptr_eq(&before.store, &after.store));
+        assert_eq!(render(&after), want);
     }
 
     #[test]

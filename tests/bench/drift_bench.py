@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Drift latency benchmark (run by hand, prints figures; not a test).
 
-usage: drift_bench.py [--files 450] [--edits 20] [--idle-minutes 10] [--bin PATH] [--keep]
+usage: drift_bench.py [--files 450] [--edits 20] [--idle-minutes 10] [--smaps] [--bin PATH] [--keep]
 
 Setup (temp dir): a bare repository over file:// whose branch `hosts/<short hostname>` holds a
 `local.yml` of --files `copy` tasks (spread over 15 directories under a scratch root, a `root`
@@ -12,14 +12,17 @@ waiting for the drift pass to end between edits. Prints median, p90 and max late
 the issue: median under 1 s), the number of drift passes the log shows, and the daemon's RSS
 (VmRSS/VmHWM) at the end. With --idle-minutes M, it then leaves the daemon alone for M minutes
 (the issue's figure: 10) and prints its RSS at the end of that time and the CPU time it used
-meanwhile (utime+stime from /proc/PID/stat). The daemon is stopped (SIGTERM, then SIGKILL) in
-every case.
+meanwhile (utime+stime from /proc/PID/stat). With --smaps, it prints at the end what the
+resident memory is made of (/proc/PID/smaps: the binary's text, read-only data and relocated
+data, the shared libraries, the heap and the other anonymous mappings: malloc arenas and thread
+stacks) and the daemon's threads. The daemon is stopped (SIGTERM, then SIGKILL) in every case.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -59,6 +62,42 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def smaps_breakdown(pid: int, binary: Path) -> list[str]:
+    """What the resident memory of PID is made of, from /proc/PID/smaps: kB resident per kind
+    of mapping (the binary by permission: r-x text, r-- read-only data and .data.rel.ro, rw-
+    data; shared libraries; [heap]; anonymous mappings, i.e. thread stacks and malloc arenas;
+    [stack]), and the process's threads."""
+    groups: dict[str, list[int]] = {}
+    key = None
+    exe = os.path.realpath(f"/proc/{pid}/exe")
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split()
+        if "-" in head[0] and len(head) >= 5 and ":" in head[3]:
+            perms = head[1]
+            path = head[5] if len(head) > 5 else ""
+            if path == exe or os.path.basename(path) == binary.name:
+                key = f"binary {perms[:3]}"
+            elif path.startswith("/"):
+                key = f"{os.path.basename(path)} (all)"
+            elif path:
+                key = path
+            else:
+                key = "anonymous mappings (thread stacks, malloc arenas)"
+            groups.setdefault(key, [0, 0, 0])
+        elif key and head[0] in ("Rss:", "Anonymous:", "Private_Dirty:"):
+            i = ("Rss:", "Anonymous:", "Private_Dirty:").index(head[0])
+            groups[key][i] += int(head[1])
+    out = [f"  {'mapping':<52} {'Rss kB':>8} {'anon kB':>8}"]
+    for k, (rss, anon, _) in sorted(groups.items(), key=lambda kv: -kv[1][0]):
+        if rss:
+            out.append(f"  {k:<52} {rss:>8} {anon:>8}")
+    names = []
+    for t in sorted(Path(f"/proc/{pid}/task").iterdir()):
+        names.append((t / "comm").read_text().strip())
+    out.append(f"  threads: {len(names)} ({', '.join(names)})")
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=450)
@@ -66,6 +105,8 @@ def main() -> int:
     ap.add_argument("--bin", type=Path, default=None)
     ap.add_argument("--idle-minutes", type=float, default=0)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--smaps", action="store_true",
+                    help="print the resident memory by mapping and the threads at the end")
     a = ap.parse_args()
     binary = a.bin or default_bin()
     host = Path("/proc/sys/kernel/hostname").read_text().strip().split(".")[0]
@@ -135,7 +176,9 @@ def main() -> int:
         print(f"managed files: {a.files} in 15 directories; edits: {a.edits}")
         print(f"edit -> corrected: median {statistics.median(ms):.0f} ms, "
               f"p90 {ms[int(len(ms) * 0.9) - 1]:.0f} ms, min {ms[0]:.0f} ms, max {ms[-1]:.0f} ms")
-        print(f"drift passes logged: {log.read_text().count('drift check:')}")
+        passes = re.findall(r"drift check:.*took_ms=(\d+)", log.read_text())
+        took = statistics.median(int(t) for t in passes) if passes else float("nan")
+        print(f"drift passes logged: {len(passes)}, median {took:.0f} ms each")
         print(f"daemon RSS now {st.get('VmRSS')} (anonymous {st.get('RssAnon')}, file-backed "
               f"{st.get('RssFile')}), peak {st.get('VmHWM')}")
         if a.idle_minutes > 0:
@@ -146,6 +189,9 @@ def main() -> int:
             print(f"idle {a.idle_minutes:g} min with {a.files} files watched: RSS {st.get('VmRSS')} "
                   f"(anonymous {st.get('RssAnon')}, file-backed {st.get('RssFile')}), "
                   f"CPU time used {cpu1 - cpu0:.3f} s")
+        if a.smaps:
+            print("resident memory by mapping (/proc/PID/smaps):")
+            print("\n".join(smaps_breakdown(agent.pid, binary)))
         return 0
     finally:
         if agent is not None and agent.poll() is None:

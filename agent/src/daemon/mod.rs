@@ -475,6 +475,9 @@ impl Daemon {
                             }
                         }
                     }
+                    // Last, once what the run handed back is in place (the new watch table
+                    // allocates in the memory the run freed).
+                    trim_heap();
                     if !was_drift {
                         next_poll = poll_started + wait;
                     }
@@ -539,7 +542,22 @@ impl Daemon {
                 watch_units: drift_on,
                 ..TickOut::default()
             };
-            let outcome = tick(&config, host_name, &shared, drift, watch, &mut out);
+            // The run gets a thread of its own, ended before memory is given back: glibc keeps
+            // a per-thread cache of freed chunks (tcache) until the thread exits, and those
+            // chunks pin the pages they sit on (see `trim_heap`).
+            let run = || tick(&config, host_name, &shared, drift, watch, &mut out);
+            let outcome = std::thread::scope(|s| {
+                match std::thread::Builder::new()
+                    .name("gitops-agent-run".into())
+                    .spawn_scoped(s, run)
+                {
+                    Ok(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                    Err(e) => Err(format!("cannot start the converge thread: {e}")),
+                }
+            });
+            // Compiled templates and expressions cost about 12 KiB each (megabytes for a playbook
+            // of a few hundred tasks) and compile again in microseconds: not kept between runs.
+            gitops_modules::template::forget_compiled();
             let TickOut {
                 owns,
                 changed,
@@ -776,6 +794,21 @@ fn status_line(
     }
     line.push_str(&format!(", next poll {next_at}"));
     line
+}
+
+/// Gives free heap memory back to the system, after each run (issue 5: idle RSS). A run
+/// allocates and frees a few MiB in its thread's malloc arena; glibc gives back on its own only a
+/// large free block at the top of an arena, not the free pages between chunks still in use.
+/// Called on the loop's thread once the run's thread has
+/// ended (glibc's per-thread cache of freed chunks, tcache, pins their pages until then) and
+/// its results are in place. Measured with tests/bench/drift_bench.py (450 files): see the
+/// README's daemon section.
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap memory; no pointer is invalidated.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
 }
 
 /// One poll on the worker thread: take the lock (giving up if asked to stop while waiting),

@@ -290,6 +290,14 @@ fn regex_cache() -> &'static Mutex<HashMap<(String, bool, bool), Regex>> {
     C.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
+/// Empties the regex cache (see [`super::forget_compiled`]).
+pub(crate) fn forget_regexes() {
+    regex_cache()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
+}
+
 /// Compiles a Python-style regex (cached).
 pub(crate) fn compile_regex(
     pattern: &str,
