@@ -291,15 +291,25 @@ fn started(f: &Fleet, config: &str, env: &[(&str, &str)]) -> Guard {
         "first converge: {}",
         agent.log()
     );
-    // The watch is set once the converge has ended.
-    std::thread::sleep(Duration::from_millis(500));
+    // The watch is set once the converge has ended: "drift watch: inotify: ..." (debug), or
+    // "drift watch unavailable: ..." (warning) without one.
+    assert!(
+        wait_for(Duration::from_secs(10), || agent
+            .log()
+            .contains("drift watch")),
+        "watch not set (RUST_LOG={DEBUG} needed): {}",
+        agent.log()
+    );
     agent
 }
+
+/// The log level under which the daemon says when its watch is set.
+const DEBUG: &str = "gitops_agent=debug";
 
 #[test]
 fn drift_is_corrected_and_the_status_says_so() {
     let f = Fleet::new();
-    let agent = started(&f, "", &[("RUST_LOG", "info")]);
+    let agent = started(&f, "", &[("RUST_LOG", DEBUG)]);
     let app = f.root.join("app.conf");
     std::fs::remove_file(f.root.join("command-ran")).unwrap();
     std::fs::remove_file(f.root.join("handler.log")).unwrap();
@@ -402,7 +412,7 @@ fn drift_is_corrected_and_the_status_says_so() {
 #[test]
 fn per_task_policy_reports_and_leaves_the_file() {
     let f = Fleet::new();
-    let agent = started(&f, "", &[("RUST_LOG", "info")]);
+    let agent = started(&f, "", &[("RUST_LOG", DEBUG)]);
     std::fs::write(f.root.join("tagged.conf"), "hand\n").unwrap();
     std::fs::write(f.root.join("var.conf"), "hand\n").unwrap();
     assert!(
@@ -430,7 +440,7 @@ fn per_task_policy_reports_and_leaves_the_file() {
 #[test]
 fn host_policy_report_leaves_everything() {
     let f = Fleet::new();
-    let agent = started(&f, "drift: report\n", &[("RUST_LOG", "info")]);
+    let agent = started(&f, "drift: report\n", &[("RUST_LOG", DEBUG)]);
     std::fs::write(f.root.join("app.conf"), "hand\n").unwrap();
     assert!(
         wait_for(Duration::from_secs(5), || f
@@ -451,7 +461,7 @@ fn host_policy_report_leaves_everything() {
 #[test]
 fn directory_replaced_by_a_symlink_is_not_written_through() {
     let f = Fleet::new();
-    let agent = started(&f, "", &[("RUST_LOG", "info")]);
+    let agent = started(&f, "", &[("RUST_LOG", DEBUG)]);
     let outside = f.tmp.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
     let conf = f.root.join("conf.d");
@@ -506,7 +516,7 @@ fn without_a_watch_the_status_says_periodic() {
 #[test]
 fn drift_while_stopped_is_corrected_at_start() {
     let f = Fleet::new();
-    let mut agent = started(&f, "", &[("RUST_LOG", "info")]);
+    let mut agent = started(&f, "", &[("RUST_LOG", DEBUG)]);
     agent.signal(Signal::SIGTERM);
     assert_eq!(agent.wait_exit(Duration::from_secs(5)), Some(0));
     std::fs::write(f.root.join("app.conf"), "while stopped\n").unwrap();
@@ -550,15 +560,15 @@ fn directory_renamed_above_the_watched_parent_is_seen() {
         content: "deep\n"
 "#,
     );
-    let agent = f.daemon(&[("RUST_LOG", "info")]);
+    let agent = f.daemon(&[("RUST_LOG", DEBUG)]);
+    // the watch is set once the first converge has ended (and says so at debug level)
     assert!(
-        wait_for(Duration::from_secs(20), || f
-            .status_in(&f.bare)
-            .contains("result: changed")),
-        "first converge: {}",
+        wait_for(Duration::from_secs(20), || agent
+            .log()
+            .contains("drift watch: inotify: 1 paths")),
+        "first converge and watch: {}",
         agent.log()
     );
-    std::thread::sleep(Duration::from_millis(500));
     let before = drift_checks(&agent.log());
     std::fs::rename(f.root.join("srv"), f.root.join("srv-moved")).unwrap();
     settled(&agent, before);
