@@ -406,18 +406,14 @@ def _kill_nspawn_named(name: str):
 # systemd sees the other's processes in its units (a `systemctl stop` in one killed the same
 # unit in the other; `systemctl kill` failed with EIO on processes it could not see). So every
 # container starts in a cgroup of its own, in each hierarchy systemd uses.
-CGROUP_HIERARCHIES = [Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup")]
-
-
 def _cgroup_roots() -> list[Path]:
     """The hierarchies systemd uses here: legacy/hybrid name=systemd (+ unified), or unified."""
-    roots = []
-    for h in CGROUP_HIERARCHIES[:2]:
-        if (h / "cgroup.procs").exists():
-            roots.append(h)
-    if not roots and (CGROUP_HIERARCHIES[2] / "cgroup.controllers").exists():
-        roots.append(CGROUP_HIERARCHIES[2])
-    return roots
+    hybrid = [h for h in (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
+              if (h / "cgroup.procs").exists()]
+    if hybrid:
+        return hybrid
+    unified = Path("/sys/fs/cgroup")
+    return [unified] if (unified / "cgroup.controllers").exists() else []
 
 
 def _own_cgroups(name: str) -> list[Path]:

@@ -1,6 +1,6 @@
 """A smart-HTTP Git server for the container tier, and a fleet work tree that commits to it.
 
-    srv = GitHttpServer(root, netns=c.netns, log=tmp / "http.log")
+    srv = GitHttpServer(root, netns=c.netns, log=tmp / "http.log")   # netns=None: the host's 127.0.0.1
     srv.start()                     # "PORT n" read back; srv.url("fleet.git")
     srv.stop(); srv.start()         # down, then up again on the same port
     srv.stop()                      # idempotent; always call it (a finally / fixture finalizer)
@@ -33,7 +33,7 @@ CGI_SERVER = REPO / "agent" / "src" / "git" / "testdata" / "cgi_server.py"
 
 
 class GitHttpServer:
-    def __init__(self, root: Path, *, netns: str, log: Path, port: int = 0):
+    def __init__(self, root: Path, *, netns: str | None, log: Path, port: int = 0):
         self.root = Path(root)
         self.netns = netns
         self.log = Path(log)
@@ -50,8 +50,9 @@ class GitHttpServer:
     def start(self, timeout: float = 15):
         if self.running:
             raise RuntimeError("git server already running")
-        argv = ["ip", "netns", "exec", self.netns, sys.executable, str(CGI_SERVER), str(self.root), str(self.log),
-                "--port", str(self.port)]
+        argv = [sys.executable, str(CGI_SERVER), str(self.root), str(self.log), "--port", str(self.port)]
+        if self.netns is not None:
+            argv = ["ip", "netns", "exec", self.netns, *argv]
         # `ip netns exec` execs the command: the PID is the server's.
         with open(self.log.with_suffix(".stderr"), "ab") as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,

@@ -39,6 +39,7 @@ starve each other. qemu is stopped by PID in every case.
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import inspect
 import json
@@ -322,7 +323,6 @@ class Vm:
 
     def _start(self):
         self._lock = open(self.img.run_lock, "a+")
-        import fcntl
         fcntl.flock(self._lock, fcntl.LOCK_EX)   # one TCG VM at a time
         t0 = time.monotonic()
         if self.restore:
@@ -524,7 +524,9 @@ class Vm:
         running). Returns the seconds it took."""
         t0 = time.monotonic()
         before = self.boot_id()
-        self.run("systemctl --no-block reboot")
+        # started, not waited for: the shutdown may stop the guest agent before it reports the
+        # command's end (then `guest-exec-status` no longer knows the pid)
+        self.qga("guest-exec", path="/bin/systemctl", arg=["--no-block", "reboot"])
         self.qga_close()
         deadline = t0 + timeout
         while True:
@@ -549,7 +551,8 @@ class Vm:
 
 
 def _main(argv: list[str]) -> int:
-    """python3 tests/lib/vm.py build|shell-check: build the image + saved state (for CI's cache)."""
+    """python3 tests/lib/vm.py build: build (or find) the image and its saved state;
+    python3 tests/lib/vm.py check: restore it once and show the guest's kernel, state, addresses."""
     if argv[:1] == ["build"]:
         img = build_image(ct.build_rootfs())
         print(img.dir)

@@ -20,9 +20,7 @@ cores). Timing lines show restore, converge, watchdog and reboot times.
 """
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 import textwrap
 import time
@@ -31,15 +29,14 @@ from pathlib import Path
 import pytest
 
 import container as ct
-import harness  # noqa: F401  (agent_bin through the packages fixture)
+import gitserver
 import pkgrepo
 from conftest import require_tools  # the `packages` fixture (the .deb under test) is there too
+from gitserver import GitHttpServer, git, ssh_keygen
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 import vm as vmlib  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-CGI_SERVER = REPO / "agent" / "src" / "git" / "testdata" / "cgi_server.py"
 HOST = ct.HOSTNAME
 UNIT = "gitops-agent.service"
 GREETING = "/etc/gatest-greeting"
@@ -49,14 +46,6 @@ APT_DIR = "/srv/gatest-apt"     # the test repository, copied from the payload o
 # --------------------------------------------------------------------------
 # host side: signed fleet repository, status repository, HTTP server
 # --------------------------------------------------------------------------
-def git(*args, cwd=None) -> str:
-    env = dict(os.environ, GIT_AUTHOR_NAME="Fleet Admin", GIT_AUTHOR_EMAIL="admin@example.org",
-               GIT_COMMITTER_NAME="Fleet Admin", GIT_COMMITTER_EMAIL="admin@example.org",
-               GIT_CONFIG_NOSYSTEM="1", HOME=str(cwd or "/nonexistent"))
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
-                          text=True).stdout.strip()
-
-
 PLAYBOOK = """\
 - hosts: all
   gather_facts: false
@@ -94,58 +83,28 @@ PLAYBOOK = """\
 
 
 class Fleet:
-    """Bare fleet + status repositories under ROOT, served over smart HTTP on 127.0.0.1."""
+    """Bare fleet + status repositories under ROOT, served over smart HTTP on the host's
+    127.0.0.1, and the administrator's work tree committing SSH-signed to hosts/<HOST>."""
 
     def __init__(self, root: Path):
-        self.root = root
-        self.fleet = root / "fleet.git"
-        self.status = root / "status.git"
-        self.work = root / "work"
-        self.key = root / "signing_key"
-        self.proc: subprocess.Popen | None = None
-        self.port: int | None = None
-        git("init", "-q", "--bare", str(self.fleet), cwd=root)
-        git("init", "-q", "--bare", str(self.status), cwd=root)
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "admin@example.org",
-                        "-f", str(self.key)], check=True)
-        pub = (root / "signing_key.pub").read_text().split()
+        self.fleet, self.status = root / "fleet.git", root / "status.git"
+        git("init", "-q", "--bare", str(self.fleet))
+        git("init", "-q", "--bare", str(self.status))
+        key = root / "signing_key"
+        pub = ssh_keygen(key, "admin@example.org").split()
         self.allowed_signers = f'admin@example.org namespaces="git" {pub[0]} {pub[1]}\n'
-        self.work.mkdir()
-        git("init", "-q", "-b", f"hosts/{HOST}", cwd=self.work)
-        for k, v in (("gpg.format", "ssh"), ("user.signingkey", str(self.key)), ("commit.gpgsign", "true")):
-            git("config", k, v, cwd=self.work)
+        self.work = gitserver.Fleet(root / "work", self.fleet, f"hosts/{HOST}", key)
+        self.server = GitHttpServer(root, netns=None, log=root / "http.log")
 
     def commit(self, greeting: str, message: str) -> str:
-        (self.work / "local.yml").write_text(PLAYBOOK.format(apt=APT_DIR, greeting=GREETING))
-        (self.work / "templates").mkdir(exist_ok=True)
-        (self.work / "templates" / "greeting.j2").write_text(greeting + " from {{ inventory_hostname }}\n")
-        git("add", "-A", cwd=self.work)
-        git("commit", "-q", "-m", message, cwd=self.work)
-        git("push", "-q", str(self.fleet), f"hosts/{HOST}", cwd=self.work)
-        return git("rev-parse", "HEAD", cwd=self.work)
-
-    def start(self):
-        log = self.root / "http.log"
-        self.proc = subprocess.Popen([sys.executable, str(CGI_SERVER), str(self.root), str(log)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                     start_new_session=True)
-        line = self.proc.stdout.readline().split()
-        assert line[:1] == ["PORT"], f"cgi_server.py did not start: {line}"
-        self.port = int(line[1])
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        return self.work.commit(message, {
+            "local.yml": PLAYBOOK.format(apt=APT_DIR, greeting=GREETING),
+            "templates/greeting.j2": greeting + " from {{ inventory_hostname }}\n",
+        })
 
     def status_log(self) -> list[str]:
-        p = subprocess.run(["git", "--git-dir", str(self.status), "log", "--format=%H %s", f"status/{HOST}"],
-                           capture_output=True, text=True)
-        return p.stdout.splitlines() if p.returncode == 0 else []
+        return git("--git-dir", str(self.status), "log", "--format=%H %s", f"status/{HOST}",
+                   check=False).splitlines()
 
     def status_doc(self) -> str:
         return git("--git-dir", str(self.status), "show", f"status/{HOST}:status.yml")
@@ -173,9 +132,8 @@ def config() -> str:
 def fleet(tmp_path_factory):
     require_tools("ssh-keygen", "git", hint="apt-get install openssh-client git")
     f = Fleet(tmp_path_factory.mktemp("vm-fleet"))
-    f.start()
-    yield f
-    f.stop()
+    with f.server:
+        yield f
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +146,7 @@ def machine(packages, fleet, tmp_path_factory):
     shutil.copy(packages["deb"], payload / "gitops-agent.deb")
     shutil.copytree(pkgrepo.build_apt_repo().path, payload / "apt")
     vmlib.timing(f"vm image ready {time.monotonic() - t0:.1f}s ({img.dir.name})")
-    with vmlib.Vm(img, payload=payload, git_port=fleet.port) as m:
+    with vmlib.Vm(img, payload=payload, git_port=fleet.server.port) as m:
         yield m
 
 
