@@ -69,9 +69,13 @@ systemd: Type=notify (READY=1 after the first converge attempt, STATUS= lines, W
 at WatchdogSec/2); logs go to journald with fields COMMIT, TASK, MODULE, RESULT when stderr is
 the journal, else to stderr.
 
+Processes: `run` becomes gitops-agentd (installed next to this binary or in
+/usr/libexec/gitops-agent), a small daemon that only waits, watches and schedules; each poll
+and drift check runs in a short-lived `gitops-agent` process of its own.
+
 Exit codes:
   0  stopped by SIGTERM/SIGINT
-  1  could not start (runtime, signals)
+  1  could not start (gitops-agentd not found, runtime, signals)
   3  invalid configuration at start";
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +99,9 @@ pub enum Command {
     Suspend(SuspendArgs),
     /// Undo `suspend`: the next poll converges again.
     Resume(StatusArgs),
+    /// Internal: one job of the daemon (`run`), read as JSON from stdin.
+    #[command(hide = true)]
+    DaemonWorker,
 }
 
 #[derive(Debug, Args)]

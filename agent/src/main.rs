@@ -1,37 +1,18 @@
 //! gitops-agent: converge this host to the Ansible playbook its Git branch describes.
 //!
-//! This binary is the edge: command line, output, exit codes. The language and the engine live in
-//! `gitops-modules`.
-
-mod cli;
-#[allow(dead_code)]
-mod config;
-mod converge;
-mod daemon;
-#[allow(dead_code)]
-mod duration;
-#[allow(dead_code)]
-mod git;
-mod logging;
-mod metrics;
-mod output;
-mod pull;
-#[allow(dead_code)]
-mod state;
-#[allow(dead_code)]
-mod status;
-#[allow(dead_code)]
-mod trust;
+//! This binary is the edge: command line, output, exit codes. The work lives in the library
+//! (`src/lib.rs`); the language and the engine in `gitops-modules`.
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use gitops_agent::{cli, converge, daemon, logging, pull};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let verbosity = (cli.verbose.min(8) as i8) - (cli.quiet.min(8) as i8);
     let style = match cli.command {
-        cli::Command::Run(_) => logging::Style::Timestamped,
+        cli::Command::Run(_) | cli::Command::DaemonWorker => logging::Style::Timestamped,
         _ => logging::Style::Plain,
     };
     logging::init(verbosity, style);
@@ -39,7 +20,8 @@ fn main() -> ExitCode {
         cli::Command::Converge(args) => converge::converge(&args),
         cli::Command::Validate(args) => converge::validate(&args),
         cli::Command::Status(args) => pull::show_status(&args),
-        cli::Command::Run(args) => daemon::run(&args),
+        cli::Command::Run(args) => daemon::exec_daemon(&args, verbosity),
+        cli::Command::DaemonWorker => daemon::worker::main(),
         cli::Command::Suspend(args) => daemon::suspend::suspend(&args),
         cli::Command::Resume(args) => daemon::suspend::resume(&args),
     };

@@ -93,7 +93,7 @@ impl RunFlags {
 }
 
 /// Where a converge is; the daemon's watchdog watches it move.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Phase {
     Fetching,
     Verifying,
@@ -116,7 +116,7 @@ impl Hooks<'_> {
 }
 
 /// What one converge did, for the caller (exit code, daemon status line, metrics).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ConvergeOutcome {
     /// The exit code `gitops-agent converge` returns for it.
     pub code: i32,
@@ -185,10 +185,35 @@ fn overrides(args: &ConvergeArgs) -> Result<ConfigOverrides, String> {
 /// Reads the configuration file (the default one may be missing: bootstrap with `--repo`; a
 /// named one may not), lays `overrides` over it and validates it.
 pub fn load_config(path: &Path, overrides: ConfigOverrides) -> Result<Config, String> {
-    let mut config = if path == Path::new(DEFAULT_CONFIG_PATH) {
-        Config::load_or_default(path)
-    } else {
-        Config::load(path)
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => Some(t),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && path == Path::new(DEFAULT_CONFIG_PATH) =>
+        {
+            None
+        }
+        Err(source) => {
+            return Err(crate::config::ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+            .to_string())
+        }
+    };
+    config_from_text(path, text.as_deref(), overrides)
+}
+
+/// As [`load_config`], from the file's text already read (`None`: no file, the defaults). The
+/// daemon reads the file at start and at SIGHUP and hands that text to every run.
+pub fn config_from_text(
+    path: &Path,
+    text: Option<&str>,
+    overrides: ConfigOverrides,
+) -> Result<Config, String> {
+    let mut config = match text {
+        Some(text) => Config::from_str(&path.to_string_lossy(), text),
+        None => Ok(Config::default()),
     }
     .map_err(|e| e.to_string())?;
     config.apply(overrides);

@@ -6,14 +6,14 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gitops_modules::report::{Drift, RunReport, RunResult, Status, TaskReport};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub const SCHEMA: &str = "gitops-agent/status/v1";
 
 /// The file the document is stored as in the status branch.
 pub const STATUS_FILE: &str = "status.yml";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// Nothing needed changing.

@@ -331,13 +331,19 @@ fn the_daemon_and_a_one_shot_converge_are_serialised_by_the_lock() {
     let out = f.cli(&["converge", "--no-wait"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(
-        err.contains(&format!(
-            "another gitops-agent converge is running (pid {})",
-            agent.child.id()
-        )),
-        "{err}"
-    );
+    // The lock is held by the daemon's worker: its pid is named, and its parent is the daemon.
+    let pid: u32 = err
+        .split("another gitops-agent converge is running (pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid named: {err}"));
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let ppid: Option<u32> = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok());
+    assert_eq!(ppid, Some(agent.child.id()), "{err}\n{stat}");
     // Without: waits, says so, and runs once the daemon's converge is over.
     let out = f.cli(&["converge"]);
     let err = String::from_utf8_lossy(&out.stderr);

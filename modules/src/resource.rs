@@ -57,7 +57,7 @@ pub trait Module: Sync {
 }
 
 /// Something on the host a task owns, so the daemon can watch it for drift.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Owned {
     Path(PathBuf),
     /// A package by name (watched through the package database).

@@ -1,8 +1,11 @@
 //! `gitops-agent run`: the daemon.
 //!
-//! One small current-thread tokio runtime waits on timers and signals; every converge runs on a
-//! blocking worker thread (`spawn_blocking`), one at a time, holding the same lock as a one-shot
-//! `gitops-agent converge` only while it converges.
+//! `gitops-agent run` execs `gitops-agentd` ([`exec_daemon`]), a small binary that holds only
+//! this loop: one current-thread tokio runtime waiting on timers, signals, the drift watch and
+//! its workers. Every poll and drift check runs in a `gitops-agent daemon-worker` process of its
+//! own ([`worker`], spoken to through [`protocol`]), one at a time, which takes the same lock as
+//! a one-shot `gitops-agent converge` and exits when the run ends: what a run touches (Git, TLS,
+//! YAML, templates, the modules) and the heap it fragments never stay in the idle daemon.
 //!
 //! The loop: converge at start; then poll every `interval` + this host's splay
 //! ([`schedule::splay_offset`]). A poll that finds nothing new stops after the fetch, unless
@@ -11,59 +14,60 @@
 //! retried sooner, with exponential backoff and jitter up to the interval; the status commits
 //! wait in the local repository and go out with the first push that works.
 //!
-//! Signals: SIGHUP reloads the configuration (a bad one is logged and the old one kept),
-//! SIGUSR1 polls now, SIGTERM/SIGINT stop: a converge in progress runs to its end (a stop asked
-//! before it starts applying skips the apply), a pending status is pushed if that takes under
-//! [`STOP_PUSH_TIMEOUT`], and the process exits 0.
+//! Configuration: read at start and at SIGHUP, checked by a worker; the daemon keeps the text
+//! of the last good one and hands it to every run (an edit takes effect at SIGHUP, a broken one
+//! never). Signals: SIGHUP reloads, SIGUSR1 polls now, SIGTERM/SIGINT stop: the worker in
+//! progress is told (SIGTERM) and runs to its end (a stop asked before it starts applying skips
+//! the apply), a pending status is pushed if that takes under [`STOP_PUSH_TIMEOUT`], and the
+//! process exits 0.
 //!
 //! systemd: READY=1 after the first converge attempt, a STATUS= line after each poll, and
-//! WATCHDOG=1 every WatchdogSec/2 while the loop is alive and a converge in progress moves
-//! (a fetch, a step, a task) at least every [`STALL_LIMIT`].
+//! WATCHDOG=1 every WatchdogSec/2 while the loop is alive and a worker in progress moves
+//! (a fetch, a step, a task: it says so on its stdout) at least every [`STALL_LIMIT`].
 //!
 //! Drift (step 6, Watch; `drift: correct|report|off` in the config): after every run of the
 //! playbook, what its tasks own ([`gitops_modules::resource::Owned`]) is handed to the
 //! [`watch::Watch`] (one inotify instance on the parent directories, and the package
-//! databases). A change it reports, unless a converge of the agent's own is running or has
-//! just ended ([`OWN_SLACK`]), starts a drift pass after a [`DEBOUNCE`]: the applied commit
-//! runs again from the local repository with only declarative, `correct`-policy tasks applying
-//! (see [`gitops_modules::engine::DriftOptions`]); a pass that finds drift writes a status
-//! commit saying what was corrected or only reported. When the watch cannot be had (inotify
-//! limits) a drift pass runs every [`FALLBACK_EVERY`] instead, and the status says so. Managed
-//! systemd units are read every [`units::CHECK_EVERY`] with one `systemctl show` and a unit
-//! whose state changed counts as a change like a file's. After a
+//! databases). A change seen while a worker runs, or just after ([`OWN_SLACK`]), to a path that
+//! run changed is the agent's own; any other change starts a drift pass after a [`DEBOUNCE`]:
+//! the applied commit runs again from the local repository with only declarative,
+//! `correct`-policy tasks applying (see [`gitops_modules::engine::DriftOptions`]); a pass that
+//! finds drift writes a status commit saying what was corrected or only reported. When the
+//! watch cannot be had (inotify limits) a drift pass runs every [`FALLBACK_EVERY`] instead, and
+//! the status says so. Managed systemd units are read every [`units::CHECK_EVERY`] with one
+//! `systemctl show` and a unit whose state changed counts as a change like a file's. After a
 //! start that found nothing new to apply, a drift pass runs at once to learn what to watch (and
 //! to put back what changed while the agent was not running).
 
 mod notify;
+pub mod protocol;
 mod schedule;
 pub mod suspend;
 mod units;
 mod watch;
+pub mod worker;
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use gitops_modules::report::{Reporter, Status, TaskReport};
 use gitops_modules::resource::Owned;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::cli::{exit, RunArgs};
-use crate::config::{Config, ConfigOverrides, DriftPolicy, HostIds};
-use crate::git::GitRepo;
-use crate::pull::{
-    converge_locked, load_config, push_pending, ConvergeOutcome, DriftPass, Hooks, Phase, Plan,
-    RunFlags,
-};
-use crate::state::{LockError, StateLock};
+use crate::config::DEFAULT_CONFIG_PATH;
+use crate::pull::{ConvergeOutcome, Phase};
 use crate::status::Outcome;
+use protocol::{ConfigSnapshot, Drift, DriftJob, Event, Job, Request, RunJob, RunResult, Settings};
 
-/// A converge in progress that has not moved (no step, no task finished) for this long stops
-/// the watchdog pings: systemd then restarts the agent after WatchdogSec.
+/// A worker that has not moved (no step, no task finished) for this long stops the watchdog
+/// pings: systemd then restarts the agent after WatchdogSec.
 pub const STALL_LIMIT: Duration = Duration::from_secs(30 * 60);
 /// At stop, a pending status is pushed only if that takes no longer than this.
 pub const STOP_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -71,8 +75,8 @@ pub const STOP_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
 /// ... but no later than this after the first.
 pub const DEBOUNCE_MAX: Duration = Duration::from_secs(1);
-/// Changes seen while the agent applies the playbook, or this little after, are its own (one
-/// misjudged is harmless: the drift pass it starts finds nothing to change).
+/// Changes seen while a worker runs (until it says it publishes, or exits), or this little
+/// after, to paths its run changed are the agent's own (one misjudged is harmless: the drift pass it starts finds nothing to change).
 pub const OWN_SLACK: Duration = Duration::from_millis(20);
 /// Drift passes start at least this far apart (something rewriting a managed file in a loop
 /// does not keep the agent busy).
@@ -81,90 +85,72 @@ pub const DRIFT_MIN_GAP: Duration = Duration::from_secs(1);
 pub const FALLBACK_EVERY: Duration = Duration::from_secs(60);
 /// At most this many changed paths are named in a drift status.
 const SEEN_MAX: usize = 10;
+/// Where the packages install gitops-agentd.
+pub const LIBEXEC_DIR: &str = "/usr/libexec/gitops-agent";
+const DAEMON_BIN: &str = "gitops-agentd";
 
-/// What the loop and the worker thread share.
+/// What the loop and the task that talks to a worker share.
 struct Shared {
-    /// Asked to stop (SIGTERM/SIGINT): the worker does not start applying.
-    stop: AtomicBool,
+    /// The worker's process id (0: none).
+    child: AtomicU32,
     /// When the worker last moved, in milliseconds since `epoch`.
     moved_ms: AtomicU64,
-    /// When the last run of the playbook started and ended applying (`u64::MAX`: still
-    /// applying), in milliseconds since `epoch`: changes seen then are the agent's own.
-    apply_from_ms: AtomicU64,
-    apply_to_ms: AtomicU64,
+    /// When the last worker started and ended (`u64::MAX`: still running), in milliseconds
+    /// since `epoch`: changes seen then may be its own.
+    job_from_ms: AtomicU64,
+    job_to_ms: AtomicU64,
     epoch: Instant,
 }
 
 impl Shared {
     fn touch(&self) {
-        self.moved_ms
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::SeqCst);
+        self.moved_ms.store(self.now_ms(), Ordering::SeqCst);
     }
 
     fn now_ms(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// The worker moved to `phase`: books when applying starts and ends.
-    fn phase(&self, phase: Phase) {
+    fn job_started(&self) {
         self.touch();
-        let applying = self.apply_to_ms.load(Ordering::SeqCst) == u64::MAX;
-        match phase {
-            Phase::Applying if !applying => {
-                self.apply_from_ms.store(self.now_ms(), Ordering::SeqCst);
-                self.apply_to_ms.store(u64::MAX, Ordering::SeqCst);
-            }
-            Phase::Applying => {}
-            _ => self.applied(),
+        self.job_from_ms
+            .store(self.now_ms().max(1), Ordering::SeqCst);
+        self.job_to_ms.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    fn job_ended(&self) {
+        if self.job_to_ms.load(Ordering::SeqCst) == u64::MAX {
+            self.job_to_ms.store(self.now_ms(), Ordering::SeqCst);
         }
     }
 
-    fn applied(&self) {
-        if self.apply_to_ms.load(Ordering::SeqCst) == u64::MAX {
-            self.apply_to_ms.store(self.now_ms(), Ordering::SeqCst);
-        }
-    }
-
-    /// Was a change seen at `at` made by the agent's own run of the playbook?
+    /// Was a change seen at `at` maybe made by the last worker?
     fn own_change(&self, at: Instant) -> bool {
         let t = at.saturating_duration_since(self.epoch).as_millis() as u64;
-        let from = self.apply_from_ms.load(Ordering::SeqCst);
-        let to = self.apply_to_ms.load(Ordering::SeqCst);
+        let from = self.job_from_ms.load(Ordering::SeqCst);
+        let to = self.job_to_ms.load(Ordering::SeqCst);
         from > 0 && t >= from && t <= to.saturating_add(OWN_SLACK.as_millis() as u64)
     }
 
     fn idle_for(&self) -> Duration {
-        let now = self.epoch.elapsed().as_millis() as u64;
-        Duration::from_millis(now.saturating_sub(self.moved_ms.load(Ordering::SeqCst)))
+        Duration::from_millis(
+            self.now_ms()
+                .saturating_sub(self.moved_ms.load(Ordering::SeqCst)),
+        )
     }
 }
 
-/// What one poll on the worker thread came back with.
+/// What one poll (or drift pass) came back with.
 struct Tick {
     outcome: Result<ConvergeOutcome, String>,
     took: Duration,
     /// A drift pass, not a poll.
     drift: bool,
-    /// What the playbook's tasks own, when it ran.
-    owns: Option<Vec<Owned>>,
-    /// The paths of the tasks that changed something, when it ran.
-    changed: Option<Vec<PathBuf>>,
-    /// The managed units and their states after the run.
-    units: Option<Units>,
-}
-
-/// What a tick hands back besides its outcome.
-#[derive(Default)]
-struct TickOut {
-    /// In: read the managed units' states after the run.
-    watch_units: bool,
-    owns: Option<Vec<Owned>>,
-    changed: Option<Vec<PathBuf>>,
-    units: Option<Units>,
+    result: RunResult,
 }
 
 /// Managed units and their states, read after the last run of the playbook.
-type Units = Arc<(Vec<String>, Vec<units::UnitKey>)>;
+type Units = Arc<protocol::UnitStates>;
 
 /// Changes seen and not yet checked.
 #[derive(Default)]
@@ -218,22 +204,67 @@ fn guard_dirs(owns: &[Owned]) -> Vec<PathBuf> {
     dirs.into_iter().collect()
 }
 
-/// `gitops-agent run`. Returns the exit code.
-pub fn run(args: &RunArgs) -> i32 {
-    let config = match load_config(&args.config, ConfigOverrides::default()) {
-        Ok(c) => c,
+/// `gitops-agent run`: becomes `gitops-agentd` (exec: the process, and so the unit's main
+/// process, stays the same). Returns only when that fails.
+pub fn exec_daemon(args: &RunArgs, verbosity: i8) -> i32 {
+    use std::os::unix::process::CommandExt;
+    let agent = match std::env::current_exe() {
+        Ok(p) => p,
         Err(e) => {
-            for line in e.lines() {
-                error!("{line}");
-            }
-            return exit::INVALID;
+            error!("cannot tell where this binary is (to run its workers): {e}");
+            return exit::FAILED;
         }
     };
+    let Some(daemon) = daemon_binary(&agent) else {
+        error!(
+            "{DAEMON_BIN} not found next to {} nor in {LIBEXEC_DIR}: it is part of the package (reinstall gitops-agent)",
+            agent.display()
+        );
+        return exit::FAILED;
+    };
+    let mut cmd = std::process::Command::new(&daemon);
+    cmd.arg("--agent")
+        .arg(&agent)
+        .arg("--config")
+        .arg(&args.config)
+        .arg("--verbosity")
+        .arg(verbosity.to_string());
+    if let Some(name) = &args.host_name {
+        cmd.arg("--host-name").arg(name);
+    }
+    let e = cmd.exec();
+    error!("cannot start {}: {e}", daemon.display());
+    exit::FAILED
+}
+
+/// gitops-agentd: next to `agent` (a build tree, or a package that puts both in one place),
+/// else in [`LIBEXEC_DIR`].
+fn daemon_binary(agent: &Path) -> Option<PathBuf> {
+    let beside = agent.parent().map(|d| d.join(DAEMON_BIN));
+    beside
+        .into_iter()
+        .chain(std::iter::once(Path::new(LIBEXEC_DIR).join(DAEMON_BIN)))
+        .find(|p| p.is_file())
+}
+
+/// What `gitops-agent run` hands gitops-agentd.
+#[derive(Debug, Clone)]
+pub struct DaemonArgs {
+    /// The `gitops-agent` binary that runs the workers.
+    pub agent: PathBuf,
+    pub config: PathBuf,
+    pub host_name: Option<String>,
+    /// Passed on to the workers (`-v`/`-q`).
+    pub verbosity: i8,
+}
+
+/// gitops-agentd's loop. Returns the exit code.
+pub fn run(args: &DaemonArgs) -> i32 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
-        .max_blocking_threads(4)
-        .thread_name("gitops-agent-worker")
+        .max_blocking_threads(2)
+        .thread_name("gitops-agentd-blocking")
         .build()
     {
         Ok(r) => r,
@@ -242,19 +273,135 @@ pub fn run(args: &RunArgs) -> i32 {
             return exit::FAILED;
         }
     };
-    let daemon = Daemon::new(args, config);
-    let code = runtime.block_on(daemon.run());
+    let code = runtime.block_on(async {
+        let (snapshot, settings) = match load_settings(args).await {
+            Ok(s) => s,
+            Err(e) => {
+                for line in e.lines() {
+                    error!("{line}");
+                }
+                return exit::INVALID;
+            }
+        };
+        Daemon::new(args, snapshot, settings).run().await
+    });
     // A status push abandoned at its timeout may still be running: do not wait for it.
     runtime.shutdown_background();
     code
 }
 
+/// Reads the configuration file and has a worker check it.
+async fn load_settings(args: &DaemonArgs) -> Result<(ConfigSnapshot, Settings), String> {
+    let text = match std::fs::read_to_string(&args.config) {
+        Ok(t) => Some(t),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && args.config == Path::new(DEFAULT_CONFIG_PATH) =>
+        {
+            None
+        }
+        Err(e) => return Err(format!("{}: {e}", args.config.display())),
+    };
+    let snapshot = ConfigSnapshot {
+        path: args.config.clone(),
+        text,
+        host_name: args.host_name.clone(),
+    };
+    let request = Request {
+        version: protocol::VERSION.into(),
+        config: snapshot.clone(),
+        job: Job::Load,
+    };
+    let shared = Shared::new();
+    match call_worker(&args.agent, args.verbosity, &request, &shared).await? {
+        Event::Settings(Ok(s)) => Ok((snapshot, s)),
+        Event::Settings(Err(e)) => Err(e),
+        other => Err(format!(
+            "the worker answered {other:?} to a configuration check"
+        )),
+    }
+}
+
+impl Shared {
+    fn new() -> Shared {
+        Shared {
+            child: AtomicU32::new(0),
+            moved_ms: AtomicU64::new(0),
+            job_from_ms: AtomicU64::new(0),
+            job_to_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+/// Runs one job in a `gitops-agent daemon-worker` process and returns its answer; its progress
+/// events move the watchdog on (`shared`).
+async fn call_worker(
+    agent: &Path,
+    verbosity: i8,
+    request: &Request,
+    shared: &Shared,
+) -> Result<Event, String> {
+    let input = serde_json::to_vec(request).map_err(|e| format!("cannot encode a job: {e}"))?;
+    let mut cmd = tokio::process::Command::new(agent);
+    cmd.arg("daemon-worker");
+    for _ in 0..verbosity.max(0) {
+        cmd.arg("-v");
+    }
+    for _ in 0..verbosity.min(0).unsigned_abs() {
+        cmd.arg("-q");
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {} daemon-worker: {e}", agent.display()))?;
+    shared
+        .child
+        .store(child.id().unwrap_or(0), Ordering::SeqCst);
+    // The worker reads all of its job before it says anything: no deadlock on full pipes. A
+    // write that fails (the worker died at once) shows as a missing answer below.
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(&input).await;
+    }
+    let mut answer = None;
+    if let Some(stdout) = child.stdout.take() {
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            match lines.next_line().await {
+                Ok(Some(line)) => {
+                    shared.touch();
+                    match serde_json::from_str::<Event>(&line) {
+                        // The playbook's writes are over: later changes are not the worker's.
+                        Ok(Event::Phase(Phase::Publishing)) => shared.job_ended(),
+                        Ok(Event::Phase(_) | Event::Waiting) => {}
+                        Ok(event) => answer = Some(event),
+                        Err(e) => warn!("unexpected line from the worker ({e}): {line}"),
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    warn!("reading the worker's answer: {e}");
+                    break;
+                }
+            }
+        }
+    }
+    let status = child.wait().await;
+    shared.job_ended();
+    shared.child.store(0, Ordering::SeqCst);
+    answer.ok_or_else(|| match status {
+        Ok(s) => format!("the worker ended without an answer ({s})"),
+        Err(e) => format!("the worker ended without an answer ({e})"),
+    })
+}
+
 struct Daemon {
-    config_path: PathBuf,
-    host_name: Option<String>,
-    config: Arc<Config>,
-    ids: HostIds,
-    splay: Duration,
+    args: DaemonArgs,
+    /// The configuration in use (see [`protocol::ConfigSnapshot`]) and what the loop needs of it.
+    snapshot: Arc<ConfigSnapshot>,
+    settings: Settings,
     shared: Arc<Shared>,
     notifier: notify::Notifier,
     jitter: schedule::Jitter,
@@ -268,29 +415,18 @@ struct Daemon {
     /// The watch has been given what a run of the playbook owns.
     watch_set: bool,
     /// See [`guard_dirs`].
-    guard: Arc<Vec<PathBuf>>,
+    guard: Vec<PathBuf>,
     /// See [`units`].
     units: Option<Units>,
 }
 
 impl Daemon {
-    fn new(args: &RunArgs, config: Config) -> Daemon {
-        let ids = HostIds::gather();
-        let splay = schedule::splay_offset(&ids.machine_id, &ids.hostname, config.splay.as_std());
-        let shared = Arc::new(Shared {
-            stop: AtomicBool::new(false),
-            moved_ms: AtomicU64::new(0),
-            apply_from_ms: AtomicU64::new(0),
-            apply_to_ms: AtomicU64::new(0),
-            epoch: Instant::now(),
-        });
+    fn new(args: &DaemonArgs, snapshot: ConfigSnapshot, settings: Settings) -> Daemon {
         Daemon {
-            config_path: args.config.clone(),
-            host_name: args.host_name.clone(),
-            config: Arc::new(config),
-            ids,
-            splay,
-            shared,
+            args: args.clone(),
+            snapshot: Arc::new(snapshot),
+            settings,
+            shared: Arc::new(Shared::new()),
             notifier: notify::Notifier::from_env(),
             jitter: schedule::Jitter::new(),
             failures: 0,
@@ -298,9 +434,17 @@ impl Daemon {
             ready: false,
             watch: None,
             watch_set: false,
-            guard: Arc::new(Vec::new()),
+            guard: Vec::new(),
             units: None,
         }
+    }
+
+    fn drift_on(&self) -> bool {
+        self.settings.drift != Drift::Off
+    }
+
+    fn regular_wait(&self) -> Duration {
+        self.settings.interval + self.settings.splay
     }
 
     async fn run(mut self) -> i32 {
@@ -320,13 +464,13 @@ impl Daemon {
             }
         };
         info!(
-            interval = %self.config.interval,
-            splay = ?self.splay,
-            enforce = %self.config.enforce,
+            interval = %self.settings.interval_text,
+            splay = ?self.settings.splay,
+            enforce = %self.settings.enforce_text,
             "gitops-agent {} running: converging now, then every {} + {:?} (this host's splay)",
             env!("CARGO_PKG_VERSION"),
-            self.config.interval,
-            self.splay
+            self.settings.interval_text,
+            self.settings.splay
         );
         let watchdog = self.notifier.watchdog_interval();
         let mut watchdog_tick =
@@ -336,7 +480,7 @@ impl Daemon {
 
         let (drift_tx, mut drift_rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, PathBuf)>();
         let units_tx = drift_tx.clone();
-        if self.config.drift != DriftPolicy::Off {
+        if self.drift_on() {
             self.watch = Some(watch::Watch::start(drift_tx));
         } else {
             drop(drift_tx);
@@ -345,9 +489,9 @@ impl Daemon {
         units_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Drift: what was seen, since when, when the pass starts.
         let mut pending = Pending::default();
-        // Changes seen while the agent applied, to paths it did not change itself: drift.
+        // Changes seen while a worker ran: drift unless its run changed that path.
         let mut masked: Vec<PathBuf> = Vec::new();
-        // What the last run of the playbook changed (its own writes).
+        // What the last worker's run of the playbook changed (its own writes).
         let mut changed_by_us: HashSet<PathBuf> = HashSet::new();
         let mut last_drift = tokio::time::Instant::now() - DRIFT_MIN_GAP;
         let mut fallback_at: Option<tokio::time::Instant> = None;
@@ -362,9 +506,9 @@ impl Daemon {
             tokio::select! {
                 _ = tokio::time::sleep_until(next_poll), if job.is_none() && !stopping => {
                     poll_started = tokio::time::Instant::now();
-                    job = Some(self.start_tick(None));
+                    job = Some(self.start_job(None));
                 }
-                _ = units_tick.tick(), if self.units.is_some() && self.watch.is_some() && self.config.drift != DriftPolicy::Off && job.is_none() && !stopping => {
+                _ = units_tick.tick(), if self.units.is_some() && self.watch.is_some() && self.drift_on() && job.is_none() && !stopping => {
                     let units = self.units.clone().expect("units");
                     let tx = units_tx.clone();
                     tokio::task::spawn_blocking(move || {
@@ -379,7 +523,7 @@ impl Daemon {
                 }
                 Some((at, path)) = drift_rx.recv() => {
                     let now = tokio::time::Instant::now();
-                    if self.config.drift == DriftPolicy::Off {
+                    if !self.drift_on() {
                         // Turned off by a reload: the watch stays, nothing is checked.
                         continue;
                     }
@@ -398,40 +542,41 @@ impl Daemon {
                 _ = tokio::time::sleep_until(pending.at.unwrap_or(next_poll)), if pending.at.is_some() && job.is_none() && !stopping => {
                     last_drift = tokio::time::Instant::now();
                     let (seen, detected) = pending.take();
-                    let pass = DriftPass {
-                        report: self.config.drift == DriftPolicy::Report,
+                    let pass = DriftJob {
+                        report: self.settings.drift == Drift::Report,
                         seen,
                         detected,
                         guard: self.guard.clone(),
                     };
                     info!("drift watch: {} changed; checking the playbook", pass.seen.join(", "));
-                    job = Some(self.start_tick(Some(pass)));
+                    job = Some(self.start_job(Some(pass)));
                 }
-                _ = tokio::time::sleep_until(fallback_at.unwrap_or(next_poll)), if fallback_at.is_some() && self.config.drift != DriftPolicy::Off && job.is_none() && !stopping => {
+                _ = tokio::time::sleep_until(fallback_at.unwrap_or(next_poll)), if fallback_at.is_some() && self.drift_on() && job.is_none() && !stopping => {
                     fallback_at = None;
                     last_drift = tokio::time::Instant::now();
-                    let pass = DriftPass {
-                        report: self.config.drift == DriftPolicy::Report,
+                    let pass = DriftJob {
+                        report: self.settings.drift == Drift::Report,
                         seen: vec!["(periodic check: no watch)".into()],
                         detected: None,
                         guard: self.guard.clone(),
                     };
-                    job = Some(self.start_tick(Some(pass)));
+                    job = Some(self.start_job(Some(pass)));
                 }
                 done = async { job.as_mut().expect("a job").await }, if job.is_some() => {
                     job = None;
+                    self.shared.job_ended();
                     let mut tick = match done {
                         Ok(t) => t,
-                        Err(e) => Tick { outcome: Err(format!("the converge thread failed: {e}")), took: Duration::ZERO, drift: false, owns: None, changed: None, units: None },
+                        Err(e) => Tick { outcome: Err(format!("the worker's task failed: {e}")), took: Duration::ZERO, drift: false, result: RunResult::default() },
                     };
                     let was_drift = tick.drift;
-                    let owns = tick.owns.take();
+                    let owns = tick.result.owns.take();
                     if owns.is_some() {
-                        self.units = tick.units.take();
+                        self.units = tick.result.units.take().map(Arc::new);
                     }
-                    if let Some(changed) = tick.changed.take() {
-                        changed_by_us = changed.into_iter().collect();
-                    }
+                    // Only a run of the playbook writes: after a poll that stopped at the fetch,
+                    // every change seen meanwhile is drift.
+                    changed_by_us = tick.result.changed.take().unwrap_or_default().into_iter().collect();
                     let wait = self.after_converge(tick);
                     if stopping {
                         break;
@@ -448,7 +593,7 @@ impl Daemon {
                         match owns {
                             Some(owns) => {
                                 w.set(&owns);
-                                self.guard = Arc::new(guard_dirs(&owns));
+                                self.guard = guard_dirs(&owns);
                                 self.watch_set = true;
                                 match &w.fallback {
                                     Some(why) => {
@@ -475,8 +620,7 @@ impl Daemon {
                             }
                         }
                     }
-                    // Last, once what the run handed back is in place (the new watch table
-                    // allocates in the memory the run freed).
+                    // Last, once what the worker handed back is in place.
                     trim_heap();
                     if !was_drift {
                         next_poll = poll_started + wait;
@@ -488,8 +632,8 @@ impl Daemon {
                     self.report_status(next_poll);
                 }
                 _ = hup.recv() => {
-                    if self.reload() && job.is_none() && self.failures == 0 {
-                        next_poll = poll_started + self.config.interval.as_std() + self.splay;
+                    if self.reload().await && job.is_none() && self.failures == 0 {
+                        next_poll = poll_started + self.regular_wait();
                         self.report_status(next_poll);
                     }
                 }
@@ -526,61 +670,52 @@ impl Daemon {
         self.finish().await
     }
 
-    /// Starts one poll (or drift pass) on a worker thread.
-    fn start_tick(&mut self, drift: Option<DriftPass>) -> JoinHandle<Tick> {
-        let config = self.config.clone();
-        let host_name = self.host_name.clone();
+    /// Starts one poll (or drift pass) in a worker.
+    fn start_job(&mut self, drift: Option<DriftJob>) -> JoinHandle<Tick> {
+        let is_drift = drift.is_some();
+        let request = Request {
+            version: protocol::VERSION.into(),
+            config: (*self.snapshot).clone(),
+            job: Job::Run(RunJob {
+                drift,
+                watch: self.watch_line(),
+                watch_units: self.drift_on(),
+            }),
+        };
+        let agent = self.args.agent.clone();
+        let verbosity = self.args.verbosity;
         let shared = self.shared.clone();
-        let watch = self.watch_line();
-        let drift_on = self.config.drift != DriftPolicy::Off;
-        shared.touch();
+        shared.job_started();
         debug!("polling");
-        tokio::task::spawn_blocking(move || {
+        tokio::spawn(async move {
             let started = Instant::now();
-            let is_drift = drift.is_some();
-            let mut out = TickOut {
-                watch_units: drift_on,
-                ..TickOut::default()
+            let answer = call_worker(&agent, verbosity, &request, &shared).await;
+            let (outcome, result) = match answer {
+                Ok(Event::Done(mut r)) => match r.outcome.take() {
+                    Some(o) => (o, r),
+                    None => (Err("the worker sent no outcome".into()), r),
+                },
+                Ok(other) => (
+                    Err(format!("the worker answered {other:?} to a run")),
+                    RunResult::default(),
+                ),
+                Err(e) => (Err(e), RunResult::default()),
             };
-            // The run gets a thread of its own, ended before memory is given back: glibc keeps
-            // a per-thread cache of freed chunks (tcache) until the thread exits, and those
-            // chunks pin the pages they sit on (see `trim_heap`).
-            let run = || tick(&config, host_name, &shared, drift, watch, &mut out);
-            let outcome = std::thread::scope(|s| {
-                match std::thread::Builder::new()
-                    .name("gitops-agent-run".into())
-                    .spawn_scoped(s, run)
-                {
-                    Ok(t) => t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
-                    Err(e) => Err(format!("cannot start the converge thread: {e}")),
-                }
-            });
-            // Compiled templates and expressions cost about 12 KiB each (megabytes for a playbook
-            // of a few hundred tasks) and compile again in microseconds: not kept between runs.
-            gitops_modules::template::forget_compiled();
-            let TickOut {
-                owns,
-                changed,
-                units,
-                ..
-            } = out;
             Tick {
                 outcome,
                 took: started.elapsed(),
                 drift: is_drift,
-                owns,
-                changed,
-                units,
+                result,
             }
         })
     }
 
     /// How drift is watched, for the status document.
     fn watch_line(&self) -> Option<String> {
-        if self.config.drift == DriftPolicy::Off {
+        if !self.drift_on() {
             return Some("off (drift: off)".into());
         }
-        let policy = self.config.drift.as_str();
+        let policy = self.settings.drift.as_str();
         self.watch.as_ref().map(|w| match &w.fallback {
             Some(why) => format!(
                 "periodic: {why}; full check every {}s (drift: {policy})",
@@ -592,8 +727,8 @@ impl Daemon {
 
     /// Books the result of a poll; returns the wait until the next one.
     fn after_converge(&mut self, tick: Tick) -> Duration {
-        let interval = self.config.interval.as_std();
-        let regular = interval + self.splay;
+        let interval = self.settings.interval;
+        let regular = self.regular_wait();
         if tick.drift {
             match tick.outcome {
                 Err(e) => error!("drift check: {e}"),
@@ -681,34 +816,30 @@ impl Daemon {
     }
 
     /// SIGHUP: reads the configuration again; keeps the old one when the new one is bad.
-    fn reload(&mut self) -> bool {
-        match load_config(&self.config_path, ConfigOverrides::default()) {
-            Ok(c) => {
-                self.splay = schedule::splay_offset(
-                    &self.ids.machine_id,
-                    &self.ids.hostname,
-                    c.splay.as_std(),
-                );
+    async fn reload(&mut self) -> bool {
+        match load_settings(&self.args).await {
+            Ok((snapshot, settings)) => {
                 info!(
-                    interval = %c.interval,
+                    interval = %settings.interval_text,
                     "SIGHUP: configuration {} reloaded (interval {}, splay {:?})",
-                    self.config_path.display(),
-                    c.interval,
-                    self.splay
+                    self.args.config.display(),
+                    settings.interval_text,
+                    settings.splay
                 );
-                if c.state_dir != self.config.state_dir {
+                if settings.state_dir != self.settings.state_dir {
                     warn!(
                         "state_dir changed to {}: used from the next poll",
-                        c.state_dir.display()
+                        settings.state_dir.display()
                     );
                 }
-                self.config = Arc::new(c);
+                self.snapshot = Arc::new(snapshot);
+                self.settings = settings;
                 true
             }
             Err(e) => {
                 error!(
                     "SIGHUP: configuration {} not reloaded, keeping the one in use: {}",
-                    self.config_path.display(),
+                    self.args.config.display(),
                     e.lines().collect::<Vec<_>>().join("; ")
                 );
                 false
@@ -716,13 +847,20 @@ impl Daemon {
         }
     }
 
-    /// SIGTERM/SIGINT: returns true to stop at once (nothing running).
+    /// SIGTERM/SIGINT: returns true to stop at once (nothing running); else tells the worker.
     fn begin_stop(&self, signal: &str, busy: bool) -> bool {
-        self.shared.stop.store(true, Ordering::SeqCst);
         if busy {
             info!("{signal}: stopping once the converge in progress has finished");
             self.notifier
                 .stopping("stopping: finishing the converge in progress");
+            let pid = self.shared.child.load(Ordering::SeqCst);
+            if pid != 0 {
+                // The worker stops before applying, or finishes what it applies.
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
             false
         } else {
             info!("{signal}: stopping");
@@ -734,17 +872,17 @@ impl Daemon {
     /// At stop: push a pending status if that is quick, then exit 0.
     async fn finish(self) -> i32 {
         if self.last.as_ref().is_some_and(|o| o.status_pending) {
-            let config = self.config.clone();
-            let host_name = self.host_name.clone();
-            let push = tokio::task::spawn_blocking(move || {
-                // Only when no converge holds the lock (a one-shot converge pushes itself).
-                let _lock = StateLock::try_acquire(&config.state_dir).ok()?;
-                let plan = Plan::new((*config).clone(), host_name).ok()?;
-                let repo = GitRepo::open_or_init(&config.state_dir.join("repo.git")).ok()?;
-                Some(push_pending(&plan, &repo, None))
-            });
+            let request = Request {
+                version: protocol::VERSION.into(),
+                config: (*self.snapshot).clone(),
+                job: Job::PushPending,
+            };
+            let shared = Shared::new();
+            let push = call_worker(&self.args.agent, self.args.verbosity, &request, &shared);
             match tokio::time::timeout(STOP_PUSH_TIMEOUT, push).await {
-                Ok(Ok(Some(true))) => info!("pending status pushed"),
+                Ok(Ok(Event::Done(RunResult { pushed: true, .. }))) => {
+                    info!("pending status pushed")
+                }
                 Ok(_) => info!("pending status not pushed: it goes out after the restart"),
                 Err(_) => {
                     info!("pending status push takes too long: it goes out after the restart")
@@ -808,139 +946,5 @@ fn trim_heap() {
     // SAFETY: malloc_trim only releases free heap memory; no pointer is invalidated.
     unsafe {
         nix::libc::malloc_trim(0);
-    }
-}
-
-/// One poll on the worker thread: take the lock (giving up if asked to stop while waiting),
-/// converge, release the lock.
-fn tick(
-    config: &Config,
-    host_name: Option<String>,
-    shared: &Shared,
-    drift: Option<DriftPass>,
-    watch: Option<String>,
-    back: &mut TickOut,
-) -> Result<ConvergeOutcome, String> {
-    let dir = &config.state_dir;
-    std::fs::create_dir_all(dir).map_err(|e| format!("state directory {}: {e}", dir.display()))?;
-    let lock = {
-        let mut said = false;
-        loop {
-            match StateLock::try_acquire(dir) {
-                Ok(l) => break l,
-                Err(busy @ LockError::Busy { .. }) => {
-                    if !said {
-                        info!("{busy}: waiting for it to finish");
-                        said = true;
-                    }
-                    if shared.stop.load(Ordering::SeqCst) {
-                        return Ok(ConvergeOutcome {
-                            stopped: true,
-                            ..ConvergeOutcome::default()
-                        });
-                    }
-                    shared.touch();
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-    };
-    let plan = Plan::new(config.clone(), host_name)?;
-    let repo = GitRepo::open_or_init(&dir.join("repo.git")).map_err(|e| e.to_string())?;
-    let flags = RunFlags {
-        enforce: (!config.enforce.is_zero()).then(|| config.enforce.as_std()),
-        drift,
-        watch,
-        ..RunFlags::default()
-    };
-    // The managed units' states are read as soon as the playbook has run (before the status
-    // is published, which may take a while): the baseline of the periodic unit check.
-    let watch_units = back.watch_units;
-    let unit_names = Mutex::new(Vec::<String>::new());
-    let unit_states = Mutex::new(None::<Units>);
-    let read_units = || {
-        let mut names = unit_names.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        names.sort();
-        names.dedup();
-        units::snapshot(&names).map(|st| Arc::new((names, st)))
-    };
-    let progress = |phase: Phase| {
-        if watch_units && phase == Phase::Publishing {
-            *unit_states.lock().unwrap_or_else(|p| p.into_inner()) = read_units();
-        }
-        shared.phase(phase)
-    };
-    let mut reporter = TaskLog { units: &unit_names };
-    let mut report = None;
-    let mut hooks = Hooks {
-        reporter: &mut reporter,
-        stop: Some(&shared.stop),
-        progress: &progress,
-    };
-    let out = converge_locked(&plan, &repo, &flags, &mut hooks, &mut report);
-    shared.applied();
-    drop(lock);
-    if let Some(r) = report {
-        if watch_units {
-            back.units = unit_states
-                .into_inner()
-                .unwrap_or_else(|p| p.into_inner())
-                .or_else(read_units);
-        }
-        back.changed = Some(
-            r.tasks
-                .iter()
-                .filter(|t| t.changed)
-                .flat_map(|t| t.owns.iter())
-                .filter_map(|o| match o {
-                    Owned::Path(p) => Some(p.clone()),
-                    _ => None,
-                })
-                .collect(),
-        );
-        back.owns = Some(r.tasks.into_iter().flat_map(|t| t.owns).collect());
-    }
-    Ok(out)
-}
-
-/// Each task as a log event with its fields (journald: TASK, MODULE, RESULT, AT): failures as
-/// warnings, changes as info, the rest at debug.
-struct TaskLog<'a> {
-    /// The units the tasks manage, collected as they finish.
-    units: &'a Mutex<Vec<String>>,
-}
-
-impl Reporter for TaskLog<'_> {
-    fn play_start(&mut self, name: &str) {
-        debug!(play = name, "play {name}");
-    }
-
-    fn task_done(&mut self, t: &TaskReport) {
-        for o in &t.owns {
-            if let Owned::Unit(u) = o {
-                self.units
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(u.clone());
-            }
-        }
-        let at = format!("{}:{}", t.file, t.line);
-        let result = t.status.as_str();
-        let msg = if t.no_log { None } else { t.msg.as_deref() };
-        match t.status {
-            Status::Failed => warn!(
-                task = %t.name, module = %t.module, result, at = %at,
-                "{result}: {} [{at}]: {}", t.name, msg.unwrap_or("")
-            ),
-            _ if t.changed => info!(
-                task = %t.name, module = %t.module, result, at = %at,
-                "{result}: {} [{at}]", t.name
-            ),
-            _ => debug!(
-                task = %t.name, module = %t.module, result, at = %at,
-                "{result}: {} [{at}]", t.name
-            ),
-        }
     }
 }

@@ -112,11 +112,11 @@ impl Watch {
         };
         let plan = plan(owned);
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        for wd in table.keys() {
-            // Gone already when its directory was deleted: nothing to do about an error.
-            let _ = inotify.rm_watch(*wd);
-        }
-        table.clear();
+        // The new table is built beside the old one, and only the watches no longer wanted are
+        // removed at the end: a directory watched before and after keeps its watch (adding it
+        // again returns the same descriptor), so a change made while the watch is set again,
+        // or seen but not yet read, is not lost.
+        let mut next: HashMap<WatchDescriptor, DirWatch> = HashMap::new();
         self.fallback = None;
         let mask = AddWatchFlags::IN_CLOSE_WRITE
             | AddWatchFlags::IN_MODIFY
@@ -134,13 +134,13 @@ impl Watch {
             .filter(|o| matches!(o, Owned::Path(p) if p.is_absolute()))
             .count();
         for (dir, names) in &plan {
-            if self.limit.is_some_and(|l| table.len() >= l) {
+            if self.limit.is_some_and(|l| next.len() >= l) {
                 self.fallback = Some(format!("inotify watch limit reached ({ENV_WATCH_LIMIT})"));
                 break;
             }
             match inotify.add_watch(dir.as_path(), mask) {
                 Ok(wd) => {
-                    table.insert(
+                    next.insert(
                         wd,
                         DirWatch {
                             dir: dir.clone(),
@@ -158,11 +158,16 @@ impl Watch {
             }
         }
         if self.fallback.is_some() {
-            for wd in table.keys() {
+            next.clear();
+        }
+        for wd in table.keys() {
+            if !next.contains_key(wd) {
+                // Gone already when its directory was deleted: nothing to do about an error.
                 let _ = inotify.rm_watch(*wd);
             }
-            table.clear();
-        } else {
+        }
+        *table = next;
+        if self.fallback.is_none() {
             self.describe = format!("inotify: {paths} paths in {} directories", table.len());
         }
     }
@@ -248,36 +253,37 @@ fn read_loop(inotify: &Inotify, table: &Table, tx: &UnboundedSender<(Instant, Pa
                 }
                 continue;
             }
-            let seen = {
-                let mut table = table.lock().unwrap_or_else(|p| p.into_inner());
-                if ev.mask.contains(AddWatchFlags::IN_IGNORED) {
-                    table.remove(&ev.wd);
-                    continue;
-                }
-                let Some(w) = table.get(&ev.wd) else {
-                    continue;
-                };
-                match &ev.name {
-                    Some(name) => w
-                        .names
-                        .as_ref()
-                        .is_none_or(|n| n.contains(name))
-                        .then(|| w.dir.join(name)),
-                    None if ev.mask.intersects(
-                        AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF,
-                    ) =>
-                    {
-                        Some(w.dir.clone())
-                    }
-                    None => None,
-                }
-            };
+            let seen = relevant(table, &ev);
             if let Some(path) = seen {
                 if tx.send((Instant::now(), path)).is_err() {
                     return;
                 }
             }
         }
+    }
+}
+
+/// The managed path an event is about, if it is about one (books a watch the kernel dropped).
+fn relevant(table: &Table, ev: &nix::sys::inotify::InotifyEvent) -> Option<PathBuf> {
+    let mut table = table.lock().unwrap_or_else(|p| p.into_inner());
+    if ev.mask.contains(AddWatchFlags::IN_IGNORED) {
+        table.remove(&ev.wd);
+        return None;
+    }
+    let w = table.get(&ev.wd)?;
+    match &ev.name {
+        Some(name) => w
+            .names
+            .as_ref()
+            .is_none_or(|n| n.contains(name))
+            .then(|| w.dir.join(name)),
+        None if ev
+            .mask
+            .intersects(AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF) =>
+        {
+            Some(w.dir.clone())
+        }
+        None => None,
     }
 }
 
@@ -343,5 +349,34 @@ mod tests {
         w.limit = Some(0);
         w.set(&[Owned::Path(dir.path().join("x"))]);
         assert!(w.fallback.is_some());
+    }
+
+    #[test]
+    fn a_change_not_yet_read_survives_setting_the_watch_again() {
+        // No reader thread: the event stays queued while the watch is set again, as it may
+        // when the daemon sets it after a run while the reader is behind.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("managed"), "x").unwrap();
+        let inotify =
+            Arc::new(Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).unwrap());
+        let mut w = Watch {
+            inotify: Some(inotify.clone()),
+            table: Arc::new(Mutex::new(HashMap::new())),
+            fallback: None,
+            describe: String::new(),
+            limit: None,
+        };
+        let owned = [Owned::Path(d.join("managed"))];
+        w.set(&owned);
+        std::fs::write(d.join("managed"), "edited by hand").unwrap();
+        w.set(&owned);
+        let seen: Vec<PathBuf> = inotify
+            .read_events()
+            .unwrap()
+            .iter()
+            .filter_map(|ev| relevant(&w.table, ev))
+            .collect();
+        assert!(seen.contains(&d.join("managed")), "{seen:?}");
     }
 }

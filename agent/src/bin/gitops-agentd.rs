@@ -1,0 +1,67 @@
+//! gitops-agentd: the daemon `gitops-agent run` becomes (it execs this binary, so the unit's
+//! main process stays the same). Kept apart from `gitops-agent` so that the process that idles
+//! all day maps only the loop's code: each poll and drift check runs in a short-lived
+//! `gitops-agent daemon-worker` (see `gitops_agent::daemon::protocol`).
+//!
+//! Its arguments are written by `gitops-agent run`, not by people, so they are read by hand:
+//! `--agent PATH --config PATH [--host-name NAME] [--verbosity N]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use gitops_agent::daemon::{self, DaemonArgs};
+use gitops_agent::logging;
+
+const USAGE: &str =
+    "gitops-agentd is started by `gitops-agent run` (see `gitops-agent run --help`); \
+it takes --agent PATH --config PATH [--host-name NAME] [--verbosity N]";
+
+fn parse() -> Result<(DaemonArgs, i8), String> {
+    let mut agent = None;
+    let mut config = None;
+    let mut host_name = None;
+    let mut verbosity = 0i8;
+    let mut args = std::env::args_os().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| format!("{} needs a value", flag.to_string_lossy()))
+        };
+        match flag.to_str() {
+            Some("--agent") => agent = Some(PathBuf::from(value()?)),
+            Some("--config") => config = Some(PathBuf::from(value()?)),
+            Some("--host-name") => host_name = Some(value()?.to_string_lossy().into_owned()),
+            Some("--verbosity") => {
+                verbosity = value()?
+                    .to_str()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or("--verbosity takes a number")?
+            }
+            _ => return Err(format!("unknown argument {}", flag.to_string_lossy())),
+        }
+    }
+    match (agent, config) {
+        (Some(agent), Some(config)) => Ok((
+            DaemonArgs {
+                agent,
+                config,
+                host_name,
+                verbosity,
+            },
+            verbosity,
+        )),
+        _ => Err("--agent and --config are required".into()),
+    }
+}
+
+fn main() -> ExitCode {
+    let (args, verbosity) = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("gitops-agentd: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(verbosity, logging::Style::Timestamped);
+    ExitCode::from(daemon::run(&args) as u8)
+}

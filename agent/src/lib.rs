@@ -1,0 +1,23 @@
+//! gitops-agent's library: everything behind the two binaries, `gitops-agent` (the command line:
+//! converge, validate, status, run, suspend, resume) and `gitops-agentd` (the daemon `run`
+//! becomes; see [`daemon`]). The language and the engine live in `gitops-modules`.
+
+pub mod cli;
+#[allow(dead_code)]
+pub mod config;
+pub mod converge;
+pub mod daemon;
+#[allow(dead_code)]
+pub mod duration;
+#[allow(dead_code)]
+pub mod git;
+pub mod logging;
+pub mod metrics;
+pub mod output;
+pub mod pull;
+#[allow(dead_code)]
+pub mod state;
+#[allow(dead_code)]
+pub mod status;
+#[allow(dead_code)]
+pub mod trust;
