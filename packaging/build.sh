@@ -76,6 +76,9 @@ if [ -z "$binary" ]; then
   binary="${CARGO_TARGET_DIR:-$repo/target}/dist/gitops-agent"
 fi
 [ -x "$binary" ] || { echo "build.sh: $binary is not an executable" >&2; exit 1; }
+# The daemon `gitops-agent run` execs: built with it, taken from beside it.
+daemon="$(dirname "$binary")/gitops-agentd"
+[ -x "$daemon" ] || { echo "build.sh: $daemon (built with $binary) is not an executable" >&2; exit 1; }
 # The generator of the man pages and completions (packaging/gen: agent/src/cli.rs compiled into a
 # separate small binary, so the agent does not carry clap_mangen/clap_complete). A dev build: it
 # reuses the workspace's debug build of clap (cargo build --workspace already built it).
@@ -90,7 +93,8 @@ trap 'rm -rf "$work"' EXIT
 
 # --- the binary, stripped, and what is generated from the CLI (man pages, completions) ---------
 strip --strip-all -o "$work/gitops-agent" "$binary"
-chmod 0755 "$work/gitops-agent"
+strip --strip-all -o "$work/gitops-agentd" "$daemon"
+chmod 0755 "$work/gitops-agent" "$work/gitops-agentd"
 "$gen" man --out "$work/man" >/dev/null
 for sh in bash zsh fish; do "$gen" completions "$sh" --out "$work/completions" >/dev/null; done
 for m in "$work"/man/*.1; do
@@ -103,6 +107,7 @@ done
 stage() {
   local root=$1 unitdir=$2 zshdir=$3
   install -D -m 0755 "$work/gitops-agent" "$root/usr/bin/gitops-agent"
+  install -D -m 0755 "$work/gitops-agentd" "$root/usr/libexec/gitops-agent/gitops-agentd"
   install -D -m 0644 systemd/gitops-agent.service "$root$unitdir/gitops-agent.service"
   install -D -m 0644 packaging/config.yml "$root/etc/gitops-agent/config.yml"
   install -d -m 0755 "$root/var/lib/gitops-agent"
@@ -122,12 +127,12 @@ stage() {
   find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 }
 
-# Runtime libraries the binary links (readelf NEEDED) -> Debian packages. Anything else is an
+# Runtime libraries the binaries link (readelf NEEDED) -> Debian packages. Anything else is an
 # error: the package must declare what it needs.
 deb_shlib_depends() {
   local needed glibc deps=()
-  needed="$(readelf -d "$work/gitops-agent" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p')"
-  glibc="$(objdump -T "$work/gitops-agent" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)"
+  needed="$(for b in "$work/gitops-agent" "$work/gitops-agentd"; do readelf -d "$b"; done | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | sort -u)"
+  glibc="$(for b in "$work/gitops-agent" "$work/gitops-agentd"; do objdump -T "$b"; done | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)"
   for lib in $needed; do
     case "$lib" in
       libc.so.6|libm.so.6|libpthread.so.0|libdl.so.2|librt.so.1|ld-linux-*.so.*) deps+=("libc6 (>= $glibc)") ;;
@@ -231,6 +236,8 @@ cp -a "$root/." "%{buildroot}/"
 
 %files
 %attr(0755,root,root) /usr/bin/gitops-agent
+%dir /usr/libexec/gitops-agent
+%attr(0755,root,root) /usr/libexec/gitops-agent/gitops-agentd
 /usr/lib/systemd/system/gitops-agent.service
 %dir /etc/gitops-agent
 %config(noreplace) /etc/gitops-agent/config.yml
@@ -260,5 +267,5 @@ built=()
 [ "$only" = rpm ] || built+=("$(build_deb)")
 [ "$only" = deb ] || built+=("$(build_rpm)")
 echo "=== timing: packages $(( $(date +%s) - t0 ))s"
-printf 'binary (stripped) %8d bytes\n' "$(stat -c %s "$work/gitops-agent")"
+printf 'binary (stripped) %8d bytes, daemon %d bytes\n' "$(stat -c %s "$work/gitops-agent")" "$(stat -c %s "$work/gitops-agentd")"
 for f in "${built[@]}"; do printf '%-60s %8d bytes\n' "$f" "$(stat -c %s "$f")"; done

@@ -137,3 +137,59 @@ fn diff_shows_the_change() {
         "old line\n"
     );
 }
+
+/// `daemon-worker` is internal to the daemon: a job it cannot read, or one from a daemon of
+/// another version, is refused with a message, and nothing runs.
+#[test]
+fn daemon_worker_refuses_what_is_not_a_job_of_its_own_version() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let ask = |input: &str| {
+        let mut child = agent()
+            .arg("daemon-worker")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = ask("not json");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("internal command of `gitops-agent run`"));
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let job = format!(
+        r#"{{"version":"0.0.0/0","config":{{"path":"{}","text":"repo: file:///nowhere\n","host_name":null}},"job":"Load"}}"#,
+        dir.path().join("config.yml").display()
+    );
+    let out = ask(&job);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("restart the daemon"), "{err}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    // The same job from this version is answered: the settings, one JSON line.
+    let this = job.replace("0.0.0/0", &format!("{}/1", env!("CARGO_PKG_VERSION")));
+    let out = ask(&this);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        answer.starts_with(r#"{"Settings":{"Ok":{"interval""#),
+        "{answer}"
+    );
+}
+
+#[test]
+fn gitops_agentd_alone_explains_itself() {
+    let out = Command::new(env!("CARGO_BIN_EXE_gitops-agentd"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("started by `gitops-agent run`"));
+}

@@ -311,7 +311,14 @@ fn offline_the_applied_commit_is_enforced_and_the_status_lands_when_the_server_i
         "{}",
         read(&metrics)
     );
-    assert!(agent.log().contains("reachable again"), "{}", agent.log());
+    // The worker writes the metrics; the daemon logs once it has the worker's answer.
+    assert!(
+        wait_for(Duration::from_secs(5), || agent
+            .log()
+            .contains("reachable again")),
+        "{}",
+        agent.log()
+    );
 }
 
 #[test]
@@ -519,5 +526,103 @@ fn http_server_down_enforcement_goes_on_and_the_status_lands_when_it_is_back() {
         "{}\n{}",
         history(),
         agent.log()
+    );
+}
+
+/// The processes of this pid's children (read from /proc: works without CONFIG_PROC_CHILDREN).
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            out.push(child);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_idle_daemon_is_gitops_agentd_and_each_run_is_a_worker_that_exits() {
+    let f = Fleet::new();
+    f.write_config("interval: 1h\nsplay: 0\n");
+    f.commit(&play("v1"));
+    let agent = f.daemon(&[]);
+    assert!(
+        wait_for(Duration::from_secs(10), || f.file("app.conf") == "v1\n"),
+        "{}",
+        agent.log()
+    );
+    // `run` has become gitops-agentd (same pid: systemd's main process stays the same).
+    let pid = agent.child.id();
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(
+        exe.file_name().and_then(|n| n.to_str()),
+        Some("gitops-agentd"),
+        "{exe:?}"
+    );
+    // The run was a worker process, gone once it answered; its peak memory is logged.
+    assert!(
+        wait_for(Duration::from_secs(5), || children_of(pid).is_empty()),
+        "workers still running: {:?}",
+        children_of(pid)
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || agent
+            .log()
+            .contains("worker_peak_kib=")),
+        "{}",
+        agent.log()
+    );
+    // The next poll (SIGUSR1) is another worker: v2 applied, and again no child left.
+    f.commit(&play("v2"));
+    agent.signal(Signal::SIGUSR1);
+    assert!(
+        wait_for(Duration::from_secs(10), || f.file("app.conf") == "v2\n"),
+        "{}",
+        agent.log()
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || children_of(pid).is_empty()),
+        "workers still running: {:?}",
+        children_of(pid)
+    );
+    assert_eq!(
+        agent.log().matches("poll: changed").count(),
+        2,
+        "{}",
+        agent.log()
+    );
+}
+
+#[test]
+fn without_gitops_agentd_run_says_what_is_missing() {
+    if std::path::Path::new("/usr/libexec/gitops-agent/gitops-agentd").exists() {
+        eprintln!("skipped: a gitops-agentd is installed on this machine");
+        return;
+    }
+    let f = Fleet::new();
+    f.write_config("interval: 1h\n");
+    // The agent alone in a directory, as if the package's second binary were missing.
+    let lone = f.tmp.path().join("bin/gitops-agent");
+    std::fs::create_dir_all(lone.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_gitops-agent"), &lone).unwrap();
+    let out = Command::new(&lone)
+        .args(["run", "--config"])
+        .arg(&f.config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("gitops-agentd not found next to")
+            && err.contains("/usr/libexec/gitops-agent"),
+        "{err}"
     );
 }

@@ -1,18 +1,22 @@
 #!/usr/bin/env python3
 """Drift latency benchmark (run by hand, prints figures; not a test).
 
-usage: drift_bench.py [--files 450] [--edits 20] [--idle-minutes 10] [--smaps] [--bin PATH] [--keep]
+usage: drift_bench.py [--files 450] [--edits 20] [--idle-minutes 10] [--interval 1h] [--smaps] [--bin PATH]
+                      [--keep]
 
 Setup (temp dir): a bare repository over file:// whose branch `hosts/<short hostname>` holds a
 `local.yml` of --files `copy` tasks (spread over 15 directories under a scratch root, a `root`
-extra var), and a config with `interval: 1h`, so only the drift watch acts. The daemon
+extra var), and a config with `interval: 1h` (--interval), so only the drift watch acts. The daemon
 (`gitops-agent run`) converges once; then --edits times a random managed file is overwritten by
 hand and the time until the agent has put its content back is measured (polled every 1 ms),
 waiting for the drift pass to end between edits. Prints median, p90 and max latency (target of
-the issue: median under 1 s), the number of drift passes the log shows, and the daemon's RSS
-(VmRSS/VmHWM) at the end. With --idle-minutes M, it then leaves the daemon alone for M minutes
-(the issue's figure: 10) and prints its RSS at the end of that time and the CPU time it used
-meanwhile (utime+stime from /proc/PID/stat). With --smaps, it prints at the end what the
+the issue: median under 1 s), the number of drift passes the log shows, the daemon's RSS
+(VmRSS/VmHWM) at the end, and the peak RSS of its workers (each poll and drift pass runs in a
+short-lived `gitops-agent daemon-worker`; the daemon logs each one's getrusage ru_maxrss). With
+--idle-minutes M, it then leaves the daemon alone for M minutes (the issue's figure: 10) and
+prints its RSS at the end of that time and the CPU time used meanwhile (utime+stime of the
+daemon, and cutime+cstime: its workers, from /proc/PID/stat); --interval 60s makes a worker poll
+every minute meanwhile, as the default configuration does. With --smaps, it prints at the end what the
 resident memory is made of (/proc/PID/smaps: the binary's text, read-only data and relocated
 data, the shared libraries, the heap and the other anonymous mappings: malloc arenas and thread
 stacks) and the daemon's threads. The daemon is stopped (SIGTERM, then SIGKILL) in every case.
@@ -56,10 +60,12 @@ def proc_status(pid: int) -> dict[str, str]:
     return out
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of PID, in seconds."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(utime + stime of PID, cutime + cstime: its children waited for, i.e. the workers), in
+    seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tck = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tck, (int(fields[13]) + int(fields[14])) / tck
 
 
 def smaps_breakdown(pid: int, binary: Path) -> list[str]:
@@ -104,6 +110,9 @@ def main() -> int:
     ap.add_argument("--edits", type=int, default=20)
     ap.add_argument("--bin", type=Path, default=None)
     ap.add_argument("--idle-minutes", type=float, default=0)
+    ap.add_argument("--interval", default="1h",
+                    help="the daemon's poll interval (default 1h: only the drift watch acts; "
+                         "60s: the default config, a worker polls every minute)")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--smaps", action="store_true",
                     help="print the resident memory by mapping and the threads at the end")
@@ -129,7 +138,7 @@ def main() -> int:
         git(work, "commit", "-q", "-m", "bench")
         git(work, "push", "-q", str(bare), "HEAD")
         config = tmp / "config.yml"
-        config.write_text(f"repo: file://{bare}\nstate_dir: {state}\ninterval: 1h\nsplay: 0\n"
+        config.write_text(f"repo: file://{bare}\nstate_dir: {state}\ninterval: {a.interval}\nsplay: 0\n"
                           f"extra_vars:\n  root: {root}\n")
         log = tmp / "daemon.log"
         env = {k: v for k, v in os.environ.items()
@@ -181,14 +190,21 @@ def main() -> int:
         print(f"drift passes logged: {len(passes)}, median {took:.0f} ms each")
         print(f"daemon RSS now {st.get('VmRSS')} (anonymous {st.get('RssAnon')}, file-backed "
               f"{st.get('RssFile')}), peak {st.get('VmHWM')}")
+        peaks = sorted(int(k) for k in re.findall(r"worker_peak_kib=(\d+)", log.read_text()))
+        if peaks:
+            print(f"workers (one per poll or drift pass, {len(peaks)} so far): peak RSS median "
+                  f"{statistics.median(peaks):.0f} kB, max {peaks[-1]} kB")
         if a.idle_minutes > 0:
-            cpu0 = cpu_seconds(agent.pid)
+            polls0 = log.read_text().count("poll: ")
+            (cpu0, ccpu0) = cpu_seconds(agent.pid)
             time.sleep(a.idle_minutes * 60)
-            cpu1 = cpu_seconds(agent.pid)
+            (cpu1, ccpu1) = cpu_seconds(agent.pid)
             st = proc_status(agent.pid)
-            print(f"idle {a.idle_minutes:g} min with {a.files} files watched: RSS {st.get('VmRSS')} "
-                  f"(anonymous {st.get('RssAnon')}, file-backed {st.get('RssFile')}), "
-                  f"CPU time used {cpu1 - cpu0:.3f} s")
+            polls = log.read_text().count("poll: ") - polls0
+            print(f"idle {a.idle_minutes:g} min with {a.files} files watched (interval {a.interval}): "
+                  f"RSS {st.get('VmRSS')} (anonymous {st.get('RssAnon')}, file-backed "
+                  f"{st.get('RssFile')}), CPU time used {cpu1 - cpu0:.3f} s by the daemon, "
+                  f"{ccpu1 - ccpu0:.3f} s by {polls} poll worker(s)")
         if a.smaps:
             print("resident memory by mapping (/proc/PID/smaps):")
             print("\n".join(smaps_breakdown(agent.pid, binary)))

@@ -442,6 +442,7 @@ class Container:
 
     binds:    Bind(...) objects or (src, dest[, "ro"|"rw"]) tuples
     agent:    host path of the gitops-agent binary, bound read-only at /usr/local/bin/gitops-agent
+              (with the gitops-agentd beside it, which `gitops-agent run` execs, next to it)
     ansible:  True (or a venv path): bind the test venv (target/test-venv, ansible-core) read-only at
               its own path, plus the Python it was made from if that is not under /usr, and the
               differential callback plugin dir; then ansible_playbook() works inside
@@ -460,6 +461,9 @@ class Container:
                 self.binds.append(Bind(Path(src), dest, ro=(mode or ["ro"])[0] != "rw"))
         if agent is not None:
             self.binds.append(Bind(Path(agent), AGENT_PATH, ro=True))
+            daemon = Path(agent).with_name("gitops-agentd")
+            if daemon.exists():
+                self.binds.append(Bind(daemon, AGENT_PATH + "d", ro=True))
         self.agent = agent
         self.venv: Path | None = None
         if ansible:

@@ -130,8 +130,9 @@ PACKAGE_BUILDS = (["--version", V1], ["--version", V2])
 
 def _packaging_key(binary: Path) -> str:
     h = hashlib.sha256()
-    st = binary.stat()
-    h.update(f"{binary} {st.st_size} {st.st_mtime_ns} {PACKAGE_BUILDS}".encode())
+    for b in (binary, binary.with_name("gitops-agentd")):
+        st = b.stat() if b.exists() else None
+        h.update(f"{b} {st and st.st_size} {st and st.st_mtime_ns} {PACKAGE_BUILDS}".encode())
     for p in sorted((REPO / "packaging").rglob("*")) + [REPO / "systemd/gitops-agent.service",
                                                         REPO / "agent/src/cli.rs"]:
         if p.is_file() and "target" not in p.parts:

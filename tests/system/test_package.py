@@ -116,7 +116,8 @@ def test_deb_metadata_and_contents(packages):
     assert f("Suggests") == "git"
     listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
     entries = {line.split()[-1].lstrip("."): line.split()[0] for line in listing.splitlines()}
-    for path, mode in {"/usr/bin/gitops-agent": "-rwxr-xr-x", "/lib/systemd/system/gitops-agent.service": "-rw-r--r--",
+    for path, mode in {"/usr/bin/gitops-agent": "-rwxr-xr-x", "/usr/libexec/gitops-agent/gitops-agentd": "-rwxr-xr-x",
+                       "/lib/systemd/system/gitops-agent.service": "-rw-r--r--",
                        "/etc/gitops-agent/config.yml": "-rw-r--r--", "/var/lib/gitops-agent/": "drwxr-xr-x",
                        "/usr/share/man/man1/gitops-agent.1.gz": "-rw-r--r--",
                        "/usr/share/man/man1/gitops-agent-converge.1.gz": "-rw-r--r--",
@@ -272,7 +273,8 @@ def test_rpm_metadata_files_and_scriptlets(packages):
     q = lambda *a: subprocess.run(["rpm", "-qp", *a, rpm], capture_output=True, text=True, check=True).stdout
     assert q("--qf", "%{NAME} %{VERSION} %{RELEASE} %{LICENSE}") == f"gitops-agent {V1} 1 Apache-2.0"
     files = set(q("-l").split())
-    for path in ("/usr/bin/gitops-agent", "/usr/lib/systemd/system/gitops-agent.service",
+    for path in ("/usr/bin/gitops-agent", "/usr/libexec/gitops-agent/gitops-agentd",
+                 "/usr/lib/systemd/system/gitops-agent.service",
                  "/etc/gitops-agent/config.yml", "/var/lib/gitops-agent", "/usr/share/man/man1/gitops-agent.1.gz",
                  "/usr/share/bash-completion/completions/gitops-agent", "/usr/share/zsh/site-functions/_gitops-agent",
                  "/usr/share/fish/vendor_completions.d/gitops-agent.fish",
@@ -301,6 +303,7 @@ def test_rpm_unpacks_into_scratch_root(packages, tmp_path):
     assert p.returncode == 0, p.stderr
     st = lambda rel: os.stat(root / rel.lstrip("/"))
     assert oct(st("/usr/bin/gitops-agent").st_mode & 0o7777) == "0o755"
+    assert oct(st("/usr/libexec/gitops-agent/gitops-agentd").st_mode & 0o7777) == "0o755"
     assert oct(st("/etc/gitops-agent/config.yml").st_mode & 0o7777) == "0o644"
     assert (root / "var/lib/gitops-agent").is_dir()
     unit = (root / "usr/lib/systemd/system/gitops-agent.service").read_text()

@@ -146,6 +146,8 @@ struct Tick {
     took: Duration,
     /// A drift pass, not a poll.
     drift: bool,
+    /// The worker's peak resident memory, KiB.
+    peak_rss_kib: u64,
     result: RunResult,
 }
 
@@ -351,7 +353,11 @@ async fn call_worker(
     for _ in 0..verbosity.min(0).unsigned_abs() {
         cmd.arg("-q");
     }
-    cmd.stdin(Stdio::piped())
+    // The notify socket is the daemon's (NotifyAccess=main would refuse a worker anyway).
+    cmd.env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID")
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     let mut child = cmd
@@ -567,7 +573,7 @@ impl Daemon {
                     self.shared.job_ended();
                     let mut tick = match done {
                         Ok(t) => t,
-                        Err(e) => Tick { outcome: Err(format!("the worker's task failed: {e}")), took: Duration::ZERO, drift: false, result: RunResult::default() },
+                        Err(e) => Tick { outcome: Err(format!("the worker's task failed: {e}")), took: Duration::ZERO, drift: false, peak_rss_kib: 0, result: RunResult::default() },
                     };
                     let was_drift = tick.drift;
                     let owns = tick.result.owns.take();
@@ -705,6 +711,7 @@ impl Daemon {
                 outcome,
                 took: started.elapsed(),
                 drift: is_drift,
+                peak_rss_kib: result.peak_rss_kib,
                 result,
             }
         })
@@ -737,6 +744,7 @@ impl Daemon {
                     info!(
                         result,
                         took_ms = tick.took.as_millis() as u64,
+                        worker_peak_kib = tick.peak_rss_kib,
                         "drift check: {result}{}",
                         if out.status_pending {
                             ", status push pending"
@@ -777,6 +785,7 @@ impl Daemon {
                     commit = %short(&out.commit_applied),
                     result,
                     took_ms = tick.took.as_millis() as u64,
+                    worker_peak_kib = tick.peak_rss_kib,
                     "poll: {result} (commit {}){}",
                     short(&out.commit_applied),
                     if out.status_pending { ", status push pending" } else { "" }

@@ -123,4 +123,6 @@ pub struct RunResult {
     pub units: Option<UnitStates>,
     /// [`Job::PushPending`]: whether it went out.
     pub pushed: bool,
+    /// The worker's peak resident memory (getrusage `ru_maxrss`), in KiB: logged by the daemon.
+    pub peak_rss_kib: u64,
 }

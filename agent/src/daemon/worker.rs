@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use gitops_modules::report::{Reporter, Status, TaskReport};
 use gitops_modules::resource::Owned;
+use nix::sys::resource::UsageWho;
 use nix::sys::signal::{signal, SigHandler, Signal};
 use tracing::{debug, error, info, warn};
 
@@ -109,7 +110,10 @@ pub fn main() -> i32 {
             answer.send(&Event::Settings(settings(&request.config)));
         }
         Job::Run(job) => {
-            let result = run(&request.config, job, &answer);
+            let mut result = run(&request.config, job, &answer);
+            result.peak_rss_kib = nix::sys::resource::getrusage(UsageWho::RUSAGE_SELF)
+                .map(|u| u.max_rss().max(0) as u64)
+                .unwrap_or(0);
             answer.send(&Event::Done(result));
         }
         Job::PushPending => {
