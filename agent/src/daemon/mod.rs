@@ -943,13 +943,10 @@ fn status_line(
     line
 }
 
-/// Gives free heap memory back to the system, after each run (issue 5: idle RSS). A run
-/// allocates and frees a few MiB in its thread's malloc arena; glibc gives back on its own only a
-/// large free block at the top of an arena, not the free pages between chunks still in use.
-/// Called on the loop's thread once the run's thread has
-/// ended (glibc's per-thread cache of freed chunks, tcache, pins their pages until then) and
-/// its results are in place. Measured with tests/bench/drift_bench.py (450 files): see the
-/// README's daemon section.
+/// Gives free heap memory back to the system after each run (issue 5: idle RSS). The run itself
+/// was a worker process; what the daemon allocates is the worker's answer (the paths the
+/// playbook owns, as JSON and decoded) and the new watch table, and glibc gives back on its own
+/// only a large free block at the top of the heap, not free pages between chunks still in use.
 fn trim_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free heap memory; no pointer is invalidated.

@@ -16,8 +16,9 @@
 //! - a managed package: `/var/lib/dpkg/status` and `/var/lib/rpm/`.
 //! - systemd units are not watched here: see `units.rs` (a periodic batched `systemctl show`).
 //!
-//! The agent's own writes are masked by the daemon: events while a converge or drift pass runs,
-//! and shortly after, are dropped (see `Daemon::run`), and the watch is set again after each.
+//! The agent's own writes are masked by the daemon: events while a worker runs, and shortly
+//! after, to paths its run changed are dropped (see `Daemon::run`), and the watch is set again
+//! after each run (keeping the watches of directories still planned).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
