@@ -105,14 +105,7 @@ fn a_new_commit_is_applied_within_interval_and_systemd_is_notified() {
 #[test]
 fn sigusr1_polls_now() {
     let f = Fleet::new();
-    f.write_config("interval: 1h\nsplay: 0\n");
-    f.commit(&play("v1"));
-    let agent = f.daemon(&[]);
-    assert!(
-        wait_for(Duration::from_secs(10), || f.file("app.conf") == "v1\n"),
-        "{}",
-        agent.log()
-    );
+    let agent = daemon_at_v1(&f);
     f.commit(&play("v2"));
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(f.file("app.conf"), "v1\n", "polled without being asked");
@@ -345,12 +338,7 @@ fn the_daemon_and_a_one_shot_converge_are_serialised_by_the_lock() {
         .and_then(|rest| rest.split(')').next())
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no pid named: {err}"));
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let ppid: Option<u32> = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-        .and_then(|p| p.parse().ok());
-    assert_eq!(ppid, Some(agent.child.id()), "{err}\n{stat}");
+    assert_eq!(parent_of(pid), Some(agent.child.id()), "{err}");
     // Without: waits, says so, and runs once the daemon's converge is over.
     let out = f.cli(&["converge"]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -529,28 +517,27 @@ fn http_server_down_enforcement_goes_on_and_the_status_lands_when_it_is_back() {
     );
 }
 
-/// The processes of this pid's children (read from /proc: works without CONFIG_PROC_CHILDREN).
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(pid) {
-            out.push(child);
-        }
-    }
-    out
+/// The parent of a process (from /proc/PID/stat), if it still runs.
+fn parent_of(pid: u32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()?
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
 }
 
-#[test]
-fn the_idle_daemon_is_gitops_agentd_and_each_run_is_a_worker_that_exits() {
-    let f = Fleet::new();
+/// The processes of this pid's children (read from /proc: works without CONFIG_PROC_CHILDREN).
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|&child| parent_of(child) == Some(pid))
+        .collect()
+}
+
+/// A daemon polling every hour, once it has applied `play("v1")`.
+fn daemon_at_v1(f: &Fleet) -> Guard {
     f.write_config("interval: 1h\nsplay: 0\n");
     f.commit(&play("v1"));
     let agent = f.daemon(&[]);
@@ -559,6 +546,13 @@ fn the_idle_daemon_is_gitops_agentd_and_each_run_is_a_worker_that_exits() {
         "{}",
         agent.log()
     );
+    agent
+}
+
+#[test]
+fn the_idle_daemon_is_gitops_agentd_and_each_run_is_a_worker_that_exits() {
+    let f = Fleet::new();
+    let agent = daemon_at_v1(&f);
     // `run` has become gitops-agentd (same pid: systemd's main process stays the same).
     let pid = agent.child.id();
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
