@@ -620,3 +620,21 @@ fn without_gitops_agentd_run_says_what_is_missing() {
         "{err}"
     );
 }
+
+#[test]
+fn an_invalid_configuration_at_start_exits_3_naming_the_line() {
+    let f = Fleet::new();
+    f.write_config("interval: 1h\nintervall: 5m\n");
+    let mut agent = f.daemon(&[]);
+    assert_eq!(
+        agent.wait_exit(Duration::from_secs(10)),
+        Some(3),
+        "{}",
+        agent.log()
+    );
+    let log = agent.log();
+    assert!(
+        log.contains("key `intervall`") && log.contains("config.yml:6"),
+        "{log}"
+    );
+}

@@ -278,11 +278,11 @@ pub fn run(args: &DaemonArgs) -> i32 {
     let code = runtime.block_on(async {
         let (snapshot, settings) = match load_settings(args).await {
             Ok(s) => s,
-            Err(e) => {
+            Err((code, e)) => {
                 for line in e.lines() {
                     error!("{line}");
                 }
-                return exit::INVALID;
+                return code;
             }
         };
         Daemon::new(args, snapshot, settings).run().await
@@ -292,8 +292,10 @@ pub fn run(args: &DaemonArgs) -> i32 {
     code
 }
 
-/// Reads the configuration file and has a worker check it.
-async fn load_settings(args: &DaemonArgs) -> Result<(ConfigSnapshot, Settings), String> {
+/// Reads the configuration file and has a worker check it. Errors come with the exit code:
+/// [`exit::INVALID`] for the configuration, [`exit::FAILED`] when no worker could answer.
+async fn load_settings(args: &DaemonArgs) -> Result<(ConfigSnapshot, Settings), (i32, String)> {
+    let invalid = |e: String| (exit::INVALID, e);
     let text = match std::fs::read_to_string(&args.config) {
         Ok(t) => Some(t),
         Err(e)
@@ -302,7 +304,7 @@ async fn load_settings(args: &DaemonArgs) -> Result<(ConfigSnapshot, Settings), 
         {
             None
         }
-        Err(e) => return Err(format!("{}: {e}", args.config.display())),
+        Err(e) => return Err(invalid(format!("{}: {e}", args.config.display()))),
     };
     let snapshot = ConfigSnapshot {
         path: args.config.clone(),
@@ -315,12 +317,14 @@ async fn load_settings(args: &DaemonArgs) -> Result<(ConfigSnapshot, Settings), 
         job: Job::Load,
     };
     let shared = Shared::new();
-    match call_worker(&args.agent, args.verbosity, &request, &shared).await? {
-        Event::Settings(Ok(s)) => Ok((snapshot, s)),
-        Event::Settings(Err(e)) => Err(e),
-        other => Err(format!(
-            "the worker answered {other:?} to a configuration check"
+    match call_worker(&args.agent, args.verbosity, &request, &shared).await {
+        Ok(Event::Settings(Ok(s))) => Ok((snapshot, s)),
+        Ok(Event::Settings(Err(e))) => Err(invalid(e)),
+        Ok(other) => Err((
+            exit::FAILED,
+            format!("the worker answered {other:?} to a configuration check"),
         )),
+        Err(e) => Err((exit::FAILED, e)),
     }
 }
 
@@ -845,7 +849,7 @@ impl Daemon {
                 self.settings = settings;
                 true
             }
-            Err(e) => {
+            Err((_, e)) => {
                 error!(
                     "SIGHUP: configuration {} not reloaded, keeping the one in use: {}",
                     self.args.config.display(),
