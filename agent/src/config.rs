@@ -41,7 +41,7 @@ pub const DEFAULT_SPLAY: Duration = Duration::from_secs(30);
 /// What the daemon does about drift: `drift: correct` (default), `report` or `off` (no watch).
 /// A task overrides the first two with the tag `drift_report`/`drift_correct` or the variable
 /// `gitops_drift`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum DriftPolicy {
     Correct,
     Report,
@@ -691,6 +691,24 @@ impl Config {
             source,
         })?;
         Config::from_str(&path.to_string_lossy(), &text)
+    }
+
+    /// The text of the configuration file at `path`; `None` when `path` is the default one and
+    /// no file is there (then the defaults apply, as in [`Config::load_or_default`]).
+    pub fn read_text(path: &Path) -> Result<Option<String>, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(t) => Ok(Some(t)),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && path == Path::new(DEFAULT_CONFIG_PATH) =>
+            {
+                Ok(None)
+            }
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
     }
 
     /// As [`Config::load`], but a missing file gives the defaults (for the bootstrap, when

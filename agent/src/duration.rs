@@ -9,7 +9,19 @@ use std::str::FromStr;
 /// Parsed from one or more `<integer><unit>` parts, largest unit first or not (they add up),
 /// with the units `ms`, `s`, `m`, `h`, `d`; a bare integer is seconds. Displayed in the same
 /// syntax, canonically (`5400s` shows as `1h30m`), so a displayed value parses back unchanged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Duration(std::time::Duration);
 
 /// What a duration must look like, for error messages.

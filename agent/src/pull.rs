@@ -63,8 +63,8 @@ pub struct RunFlags {
     pub watch: Option<String>,
 }
 
-/// What started a drift pass.
-#[derive(Debug, Clone, Default)]
+/// What started a drift pass (the daemon hands it to its worker: see `daemon::protocol`).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct DriftPass {
     /// The host's policy is `report`.
     pub report: bool,
@@ -73,7 +73,7 @@ pub struct DriftPass {
     /// When the first change was seen.
     pub detected: Option<SystemTime>,
     /// Directories not to change anything through if they became symbolic links.
-    pub guard: Arc<Vec<PathBuf>>,
+    pub guard: Vec<PathBuf>,
 }
 
 impl RunFlags {
@@ -185,22 +185,7 @@ fn overrides(args: &ConvergeArgs) -> Result<ConfigOverrides, String> {
 /// Reads the configuration file (the default one may be missing: bootstrap with `--repo`; a
 /// named one may not), lays `overrides` over it and validates it.
 pub fn load_config(path: &Path, overrides: ConfigOverrides) -> Result<Config, String> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => Some(t),
-        Err(e)
-            if e.kind() == std::io::ErrorKind::NotFound
-                && path == Path::new(DEFAULT_CONFIG_PATH) =>
-        {
-            None
-        }
-        Err(source) => {
-            return Err(crate::config::ConfigError::Read {
-                path: path.to_path_buf(),
-                source,
-            }
-            .to_string())
-        }
-    };
+    let text = Config::read_text(path).map_err(|e| e.to_string())?;
     config_from_text(path, text.as_deref(), overrides)
 }
 
@@ -670,7 +655,7 @@ fn converge_commit(
         inventory_hostname: host.to_string(),
         drift: flags.drift.as_ref().map(|d| DriftOptions {
             report: d.report,
-            guard: d.guard.clone(),
+            guard: Arc::new(d.guard.clone()),
         }),
     };
     let run = {

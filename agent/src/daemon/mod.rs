@@ -61,10 +61,10 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::cli::{exit, RunArgs};
-use crate::config::DEFAULT_CONFIG_PATH;
-use crate::pull::{ConvergeOutcome, Phase};
+use crate::config::{Config, DriftPolicy};
+use crate::pull::{ConvergeOutcome, DriftPass, Phase};
 use crate::status::Outcome;
-use protocol::{ConfigSnapshot, Drift, DriftJob, Event, Job, Request, RunJob, RunResult, Settings};
+use protocol::{ConfigSnapshot, Event, Job, Request, RunJob, RunResult, Settings};
 
 /// A worker that has not moved (no step, no task finished) for this long stops the watchdog
 /// pings: systemd then restarts the agent after WatchdogSec.
@@ -76,7 +76,8 @@ pub const DEBOUNCE: Duration = Duration::from_millis(300);
 /// ... but no later than this after the first.
 pub const DEBOUNCE_MAX: Duration = Duration::from_secs(1);
 /// Changes seen while a worker runs (until it says it publishes, or exits), or this little
-/// after, to paths its run changed are the agent's own (one misjudged is harmless: the drift pass it starts finds nothing to change).
+/// after, to paths its run changed are the agent's own (one misjudged is harmless: the drift
+/// pass it starts finds nothing to change).
 pub const OWN_SLACK: Duration = Duration::from_millis(20);
 /// Drift passes start at least this far apart (something rewriting a managed file in a loop
 /// does not keep the agent busy).
@@ -146,8 +147,6 @@ struct Tick {
     took: Duration,
     /// A drift pass, not a poll.
     drift: bool,
-    /// The worker's peak resident memory, KiB.
-    peak_rss_kib: u64,
     result: RunResult,
 }
 
@@ -296,26 +295,13 @@ pub fn run(args: &DaemonArgs) -> i32 {
 /// [`exit::INVALID`] for the configuration, [`exit::FAILED`] when no worker could answer.
 async fn load_settings(args: &DaemonArgs) -> Result<(ConfigSnapshot, Settings), (i32, String)> {
     let invalid = |e: String| (exit::INVALID, e);
-    let text = match std::fs::read_to_string(&args.config) {
-        Ok(t) => Some(t),
-        Err(e)
-            if e.kind() == std::io::ErrorKind::NotFound
-                && args.config == Path::new(DEFAULT_CONFIG_PATH) =>
-        {
-            None
-        }
-        Err(e) => return Err(invalid(format!("{}: {e}", args.config.display()))),
-    };
+    let text = Config::read_text(&args.config).map_err(|e| invalid(e.to_string()))?;
     let snapshot = ConfigSnapshot {
         path: args.config.clone(),
         text,
         host_name: args.host_name.clone(),
     };
-    let request = Request {
-        version: protocol::VERSION.into(),
-        config: snapshot.clone(),
-        job: Job::Load,
-    };
+    let request = Request::new(snapshot.clone(), Job::Load);
     let shared = Shared::new();
     match call_worker(&args.agent, args.verbosity, &request, &shared).await {
         Ok(Event::Settings(Ok(s))) => Ok((snapshot, s)),
@@ -410,7 +396,7 @@ async fn call_worker(
 struct Daemon {
     args: DaemonArgs,
     /// The configuration in use (see [`protocol::ConfigSnapshot`]) and what the loop needs of it.
-    snapshot: Arc<ConfigSnapshot>,
+    snapshot: ConfigSnapshot,
     settings: Settings,
     shared: Arc<Shared>,
     notifier: notify::Notifier,
@@ -434,7 +420,7 @@ impl Daemon {
     fn new(args: &DaemonArgs, snapshot: ConfigSnapshot, settings: Settings) -> Daemon {
         Daemon {
             args: args.clone(),
-            snapshot: Arc::new(snapshot),
+            snapshot,
             settings,
             shared: Arc::new(Shared::new()),
             notifier: notify::Notifier::from_env(),
@@ -450,11 +436,11 @@ impl Daemon {
     }
 
     fn drift_on(&self) -> bool {
-        self.settings.drift != Drift::Off
+        self.settings.drift != DriftPolicy::Off
     }
 
     fn regular_wait(&self) -> Duration {
-        self.settings.interval + self.settings.splay
+        self.settings.interval.as_std() + self.settings.splay
     }
 
     async fn run(mut self) -> i32 {
@@ -474,12 +460,12 @@ impl Daemon {
             }
         };
         info!(
-            interval = %self.settings.interval_text,
+            interval = %self.settings.interval,
             splay = ?self.settings.splay,
-            enforce = %self.settings.enforce_text,
+            enforce = %self.settings.enforce,
             "gitops-agent {} running: converging now, then every {} + {:?} (this host's splay)",
             env!("CARGO_PKG_VERSION"),
-            self.settings.interval_text,
+            self.settings.interval,
             self.settings.splay
         );
         let watchdog = self.notifier.watchdog_interval();
@@ -552,8 +538,8 @@ impl Daemon {
                 _ = tokio::time::sleep_until(pending.at.unwrap_or(next_poll)), if pending.at.is_some() && job.is_none() && !stopping => {
                     last_drift = tokio::time::Instant::now();
                     let (seen, detected) = pending.take();
-                    let pass = DriftJob {
-                        report: self.settings.drift == Drift::Report,
+                    let pass = DriftPass {
+                        report: self.settings.drift == DriftPolicy::Report,
                         seen,
                         detected,
                         guard: self.guard.clone(),
@@ -564,8 +550,8 @@ impl Daemon {
                 _ = tokio::time::sleep_until(fallback_at.unwrap_or(next_poll)), if fallback_at.is_some() && self.drift_on() && job.is_none() && !stopping => {
                     fallback_at = None;
                     last_drift = tokio::time::Instant::now();
-                    let pass = DriftJob {
-                        report: self.settings.drift == Drift::Report,
+                    let pass = DriftPass {
+                        report: self.settings.drift == DriftPolicy::Report,
                         seen: vec!["(periodic check: no watch)".into()],
                         detected: None,
                         guard: self.guard.clone(),
@@ -574,10 +560,9 @@ impl Daemon {
                 }
                 done = async { job.as_mut().expect("a job").await }, if job.is_some() => {
                     job = None;
-                    self.shared.job_ended();
                     let mut tick = match done {
                         Ok(t) => t,
-                        Err(e) => Tick { outcome: Err(format!("the worker's task failed: {e}")), took: Duration::ZERO, drift: false, peak_rss_kib: 0, result: RunResult::default() },
+                        Err(e) => Tick { outcome: Err(format!("the worker's task failed: {e}")), took: Duration::ZERO, drift: false, result: RunResult::default() },
                     };
                     let was_drift = tick.drift;
                     let owns = tick.result.owns.take();
@@ -681,17 +666,16 @@ impl Daemon {
     }
 
     /// Starts one poll (or drift pass) in a worker.
-    fn start_job(&mut self, drift: Option<DriftJob>) -> JoinHandle<Tick> {
+    fn start_job(&mut self, drift: Option<DriftPass>) -> JoinHandle<Tick> {
         let is_drift = drift.is_some();
-        let request = Request {
-            version: protocol::VERSION.into(),
-            config: (*self.snapshot).clone(),
-            job: Job::Run(RunJob {
+        let request = Request::new(
+            self.snapshot.clone(),
+            Job::Run(RunJob {
                 drift,
                 watch: self.watch_line(),
                 watch_units: self.drift_on(),
             }),
-        };
+        );
         let agent = self.args.agent.clone();
         let verbosity = self.args.verbosity;
         let shared = self.shared.clone();
@@ -715,7 +699,6 @@ impl Daemon {
                 outcome,
                 took: started.elapsed(),
                 drift: is_drift,
-                peak_rss_kib: result.peak_rss_kib,
                 result,
             }
         })
@@ -738,7 +721,7 @@ impl Daemon {
 
     /// Books the result of a poll; returns the wait until the next one.
     fn after_converge(&mut self, tick: Tick) -> Duration {
-        let interval = self.settings.interval;
+        let interval = self.settings.interval.as_std();
         let regular = self.regular_wait();
         if tick.drift {
             match tick.outcome {
@@ -748,7 +731,7 @@ impl Daemon {
                     info!(
                         result,
                         took_ms = tick.took.as_millis() as u64,
-                        worker_peak_kib = tick.peak_rss_kib,
+                        worker_peak_kib = tick.result.peak_rss_kib,
                         "drift check: {result}{}",
                         if out.status_pending {
                             ", status push pending"
@@ -789,7 +772,7 @@ impl Daemon {
                     commit = %short(&out.commit_applied),
                     result,
                     took_ms = tick.took.as_millis() as u64,
-                    worker_peak_kib = tick.peak_rss_kib,
+                    worker_peak_kib = tick.result.peak_rss_kib,
                     "poll: {result} (commit {}){}",
                     short(&out.commit_applied),
                     if out.status_pending { ", status push pending" } else { "" }
@@ -833,10 +816,10 @@ impl Daemon {
         match load_settings(&self.args).await {
             Ok((snapshot, settings)) => {
                 info!(
-                    interval = %settings.interval_text,
+                    interval = %settings.interval,
                     "SIGHUP: configuration {} reloaded (interval {}, splay {:?})",
                     self.args.config.display(),
-                    settings.interval_text,
+                    settings.interval,
                     settings.splay
                 );
                 if settings.state_dir != self.settings.state_dir {
@@ -845,7 +828,7 @@ impl Daemon {
                         settings.state_dir.display()
                     );
                 }
-                self.snapshot = Arc::new(snapshot);
+                self.snapshot = snapshot;
                 self.settings = settings;
                 true
             }
@@ -885,11 +868,7 @@ impl Daemon {
     /// At stop: push a pending status if that is quick, then exit 0.
     async fn finish(self) -> i32 {
         if self.last.as_ref().is_some_and(|o| o.status_pending) {
-            let request = Request {
-                version: protocol::VERSION.into(),
-                config: (*self.snapshot).clone(),
-                job: Job::PushPending,
-            };
+            let request = Request::new(self.snapshot.clone(), Job::PushPending);
             let shared = Shared::new();
             let push = call_worker(&self.args.agent, self.args.verbosity, &request, &shared);
             match tokio::time::timeout(STOP_PUSH_TIMEOUT, push).await {

@@ -8,12 +8,13 @@
 //! daemon's own binary holds only the loop, the watch and this protocol (issue 5: idle RSS).
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use gitops_modules::resource::Owned;
 use serde::{Deserialize, Serialize};
 
-use crate::pull::{ConvergeOutcome, Phase};
+use crate::config::DriftPolicy;
+use crate::pull::{ConvergeOutcome, DriftPass, Phase};
 
 /// Both sides check it: a daemon and a worker from different builds (a package upgrade between
 /// the daemon's start and a run) refuse to talk rather than misread each other.
@@ -36,6 +37,17 @@ pub struct Request {
     pub job: Job,
 }
 
+impl Request {
+    /// A job for a worker of this build.
+    pub fn new(config: ConfigSnapshot, job: Job) -> Request {
+        Request {
+            version: VERSION.into(),
+            config,
+            job,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Job {
     /// Read and check the configuration; answer with [`Event::Settings`].
@@ -48,53 +60,23 @@ pub enum Job {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RunJob {
-    pub drift: Option<DriftJob>,
+    pub drift: Option<DriftPass>,
     /// How drift is watched, for the status document.
     pub watch: Option<String>,
     /// Read the managed units' states after the playbook has run.
     pub watch_units: bool,
 }
 
-/// See [`crate::pull::DriftPass`].
-#[derive(Debug, Serialize, Deserialize)]
-pub struct DriftJob {
-    pub report: bool,
-    pub seen: Vec<String>,
-    pub detected: Option<SystemTime>,
-    pub guard: Vec<PathBuf>,
-}
-
 /// What the loop needs of the configuration (the rest only matters to a run).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Settings {
-    pub interval: Duration,
+    pub interval: crate::duration::Duration,
     /// This host's splay: the offset drawn from its machine id within `splay`.
     pub splay: Duration,
     /// Zero: never.
-    pub enforce: Duration,
-    pub drift: Drift,
+    pub enforce: crate::duration::Duration,
+    pub drift: DriftPolicy,
     pub state_dir: PathBuf,
-    /// `interval` and `enforce` as the configuration wrote them, for the log.
-    pub interval_text: String,
-    pub enforce_text: String,
-}
-
-/// [`crate::config::DriftPolicy`], on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Drift {
-    Correct,
-    Report,
-    Off,
-}
-
-impl Drift {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Drift::Correct => "correct",
-            Drift::Report => "report",
-            Drift::Off => "off",
-        }
-    }
 }
 
 /// Managed units and their states: names, then (id, load, active, unit-file state) each.

@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use gitops_modules::report::{Reporter, Status, TaskReport};
@@ -20,16 +20,13 @@ use nix::sys::resource::UsageWho;
 use nix::sys::signal::{signal, SigHandler, Signal};
 use tracing::{debug, error, info, warn};
 
-use super::protocol::{
-    ConfigSnapshot, Drift, Event, Job, Request, RunJob, RunResult, Settings, VERSION,
-};
+use super::protocol::{ConfigSnapshot, Event, Job, Request, RunJob, RunResult, Settings, VERSION};
 use super::{schedule, units};
 use crate::cli::exit;
-use crate::config::{Config, ConfigOverrides, DriftPolicy, HostIds};
+use crate::config::{Config, ConfigOverrides, HostIds};
 use crate::git::GitRepo;
 use crate::pull::{
-    config_from_text, converge_locked, push_pending, ConvergeOutcome, DriftPass, Hooks, Phase,
-    Plan, RunFlags,
+    config_from_text, converge_locked, push_pending, ConvergeOutcome, Hooks, Phase, Plan, RunFlags,
 };
 use crate::state::{LockError, StateLock};
 
@@ -140,17 +137,11 @@ fn settings(snapshot: &ConfigSnapshot) -> Result<Settings, String> {
     let c = config(snapshot)?;
     let ids = HostIds::gather();
     Ok(Settings {
-        interval: c.interval.as_std(),
+        interval: c.interval,
         splay: schedule::splay_offset(&ids.machine_id, &ids.hostname, c.splay.as_std()),
-        enforce: c.enforce.as_std(),
-        drift: match c.drift {
-            DriftPolicy::Correct => Drift::Correct,
-            DriftPolicy::Report => Drift::Report,
-            DriftPolicy::Off => Drift::Off,
-        },
-        state_dir: c.state_dir.clone(),
-        interval_text: c.interval.to_string(),
-        enforce_text: c.enforce.to_string(),
+        enforce: c.enforce,
+        drift: c.drift,
+        state_dir: c.state_dir,
     })
 }
 
@@ -218,12 +209,7 @@ fn run_inner(
     let repo = GitRepo::open_or_init(&dir.join("repo.git")).map_err(|e| e.to_string())?;
     let flags = RunFlags {
         enforce,
-        drift: job.drift.map(|d| DriftPass {
-            report: d.report,
-            seen: d.seen,
-            detected: d.detected,
-            guard: Arc::new(d.guard),
-        }),
+        drift: job.drift,
         watch: job.watch,
         ..RunFlags::default()
     };
