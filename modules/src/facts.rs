@@ -694,7 +694,10 @@ mod tests {
         }
     }
 
+    /// A timing check, not a behaviour test: run with `cargo test -- --ignored` on a quiet
+    /// machine (the benchmarks measure the whole no-op run).
     #[test]
+    #[ignore = "timing; run with --ignored"]
     fn gather_is_cheap() {
         let _ = Facts::gather();
         let start = std::time::Instant::now();

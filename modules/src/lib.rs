@@ -15,6 +15,7 @@ pub mod playbook;
 pub mod process;
 pub mod report;
 pub mod resource;
+pub mod shlex;
 pub mod source;
 pub mod template;
 pub mod vars;

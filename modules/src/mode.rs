@@ -15,6 +15,34 @@ const S_IXANY: u32 = 0o111;
 /// Every permission bit, special bits included (Ansible's `PERM_BITS`).
 pub const PERM_BITS: u32 = 0o7777;
 
+/// Why a `mode` argument is refused (Ansible's messages).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModeError {
+    /// Neither a number nor text.
+    #[error("mode must be in octal or symbolic form: {0}")]
+    NotAMode(String),
+    /// A number with bits beyond the permission bits (or negative).
+    #[error("Invalid mode supplied, only permission info is allowed: {0}")]
+    NotPermissionBits(i128),
+    /// Text that is neither octal nor valid symbolic permissions.
+    #[error("mode must be in octal or symbolic form: {0}")]
+    Symbolic(#[source] SymbolicError),
+}
+
+/// A clause of a symbolic mode (`u=rwX`) that Ansible refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad symbolic permission for mode: {clause}")]
+pub struct SymbolicError {
+    pub clause: String,
+}
+
+/// For callers that report the message as text (`ModuleError::new`).
+impl From<ModeError> for String {
+    fn from(e: ModeError) -> String {
+        e.to_string()
+    }
+}
+
 /// A `mode` argument, parsed once at prepare time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
@@ -28,37 +56,32 @@ pub enum Mode {
 impl Mode {
     /// Parses a `mode` value as Ansible does: an integer is taken as is (so YAML `644` without a
     /// leading zero is decimal 644, as in Ansible), text is tried as octal, then as symbolic.
-    pub fn parse(value: &Value) -> Result<Mode, String> {
+    pub fn parse(value: &Value) -> Result<Mode, ModeError> {
         match value.kind() {
             ValueKind::Number => {
                 let n = i64::try_from(value.clone())
-                    .map_err(|_| format!("mode must be in octal or symbolic form: {value}"))?;
+                    .map_err(|_| ModeError::NotAMode(value.to_string()))?;
                 if !(0..=PERM_BITS as i64).contains(&n) {
-                    return Err(format!(
-                        "Invalid mode supplied, only permission info is allowed: {n}"
-                    ));
+                    return Err(ModeError::NotPermissionBits(n.into()));
                 }
                 Ok(Mode::Octal(n as u32))
             }
             ValueKind::String => Mode::parse_str(value.as_str().unwrap_or("")),
-            _ => Err(format!("mode must be in octal or symbolic form: {value}")),
+            _ => Err(ModeError::NotAMode(value.to_string())),
         }
     }
 
-    pub fn parse_str(text: &str) -> Result<Mode, String> {
+    pub fn parse_str(text: &str) -> Result<Mode, ModeError> {
         if text == "preserve" {
             return Ok(Mode::Preserve);
         }
         if let Some(n) = python_int_base8(text) {
             if n > PERM_BITS as u64 {
-                return Err(format!(
-                    "Invalid mode supplied, only permission info is allowed: {n}"
-                ));
+                return Err(ModeError::NotPermissionBits(n.into()));
             }
             return Ok(Mode::Octal(n as u32));
         }
-        validate_symbolic(text)
-            .map_err(|e| format!("mode must be in octal or symbolic form: {e}"))?;
+        validate_symbolic(text).map_err(ModeError::Symbolic)?;
         Ok(Mode::Symbolic(text.to_string()))
     }
 
@@ -119,17 +142,21 @@ fn split_clause(clause: &str) -> (String, Vec<char>, Vec<String>) {
     (users, ops, parts)
 }
 
-fn validate_symbolic(text: &str) -> Result<(), String> {
+fn validate_symbolic(text: &str) -> Result<(), SymbolicError> {
     for clause in text.split(',') {
         let (users, _ops, perms) = split_clause(clause);
         let users_ok =
             users.is_empty() || users == "a" || users.chars().all(|c| matches!(c, 'u' | 'g' | 'o'));
         if !users_ok {
-            return Err(format!("bad symbolic permission for mode: {clause}"));
+            return Err(SymbolicError {
+                clause: clause.to_string(),
+            });
         }
         for p in &perms {
             if !p.chars().all(|c| "rwxXstugo".contains(c)) {
-                return Err(format!("bad symbolic permission for mode: {clause}"));
+                return Err(SymbolicError {
+                    clause: clause.to_string(),
+                });
             }
         }
     }
@@ -142,7 +169,7 @@ pub fn symbolic_to_octal(
     is_dir: bool,
     text: &str,
     umask: u32,
-) -> Result<u32, String> {
+) -> Result<u32, SymbolicError> {
     validate_symbolic(text)?;
     let mut new_mode = current & PERM_BITS;
     for clause in text.split(',') {
@@ -270,6 +297,37 @@ mod tests {
         assert!(Mode::parse_str("u=rwz").is_err());
         assert!(Mode::parse_str("k+x").is_err());
         assert!(Mode::parse(&Value::from(0o17777)).is_err());
+    }
+
+    #[test]
+    fn error_messages_are_ansibles() {
+        let msg = |v: Value| Mode::parse(&v).unwrap_err().to_string();
+        assert_eq!(
+            msg(Value::from(0o17777)),
+            "Invalid mode supplied, only permission info is allowed: 8191"
+        );
+        assert_eq!(
+            msg(Value::from(-1)),
+            "Invalid mode supplied, only permission info is allowed: -1"
+        );
+        assert_eq!(
+            msg(Value::from("017777")),
+            "Invalid mode supplied, only permission info is allowed: 8191"
+        );
+        assert_eq!(
+            msg(Value::from("u=rw,k+x")),
+            "mode must be in octal or symbolic form: bad symbolic permission for mode: k+x"
+        );
+        assert_eq!(
+            msg(Value::from(true)),
+            "mode must be in octal or symbolic form: True"
+        );
+        let e = Mode::parse_str("u=rwz").unwrap_err();
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(
+            source.as_deref(),
+            Some("bad symbolic permission for mode: u=rwz")
+        );
     }
 
     #[test]

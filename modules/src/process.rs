@@ -32,19 +32,9 @@ impl Ran {
     }
 }
 
-/// The command line of `cmd`, quoted where needed.
+/// The command line of `cmd`, quoted where needed (as Python's `shlex.quote` does).
 pub fn command_line(cmd: &Command) -> String {
-    let quote = |s: &OsStr| {
-        let s = s.to_string_lossy();
-        if !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_=./:,+@%".contains(&b))
-        {
-            s.into_owned()
-        } else {
-            format!("'{}'", s.replace('\'', "'\\''"))
-        }
-    };
+    let quote = |s: &OsStr| crate::shlex::quote(&s.to_string_lossy());
     std::iter::once(quote(cmd.get_program()))
         .chain(cmd.get_args().map(quote))
         .collect::<Vec<_>>()
@@ -70,4 +60,41 @@ pub fn run(cmd: &mut Command) -> Result<Ran, ModuleError> {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines_quote_what_needs_it() {
+        let mut cmd = Command::new("apt-get");
+        cmd.args([
+            "-o",
+            "Dpkg::Options::=--force-confold",
+            "install",
+            "it's",
+            "",
+        ]);
+        assert_eq!(
+            command_line(&cmd),
+            "apt-get -o Dpkg::Options::=--force-confold install 'it'\"'\"'s' ''"
+        );
+    }
+
+    #[test]
+    fn run_captures_output_and_exit_code() {
+        let ran = run(Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"])).unwrap();
+        assert_eq!(
+            (ran.rc, ran.stdout.as_str(), ran.stderr.as_str()),
+            (3, "out\n", "err\n")
+        );
+        assert!(!ran.ok());
+        assert_eq!(
+            ran.failure(),
+            "'sh -c 'echo out; echo err >&2; exit 3'' failed: err"
+        );
+        let e = run(&mut Command::new("/nonexistent/tool")).unwrap_err();
+        assert!(e.0.starts_with("cannot run /nonexistent/tool: "), "{e}");
+    }
 }

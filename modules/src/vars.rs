@@ -8,7 +8,22 @@ use indexmap::IndexMap;
 use minijinja::value::{Enumerator, Object, ObjectRepr};
 use minijinja::Value;
 
-use crate::template::Templar;
+use crate::template::{Templar, TemplateError};
+
+/// Why a variable has no value although it is defined.
+#[derive(Debug, thiserror::Error)]
+pub enum VarError {
+    /// The variable's template needs the variable itself.
+    #[error("recursive loop detected in variable `{name}`")]
+    Recursive { name: String },
+    /// The variable's template failed to render.
+    #[error("variable `{name}`: {source}")]
+    Render {
+        name: String,
+        #[source]
+        source: TemplateError,
+    },
+}
 
 /// One task's view of its variables. Cheap to build: values are shared, not copied.
 #[derive(Debug)]
@@ -19,7 +34,7 @@ pub struct Scope {
     resolving: Mutex<Vec<String>>,
     /// The first error met while rendering a variable: `get_value` cannot return errors, so
     /// the engine reports this one instead of the plain "undefined" that follows.
-    error: Mutex<Option<String>>,
+    error: Mutex<Option<VarError>>,
 }
 
 impl Scope {
@@ -48,7 +63,13 @@ impl Scope {
         (Value::from_dyn_object(arc.clone()), arc)
     }
 
+    /// The first error met while rendering a variable, as text (see [`Scope::take_var_error`]).
     pub fn take_error(&self) -> Option<String> {
+        self.take_var_error().map(|e| e.to_string())
+    }
+
+    /// The first error met while rendering a variable (taken: the next call gives `None`).
+    pub fn take_var_error(&self) -> Option<VarError> {
         self.error.lock().ok()?.take()
     }
 }
@@ -109,7 +130,9 @@ impl Object for Scope {
             let mut resolving = self.resolving.lock().ok()?;
             if resolving.iter().any(|r| r == name) {
                 let mut err = self.error.lock().ok()?;
-                err.get_or_insert_with(|| format!("recursive loop detected in variable `{name}`"));
+                err.get_or_insert_with(|| VarError::Recursive {
+                    name: name.to_string(),
+                });
                 return None;
             }
             resolving.push(name.to_string());
@@ -128,7 +151,10 @@ impl Object for Scope {
             }
             Err(e) => {
                 if let Ok(mut err) = self.error.lock() {
-                    err.get_or_insert_with(|| format!("variable `{name}`: {e}"));
+                    err.get_or_insert_with(|| VarError::Render {
+                        name: name.to_string(),
+                        source: e,
+                    });
                 }
                 None
             }
@@ -164,6 +190,27 @@ mod tests {
         vars.insert("a".to_string(), Value::from("{{ a }}"));
         let (v, scope) = Scope::new(templar.clone(), [&vars]).into_value();
         assert!(templar.render_str("{{ a }}", &v).is_err());
-        assert!(scope.take_error().unwrap().contains("recursive"));
+        assert_eq!(
+            scope.take_error().as_deref(),
+            Some("recursive loop detected in variable `a`")
+        );
+        assert!(scope.take_error().is_none());
+    }
+
+    #[test]
+    fn a_failing_variable_keeps_the_template_error_as_source() {
+        let templar = Arc::new(Templar::new());
+        let mut vars = IndexMap::new();
+        vars.insert("a".to_string(), Value::from("{{ nope }}"));
+        let (v, scope) = Scope::new(templar.clone(), [&vars]).into_value();
+        assert!(templar.render_str("{{ a }}", &v).is_err());
+        let e = scope.take_var_error().unwrap();
+        let source = std::error::Error::source(&e).unwrap().to_string();
+        assert!(
+            matches!(&e, VarError::Render { name, .. } if name == "a"),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), format!("variable `a`: {source}"));
+        assert!(source.contains("nope"), "{source}");
     }
 }

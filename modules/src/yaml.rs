@@ -177,8 +177,8 @@ impl Builder {
         match event {
             Event::Scalar(text, style, anchor, tag) => {
                 let tag = tag.map(|t| t.suffix.clone());
-                let kind =
-                    resolve_scalar(&text, style, tag.as_deref()).map_err(|m| self.err(line, m))?;
+                let kind = resolve_scalar(&text, style, tag.as_deref())
+                    .map_err(|e| self.err(line, e.to_string()))?;
                 let node = Node::new(kind, line);
                 if anchor > 0 {
                     self.anchors.insert(anchor, node.clone());
@@ -346,24 +346,41 @@ fn count_nodes(node: &Node) -> usize {
     }
 }
 
+/// A tagged scalar that does not fit its tag, or a tag this loader does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ScalarError {
+    #[error("invalid YAML: `{0}` is not an integer")]
+    NotInt(String),
+    #[error("invalid YAML: `{0}` is not a number")]
+    NotFloat(String),
+    #[error("invalid YAML: `{0}` is not a boolean")]
+    NotBool(String),
+    /// Ansible's own tags (!unsafe, !vault) are not supported: refused rather than guessed.
+    #[error("unsupported YAML tag `!{0}`")]
+    UnsupportedTag(String),
+}
+
 /// YAML 1.1 plain-scalar resolution as PyYAML's SafeLoader does it.
-fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&str>) -> Result<NodeKind, String> {
+fn resolve_scalar(
+    text: &str,
+    style: ScalarStyle,
+    tag: Option<&str>,
+) -> Result<NodeKind, ScalarError> {
     if let Some(tag) = tag {
         return match tag {
             "str" => Ok(NodeKind::Str(text.to_string())),
             "int" => parse_int(text)
                 .map(NodeKind::Int)
-                .ok_or_else(|| format!("invalid YAML: `{text}` is not an integer")),
+                .ok_or_else(|| ScalarError::NotInt(text.to_string())),
             "float" => text
                 .parse()
                 .map(NodeKind::Float)
-                .map_err(|_| format!("invalid YAML: `{text}` is not a number")),
+                .map_err(|_| ScalarError::NotFloat(text.to_string())),
             "bool" => parse_bool(text)
                 .map(NodeKind::Bool)
-                .ok_or_else(|| format!("invalid YAML: `{text}` is not a boolean")),
+                .ok_or_else(|| ScalarError::NotBool(text.to_string())),
             "null" => Ok(NodeKind::Null),
-            // Ansible's own tags (!unsafe, !vault) are not supported: refuse rather than guess.
-            other => Err(format!("unsupported YAML tag `!{other}`")),
+            other => Err(ScalarError::UnsupportedTag(other.to_string())),
         };
     }
     if style != ScalarStyle::Plain {
@@ -474,6 +491,22 @@ mod tests {
             .unwrap();
         assert_eq!(copy.key_line, 2);
         assert_eq!(copy.value.get("dest").unwrap().line, 3);
+    }
+
+    #[test]
+    fn tag_errors_name_line_and_tag() {
+        let e = parse(&Arc::from("t.yml"), "a: 1\nb: !!int x1\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.yml:2: invalid YAML: `x1` is not an integer"
+        );
+        let e = parse(&Arc::from("t.yml"), "a: !unsafe '{{ x }}'\n").unwrap_err();
+        assert_eq!(e.to_string(), "t.yml:1: unsupported YAML tag `!unsafe`");
+        let e = parse(&Arc::from("t.yml"), "a: !!bool maybe\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.yml:1: invalid YAML: `maybe` is not a boolean"
+        );
     }
 
     #[test]
