@@ -41,7 +41,7 @@ pub use branch::{BranchTemplate, HostIds};
 pub use credentials::HttpCredentials;
 pub use overrides::ConfigOverrides;
 pub use repo::{RepoKind, RepoUrl};
-pub use value::{Definition, Value};
+pub use value::Definition;
 
 /// Where the configuration file is read from unless `--config` names another.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/gitops-agent/config.yml";

@@ -537,9 +537,13 @@ fn every_key_is_bound_to_a_field_and_its_default_parses() {
     for key in keys::KEYS {
         let mut c = Config::empty();
         let value = match key.kind {
-            keys::Kind::Vars => super::Value::Vars(RawVars::new()),
-            kind => super::Value::parse(kind, key.default.unwrap_or(example(kind)), Path::new("/"))
-                .unwrap_or_else(|e| panic!("{}: {e}", key.name)),
+            keys::Kind::Vars => super::value::Value::Vars(RawVars::new()),
+            kind => super::value::Value::parse(
+                kind,
+                key.default.unwrap_or(example(kind)),
+                Path::new("/"),
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}", key.name)),
         };
         assert!(c.store(key.name, value), "`{}` has no field", key.name);
         assert!(key.section().is_empty() || keys::names_in("").contains(&key.section()));
