@@ -1,10 +1,14 @@
 //! The command line, defined once: `--help`, the man pages and completions come from here (the
-//! latter through packaging/gen, which compiles this file as its own module: keep it free of
-//! `crate::` references).
+//! latter through packaging/gen, which compiles this file as its own module together with the
+//! configuration schema: keep it free of other `crate::` references than `crate::config::keys`).
+//!
+//! The flags that set a configuration key ([`KeyFlags`]) are generated from that schema.
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+use crate::config::keys::{Flag, Key, Kind, Scope, KEYS};
 
 /// Exit codes, documented in `--help` and the README.
 pub mod exit {
@@ -117,6 +121,9 @@ pub struct RunArgs {
     /// host_vars/<name>.yml. Default: the short hostname.
     #[arg(long, value_name = "NAME")]
     pub host_name: Option<String>,
+    /// The configuration keys (each overrides the same key of the file, also after SIGHUP).
+    #[command(flatten)]
+    pub keys: KeyFlags<true>,
 }
 
 #[derive(Debug, Args)]
@@ -209,49 +216,9 @@ pub struct PullArgs {
         default_value = "/etc/gitops-agent/config.yml"
     )]
     pub config: PathBuf,
-    /// Repository URL: https://, http://, ssh://, git@host:path, file:// or a path.
-    #[arg(long, value_name = "URL")]
-    pub repo: Option<String>,
-    /// Branch to converge to; `{hostname}`, `{fqdn}`, `{machine_id}` expand.
-    /// [default: hosts/{hostname}]
-    #[arg(long, value_name = "BRANCH")]
-    pub branch: Option<String>,
-    /// Where the agent keeps its repository, state and lock. [default: /var/lib/gitops-agent]
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
-    /// SSH private key for ssh:// and scp-like URLs.
-    #[arg(long, value_name = "PATH")]
-    pub ssh_key: Option<PathBuf>,
-    /// known_hosts file for SSH (host keys are always checked).
-    #[arg(long, value_name = "PATH")]
-    pub known_hosts: Option<PathBuf>,
-    /// File with `username=` and `password=` lines for http(s):// (never on the command line).
-    #[arg(long, value_name = "PATH")]
-    pub http_credentials_file: Option<PathBuf>,
-    /// PEM file of CA certificates trusted for https:// besides the system's (a private CA).
-    #[arg(long, value_name = "PATH")]
-    pub http_ca_file: Option<PathBuf>,
-    /// OpenSSH allowed_signers file: SSH-signed commits are verified against it.
-    #[arg(long, value_name = "PATH")]
-    pub allowed_signers: Option<PathBuf>,
-    /// OpenPGP public key file (armored or binary); repeatable.
-    #[arg(long = "openpgp-key", value_name = "PATH")]
-    pub openpgp_keys: Vec<PathBuf>,
-    /// Refuse commits that are not signed by a trusted key.
-    #[arg(long)]
-    pub require_signatures: bool,
-    /// Apply a commit that does not descend from the last applied one (a force-push back).
-    #[arg(long)]
-    pub allow_rollback: bool,
-    /// Repository the status commits go to. [default: the same as --repo]
-    #[arg(long, value_name = "URL")]
-    pub status_repo: Option<String>,
-    /// Status branch; placeholders as for --branch. [default: status/{hostname}]
-    #[arg(long, value_name = "BRANCH")]
-    pub status_branch: Option<String>,
-    /// Do not write a status commit.
-    #[arg(long)]
-    pub no_status: bool,
+    /// The configuration keys.
+    #[command(flatten)]
+    pub keys: KeyFlags<false>,
     /// If another converge (or the daemon's) holds the lock, exit at once (code 1) instead of
     /// waiting for it.
     #[arg(long)]
@@ -260,6 +227,92 @@ pub struct PullArgs {
     /// (by default such a run fetches, finds nothing new and stops, as a poll does).
     #[arg(long)]
     pub force: bool,
+}
+
+/// The flags of the configuration keys, generated from the schema
+/// (`crate::config::keys::KEYS`): `--repo`, `--status-heartbeat`, ... Each overrides the key of
+/// the file. `DAEMON`: the daemon's keys (`interval`, `drift`, ...) and `--playbook` are included
+/// (`run`); without it they are left out (`converge` declares `--playbook` itself, for local
+/// mode too). `-e` is always declared by hand.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyFlags<const DAEMON: bool> {
+    /// (key, value as given), in the order of the schema; a repeated flag gives one pair each.
+    pub values: Vec<(&'static str, String)>,
+}
+
+impl<const DAEMON: bool> KeyFlags<DAEMON> {
+    /// The keys that have a generated flag here.
+    pub fn keys() -> impl Iterator<Item = &'static Key> {
+        KEYS.iter().filter(|k| {
+            k.kind != Kind::Vars
+                && (if DAEMON {
+                    true
+                } else {
+                    k.scope == Scope::All && !k.shared
+                })
+        })
+    }
+}
+
+/// The flag of `key`, with its help and, when the key has one, its default.
+fn key_arg(key: &'static Key) -> clap::Arg {
+    let help = match (key.default, key.flag) {
+        (Some(d), Flag::Value(_) | Flag::Repeated(_)) => format!("{} [default: {d}]", key.doc),
+        _ => key.doc.to_string(),
+    };
+    let arg = clap::Arg::new(key.name)
+        .long(key.flag.name())
+        .help(help)
+        .help_heading("Configuration (each overrides the key of the file)");
+    let arg = match key.flag {
+        Flag::Switch(..) => arg.action(ArgAction::SetTrue),
+        Flag::Repeated(_) => arg.action(ArgAction::Append),
+        Flag::Value(_) => arg.action(ArgAction::Set),
+    };
+    match key.kind {
+        Kind::Bool => arg,
+        Kind::Drift => arg
+            .value_name(key.value_name)
+            .value_parser(["correct", "report", "off"]),
+        Kind::Path | Kind::Paths => arg
+            .value_name(key.value_name)
+            .value_hint(clap::ValueHint::AnyPath),
+        _ => arg.value_name(key.value_name),
+    }
+}
+
+impl<const DAEMON: bool> Args for KeyFlags<DAEMON> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        Self::keys().fold(cmd, |cmd, key| cmd.arg(key_arg(key)))
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl<const DAEMON: bool> FromArgMatches for KeyFlags<DAEMON> {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut values = Vec::new();
+        for key in Self::keys() {
+            match key.flag {
+                Flag::Switch(_, to) => {
+                    if m.get_flag(key.name) {
+                        values.push((key.name, to.to_string()));
+                    }
+                }
+                Flag::Value(_) | Flag::Repeated(_) => {
+                    for v in m.get_many::<String>(key.name).into_iter().flatten() {
+                        values.push((key.name, v.clone()));
+                    }
+                }
+            }
+        }
+        Ok(KeyFlags { values })
+    }
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

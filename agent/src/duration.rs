@@ -1,14 +1,24 @@
 //! Durations as the configuration file and the command line write them: `30s`, `5m`, `24h`,
-//! `1h30m`, `500ms`, `2d`, or a plain integer meaning seconds.
+//! `1h30m`, `1h 30m`, `500ms`, `2d`, or a plain integer meaning seconds. Parsed and printed by
+//! jiff's "friendly" format; this newtype keeps the bare-integer form, refuses negative
+//! durations and keeps the serde representation the daemon's protocol uses.
 
 use std::fmt;
 use std::str::FromStr;
 
+use jiff::fmt::friendly::{Designator, Spacing, SpanParser, SpanPrinter};
+
+static PARSER: SpanParser = SpanParser::new();
+static PRINTER: SpanPrinter = SpanPrinter::new()
+    .designator(Designator::Compact)
+    .spacing(Spacing::None);
+
 /// A span of time written in the configuration (`interval`, `splay`, `status.heartbeat`).
 ///
-/// Parsed from one or more `<integer><unit>` parts, largest unit first or not (they add up),
-/// with the units `ms`, `s`, `m`, `h`, `d`; a bare integer is seconds. Displayed in the same
-/// syntax, canonically (`5400s` shows as `1h30m`), so a displayed value parses back unchanged.
+/// Parsed from one or more `<number><unit>` parts, largest unit first (jiff's friendly format:
+/// units `ms`, `s`, `m`, `h`, `d` and their long names, spaces allowed between the parts); a
+/// bare integer is seconds. Displayed canonically in the compact form (`5400s` shows as
+/// `1h30m`), so a displayed value parses back unchanged.
 #[derive(
     Debug,
     Clone,
@@ -80,65 +90,35 @@ impl FromStr for Duration {
     type Err = ParseDurationError;
 
     fn from_str(text: &str) -> Result<Duration, ParseDurationError> {
-        let bad = |why: &str| {
+        let bad = |why: String| {
             ParseDurationError(format!(
                 "invalid duration `{text}`{why}: expected {DURATION_SYNTAX}"
             ))
         };
         let s = text.trim();
-        if s.is_empty() {
-            return Err(bad(""));
-        }
-        if s.bytes().all(|b| b.is_ascii_digit()) {
-            let secs: u64 = s.parse().map_err(|_| bad(" (too large)"))?;
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            let secs: u64 = s.parse().map_err(|_| bad(" (too large)".to_string()))?;
             return Ok(Duration::from_secs(secs));
         }
-        let mut total_ms: u64 = 0;
-        let mut rest = s;
-        while !rest.is_empty() {
-            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 {
-                return Err(bad(""));
-            }
-            let number: u64 = rest[..digits].parse().map_err(|_| bad(" (too large)"))?;
-            rest = &rest[digits..];
-            let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-            let unit = &rest[..unit_len];
-            rest = &rest[unit_len..];
-            let factor: u64 = match unit {
-                "ms" => 1,
-                "s" => 1_000,
-                "m" => 60_000,
-                "h" => 3_600_000,
-                "d" => 86_400_000,
-                "" => return Err(bad(" (a number without a unit inside a compound duration)")),
-                other => return Err(bad(&format!(" (unknown unit `{other}`)"))),
-            };
-            total_ms = number
-                .checked_mul(factor)
-                .and_then(|ms| total_ms.checked_add(ms))
-                .ok_or_else(|| bad(" (too large)"))?;
+        // jiff also reads a leading sign, `ago` and `HH:MM:SS`: a duration here is a plain
+        // length of time, written with units.
+        if s.starts_with(['+', '-']) || s.contains(':') || s.ends_with("ago") {
+            return Err(bad(String::new()));
         }
-        Ok(Duration::from_millis(total_ms))
+        // Through a span, so that `d` (24 hours here) is accepted.
+        let span = PARSER.parse_span(s).map_err(|e| bad(format!(" ({e})")))?;
+        let signed = span
+            .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+            .map_err(|e| bad(format!(" ({e})")))?;
+        std::time::Duration::try_from(signed)
+            .map(Duration)
+            .map_err(|e| bad(format!(" ({e})")))
     }
 }
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms_total = self.0.as_millis();
-        if ms_total == 0 {
-            return f.write_str("0s");
-        }
-        let mut out = String::new();
-        let mut rest = ms_total;
-        for (unit, size) in [("h", 3_600_000u128), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
-            let n = rest / size;
-            rest %= size;
-            if n > 0 {
-                out.push_str(&format!("{n}{unit}"));
-            }
-        }
-        f.pad(&out)
+        f.pad(&PRINTER.unsigned_duration_to_string(&self.0))
     }
 }
 
@@ -162,6 +142,11 @@ mod tests {
         assert_eq!(p("1500ms"), Duration::from_millis(1_500));
         assert_eq!(p("1m30s500ms"), Duration::from_millis(90_500));
         assert_eq!(p(" 5m "), Duration::from_secs(300));
+        // jiff's friendly format also takes spaces, long unit names and a fraction.
+        assert_eq!(p("1h 30m"), Duration::from_secs(5_400));
+        assert_eq!(p("5 m"), Duration::from_secs(300));
+        assert_eq!(p("2 hours"), Duration::from_secs(7_200));
+        assert_eq!(p("1.5h"), Duration::from_secs(5_400));
     }
 
     #[test]
@@ -170,19 +155,22 @@ mod tests {
             "",
             "5x",
             "m",
-            "5 m",
             "-5s",
-            "1.5h",
             "1h30",
             "5mm",
             "99999999999999999999",
             "18446744073709551615d",
+            "5s ago",
+            "1:30:00",
+            "1mo",
+            "+5s",
         ] {
             let e = bad.parse::<Duration>().unwrap_err();
             assert!(e.0.contains("invalid duration"), "{bad}: {e}");
         }
         let e = "5x".parse::<Duration>().unwrap_err();
-        assert!(e.0.contains("unknown unit `x`"), "{e}");
+        assert!(e.0.contains("invalid duration `5x` ("), "{e}");
+        assert!(e.0.ends_with(DURATION_SYNTAX), "{e}");
     }
 
     #[test]

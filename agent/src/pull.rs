@@ -18,9 +18,7 @@ use gitops_modules::template::Templar;
 use tracing::{error, info, warn};
 
 use crate::cli::{exit, ConvergeArgs, Format};
-use crate::config::{
-    BranchTemplate, Config, ConfigOverrides, HostIds, HttpCredentials, RepoUrl, DEFAULT_CONFIG_PATH,
-};
+use crate::config::{Config, ConfigOverrides, HostIds, HttpCredentials, DEFAULT_CONFIG_PATH};
 use crate::converge::{extra_vars, report_invalid, select_playbook};
 use crate::git::{FetchOptions, GitRepo, ObjectId};
 use crate::output::TextReporter;
@@ -139,47 +137,10 @@ pub struct ConvergeOutcome {
 }
 
 fn overrides(args: &ConvergeArgs) -> Result<ConfigOverrides, String> {
-    let p = &args.pull;
-    let repo = |s: &Option<String>, what: &str| -> Result<Option<RepoUrl>, String> {
-        s.as_deref()
-            .map(|t| t.parse::<RepoUrl>().map_err(|e| format!("--{what}: {e}")))
-            .transpose()
-    };
-    let branch = |s: &Option<String>, what: &str| -> Result<Option<BranchTemplate>, String> {
-        s.as_deref()
-            .map(|t| BranchTemplate::new(t).map_err(|e| format!("--{what}: {e}")))
-            .transpose()
-    };
-    let abs = |p: &Option<PathBuf>| {
-        p.as_ref().map(|p| {
-            std::env::current_dir()
-                .map(|d| d.join(p))
-                .unwrap_or_else(|_| p.clone())
-        })
-    };
-    Ok(ConfigOverrides {
-        repo: repo(&p.repo, "repo")?,
-        branch: branch(&p.branch, "branch")?,
-        playbook: args.playbook.clone(),
-        extra_vars: extra_vars(&args.extra_vars).map_err(|e| format!("{e:#}"))?,
-        ssh_key: abs(&p.ssh_key),
-        known_hosts: abs(&p.known_hosts),
-        http_credentials_file: abs(&p.http_credentials_file),
-        http_ca_file: abs(&p.http_ca_file),
-        allowed_signers: abs(&p.allowed_signers),
-        openpgp_keys: p
-            .openpgp_keys
-            .iter()
-            .filter_map(|k| abs(&Some(k.clone())))
-            .collect(),
-        require_signatures: p.require_signatures.then_some(true),
-        allow_rollback: p.allow_rollback.then_some(true),
-        status_repo: repo(&p.status_repo, "status-repo")?,
-        status_branch: branch(&p.status_branch, "status-branch")?,
-        status_enabled: p.no_status.then_some(false),
-        state_dir: abs(&p.state_dir),
-        ..ConfigOverrides::default()
-    })
+    let mut o = ConfigOverrides::from_pairs(&args.pull.keys.values)?;
+    o.playbook(args.playbook.clone());
+    o.extra_vars(extra_vars(&args.extra_vars).map_err(|e| format!("{e:#}"))?);
+    Ok(o)
 }
 
 /// Reads the configuration file (the default one may be missing: bootstrap with `--repo`; a

@@ -193,3 +193,168 @@ fn gitops_agentd_alone_explains_itself() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("started by `gitops-agent run`"));
 }
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+/// A configuration key's flag wins over the file: here `--metrics-file` and
+/// `--status-heartbeat` (flags generated from the schema) on a pull-mode converge.
+#[test]
+fn a_key_flag_wins_over_the_file() {
+    let repo = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    write(
+        repo.path(),
+        "local.yml",
+        &format!(
+            "- hosts: all\n  gather_facts: false\n  tasks:\n    - copy: {{content: x, dest: {}/x}}\n",
+            root.path().display()
+        ),
+    );
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "-q", "-m", "one"]);
+    let from_file = work.path().join("file.prom");
+    let from_flag = work.path().join("flag.prom");
+    let config = work.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "repo: {}\nbranch: main\nstate_dir: {}\nmetrics_file: {}\nstatus:\n  enabled: false\n  heartbeat: 1h\n",
+            repo.path().display(),
+            work.path().join("state").display(),
+            from_file.display()
+        ),
+    )
+    .unwrap();
+    let out = agent()
+        .args(["converge", "--config"])
+        .arg(&config)
+        .arg("--metrics-file")
+        .arg(&from_flag)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(from_flag.is_file(), "--metrics-file was not used");
+    assert!(
+        !from_file.exists(),
+        "the file's metrics_file won over the flag"
+    );
+
+    // A bad value names the flag (not the file): the flag's value was read, and refused.
+    let out = agent()
+        .args(["converge", "--config"])
+        .arg(&config)
+        .args(["--status-heartbeat", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--status-heartbeat: invalid duration `soon`"),
+        "{err}"
+    );
+    let out = agent()
+        .args(["converge", "--config"])
+        .arg(&config)
+        .args(["--status-heartbeat", "0s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("key `status.heartbeat`: must be more than 0s"),
+        "{err}"
+    );
+    // The daemon's keys are flags of `run`, not of `converge` (a usage error).
+    let out = agent()
+        .args(["converge", "--config"])
+        .arg(&config)
+        .args(["--interval", "5m"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unexpected argument '--interval'"), "{err}");
+}
+
+/// `run`'s key flags reach the daemon's workers: `--interval 0s` over a file's `interval: 1h`
+/// is refused at start (exit 3) naming the key, and a worker's settings follow the flags.
+#[test]
+fn run_passes_its_key_flags_to_the_daemon() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "repo: file:///nowhere\ninterval: 1h\nstate_dir: {}\n",
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let mut child = agent()
+        .args(["run", "--config"])
+        .arg(&config)
+        .args(["--interval", "0s"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the daemon started: --interval 0s was not used");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("key `interval`: must be more than 0s"),
+        "{err}"
+    );
+
+    // What the worker answers the daemon: the flags' values, over the file's.
+    let job = serde_json::json!({
+        "version": format!("{}/1", env!("CARGO_PKG_VERSION")),
+        "config": {
+            "path": config,
+            "text": "repo: file:///nowhere\ninterval: 1h\nenforce: 1h\n",
+            "host_name": null,
+            "overrides": [["interval", "5m"], ["drift", "report"]],
+        },
+        "job": "Load",
+    });
+    let mut worker = agent()
+        .arg("daemon-worker")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    worker
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(job.to_string().as_bytes())
+        .unwrap();
+    let out = worker.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let settings = &answer["Settings"]["Ok"];
+    assert_eq!(settings["interval"]["secs"], 300, "{answer}");
+    assert_eq!(settings["enforce"]["secs"], 3600, "{answer}");
+    assert_eq!(settings["drift"], "Report", "{answer}");
+}

@@ -4,7 +4,7 @@
 //! `gitops-agent daemon-worker` (see `gitops_agent::daemon::protocol`).
 //!
 //! Its arguments are written by `gitops-agent run`, not by people, so they are read by hand:
-//! `--agent PATH --config PATH [--host-name NAME] [--verbosity N]`.
+//! `--agent PATH --config PATH [--host-name NAME] [--verbosity N] [--set KEY=VALUE ...]`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,13 +14,14 @@ use gitops_agent::logging;
 
 const USAGE: &str =
     "gitops-agentd is started by `gitops-agent run` (see `gitops-agent run --help`); \
-it takes --agent PATH --config PATH [--host-name NAME] [--verbosity N]";
+it takes --agent PATH --config PATH [--host-name NAME] [--verbosity N] [--set KEY=VALUE ...]";
 
 fn parse() -> Result<(DaemonArgs, i8), String> {
     let mut agent = None;
     let mut config = None;
     let mut host_name = None;
     let mut verbosity = 0i8;
+    let mut overrides = Vec::new();
     let mut args = std::env::args_os().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || {
@@ -31,6 +32,11 @@ fn parse() -> Result<(DaemonArgs, i8), String> {
             Some("--agent") => agent = Some(PathBuf::from(value()?)),
             Some("--config") => config = Some(PathBuf::from(value()?)),
             Some("--host-name") => host_name = Some(value()?.to_string_lossy().into_owned()),
+            Some("--set") => {
+                let pair = value()?.to_string_lossy().into_owned();
+                let (k, v) = pair.split_once('=').ok_or("--set takes KEY=VALUE")?;
+                overrides.push((k.to_string(), v.to_string()));
+            }
             Some("--verbosity") => {
                 verbosity = value()?
                     .to_str()
@@ -46,6 +52,7 @@ fn parse() -> Result<(DaemonArgs, i8), String> {
                 agent,
                 config,
                 host_name,
+                overrides,
                 verbosity,
             },
             verbosity,

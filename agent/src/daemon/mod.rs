@@ -233,6 +233,9 @@ pub fn exec_daemon(args: &RunArgs, verbosity: i8) -> i32 {
     if let Some(name) = &args.host_name {
         cmd.arg("--host-name").arg(name);
     }
+    for (key, value) in &args.keys.values {
+        cmd.arg("--set").arg(format!("{key}={value}"));
+    }
     let e = cmd.exec();
     error!("cannot start {}: {e}", daemon.display());
     exit::FAILED
@@ -255,6 +258,8 @@ pub struct DaemonArgs {
     pub agent: PathBuf,
     pub config: PathBuf,
     pub host_name: Option<String>,
+    /// The configuration flags of `run`: (key, value) pairs laid over the file.
+    pub overrides: Vec<(String, String)>,
     /// Passed on to the workers (`-v`/`-q`).
     pub verbosity: i8,
 }
@@ -300,6 +305,7 @@ async fn load_settings(args: &DaemonArgs) -> Result<(ConfigSnapshot, Settings), 
         path: args.config.clone(),
         text,
         host_name: args.host_name.clone(),
+        overrides: args.overrides.clone(),
     };
     let request = Request::new(snapshot.clone(), Job::Load);
     let shared = Shared::new();

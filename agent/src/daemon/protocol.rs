@@ -28,6 +28,10 @@ pub struct ConfigSnapshot {
     pub path: PathBuf,
     pub text: Option<String>,
     pub host_name: Option<String>,
+    /// `gitops-agent run`'s configuration flags, as (key, value) pairs: every run lays them
+    /// over the text.
+    #[serde(default)]
+    pub overrides: Vec<(String, String)>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

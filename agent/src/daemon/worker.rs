@@ -128,7 +128,7 @@ fn config(snapshot: &ConfigSnapshot) -> Result<Config, String> {
     config_from_text(
         &snapshot.path,
         snapshot.text.as_deref(),
-        ConfigOverrides::default(),
+        ConfigOverrides::from_pairs(&snapshot.overrides)?,
     )
 }
 

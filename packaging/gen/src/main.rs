@@ -9,6 +9,15 @@
 #[path = "../../../agent/src/cli.rs"]
 mod cli;
 
+/// The configuration schema, which `cli.rs` generates the key flags from (as
+/// `crate::config::keys`, its path in the agent).
+#[allow(dead_code)]
+#[path = "../../../agent/src/config/keys.rs"]
+pub mod keys;
+mod config {
+    pub(crate) use super::keys;
+}
+
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -54,6 +63,7 @@ fn man(out: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let cmd = command();
     write_man(&cmd, out, "gitops-agent")?;
+    append_config_keys(&out.join("gitops-agent.1"))?;
     for sub in cmd
         .get_subcommands()
         .filter(|s| !s.is_hide_set() && s.get_name() != "help")
@@ -81,6 +91,45 @@ fn write_man(cmd: &clap::Command, out: &Path, name: &str) -> anyhow::Result<()> 
     std::fs::write(&path, buf).with_context(|| format!("writing {}", path.display()))?;
     println!("{}", path.display());
     Ok(())
+}
+
+/// A CONFIGURATION section listing every key of the schema (`agent/src/config/keys.rs`) with
+/// its flag and default, appended to gitops-agent.1.
+fn append_config_keys(page: &Path) -> anyhow::Result<()> {
+    use config::keys::{Flag, Kind, Scope, KEYS};
+    let esc = |s: &str| s.replace('\\', "\\\\").replace('-', "\\-");
+    let mut roff = String::from(
+        ".SH CONFIGURATION\n\
+         Every key of /etc/gitops-agent/config.yml can also be given on the command line, to \
+         \\fBconverge\\fR and \\fBrun\\fR unless marked otherwise; the command line wins over \
+         the file, the file over the defaults.\n",
+    );
+    for key in KEYS {
+        let flag = match key.flag {
+            Flag::Switch(name, to) => format!("\\-\\-{} (sets {to})", esc(name)),
+            Flag::Value(name) | Flag::Repeated(name) => {
+                format!("\\-\\-{} {}", esc(name), key.value_name)
+            }
+        };
+        let scope = match (key.scope, key.kind) {
+            (Scope::Daemon, _) => " (run only)",
+            (_, Kind::Vars) => " (converge only)",
+            _ => "",
+        };
+        let default = key
+            .default
+            .map(|d| format!(", default {}", esc(d)))
+            .unwrap_or_default();
+        roff.push_str(&format!(
+            ".TP\n\\fB{}\\fR: {flag}{scope}{default}\n{}\n",
+            esc(key.name),
+            esc(key.doc)
+        ));
+    }
+    let mut text =
+        std::fs::read_to_string(page).with_context(|| format!("reading {}", page.display()))?;
+    text.push_str(&roff);
+    std::fs::write(page, text).with_context(|| format!("writing {}", page.display()))
 }
 
 fn completions(shell: clap_complete::Shell, out: &Path) -> anyhow::Result<()> {

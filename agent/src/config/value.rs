@@ -1,0 +1,119 @@
+//! A key's typed value and where it was defined, and the one place that binds each key of the
+//! schema ([`super::keys::KEYS`]) to its field of [`Config`].
+
+use std::path::{Path, PathBuf};
+
+use gitops_modules::error::Location;
+use gitops_modules::playbook::RawVars;
+
+use super::keys::{self, Kind};
+use super::repo::absolute;
+use super::{BranchTemplate, Config, DriftPolicy, Duration, RepoUrl};
+
+/// Where a key's value came from (cargo's `Definition`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Definition {
+    /// The schema's default.
+    Default,
+    /// The configuration file, at this line.
+    File(Location),
+    /// The command line.
+    CommandLine,
+}
+
+/// A value of one of the schema's [`Kind`]s, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Repo(RepoUrl),
+    Branch(BranchTemplate),
+    /// A playbook path.
+    Text(String),
+    Vars(RawVars),
+    Duration(Duration),
+    Drift(DriftPolicy),
+    Path(PathBuf),
+    Paths(Vec<PathBuf>),
+    Bool(bool),
+}
+
+impl Value {
+    /// Reads `text` (a default of the schema, or a flag's value) as a value of `kind`; relative
+    /// paths are resolved against `base`. A list takes `text` as its one element.
+    pub fn parse(kind: Kind, text: &str, base: &Path) -> Result<Value, String> {
+        Ok(match kind {
+            Kind::Repo => Value::Repo(RepoUrl::parse(text, base)?),
+            Kind::Branch => Value::Branch(BranchTemplate::new(text)?),
+            Kind::Playbook => Value::Text(text.to_string()),
+            Kind::Vars => return Err("extra variables are given with -e".to_string()),
+            Kind::Duration => {
+                Value::Duration(text.parse().map_err(|e: super::ParseDurationError| e.0)?)
+            }
+            Kind::Drift => Value::Drift(DriftPolicy::parse(text)?),
+            Kind::Path => Value::Path(path(text, base)?),
+            Kind::Paths => Value::Paths(vec![path(text, base)?]),
+            Kind::Bool => Value::Bool(match text {
+                "true" => true,
+                "false" => false,
+                other => return Err(format!("`{other}`: expected true or false")),
+            }),
+        })
+    }
+}
+
+/// A path made absolute against `base`; empty is an error.
+pub(super) fn path(text: &str, base: &Path) -> Result<PathBuf, String> {
+    if text.is_empty() {
+        return Err("empty path".to_string());
+    }
+    Ok(absolute(base, Path::new(text)))
+}
+
+impl Config {
+    /// Stores `value` as the value of `key`. False when `key` has no field of that type: a
+    /// mistake in the schema, which the tests catch (`every_key_is_bound_to_a_field`).
+    pub(super) fn store(&mut self, key: &str, value: Value) -> bool {
+        use Value as V;
+        match (key, value) {
+            ("repo", V::Repo(v)) => self.repo = Some(v),
+            ("branch", V::Branch(v)) => self.branch = v,
+            ("playbook", V::Text(v)) => self.playbook = Some(v),
+            // The command line's variables are merged key by key over the file's.
+            ("extra_vars", V::Vars(v)) => self.extra_vars.extend(v),
+            ("interval", V::Duration(v)) => self.interval = v,
+            ("splay", V::Duration(v)) => self.splay = v,
+            ("enforce", V::Duration(v)) => self.enforce = v,
+            ("drift", V::Drift(v)) => self.drift = v,
+            ("metrics_file", V::Path(v)) => self.metrics_file = Some(v),
+            ("ssh_key", V::Path(v)) => self.ssh_key = Some(v),
+            ("known_hosts", V::Path(v)) => self.known_hosts = Some(v),
+            ("http.credentials_file", V::Path(v)) => self.http.credentials_file = Some(v),
+            ("http.ca_file", V::Path(v)) => self.http.ca_file = Some(v),
+            ("signing.allowed_signers", V::Path(v)) => self.signing.allowed_signers = Some(v),
+            ("signing.openpgp_keys", V::Paths(v)) => self.signing.openpgp_keys = v,
+            ("signing.require", V::Bool(v)) => self.signing.require = v,
+            ("allow_rollback", V::Bool(v)) => self.allow_rollback = v,
+            ("status.repo", V::Repo(v)) => self.status.repo = Some(v),
+            ("status.branch", V::Branch(v)) => self.status.branch = v,
+            ("status.heartbeat", V::Duration(v)) => self.status.heartbeat = v,
+            ("status.enabled", V::Bool(v)) => self.status.enabled = v,
+            ("state_dir", V::Path(v)) => self.state_dir = v,
+            _ => return false,
+        }
+        true
+    }
+
+    /// The configuration of the schema's defaults alone.
+    pub(super) fn defaults() -> Config {
+        let mut c = Config::empty();
+        for key in keys::KEYS {
+            if let Some(text) = key.default {
+                let stored = Value::parse(key.kind, text, Path::new("/"))
+                    .map(|v| c.store(key.name, v))
+                    .unwrap_or(false);
+                // The tests parse every default (`schema_defaults_parse`); never outside input.
+                debug_assert!(stored, "the default of `{}` does not parse", key.name);
+            }
+        }
+        c
+    }
+}
