@@ -202,22 +202,12 @@ fn fetch_over_smart_http() {
 #[test]
 fn fetch_over_ssh() {
     let up = Upstream::new();
-    let sshd = sshd(up.tmp.path());
-    let url = format!(
-        "ssh://{}@127.0.0.1:{}{}",
-        sshd.user,
-        sshd.port,
-        up.bare.display()
-    );
-    let opts = FetchOptions {
-        ssh_key: Some(sshd.key.clone()),
-        known_hosts: Some(sshd.known_hosts.clone()),
-        http_credentials: None,
-        ..FetchOptions::default()
-    };
+    let sshd = Sshd::start(up.tmp.path());
+    let url = sshd.url("fleet.git");
+    let opts = sshd.options();
     fetch_round_trip(&up, &url, &opts);
     // An unknown host key is refused (StrictHostKeyChecking=yes), not prompted for.
-    std::fs::write(&sshd.known_hosts, "").unwrap();
+    std::fs::write(sshd.known_hosts(), "").unwrap();
     let (_tmp, repo) = agent_repo();
     let err = repo.fetch(&url, HOST_BRANCH, &opts).unwrap_err();
     eprintln!("unknown host key: {err}");

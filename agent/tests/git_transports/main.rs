@@ -4,6 +4,8 @@
 //! them); a missing tool fails the test, nothing is skipped. The library's own tests
 //! (`cargo test --lib`) need none of them.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod fetch;
 mod pull_ssh;
 mod status_push;

@@ -2,34 +2,13 @@
 //! check; the converge applies the branch and pushes the status back. (agent/tests/pull.rs runs
 //! every scenario through the binary over each transport.)
 
-use std::path::Path;
 use std::process::Command;
 
 use clap::Parser;
 use gitops_agent::cli::{exit, Cli, Command as Sub};
 
-use crate::support::sshd;
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(["-c", "user.name=Ops", "-c", "user.email=ops@example.org"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-}
-
-/// The short hostname: the agent's default branch is `hosts/{hostname}`.
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .unwrap()
-        .trim()
-        .split('.')
-        .next()
-        .unwrap()
-        .to_string()
-}
+use crate::common::{git, hostname};
+use crate::support::Sshd;
 
 #[test]
 fn pull_mode_over_ssh() {
@@ -54,13 +33,8 @@ fn pull_mode_over_ssh() {
     );
     git(&work, &["push", "-q", bare.to_str().unwrap(), "HEAD"]);
 
-    let sshd = sshd(tmp.path());
-    let url = format!(
-        "ssh://{}@127.0.0.1:{}{}",
-        sshd.user,
-        sshd.port,
-        bare.display()
-    );
+    let sshd = Sshd::start(tmp.path());
+    let url = sshd.url("fleet.git");
     let state = tmp.path().join("state");
     let cli = Cli::parse_from([
         "gitops-agent",
@@ -68,9 +42,9 @@ fn pull_mode_over_ssh() {
         "--repo",
         &url,
         "--ssh-key",
-        sshd.key.to_str().unwrap(),
+        sshd.client_key().to_str().unwrap(),
         "--known-hosts",
-        sshd.known_hosts.to_str().unwrap(),
+        sshd.known_hosts().to_str().unwrap(),
         "--state-dir",
         state.to_str().unwrap(),
         "-e",

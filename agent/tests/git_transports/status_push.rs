@@ -179,19 +179,9 @@ fn status_commit_and_push_over_smart_http() {
 #[test]
 fn status_commit_and_push_over_ssh() {
     let up = Upstream::new();
-    let sshd = sshd(up.tmp.path());
-    let url = format!(
-        "ssh://{}@127.0.0.1:{}{}",
-        sshd.user,
-        sshd.port,
-        up.bare.display()
-    );
-    let opts = FetchOptions {
-        ssh_key: Some(sshd.key.clone()),
-        known_hosts: Some(sshd.known_hosts.clone()),
-        http_credentials: None,
-        ..FetchOptions::default()
-    };
+    let sshd = Sshd::start(up.tmp.path());
+    let url = sshd.url("fleet.git");
+    let opts = sshd.options();
     status_round_trip_with(&up, &url, &opts);
 }
 
@@ -358,19 +348,9 @@ fn native_push_over_smart_http() {
 #[test]
 fn native_push_over_ssh() {
     let up = Upstream::new();
-    let sshd = sshd(up.tmp.path());
-    let url = format!(
-        "ssh://{}@127.0.0.1:{}{}",
-        sshd.user,
-        sshd.port,
-        up.bare.display()
-    );
-    let opts = FetchOptions {
-        ssh_key: Some(sshd.key.clone()),
-        known_hosts: Some(sshd.known_hosts.clone()),
-        http_credentials: None,
-        ..FetchOptions::default()
-    };
+    let sshd = Sshd::start(up.tmp.path());
+    let url = sshd.url("fleet.git");
+    let opts = sshd.options();
     native_push_scenarios(&up, &url, &opts);
 }
 

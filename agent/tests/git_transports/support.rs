@@ -1,45 +1,19 @@
 //! The Git servers and repositories the transport tests run against: a bare "fleet" repository
-//! with a work clone ([`Upstream`]), `git daemon`, `git http-backend` behind
-//! `agent/src/git/testdata/cgi_server.py`, and `sshd -f own_config`. Every server process is
-//! killed by PID (its process group) when its guard drops, also when a test fails.
+//! with a work clone ([`Upstream`]), `git daemon`, and (from `tests/common`, shared with the pull
+//! tests) `git http-backend` behind `agent/src/git/testdata/cgi_server.py` and `sshd -f
+//! own_config`. Every server process is killed (its process group) when its guard drops, also
+//! when a test fails.
 
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use gitops_agent::git::{GitRepo, ObjectId};
+use gitops_agent::git::{FetchOptions, GitRepo, ObjectId};
+
+pub use crate::common::{free_port, git, git_cmd, Server};
+use crate::common::{wait_for_port, Remote, SshKeys, Transport};
 
 pub const HOST_BRANCH: &str = "hosts/web-01";
 pub const STATUS_BRANCH: &str = "status/web-01";
-
-/// Runs git with the machine's config ignored; returns trimmed stdout, panics on failure.
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = git_cmd(dir).args(args).output().expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-pub fn git_cmd(dir: &Path) -> Command {
-    let mut cmd = Command::new("git");
-    cmd.current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "Fleet Admin")
-        .env("GIT_AUTHOR_EMAIL", "admin@example.org")
-        .env("GIT_COMMITTER_NAME", "Fleet Admin")
-        .env("GIT_COMMITTER_EMAIL", "admin@example.org")
-        .args(["-c", "init.defaultBranch=main"])
-        .args(["-c", "protocol.file.allow=always"])
-        .stdin(Stdio::null());
-    cmd
-}
 
 pub fn oid(hex: &str) -> ObjectId {
     ObjectId::from_hex(hex.as_bytes()).unwrap()
@@ -151,179 +125,72 @@ pub fn agent_repo() -> (tempfile::TempDir, GitRepo) {
     (tmp, repo)
 }
 
-/// A server process, killed by PID when dropped.
-pub struct Server {
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Servers run in their own process group: `git daemon` forks `git-daemon`, and the
-        // CGI server forks `git http-backend`; killing only the first PID would orphan them.
-        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub fn wait_for_port(server: &mut Server, port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = server.child.try_wait() {
-            panic!("{what} exited early: {status}");
-        }
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// `git daemon` serving `base` on 127.0.0.1, with receive-pack; packet trace into `trace`.
 pub fn git_daemon(base: &Path, trace: &Path) -> (Server, u16) {
     let port = free_port();
-    let child = Command::new("git")
-        .args([
-            "daemon",
-            "--export-all",
-            &format!("--base-path={}", base.display()),
-            "--listen=127.0.0.1",
-            &format!("--port={port}"),
-            "--reuseaddr",
-            "--enable=receive-pack",
-            "--informative-errors",
-        ])
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_TRACE_PACKET", trace)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("start git daemon");
-    let mut server = Server { child };
+    let mut cmd = Command::new("git");
+    cmd.args([
+        "daemon",
+        "--export-all",
+        &format!("--base-path={}", base.display()),
+        "--listen=127.0.0.1",
+        &format!("--port={port}"),
+        "--reuseaddr",
+        "--enable=receive-pack",
+        "--informative-errors",
+    ])
+    .env("GIT_CONFIG_NOSYSTEM", "1")
+    .env("GIT_CONFIG_GLOBAL", "/dev/null")
+    .env("GIT_TRACE_PACKET", trace)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    let mut server = Server::spawn(&mut cmd);
     wait_for_port(&mut server, port, "git daemon");
     (server, port)
 }
 
-/// `git http-backend` behind testdata/cgi_server.py; requests logged to `log`.
+/// `git http-backend` for the bare repositories under `root` at `http://127.0.0.1:PORT/git/`;
+/// requests logged to `log`.
 pub fn http_server(root: &Path, log: &Path) -> (Server, u16) {
-    use std::io::BufRead;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/src/git/testdata/cgi_server.py"
-    );
-    let mut child = Command::new("python3")
-        .arg(script)
-        .arg(root)
-        .arg(log)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .process_group(0)
-        .spawn()
-        .expect("start python3 cgi_server.py");
-    let stdout = child.stdout.take().unwrap();
-    let server = Server { child };
-    let mut line = String::new();
-    std::io::BufReader::new(stdout)
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line
-        .trim()
-        .strip_prefix("PORT ")
-        .unwrap_or_else(|| panic!("cgi_server said {line:?}"))
-        .parse()
-        .unwrap();
-    (server, port)
+    crate::common::http_server(root, log, None, None)
 }
 
+/// `sshd -f own_config` on a free port of 127.0.0.1 with its own host key and one client key,
+/// serving the repositories under `dir`; fails loudly when sshd is not installed (the SSH
+/// transport must be tested, not skipped).
 pub struct Sshd {
-    _server: Server,
-    pub port: u16,
-    pub key: PathBuf,
-    pub known_hosts: PathBuf,
-    pub user: String,
+    remote: Remote,
+    keys: SshKeys,
 }
 
-/// `sshd -f own_config` on a free port of 127.0.0.1 with its own host key and one client key.
-/// Fails loudly when sshd is not installed: the SSH transport must be tested, not skipped.
-pub fn sshd(dir: &Path) -> Sshd {
-    let sshd = Path::new("/usr/sbin/sshd");
-    assert!(
-        sshd.exists(),
-        "/usr/sbin/sshd is missing: apt-get install openssh-server (.ci/run installs it)"
-    );
-    std::fs::create_dir_all("/run/sshd").unwrap();
-    let keygen = |name: &str| {
-        let path = dir.join(name);
-        let st = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-            .arg(&path)
-            .status()
-            .unwrap();
-        assert!(st.success());
-        path
-    };
-    let host_key = keygen("host_key");
-    let key = keygen("client_key");
-    std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).unwrap();
-    let port = free_port();
-    let config = dir.join("sshd_config");
-    std::fs::write(
-        &config,
-        format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
-             PidFile {}\nStrictModes no\nUsePAM no\nAcceptEnv GIT_PROTOCOL\n\
-             PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-             PermitRootLogin prohibit-password\nLogLevel ERROR\n",
-            host_key.display(),
-            dir.join("authorized_keys").display(),
-            dir.join("sshd.pid").display(),
-        ),
-    )
-    .unwrap();
-    let child = Command::new(sshd)
-        .args(["-D", "-e", "-f"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .process_group(0)
-        .spawn()
-        .expect("start sshd");
-    let mut server = Server { child };
-    wait_for_port(&mut server, port, "sshd");
-    let pubkey = std::fs::read_to_string(dir.join("host_key.pub")).unwrap();
-    let mut fields = pubkey.split_whitespace();
-    let known_hosts = dir.join("known_hosts");
-    std::fs::write(
-        &known_hosts,
-        format!(
-            "[127.0.0.1]:{port} {} {}\n",
-            fields.next().unwrap(),
-            fields.next().unwrap()
-        ),
-    )
-    .unwrap();
-    let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
-        .unwrap()
-        .trim()
-        .to_string();
-    Sshd {
-        _server: server,
-        port,
-        key,
-        known_hosts,
-        user,
+impl Sshd {
+    pub fn start(dir: &Path) -> Sshd {
+        let keys = SshKeys::new(&dir.join("ssh-keys"));
+        let remote = Remote::start(Transport::Ssh, dir, Some(&keys), None);
+        Sshd { remote, keys }
+    }
+
+    /// The ssh:// URL of the bare repository `name` under `dir`.
+    pub fn url(&self, name: &str) -> String {
+        self.remote.url(name)
+    }
+
+    /// The fetch options that reach it: the client key and a known_hosts naming the server.
+    pub fn options(&self) -> FetchOptions {
+        FetchOptions {
+            ssh_key: Some(self.keys.client_key.clone()),
+            known_hosts: Some(self.keys.known_hosts.clone()),
+            ..FetchOptions::default()
+        }
+    }
+
+    pub fn known_hosts(&self) -> &Path {
+        &self.keys.known_hosts
+    }
+
+    pub fn client_key(&self) -> &Path {
+        &self.keys.client_key
     }
 }
 
