@@ -288,7 +288,7 @@ fn sshd(config: &Path, port: u16) -> Server {
     let sshd = Path::new("/usr/sbin/sshd");
     assert!(
         sshd.exists(),
-        "/usr/sbin/sshd is missing: apt-get install openssh-server (.ci/run installs it)"
+        "/usr/sbin/sshd is missing: apt-get install openssh-server (tests/setup-host.sh installs it)"
     );
     std::fs::create_dir_all("/run/sshd").unwrap();
     let mut server = Server::spawn(
