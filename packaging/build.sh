@@ -62,6 +62,10 @@ if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
   SOURCE_DATE_EPOCH="$(git log -1 --format=%ct 2>/dev/null || date +%s)"
 fi
 export SOURCE_DATE_EPOCH
+# The copyright years: from the first commit's to the build's (both from Git: reproducible).
+year_now="$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y)"
+year_first="$(git log --reverse --format=%cd --date=format:%Y 2>/dev/null | sed -n 1p)"
+years="${year_first:-$year_now}"; [ "$years" = "$year_now" ] || years="$years-$year_now"
 
 for tool in dpkg-deb rpmbuild strip readelf objdump gzip; do
   if [ "$only" = deb ] && [ $tool = rpmbuild ]; then continue; fi
@@ -156,12 +160,22 @@ build_deb() {
     echo "Source: $homepage"
     echo
     echo "Files: *"
-    echo "Copyright: gitops-agent developers"
+    echo "Copyright: $years gitops-agent developers"
     echo "License: Apache-2.0"
     echo " On Debian systems, the full text of the Apache License 2.0 is in"
     echo " /usr/share/common-licenses/Apache-2.0."
   } > "$doc/copyright"
-  touch -d "@$SOURCE_DATE_EPOCH" "$doc/copyright"
+  # A native package's changelog (Debian Policy 12.7); the changes themselves are in Git.
+  {
+    echo "$name ($version) unstable; urgency=medium"
+    echo
+    echo "  * Built from the gitops-agent source tree; the changes are in its Git history."
+    echo
+    echo " -- $maintainer  $(LC_ALL=C date -u -R -d "@$SOURCE_DATE_EPOCH")"
+  } | gzip -9n > "$doc/changelog.gz"
+  # lintian overrides, each with its reason (packaging/deb/lintian-overrides)
+  install -D -m 0644 packaging/deb/lintian-overrides "$root/usr/share/lintian/overrides/$name"
+  find "$doc" "$root/usr/share/lintian" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
   install -d -m 0755 "$root/DEBIAN"
   local depends; depends="$(deb_shlib_depends)"
   cat > "$root/DEBIAN/control" <<EOF
@@ -213,6 +227,8 @@ Version: $version
 Release: 1
 Summary: $summary
 License: Apache-2.0
+Group: System Environment/Daemons
+Packager: $maintainer
 URL: $homepage
 BuildArch: $arch_rpm
 Recommends: ca-certificates, openssh-clients
@@ -248,6 +264,10 @@ cp -a "$root/." "%{buildroot}/"
 /usr/share/fish/vendor_completions.d/gitops-agent.fish
 %doc /usr/share/doc/gitops-agent
 %license /usr/share/licenses/gitops-agent/LICENSE
+
+%changelog
+* $(LC_ALL=C date -u -d "@$SOURCE_DATE_EPOCH" '+%a %b %d %Y') $maintainer - $version-1
+- Built from the gitops-agent source tree; the changes are in its Git history.
 
 EOF
     cat packaging/rpm/scriptlets

@@ -6,7 +6,7 @@
 //! - read: [`TreeSource`] reads a commit's tree from the object database, no worktree ever;
 //! - status: a commit written with gix (`commit_as`), pushed through [`StatusPush`]: by default
 //!   [`NativePush`] (gix-transport receive-pack, no `git` needed for ssh/http), with the `git push`
-//!   CLI ([`GitCliPush`]) as the fallback (see `shared/research/git-layer.md` §5).
+//!   CLI ([`GitCliPush`]) as the fallback.
 //!
 //! Everything here is blocking: run it on a worker thread.
 

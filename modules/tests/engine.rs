@@ -1,55 +1,112 @@
 //! Engine semantics on real playbook directories: handlers, blocks, variables, loops,
 //! validation errors. (Module behaviour against ansible-core is in tests/differential.)
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use gitops_modules::engine::{Engine, RunOptions};
-use gitops_modules::playbook::Loader;
+use gitops_modules::engine::{DriftOptions, Engine, RunOptions};
+use gitops_modules::playbook::{Loader, Playbook};
 use gitops_modules::report::{RunReport, Silent, Status};
 use gitops_modules::source::{DirSource, RepoPath};
 use gitops_modules::template::Templar;
 use minijinja::Value;
 
-fn write(dir: &Path, rel: &str, text: &str) {
-    let p = dir.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, text).unwrap();
+/// One engine test's setup: a playbook directory and a scratch root (each a temp dir, removed on
+/// drop); the engine runs the directory's `site.yml` for the host `testhost` with the extra var
+/// `root` set to the scratch root, so every path a playbook writes lives under it.
+struct Fixture {
+    dir: tempfile::TempDir,
+    root: tempfile::TempDir,
 }
 
-fn run_with(dir: &Path, root: &Path, check: bool) -> RunReport {
-    let source = DirSource::new(dir).unwrap();
-    let templar = Arc::new(Templar::new());
-    let pb = Loader::new(&source, &templar)
-        .load(&RepoPath::new("site.yml").unwrap(), "testhost")
-        .unwrap_or_else(|e| panic!("load: {e}"));
-    let mut extra = indexmap::IndexMap::new();
-    extra.insert(
-        "root".to_string(),
-        Value::from(root.to_string_lossy().into_owned()),
-    );
-    let opts = RunOptions {
-        check,
-        extra_vars: extra,
-        inventory_hostname: "testhost".into(),
-        ..RunOptions::default()
-    };
-    let mut silent = Silent;
-    Engine::new(templar, &source, opts, &mut silent).run(&pb)
-}
+impl Fixture {
+    /// A playbook directory holding `site` as `site.yml`.
+    fn new(site: &str) -> Fixture {
+        let f = Fixture {
+            dir: tempfile::tempdir().unwrap(),
+            root: tempfile::tempdir().unwrap(),
+        };
+        f.write("site.yml", site);
+        f
+    }
 
-fn run(dir: &Path, root: &Path) -> RunReport {
-    run_with(dir, root, false)
+    /// Writes `text` to `rel` in the playbook directory.
+    fn write(&self, rel: &str, text: &str) -> &Fixture {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+        self
+    }
+
+    /// The scratch root (`{{ root }}` in the playbooks).
+    fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// The text of `rel` under the scratch root.
+    fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.root().join(rel)).unwrap()
+    }
+
+    fn load(&self, templar: &Templar) -> Playbook {
+        let source = DirSource::new(self.dir.path()).unwrap();
+        Loader::new(&source, templar)
+            .load(&RepoPath::new("site.yml").unwrap(), "testhost")
+            .unwrap_or_else(|e| panic!("load: {e}"))
+    }
+
+    /// Runs the playbook with `opts` (the extra var `root` and the host name are set here).
+    fn run_with(&self, opts: RunOptions) -> RunReport {
+        let source = DirSource::new(self.dir.path()).unwrap();
+        let templar = Arc::new(Templar::new());
+        let pb = self.load(&templar);
+        let mut extra = indexmap::IndexMap::new();
+        extra.insert(
+            "root".to_string(),
+            Value::from(self.root().to_string_lossy().into_owned()),
+        );
+        let opts = RunOptions {
+            extra_vars: extra,
+            inventory_hostname: "testhost".into(),
+            ..opts
+        };
+        let mut silent = Silent;
+        Engine::new(templar, &source, opts, &mut silent).run(&pb)
+    }
+
+    fn run(&self) -> RunReport {
+        self.run_with(RunOptions::default())
+    }
+
+    /// `--check`: nothing is changed.
+    fn check(&self) -> RunReport {
+        self.run_with(RunOptions {
+            check: true,
+            ..RunOptions::default()
+        })
+    }
+
+    /// A drift pass (the daemon's), with the host policy `report` or `correct`, guarding `guard`
+    /// (directories that must not have become symbolic links).
+    fn drift(&self, report: bool, guard: Vec<PathBuf>) -> RunReport {
+        self.run_with(RunOptions {
+            drift: Some(DriftOptions {
+                report,
+                guard: Arc::new(guard),
+            }),
+            ..RunOptions::default()
+        })
+    }
 }
 
 fn names_status(r: &RunReport) -> Vec<(String, Status)> {
     r.tasks.iter().map(|t| (t.name.clone(), t.status)).collect()
 }
 
+/// The load error of a one-file playbook `text`.
 fn load_err(text: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "site.yml", text);
-    let source = DirSource::new(dir.path()).unwrap();
+    let f = Fixture::new(text);
+    let source = DirSource::new(f.dir.path()).unwrap();
     let templar = Templar::new();
     Loader::new(&source, &templar)
         .load(&RepoPath::new("site.yml").unwrap(), "h")
@@ -60,11 +117,7 @@ fn load_err(text: &str) -> String {
 
 #[test]
 fn handlers_run_once_per_flush_in_definition_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "site.yml",
+    let f = Fixture::new(
         r#"
 - hosts: all
   gather_facts: false
@@ -87,7 +140,7 @@ fn handlers_run_once_per_flush_in_definition_order() {
       command: /bin/true
 "#,
     );
-    let r = run(dir.path(), root.path());
+    let r = f.run();
     let got: Vec<(String, bool)> = r
         .tasks
         .iter()
@@ -108,7 +161,7 @@ fn handlers_run_once_per_flush_in_definition_order() {
             .collect::<Vec<_>>()
     );
     // Second run: nothing changes, so no handler runs.
-    let r2 = run(dir.path(), root.path());
+    let r2 = f.run();
     assert!(r2
         .tasks
         .iter()
@@ -117,11 +170,7 @@ fn handlers_run_once_per_flush_in_definition_order() {
 
 #[test]
 fn block_rescue_always_and_not_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "site.yml",
+    let f = Fixture::new(
         r#"
 - hosts: all
   gather_facts: false
@@ -143,7 +192,7 @@ fn block_rescue_always_and_not_run() {
       debug: {msg: z}
 "#,
     );
-    let r = run(dir.path(), root.path());
+    let r = f.run();
     assert_eq!(
         names_status(&r),
         vec![
@@ -162,29 +211,7 @@ fn block_rescue_always_and_not_run() {
 
 #[test]
 fn variable_precedence_follows_ansible() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "group_vars/all.yml",
-        "a: group\nb: group\nc: group\n",
-    );
-    write(dir.path(), "host_vars/testhost.yml", "a: host\nd: host\n");
-    write(dir.path(), "vars/x.yml", "b: vars_file\n");
-    write(
-        dir.path(),
-        "roles/r/defaults/main.yml",
-        "e: role_default\nd: role_default\n",
-    );
-    write(dir.path(), "roles/r/vars/main.yml", "c: role_vars\n");
-    write(
-        dir.path(),
-        "roles/r/tasks/main.yml",
-        "- copy:\n    dest: \"{{ root }}/out\"\n    content: \"{{ a }} {{ b }} {{ c }} {{ d }} {{ e }} {{ f }}\"\n",
-    );
-    write(
-        dir.path(),
-        "site.yml",
+    let f = Fixture::new(
         r#"
 - hosts: all
   gather_facts: false
@@ -193,9 +220,21 @@ fn variable_precedence_follows_ansible() {
   roles: [r]
 "#,
     );
-    let r = run(dir.path(), root.path());
+    f.write("group_vars/all.yml", "a: group\nb: group\nc: group\n")
+        .write("host_vars/testhost.yml", "a: host\nd: host\n")
+        .write("vars/x.yml", "b: vars_file\n")
+        .write(
+            "roles/r/defaults/main.yml",
+            "e: role_default\nd: role_default\n",
+        )
+        .write("roles/r/vars/main.yml", "c: role_vars\n")
+        .write(
+            "roles/r/tasks/main.yml",
+            "- copy:\n    dest: \"{{ root }}/out\"\n    content: \"{{ a }} {{ b }} {{ c }} {{ d }} {{ e }} {{ f }}\"\n",
+        );
+    let r = f.run();
     assert_eq!(r.stats.failed, 0, "{:?}", r.tasks);
-    let out = std::fs::read_to_string(root.path().join("out")).unwrap();
+    let out = f.read("out");
     // host_vars beat group_vars; vars_files beat group_vars; role vars beat play vars;
     // host_vars beat role defaults.
     assert_eq!(out, "host vars_file role_vars host role_default play");
@@ -203,11 +242,7 @@ fn variable_precedence_follows_ansible() {
 
 #[test]
 fn loops_when_register_and_skips() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "site.yml",
+    let f = Fixture::new(
         r#"
 - hosts: all
   gather_facts: false
@@ -231,7 +266,7 @@ fn loops_when_register_and_skips() {
           - sk is skipped
 "#,
     );
-    let r = run(dir.path(), root.path());
+    let r = f.run();
     assert_eq!(
         names_status(&r),
         vec![
@@ -242,18 +277,14 @@ fn loops_when_register_and_skips() {
         "{:?}",
         r.tasks
     );
-    assert!(root.path().join("a").exists());
-    assert!(!root.path().join("b").exists());
+    assert!(f.root().join("a").exists());
+    assert!(!f.root().join("b").exists());
     assert_eq!(r.tasks[0].items.len(), 3);
 }
 
 #[test]
 fn check_mode_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "site.yml",
+    let f = Fixture::new(
         r#"
 - hosts: all
   gather_facts: false
@@ -262,9 +293,9 @@ fn check_mode_changes_nothing() {
     - file: {path: "{{ root }}/d", state: directory}
 "#,
     );
-    let r = run_with(dir.path(), root.path(), true);
+    let r = f.check();
     assert_eq!(r.stats.changed, 2, "{:?}", r.tasks);
-    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(f.root()).unwrap().count(), 0);
 }
 
 #[test]
@@ -297,11 +328,7 @@ fn validation_names_file_line_and_key() {
 
 #[test]
 fn a_rescued_block_keeps_its_skipped_tasks() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "site.yml",
+    let f = Fixture::new(
         r#"
 - hosts: all
   gather_facts: false
@@ -319,7 +346,7 @@ fn a_rescued_block_keeps_its_skipped_tasks() {
           debug: {msg: "{{ ansible_failed_result.msg }}"}
 "#,
     );
-    let r = run(dir.path(), root.path());
+    let r = f.run();
     assert_eq!(
         names_status(&r),
         vec![
@@ -333,22 +360,14 @@ fn a_rescued_block_keeps_its_skipped_tasks() {
 
 #[test]
 fn package_and_unit_names_are_gathered_for_one_batched_query() {
-    let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        "site.yml",
+    let f = Fixture::new(
         "- hosts: all\n  roles: [web]\n  tasks:\n    - apt: name=nginx,curl\n    - package:\n        name: [git, '{{ templated }}']\n        state: present\n    - block:\n        - dnf: {name: [vim-enhanced]}\n        - service: name=nginx state=started\n  handlers:\n    - name: restart cron\n      systemd: name=cron.service state=restarted\n",
     );
-    write(
-        dir.path(),
+    f.write(
         "roles/web/tasks/main.yml",
         "- apt:\n    pkg: [rsync]\n- systemd:\n    name: '{{ unit }}'\n    enabled: true\n",
     );
-    let source = DirSource::new(dir.path()).unwrap();
-    let templar = Templar::new();
-    let pb = Loader::new(&source, &templar)
-        .load(&RepoPath::new("site.yml").unwrap(), "h")
-        .unwrap();
+    let pb = f.load(&Templar::new());
     let (pkgs, units) = gitops_modules::playbook::named_packages_and_units(&pb);
     assert_eq!(pkgs, ["curl", "git", "nginx", "rsync", "vim-enhanced"]);
     assert_eq!(units, ["cron.service", "nginx"]);
@@ -384,39 +403,10 @@ fn account_tasks_validate_their_arguments() {
     assert!(e.contains("unsupported module"), "{e}");
 }
 
-fn run_drift(dir: &Path, root: &Path, report: bool, guard: Vec<std::path::PathBuf>) -> RunReport {
-    let source = DirSource::new(dir).unwrap();
-    let templar = Arc::new(Templar::new());
-    let pb = Loader::new(&source, &templar)
-        .load(&RepoPath::new("site.yml").unwrap(), "testhost")
-        .unwrap();
-    let mut extra = indexmap::IndexMap::new();
-    extra.insert(
-        "root".to_string(),
-        Value::from(root.to_string_lossy().into_owned()),
-    );
-    let opts = RunOptions {
-        extra_vars: extra,
-        inventory_hostname: "testhost".into(),
-        drift: Some(gitops_modules::engine::DriftOptions {
-            report,
-            guard: Arc::new(guard),
-        }),
-        ..RunOptions::default()
-    };
-    let mut silent = Silent;
-    Engine::new(templar, &source, opts, &mut silent).run(&pb)
-}
-
 #[test]
 fn a_drift_pass_corrects_reports_by_policy_and_never_reruns_commands() {
     use gitops_modules::report::Drift;
-    let dir = tempfile::tempdir().unwrap();
-    let root = tempfile::tempdir().unwrap();
-    let r = root.path();
-    write(
-        dir.path(),
-        "site.yml",
+    let f = Fixture::new(
         r#"
 - hosts: all
   gather_facts: false
@@ -440,17 +430,18 @@ fn a_drift_pass_corrects_reports_by_policy_and_never_reruns_commands() {
       copy: {content: "h2\n", dest: "{{ root }}/h2"}
 "#,
     );
-    run(dir.path(), r);
-    for f in ["a", "b", "c", "ran", "h", "h2"] {
-        assert!(r.join(f).exists(), "{f}");
+    let r = f.root();
+    f.run();
+    for name in ["a", "b", "c", "ran", "h", "h2"] {
+        assert!(r.join(name).exists(), "{name}");
     }
-    for f in ["a", "b", "c"] {
-        std::fs::write(r.join(f), "hand\n").unwrap();
+    for name in ["a", "b", "c"] {
+        std::fs::write(r.join(name), "hand\n").unwrap();
     }
     std::fs::remove_file(r.join("ran")).unwrap();
     std::fs::remove_file(r.join("h")).unwrap();
     std::fs::remove_file(r.join("h2")).unwrap();
-    let rep = run_drift(dir.path(), r, false, Vec::new());
+    let rep = f.drift(false, Vec::new());
     let drift: Vec<_> = rep
         .tasks
         .iter()
@@ -484,20 +475,15 @@ fn a_drift_pass_corrects_reports_by_policy_and_never_reruns_commands() {
 
     // Host policy report: an untagged task is only reported.
     std::fs::write(r.join("a"), "hand\n").unwrap();
-    let rep = run_drift(dir.path(), r, true, Vec::new());
+    let rep = f.drift(true, Vec::new());
     assert_eq!(rep.tasks[0].drift, Some(Drift::Reported));
     assert_eq!(std::fs::read_to_string(r.join("a")).unwrap(), "hand\n");
 }
 
 #[test]
 fn a_drift_pass_does_not_write_through_a_directory_become_symlink() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
-    let r = root.path();
-    write(
-        dir.path(),
-        "site.yml",
+    let f = Fixture::new(
         r#"
 - hosts: all
   gather_facts: false
@@ -506,11 +492,12 @@ fn a_drift_pass_does_not_write_through_a_directory_become_symlink() {
       copy: {content: "x\n", dest: "{{ root }}/conf.d/x.conf"}
 "#,
     );
+    let r = f.root();
     std::fs::create_dir(r.join("conf.d")).unwrap();
-    run(dir.path(), r);
+    f.run();
     std::fs::remove_dir_all(r.join("conf.d")).unwrap();
     std::os::unix::fs::symlink(outside.path(), r.join("conf.d")).unwrap();
-    let rep = run_drift(dir.path(), r, false, vec![r.join("conf.d")]);
+    let rep = f.drift(false, vec![r.join("conf.d")]);
     assert_eq!(rep.tasks[0].status, Status::Failed);
     assert!(
         rep.tasks[0]

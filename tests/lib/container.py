@@ -6,7 +6,8 @@
         c.run("systemctl is-active dbus")          # -> subprocess.CompletedProcess
         r = c.converge("/playbook")                # -> harness.Run (rc, tasks, raw JSON)
 
-Rootfs: ``debootstrap --variant=minbase`` from the Debian mirror this machine's apt uses, with
+Rootfs: ``debootstrap --variant=minbase`` from the Debian archive this machine's apt uses
+(``$GITOPS_TEST_DEBIAN_ARCHIVE`` overrides; debootstrap's own default when neither names one), with
 ROOTFS_PACKAGES; fixed /etc/machine-id, empty fstab and sources.list, timers and gettys masked,
 docs/man/locales dropped. Cached under ``$GITOPS_TEST_CACHE`` (default
 ``~/.cache/gitops-agent-tests``) as ``rootfs-<key>.tar.zst`` plus the unpacked tree
@@ -21,7 +22,7 @@ container is powered off (killed by PID if it does not stop in time), the networ
 temp dirs are removed. Names carry the test process's PID and a random part, so parallel workers
 never collide; a janitor removes leftovers of killed runs (by that PID).
 
-SAFETY (tests/../TESTING.md): systemd is only ever booted by systemd-nspawn (own /dev, /sys, PID,
+SAFETY: systemd is only ever booted by systemd-nspawn (own /dev, /sys, PID,
 mount and network namespaces), never with the host's /dev, /sys or network namespace.
 """
 from __future__ import annotations
@@ -93,11 +94,12 @@ def timing(line: str):
 
 
 # --------------------------------------------------------------------------
-# mirror, safe removal
+# Debian archive, safe removal
 # --------------------------------------------------------------------------
-def debian_mirror() -> str:
-    """The Debian archive URL this machine's apt uses for SUITE ($GITOPS_TEST_MIRROR overrides)."""
-    env = os.environ.get("GITOPS_TEST_MIRROR")
+def debian_archive() -> str | None:
+    """The Debian archive URL this machine's apt uses for SUITE ($GITOPS_TEST_DEBIAN_ARCHIVE overrides);
+    None when there is none: debootstrap then uses its own default."""
+    env = os.environ.get("GITOPS_TEST_DEBIAN_ARCHIVE")
     if env:
         return env
     files = [Path("/etc/apt/sources.list")] + sorted(Path("/etc/apt/sources.list.d").glob("*"))
@@ -123,7 +125,7 @@ def debian_mirror() -> str:
                 toks = re.sub(r"\[[^\]]*\]", "", line.split("#", 1)[0]).split()
                 if len(toks) >= 3 and toks[0] == "deb" and toks[2] == SUITE and toks[1].startswith("http"):
                     return toks[1].rstrip("/")
-    return "http://deb.debian.org/debian"
+    return None
 
 
 def _mounts_under(path: Path) -> list[str]:
@@ -211,7 +213,7 @@ def _tar_extract(tarball: Path, tree: Path):
                     "-I", "zstd", "-xpf", str(tarball)], check=True, capture_output=True)
 
 
-def build_rootfs(extra_packages: list[str] = (), *, mirror: str | None = None) -> Path:
+def build_rootfs(extra_packages: list[str] = (), *, archive: str | None = None) -> Path:
     """The unpacked bookworm tree (read-only lower layer for containers): built once per recipe.
 
     Order of preference: the unpacked cached tree; unpack of the cached tarball; debootstrap
@@ -237,7 +239,7 @@ def build_rootfs(extra_packages: list[str] = (), *, mirror: str | None = None) -
                 _tar_extract(tarball, tmp)
                 timing(f"rootfs unpack (warm: cached tarball) {time.monotonic() - t0:.1f}s")
             else:
-                _debootstrap(tmp, extra_packages, mirror or debian_mirror(), tarball, key)
+                _debootstrap(tmp, extra_packages, archive or debian_archive(), tarball, key)
             os.rename(tmp, tree)
         except BaseException:
             safe_rmtree(tmp)
@@ -246,12 +248,12 @@ def build_rootfs(extra_packages: list[str] = (), *, mirror: str | None = None) -
     return tree
 
 
-def _debootstrap(tmp: Path, extra_packages, mirror: str, tarball: Path, key: str):
+def _debootstrap(tmp: Path, extra_packages, archive: str | None, tarball: Path, key: str):
     cache = cache_dir()
     log = cache / f"debootstrap-{key}.log"
     pkgs = rootfs_recipe(extra_packages)["packages"]
     argv = ["debootstrap", "--variant=minbase", f"--include={','.join(pkgs)}",
-            f"--cache-dir={cache / 'debs'}", SUITE, str(tmp), mirror]
+            f"--cache-dir={cache / 'debs'}", SUITE, str(tmp)] + ([archive] if archive else [])
     (cache / "debs").mkdir(exist_ok=True)
     # dpkg without fsync while debootstrap installs (removed again by _configure_rootfs)
     unsafe = tmp / "etc/dpkg/dpkg.cfg.d/gatest-unsafe-io"
@@ -276,7 +278,7 @@ def _debootstrap(tmp: Path, extra_packages, mirror: str, tarball: Path, key: str
         part.unlink(missing_ok=True)
     t3 = time.monotonic()
     size = tarball.stat().st_size / 1e6
-    timing(f"rootfs build (cold: debootstrap from {mirror}) total {t3 - t0:.1f}s: debootstrap {t1 - t0:.1f}s "
+    timing(f"rootfs build (cold: debootstrap from {archive or 'its default archive'}) total {t3 - t0:.1f}s: debootstrap {t1 - t0:.1f}s "
            f"configure {t2 - t1:.1f}s tar.zst {t3 - t2:.1f}s ({size:.0f} MB)")
 
 

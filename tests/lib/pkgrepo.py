@@ -26,7 +26,8 @@ RPM (``build_rpm_repo()`` -> ``RpmRepo``), noarch, ``AutoReqProv: no``, createre
                               /etc/gatest-hello.conf as %config(noreplace))
   gatest-lib 1.0-1, gatest-app 1.0-1 (Requires: gatest-lib >= 1.0), gatest-broken 1.0-1 (its lua %pre fails)
 
-  dnf: ``repo.dnf_argv(installroot)`` gives the full option list from TESTING.md.
+  dnf: ``repo.dnf_argv(installroot)`` gives the full option list (a scratch root that reads no
+  host configuration).
 """
 from __future__ import annotations
 

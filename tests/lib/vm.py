@@ -15,8 +15,8 @@ qemu-guest-agent and udev for this tier) copied, given a static address for qemu
 mount). The kernel and initrd are taken from the tree's /boot; direct ``-kernel/-initrd`` boot,
 ``root=LABEL=root``.
 
-Warm start: KVM is not usable on these machines (TESTING.md), so the guest runs under TCG, where a
-cold boot takes 40-75 s. The image is booted once, its RAM and disk saved (QMP ``migrate`` to a
+Warm start: KVM is not usable on these machines (it does not boot stock kernels), so the guest runs
+under TCG, where a cold boot takes 40-75 s. The image is booted once, its RAM and disk saved (QMP ``migrate`` to a
 zstd file, the disk as a qcow2 layer), and each Vm restores that state in ~5-10 s, then gets its
 clock set from the host. Restore needs the same memory, CPUs, disks and devices as at save time:
 they are fixed below and part of the cache key, as are the image and qemu's version.

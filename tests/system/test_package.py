@@ -8,9 +8,14 @@ it), upgraded to a second build with a higher version (the locally edited conffi
 stay, the running service is restarted), removed (stopped, config and state kept), purged (state
 gone).
 
+Both pass their distribution's linter without an error or a warning: lintian (with the overrides
+of packaging/deb/lintian-overrides, each with its reason) and rpmlint (with
+packaging/rpm/rpmlint.toml).
+
 The .rpm is checked from the outside (file list, config files, scriptlets, dependencies) and
-unpacked with `rpm --root <scratch> -i --nodeps --noscripts`: its scriptlets never run here (no
-RPM-based systemd root is built; see packaging/README.md).
+unpacked with `rpm --root <scratch> -i --nodeps --noscripts`; its scriptlets run under bookworm's
+rpm in a booted container (install, upgrade, erase; no RPM-based systemd root can be built here,
+see packaging/README.md).
 
 The packages are built once per session from the agent under test (GITOPS_AGENT_BIN, the debug
 build by default: `build.sh --binary ... --fast`), so CI needs no release build.
@@ -125,6 +130,8 @@ def test_deb_metadata_and_contents(packages):
                        "/usr/share/zsh/vendor-completions/_gitops-agent": "-rw-r--r--",
                        "/usr/share/fish/vendor_completions.d/gitops-agent.fish": "-rw-r--r--",
                        "/usr/share/doc/gitops-agent/copyright": "-rw-r--r--",
+                       "/usr/share/doc/gitops-agent/changelog.gz": "-rw-r--r--",
+                       "/usr/share/lintian/overrides/gitops-agent": "-rw-r--r--",
                        "/usr/share/doc/gitops-agent/README.md": "-rw-r--r--",
                        "/usr/share/doc/gitops-agent/docs/status.md": "-rw-r--r--"}.items():
         assert entries.get(path) == mode, (path, entries.get(path))
@@ -136,6 +143,32 @@ def test_deb_metadata_and_contents(packages):
     conffiles = subprocess.run(["dpkg-deb", "-I", str(deb), "conffiles"], capture_output=True, text=True,
                                check=True).stdout.split()
     assert conffiles == ["/etc/gitops-agent/config.yml"]
+
+
+# --------------------------------------------------------------------------
+# Debian's and RPM's linters: no error, no warning (overrides and filters say why)
+# --------------------------------------------------------------------------
+def test_deb_is_lintian_clean(packages):
+    require_tools("lintian", hint="apt-get install lintian (tests/setup-host.sh)")
+    overrides = (REPO / "packaging/deb/lintian-overrides").read_text()
+    # every override has its reason: a comment line right above each block of tags
+    blocks = [b for b in overrides.split("\n\n") if "gitops-agent:" in b]
+    assert blocks and all(b.lstrip().startswith("#") for b in blocks), overrides
+    for deb in (packages["deb"], packages["deb2"]):
+        p = subprocess.run(["lintian", "--fail-on", "error,warning", "--info", str(deb)],
+                           capture_output=True, text=True)
+        tags = [line for line in p.stdout.splitlines() if line[:2] in ("E:", "W:")]
+        assert p.returncode == 0 and not tags, f"lintian {deb.name}: rc={p.returncode}\n{p.stdout}\n{p.stderr}"
+
+
+def test_rpm_is_rpmlint_clean(packages):
+    require_tools("rpmlint", hint="apt-get install rpmlint (tests/setup-host.sh)")
+    for rpm in (packages["rpm"], packages["rpm2"]):
+        # -s: warnings count as errors; the config is a distribution profile plus filters
+        p = subprocess.run(["rpmlint", "-s", "-c", str(REPO / "packaging/rpm/rpmlint.toml"), str(rpm)],
+                           capture_output=True, text=True)
+        assert p.returncode == 0 and " 0 errors, 0 warnings" in p.stdout, \
+            f"rpmlint {rpm.name}: rc={p.returncode}\n{p.stdout}\n{p.stderr}"
 
 
 # --------------------------------------------------------------------------

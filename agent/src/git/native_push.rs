@@ -1,6 +1,6 @@
 //! A push without the `git` CLI: gix-transport's `Service::ReceivePack` over protocol V1 (git has
 //! no receive-pack over V2), a pack of full objects built with gix-pack, and the server's
-//! `report-status` read back (see `shared/research/git-layer.md` §5).
+//! `report-status` read back.
 //!
 //! The compare-and-swap on `expected_old` happens twice: client-side against the advertised ref
 //! (a moved remote is [`PushResult::Stale`] without sending anything), and server-side, as

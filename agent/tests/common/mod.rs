@@ -3,9 +3,8 @@
 //! known_hosts file) and plain `file://`, all behind one [`Remote`] so that a scenario runs the
 //! same over every transport.
 //!
-//! These are copies of the helpers of `src/git/tests.rs` (the agent is a binary crate: its unit
-//! test helpers cannot be imported here). Every server runs in its own process group and is
-//! killed as a group when its guard drops, also when a test fails.
+//! The Git transport tests (`tests/git_transports/`) use these servers too. Every server runs in
+//! its own process group and is killed as a group when its guard drops, also when a test fails.
 
 #![allow(dead_code)]
 
@@ -45,7 +44,7 @@ pub fn git_cmd(dir: &Path) -> Command {
 pub struct Server(Child);
 
 impl Server {
-    fn spawn(cmd: &mut Command) -> Server {
+    pub fn spawn(cmd: &mut Command) -> Server {
         Server(cmd.process_group(0).spawn().expect("start a test server"))
     }
 }
@@ -67,7 +66,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn wait_for_port(server: &mut Server, port: u16, what: &str) {
+pub fn wait_for_port(server: &mut Server, port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Ok(Some(status)) = server.0.try_wait() {
@@ -289,7 +288,7 @@ fn sshd(config: &Path, port: u16) -> Server {
     let sshd = Path::new("/usr/sbin/sshd");
     assert!(
         sshd.exists(),
-        "/usr/sbin/sshd is missing: apt-get install openssh-server (.ci/run installs it)"
+        "/usr/sbin/sshd is missing: apt-get install openssh-server (tests/setup-host.sh installs it)"
     );
     std::fs::create_dir_all("/run/sshd").unwrap();
     let mut server = Server::spawn(

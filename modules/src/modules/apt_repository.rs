@@ -411,7 +411,7 @@ mod tests {
         std::fs::create_dir(d.path().join("sources.list.d")).unwrap();
         std::fs::write(
             d.path().join("sources.list"),
-            "deb http://deb.debian.org/debian bookworm main\n#  deb   http://example.org/repo stable main\n",
+            "deb http://archive.example.net/debian bookworm main\n#  deb   http://example.org/repo stable main\n",
         )
         .unwrap();
         let line = "deb http://example.org/repo stable main";
@@ -434,7 +434,10 @@ mod tests {
         assert!(!f.exists(), "an emptied drop-in file is removed");
         assert_eq!(converge(&repo(d.path(), line, false)), 1);
         let main = std::fs::read_to_string(d.path().join("sources.list")).unwrap();
-        assert_eq!(main, "deb http://deb.debian.org/debian bookworm main\n");
+        assert_eq!(
+            main,
+            "deb http://archive.example.net/debian bookworm main\n"
+        );
         assert_eq!(converge(&repo(d.path(), line, false)), 0);
     }
 }

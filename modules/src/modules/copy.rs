@@ -854,8 +854,9 @@ pub(crate) mod tests {
         assert!(h.changes(&CopyModule, &args).is_empty());
     }
 
+    /// 450 no-op checks find nothing to change (how long they take: tests/bench/noop_bench.sh).
     #[test]
-    fn noop_checks_are_cheap() {
+    fn noop_checks_of_450_files_find_nothing() {
         let h = Harness::new();
         let args: Vec<Vec<(&str, Value)>> = (0..450)
             .map(|i| {
@@ -873,14 +874,9 @@ pub(crate) mod tests {
             .iter()
             .map(|a| h.prepare(&CopyModule, a).unwrap())
             .collect();
-        let t = std::time::Instant::now();
         for r in &resources {
             assert!(r.check().unwrap().changes.is_empty());
         }
-        let took = t.elapsed();
-        // A few ms in release; generous bound for debug builds on shared machines.
-        assert!(took < std::time::Duration::from_millis(500), "{took:?}");
-        eprintln!("450 no-op copy checks: {took:?}");
     }
 
     #[test]
