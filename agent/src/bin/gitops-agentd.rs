@@ -9,6 +9,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{anyhow, bail, Context};
+
 use gitops_agent::daemon::{self, DaemonArgs};
 use gitops_agent::logging;
 
@@ -16,7 +18,7 @@ const USAGE: &str =
     "gitops-agentd is started by `gitops-agent run` (see `gitops-agent run --help`); \
 it takes --agent PATH --config PATH [--host-name NAME] [--verbosity N]";
 
-fn parse() -> Result<(DaemonArgs, i8), String> {
+fn parse() -> anyhow::Result<(DaemonArgs, i8)> {
     let mut agent = None;
     let mut config = None;
     let mut host_name = None;
@@ -25,7 +27,7 @@ fn parse() -> Result<(DaemonArgs, i8), String> {
     while let Some(flag) = args.next() {
         let mut value = || {
             args.next()
-                .ok_or_else(|| format!("{} needs a value", flag.to_string_lossy()))
+                .ok_or_else(|| anyhow!("{} needs a value", flag.to_string_lossy()))
         };
         match flag.to_str() {
             Some("--agent") => agent = Some(PathBuf::from(value()?)),
@@ -35,9 +37,9 @@ fn parse() -> Result<(DaemonArgs, i8), String> {
                 verbosity = value()?
                     .to_str()
                     .and_then(|v| v.parse().ok())
-                    .ok_or("--verbosity takes a number")?
+                    .context("--verbosity takes a number")?
             }
-            _ => return Err(format!("unknown argument {}", flag.to_string_lossy())),
+            _ => bail!("unknown argument {}", flag.to_string_lossy()),
         }
     }
     match (agent, config) {
@@ -50,7 +52,7 @@ fn parse() -> Result<(DaemonArgs, i8), String> {
             },
             verbosity,
         )),
-        _ => Err("--agent and --config are required".into()),
+        _ => bail!("--agent and --config are required"),
     }
 }
 

@@ -231,7 +231,6 @@ struct Daemon {
     settings: Settings,
     shared: Arc<Shared>,
     notifier: notify::Notifier,
-    jitter: schedule::Jitter,
     /// Fetches failed in a row.
     failures: u32,
     /// The last outcome, for the status line and the stop.
@@ -255,7 +254,6 @@ impl Daemon {
             settings,
             shared: Arc::new(Shared::new()),
             notifier: notify::Notifier::from_env(),
-            jitter: schedule::Jitter::new(),
             failures: 0,
             last: None,
             ready: false,
@@ -576,10 +574,11 @@ impl Daemon {
                     let keep = self
                         .last
                         .as_ref()
-                        .map(|l| (l.fetch_error.clone(), l.offline));
+                        .map(|l| (l.fetch_error.clone(), l.fetch_spurious, l.offline));
                     let mut out = out;
-                    if let Some((fetch_error, offline)) = keep {
+                    if let Some((fetch_error, fetch_spurious, offline)) = keep {
                         out.fetch_error = fetch_error;
+                        out.fetch_spurious = fetch_spurious;
                         out.offline = offline;
                     }
                     if out.result.is_some() || self.last.is_none() {
@@ -593,7 +592,7 @@ impl Daemon {
             Err(e) => {
                 error!("{e}");
                 self.failures += 1;
-                schedule::backoff(self.failures, interval, self.jitter.next())
+                schedule::backoff(self.failures, interval, fastrand::u64(..))
             }
             Ok(out) => {
                 let short = |c: &Option<String>| {
@@ -613,9 +612,16 @@ impl Daemon {
                 );
                 let wait = if out.fetch_error.is_some() {
                     self.failures += 1;
-                    let wait = schedule::backoff(self.failures, interval, self.jitter.next());
+                    // Sooner only when it may help (the server unreachable, a broken
+                    // connection); credentials or a missing branch wait for someone to act.
+                    let (wait, sooner) = if out.fetch_spurious {
+                        let wait = schedule::backoff(self.failures, interval, fastrand::u64(..));
+                        (wait, "")
+                    } else {
+                        (regular, " (at the interval: trying sooner would not help)")
+                    };
                     warn!(
-                        "fetch failed {} time(s) in a row; next try in {:.1}s",
+                        "fetch failed {} time(s) in a row; next try in {:.1}s{sooner}",
                         self.failures,
                         wait.as_secs_f64()
                     );

@@ -4,14 +4,13 @@
 use std::sync::Arc;
 
 use gitops_modules::engine::{Engine, RunOptions};
-use gitops_modules::error::LoadErrors;
 use gitops_modules::playbook::{Loader, Playbook, RawVars};
 use gitops_modules::report::RunReport;
 use gitops_modules::source::{DirSource, Source};
 use gitops_modules::template::Templar;
 
 use super::playbook::{exit_code, extra_vars, select_playbook, short_hostname};
-use super::playbook::{ExtraVarsError, SelectError};
+use super::playbook::{ExtraVarsError, PlaybookError};
 use crate::cli::{exit, ConvergeArgs, Format, PlaybookArgs};
 use crate::output::{report_invalid, TextReporter};
 
@@ -25,12 +24,9 @@ pub enum LocalError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Select(#[from] SelectError),
+    Playbook(#[from] PlaybookError),
     #[error(transparent)]
     ExtraVars(#[from] ExtraVarsError),
-    /// Every error of the playbook, one per line.
-    #[error(transparent)]
-    Invalid(#[from] LoadErrors),
 }
 
 struct Loaded {
@@ -47,11 +43,13 @@ fn load(args: &PlaybookArgs) -> Result<Loaded, LocalError> {
         dir: args.playbook_dir.clone(),
         source,
     })?;
-    let path = select_playbook(&source, args.playbook.as_deref())?;
+    let path = select_playbook(&source, args.playbook.as_deref()).map_err(PlaybookError::from)?;
     let host_name = args.host_name.clone().unwrap_or_else(short_hostname);
     let extra_vars = extra_vars(&args.extra_vars)?;
     let templar = Arc::new(Templar::new());
-    let playbook = Loader::new(&source, &templar).load(&path, &host_name)?;
+    let playbook = Loader::new(&source, &templar)
+        .load(&path, &host_name)
+        .map_err(PlaybookError::from)?;
     Ok(Loaded {
         source,
         playbook,

@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use gitops_modules::error::LoadError;
+use gitops_modules::error::{LoadError, LoadErrors};
 use gitops_modules::facts::Facts;
-use gitops_modules::playbook::RawVars;
+use gitops_modules::playbook::{Loader, Playbook, RawVars};
 use gitops_modules::report::{RunReport, RunResult};
 use gitops_modules::source::{EscapeError, RepoPath, Source, SourceError};
+use gitops_modules::template::Templar;
 use gitops_modules::yaml;
 use minijinja::Value;
 
@@ -24,6 +25,15 @@ pub enum SelectError {
     NoneFound { place: String, tried: String },
     #[error(transparent)]
     Source(#[from] SourceError),
+}
+
+/// A playbook that cannot be run: none to pick, or invalid (every error, one per line).
+#[derive(Debug, thiserror::Error)]
+pub enum PlaybookError {
+    #[error(transparent)]
+    Select(#[from] SelectError),
+    #[error(transparent)]
+    Invalid(#[from] LoadErrors),
 }
 
 /// An `-e` value that cannot be used.
@@ -84,6 +94,18 @@ pub fn select_playbook(
         place: source.describe(),
         tried: candidates.join(", "),
     })
+}
+
+/// Picks the playbook of `source` ([`select_playbook`]) and loads it for `host`: parsed,
+/// roles and includes resolved, validated.
+pub fn load_playbook(
+    source: &dyn Source,
+    templar: &Templar,
+    explicit: Option<&str>,
+    host: &str,
+) -> Result<Playbook, PlaybookError> {
+    let path = select_playbook(source, explicit)?;
+    Ok(Loader::new(source, templar).load(&path, host)?)
 }
 
 pub fn short_hostname() -> String {

@@ -12,13 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use gitops_modules::engine::{DriftOptions, Engine, RunOptions};
-use gitops_modules::playbook::Loader;
 use gitops_modules::report::{Drift, Reporter, RunReport};
 use gitops_modules::template::Templar;
 use tracing::{error, info, warn};
 
 pub use super::plan::Plan;
-use super::playbook::{exit_code, select_playbook};
+use super::playbook::{exit_code, load_playbook};
 use super::{plan, publish, verify};
 use crate::cli::{exit, ConvergeArgs, Format};
 use crate::git::{GitRepo, ObjectId};
@@ -112,6 +111,10 @@ pub struct ConvergeOutcome {
     pub commit_applied: Option<String>,
     /// The fetch failed (the Git server is unreachable, ...): why.
     pub fetch_error: Option<String>,
+    /// The fetch failed in a way that trying again soon may fix (see
+    /// [`crate::git::GitError::is_spurious`]): the daemon retries sooner, with backoff.
+    #[serde(default)]
+    pub fetch_spurious: bool,
     /// The playbook ran from the local repository because the fetch failed.
     pub offline: bool,
     /// Converging is suspended: why.
@@ -318,6 +321,7 @@ fn converge_commit(
         Ok(tip) => tip,
         Err(e) => {
             out.fetch_error = Some(e.to_string());
+            out.fetch_spurious = e.is_spurious();
             // Offline: keep enforcing the applied commit from the local repository.
             let local = state
                 .last_applied
@@ -420,16 +424,11 @@ fn converge_commit(
         }
     };
     let templar = Arc::new(Templar::new());
-    let loaded = select_playbook(&source, plan.config.playbook.as_deref())
-        .map_err(|e| e.to_string())
-        .and_then(|path| {
-            Loader::new(&source, &templar)
-                .load(&path, host)
-                .map_err(|e| e.to_string())
-        });
+    let loaded = load_playbook(&source, &templar, plan.config.playbook.as_deref(), host);
     let playbook = match loaded {
         Ok(p) => p,
         Err(e) => {
+            let e = e.to_string();
             report_invalid(
                 if flags.json {
                     Format::Json
