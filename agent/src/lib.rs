@@ -3,7 +3,6 @@
 //! becomes; see [`daemon`]). The language and the engine live in `gitops-modules`.
 
 pub mod cli;
-#[allow(dead_code)]
 pub mod config;
 pub mod daemon;
 pub mod duration;
