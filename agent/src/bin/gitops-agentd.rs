@@ -9,8 +9,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Context};
-
 use gitops_agent::daemon::{self, DaemonArgs};
 use gitops_agent::logging;
 
@@ -18,7 +16,20 @@ const USAGE: &str =
     "gitops-agentd is started by `gitops-agent run` (see `gitops-agent run --help`); \
 it takes --agent PATH --config PATH [--host-name NAME] [--verbosity N]";
 
-fn parse() -> anyhow::Result<(DaemonArgs, i8)> {
+/// Arguments `gitops-agent run` would never write.
+#[derive(Debug, thiserror::Error)]
+enum UsageError {
+    #[error("{0} needs a value")]
+    NeedsValue(String),
+    #[error("--verbosity takes a number")]
+    Verbosity,
+    #[error("unknown argument {0}")]
+    Unknown(String),
+    #[error("--agent and --config are required")]
+    Missing,
+}
+
+fn parse() -> Result<(DaemonArgs, i8), UsageError> {
     let mut agent = None;
     let mut config = None;
     let mut host_name = None;
@@ -27,7 +38,7 @@ fn parse() -> anyhow::Result<(DaemonArgs, i8)> {
     while let Some(flag) = args.next() {
         let mut value = || {
             args.next()
-                .ok_or_else(|| anyhow!("{} needs a value", flag.to_string_lossy()))
+                .ok_or_else(|| UsageError::NeedsValue(flag.to_string_lossy().into_owned()))
         };
         match flag.to_str() {
             Some("--agent") => agent = Some(PathBuf::from(value()?)),
@@ -37,9 +48,9 @@ fn parse() -> anyhow::Result<(DaemonArgs, i8)> {
                 verbosity = value()?
                     .to_str()
                     .and_then(|v| v.parse().ok())
-                    .context("--verbosity takes a number")?
+                    .ok_or(UsageError::Verbosity)?
             }
-            _ => bail!("unknown argument {}", flag.to_string_lossy()),
+            _ => return Err(UsageError::Unknown(flag.to_string_lossy().into_owned())),
         }
     }
     match (agent, config) {
@@ -52,7 +63,7 @@ fn parse() -> anyhow::Result<(DaemonArgs, i8)> {
             },
             verbosity,
         )),
-        _ => bail!("--agent and --config are required"),
+        _ => Err(UsageError::Missing),
     }
 }
 
