@@ -211,9 +211,14 @@ pub fn converge_locked(
     crate::git::install_tls_provider();
     let started = SystemTime::now();
     let clock = Instant::now();
-    let (code, doc) = converge_commit(
-        plan, repo, flags, hooks, &mut state, started, report, &mut out,
-    );
+    let run = Converge {
+        plan,
+        repo,
+        flags,
+        hooks: &mut *hooks,
+        started,
+    };
+    let (code, doc) = converge_commit(run, &mut state, report, &mut out);
     out.code = code;
     if flags.check {
         return out;
@@ -268,19 +273,31 @@ pub fn converge_locked(
     out
 }
 
+/// What one converge works with: the plan, the local repository, how it runs, what the caller
+/// lent it, and when it started.
+struct Converge<'a, 'h> {
+    plan: &'a Plan,
+    repo: &'a GitRepo,
+    flags: &'a RunFlags,
+    hooks: &'a mut Hooks<'h>,
+    started: SystemTime,
+}
+
 /// Fetch, verify, load and run. Returns the exit code and the status document (`None`: nothing
 /// new, nothing to report).
-#[allow(clippy::too_many_arguments)]
 fn converge_commit(
-    plan: &Plan,
-    repo: &GitRepo,
-    flags: &RunFlags,
-    hooks: &mut Hooks<'_>,
+    run: Converge<'_, '_>,
     state: &mut State,
-    started: SystemTime,
     report: &mut Option<RunReport>,
     out: &mut ConvergeOutcome,
 ) -> (i32, Option<StatusDoc>) {
+    let Converge {
+        plan,
+        repo,
+        flags,
+        hooks,
+        started,
+    } = run;
     let host = plan.host.as_str();
     let failed = |outcome: Outcome, msg: String| {
         let mut doc = StatusDoc::new(host, started, outcome);
