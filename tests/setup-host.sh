@@ -28,7 +28,7 @@ command -v ssh-keygen >/dev/null || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v gpg >/dev/null || need+=(gnupg)
 command -v python3 >/dev/null || need+=(python3)
-# https tests (agent/tests/pull.rs): a private CA and a server certificate made at test time.
+# https tests (agent/tests/pull_https.rs): a private CA and a server certificate made at test time.
 command -v openssl >/dev/null || need+=(openssl)
 # python3 -m venv needs ensurepip, which Debian splits into python3-venv
 if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then need+=(python3-venv); fi

@@ -5,32 +5,41 @@
 //! - fetch: gix, protocol v2 with the branch as `ref-prefix`, no tags, depth 1 the first time;
 //! - read: [`TreeSource`] reads a commit's tree from the object database, no worktree ever;
 //! - status: a commit written with gix (`commit_as`), pushed through [`StatusPush`]: by default
-//!   [`NativePush`] (gix-transport receive-pack, no `git` needed for ssh/http), with the `git push`
-//!   CLI ([`GitCliPush`]) as the fallback.
+//!   [`NativePush`] (gix-transport receive-pack, no `git` needed for ssh/http); the tests keep a
+//!   `git push` client beside it to check the server side.
 //!
 //! Everything here is blocking: run it on a worker thread.
 
+mod error;
+mod history;
 mod native_push;
 mod push;
+mod transport;
 mod tree;
 
 #[cfg(test)]
 pub(crate) mod tests;
 
-use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::{Mutex, Once};
+use std::sync::Mutex;
 
+pub use error::{Cause, GitError, PushError, RemoteKind};
 pub use gix::ObjectId;
 pub use native_push::NativePush;
-// `GitCliPush`: the fallback for `set_status_pusher`, not used by default.
-#[allow(unused_imports)]
-pub use push::GitCliPush;
 pub use push::{PushRequest, PushResult, StatusPush};
+pub use transport::install_tls_provider;
+/// The ssh command line gix would run; public for the tests' `git push` client.
+#[doc(hidden)]
+pub use transport::ssh_command;
+pub use transport::{CaFileError, CaFileProblem, HttpOptionsError};
 pub use tree::TreeSource;
 
+use error::repo_err;
 use gix::refs::transaction::PreviousValue;
+use history::{agent_signature, find_commit, rebase_status, tree_of, walk_to, Walk};
+use transport::fetch_ref;
+#[cfg(test)]
+use transport::http_options;
 
 /// How to reach the remote: SSH key and known_hosts for ssh://, a user and password (or token)
 /// for http(s)://, extra CA certificates for https://.
@@ -42,74 +51,6 @@ pub struct FetchOptions {
     /// A PEM file of CA certificates trusted for https:// in addition to the system's
     /// (`http.ca_file`: a private CA).
     pub http_ca_file: Option<PathBuf>,
-}
-
-type HttpOptions = gix::protocol::transport::client::blocking_io::http::Options;
-
-/// The HTTP transport options for `url` when the default client would not do: `None` when there
-/// is nothing to change (ssh/file URLs, or https:// without `http.ca_file`).
-///
-/// - `http.ca_file` with an http(s) URL: the reqwest client trusts the file's certificates too
-///   (gix-transport's `configure_client` hook; gix's reqwest backend ignores `http.sslCAInfo`).
-/// - plain `http://` otherwise: the client is built with an empty root store, because reqwest's
-///   default (the platform verifier) fails to build at all on a host without CA certificates
-///   ("No CA certificates were loaded from the system"), although no TLS is ever spoken.
-pub(crate) fn http_options(
-    repo: &gix::Repository,
-    url: &str,
-    opts: &FetchOptions,
-) -> Result<Option<HttpOptions>, String> {
-    let plain = url.starts_with("http://");
-    if !(plain || url.starts_with("https://")) {
-        return Ok(None);
-    }
-    let configure: Box<
-        gix::protocol::transport::client::blocking_io::http::reqwest::ConfigureClientFn,
-    > = match &opts.http_ca_file {
-        Some(ca) => {
-            let bad = |e: &dyn std::fmt::Display| format!("http.ca_file {}: {e}", ca.display());
-            let pem = std::fs::read(ca).map_err(|e| bad(&e))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(&e))?;
-            if certs.is_empty() {
-                return Err(bad(&"no PEM certificate in it"));
-            }
-            Box::new(move |builder| Ok(builder.tls_certs_merge(certs.clone())))
-        }
-        None if plain => Box::new(|builder| Ok(builder.tls_certs_only(Vec::new()))),
-        None => return Ok(None),
-    };
-    let mut http = repo
-        .transport_options(url, None)
-        .map_err(|e| format!("HTTP options for {url}: {}", chain(&e)))?
-        .and_then(|o| o.downcast::<HttpOptions>().ok())
-        .map(|o| *o)
-        .unwrap_or_default();
-    let backend = gix::protocol::transport::client::blocking_io::http::reqwest::Options {
-        configure_client: Some(configure),
-        configure_request: None,
-    };
-    http.backend = Some(std::sync::Arc::new(std::sync::Mutex::new(backend)));
-    Ok(Some(http))
-}
-
-/// Says what an authentication failure means for the agent's configuration (gix's messages
-/// speak of credential helpers, which the agent never uses).
-pub(crate) fn explain_auth(cause: String) -> String {
-    if cause.contains("No credentials were returned") {
-        format!(
-            "the server requires authentication (HTTP 401) and no credentials are configured \
-             (`http.credentials_file`) [{cause}]"
-        )
-    } else if cause.contains("in clear text over http") {
-        format!("{cause} (HTTP credentials are only sent over https://)")
-    } else if cause.contains("No CA certificates were loaded from the system") {
-        format!(
-            "{cause} (https:// needs the system's CA certificates: install ca-certificates, \
-             or name a CA file in `http.ca_file`)"
-        )
-    } else {
-        cause
-    }
 }
 
 /// The result of [`GitRepo::fetch`].
@@ -151,71 +92,6 @@ impl std::fmt::Display for PushOutcome {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum GitError {
-    #[error("git repository {}: {cause}", dir.display())]
-    Open { dir: PathBuf, cause: String },
-    #[error("branch `{branch}` not found at {url}")]
-    BranchNotFound { url: String, branch: String },
-    #[error("invalid branch name `{branch}`: {cause}")]
-    InvalidBranch { branch: String, cause: String },
-    #[error("fetching `{branch}` from {url}: {cause}")]
-    Fetch {
-        url: String,
-        branch: String,
-        cause: String,
-    },
-    #[error("{context}: {cause}")]
-    Repo { context: String, cause: String },
-    #[error("commit {id} is not in the local repository")]
-    MissingCommit { id: ObjectId },
-    #[error("pushing `{branch}` to {url}: {cause}")]
-    Push {
-        url: String,
-        branch: String,
-        cause: String,
-    },
-    #[error("pushing `{branch}` to {url}: the remote branch moved again while retrying ({cause})")]
-    PushConflict {
-        url: String,
-        branch: String,
-        cause: String,
-    },
-}
-
-/// The whole cause chain of an error in one line (gix errors nest their causes).
-pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        let msg = e.to_string();
-        if !msg.is_empty() && !out.contains(&msg) {
-            out.push_str(": ");
-            out.push_str(&msg);
-        }
-        cur = e.source();
-    }
-    out
-}
-
-fn repo_err(context: impl Into<String>) -> impl FnOnce(gix::Error) -> GitError {
-    let context = context.into();
-    move |e| GitError::Repo {
-        context,
-        cause: chain(&e),
-    }
-}
-
-/// rustls needs a process-wide crypto provider; reqwest is built without one (`rustls-no-provider`)
-/// so that *ring* is used and aws-lc-sys stays out of the build.
-pub fn install_tls_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // Err only means another provider is installed already: fine either way.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
 /// The ref a remote branch is fetched into.
 fn tracking_ref(branch: &str) -> String {
     format!("refs/remotes/origin/{branch}")
@@ -231,32 +107,8 @@ fn check_branch(branch: &str) -> Result<(), GitError> {
         .map(|_| ())
         .map_err(|e| GitError::InvalidBranch {
             branch: branch.to_string(),
-            cause: e.to_string(),
+            source: Box::new(e),
         })
-}
-
-/// Quotes one word for `sh`.
-fn sh_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// The `ssh` command line (for `core.sshCommand` / `GIT_SSH_COMMAND`): never prompts, uses only the
-/// given key and known_hosts when set.
-pub(crate) fn ssh_command(opts: &FetchOptions) -> String {
-    let mut cmd = String::from("ssh -o BatchMode=yes");
-    if let Some(key) = &opts.ssh_key {
-        cmd.push_str(&format!(
-            " -i {} -o IdentitiesOnly=yes",
-            sh_quote(&key.to_string_lossy())
-        ));
-    }
-    if let Some(kh) = &opts.known_hosts {
-        cmd.push_str(&format!(
-            " -o {} -o StrictHostKeyChecking=yes",
-            sh_quote(&format!("UserKnownHostsFile={}", kh.to_string_lossy()))
-        ));
-    }
-    cmd
 }
 
 /// A bare repository under the state dir holding the host's branch (and its status branch).
@@ -275,7 +127,7 @@ impl GitRepo {
     pub fn open_or_init(dir: &Path) -> Result<GitRepo, GitError> {
         let open_err = |e: gix::Error| GitError::Open {
             dir: dir.to_path_buf(),
-            cause: chain(&e),
+            source: Box::new(e),
         };
         let empty = match std::fs::read_dir(dir) {
             Ok(mut entries) => entries.next().is_none(),
@@ -283,14 +135,14 @@ impl GitRepo {
             Err(e) => {
                 return Err(GitError::Open {
                     dir: dir.to_path_buf(),
-                    cause: e.to_string(),
+                    source: Box::new(e),
                 })
             }
         };
         let repo = if empty {
             std::fs::create_dir_all(dir).map_err(|e| GitError::Open {
                 dir: dir.to_path_buf(),
-                cause: e.to_string(),
+                source: Box::new(e),
             })?;
             gix::ThreadSafeRepository::init_opts(
                 dir,
@@ -306,7 +158,7 @@ impl GitRepo {
         if repo.work_dir().is_some() {
             return Err(GitError::Open {
                 dir: dir.to_path_buf(),
-                cause: "not a bare repository".into(),
+                source: "not a bare repository".into(),
             });
         }
         Ok(GitRepo {
@@ -317,10 +169,8 @@ impl GitRepo {
         })
     }
 
-    /// Replaces how status commits are pushed. The default is [`NativePush`]; to fall back to the
-    /// `git` CLI (`git push --porcelain --force-with-lease`, e.g. for a server the native push
-    /// misbehaves with), call `repo.set_status_pusher(Box::new(GitCliPush))` after
-    /// [`GitRepo::open_or_init`].
+    /// Replaces how status commits are pushed (the default is [`NativePush`]; the tests push
+    /// through `git push` too, to compare).
     pub fn set_status_pusher(&mut self, pusher: Box<dyn StatusPush>) {
         self.pusher = pusher;
     }
@@ -344,7 +194,7 @@ impl GitRepo {
     fn local(&self, opts: Option<&FetchOptions>) -> Result<gix::Repository, GitError> {
         let mut repo = self.repo.to_thread_local();
         if let Some(opts) = opts {
-            let cmd = ssh_command(opts);
+            let cmd = ssh_command(opts).map_err(repo_err("quoting the ssh command"))?;
             let mut cfg = repo.config_snapshot_mut();
             cfg.set_value(&gix::config::tree::Core::SSH_COMMAND, cmd.as_str())
                 .map_err(repo_err("setting core.sshCommand"))?;
@@ -501,15 +351,12 @@ impl GitRepo {
             .edit_tree(ObjectId::empty_tree(repo.object_hash()))
             .map_err(repo_err("building the status tree"))?;
         for (path, bytes) in files {
-            let clean =
-                gitops_modules::source::RepoPath::new(path).map_err(|e| GitError::Repo {
-                    context: "building the status tree".into(),
-                    cause: e.to_string(),
-                })?;
+            let clean = gitops_modules::source::RepoPath::new(path)
+                .map_err(repo_err("building the status tree"))?;
             if clean.as_str().is_empty() {
                 return Err(GitError::Repo {
                     context: "building the status tree".into(),
-                    cause: format!("empty file name `{path}`"),
+                    source: format!("empty file name `{path}`").into(),
                 });
             }
             let blob = repo
@@ -632,199 +479,7 @@ impl GitRepo {
         Err(GitError::PushConflict {
             url: url.to_string(),
             branch: status_branch.to_string(),
-            cause: last_refusal,
+            reason: last_refusal,
         })
     }
-}
-
-/// "gitops-agent <agent@HOST>", now.
-fn agent_signature(host: &str) -> gix::actor::Signature {
-    gix::actor::Signature {
-        name: "gitops-agent".into(),
-        email: format!("agent@{host}").into(),
-        time: gix::date::Time::now_local_or_utc(),
-    }
-}
-
-fn find_commit(repo: &gix::Repository, id: ObjectId) -> Result<gix::Commit<'_>, GitError> {
-    match repo.try_find_object(id) {
-        Ok(Some(obj)) => obj.try_into_commit().map_err(|e| GitError::Repo {
-            context: format!("reading commit {id}"),
-            cause: e.to_string(),
-        }),
-        Ok(None) => Err(GitError::MissingCommit { id }),
-        Err(e) => Err(repo_err(format!("reading commit {id}"))(e)),
-    }
-}
-
-fn tree_of(repo: &gix::Repository, commit: ObjectId) -> Result<ObjectId, GitError> {
-    Ok(find_commit(repo, commit)?
-        .tree_id()
-        .map_err(repo_err(format!("reading the tree of {commit}")))?
-        .detach())
-}
-
-/// Re-creates the status commit `local` (its tree and message, a fresh committer time) on top of
-/// `onto` and moves `refname` to it. Returns `onto` itself when its tree is already the same.
-fn rebase_status(
-    repo: &gix::Repository,
-    refname: &str,
-    local: ObjectId,
-    onto: ObjectId,
-) -> Result<ObjectId, GitError> {
-    let commit = find_commit(repo, local)?;
-    let ctx = || format!("re-creating status commit {local} on {onto}");
-    let tree = commit.tree_id().map_err(repo_err(ctx()))?.detach();
-    let new = if tree_of(repo, onto)? == tree {
-        onto
-    } else {
-        let decoded = commit.decode().map_err(repo_err(ctx()))?;
-        let message = decoded.message.to_string();
-        let committer = decoded.committer().map_err(repo_err(ctx()))?;
-        let sig = gix::actor::Signature {
-            name: committer.name.into(),
-            email: committer.email.into(),
-            time: gix::date::Time::now_local_or_utc(),
-        };
-        let mut t1 = gix::date::parse::TimeBuf::default();
-        let mut t2 = gix::date::parse::TimeBuf::default();
-        repo.new_commit_as(
-            sig.to_ref(&mut t1),
-            sig.to_ref(&mut t2),
-            message,
-            tree,
-            [onto],
-        )
-        .map_err(repo_err(ctx()))?
-        .id
-    };
-    repo.reference(
-        refname,
-        new,
-        PreviousValue::MustExistAndMatch(gix::refs::Target::Object(local)),
-        "status rebased onto the remote",
-    )
-    .map_err(repo_err(ctx()))?;
-    Ok(new)
-}
-
-enum Walk {
-    Found,
-    NotFound,
-    /// The history is cut (shallow boundary or missing parent) before `old` was found.
-    Boundary,
-}
-
-/// The commits of the `shallow` file: their parents are not in the repository.
-fn shallow_commits(repo: &gix::Repository) -> Result<HashSet<ObjectId>, GitError> {
-    let path = repo.path().join("shallow");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
-        Err(e) => {
-            return Err(GitError::Repo {
-                context: format!("reading {}", path.display()),
-                cause: e.to_string(),
-            })
-        }
-    };
-    Ok(text
-        .lines()
-        .filter_map(|l| ObjectId::from_hex(l.trim().as_bytes()).ok())
-        .collect())
-}
-
-/// Breadth-first walk over the parents of `new`, looking for `old`.
-fn walk_to(repo: &gix::Repository, old: ObjectId, new: ObjectId) -> Result<Walk, GitError> {
-    let shallow = shallow_commits(repo)?;
-    let mut seen = HashSet::new();
-    let mut queue = VecDeque::from([new]);
-    let mut cut = false;
-    while let Some(id) = queue.pop_front() {
-        if id == old {
-            return Ok(Walk::Found);
-        }
-        if !seen.insert(id) {
-            continue;
-        }
-        if shallow.contains(&id) {
-            cut = true;
-            continue;
-        }
-        let commit = match find_commit(repo, id) {
-            Ok(c) => c,
-            Err(GitError::MissingCommit { .. }) if id != new => {
-                cut = true;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        queue.extend(commit.parent_ids().map(|p| p.detach()));
-    }
-    Ok(if cut { Walk::Boundary } else { Walk::NotFound })
-}
-
-/// Fetches `refs/heads/<branch>` of `url` into `refs/remotes/origin/<branch>` (forced: the caller
-/// decides whether a non-fast-forward is acceptable).
-fn fetch_ref(
-    repo: &gix::Repository,
-    url: &str,
-    branch: &str,
-    opts: &FetchOptions,
-    shallow: gix::remote::fetch::Shallow,
-) -> Result<(), GitError> {
-    use gix::remote::Direction;
-    install_tls_provider();
-    let err = |e: gix::Error| GitError::Fetch {
-        url: url.to_string(),
-        branch: branch.to_string(),
-        cause: explain_auth(chain(&e)),
-    };
-    let spec = format!("+{}:{}", local_ref(branch), tracking_ref(branch));
-    let remote = repo
-        .remote_at(url)
-        .map_err(err)?
-        .with_refspecs([spec.as_str()], Direction::Fetch)
-        .map_err(err)?
-        .with_fetch_tags(gix::remote::fetch::Tags::None);
-    let credentials = opts.http_credentials.clone();
-    let http = http_options(repo, url, opts).map_err(|cause| GitError::Fetch {
-        url: url.to_string(),
-        branch: branch.to_string(),
-        cause,
-    })?;
-    let mut connection = remote
-        .connect(Direction::Fetch)
-        .map_err(err)?
-        // Never prompt and never ask a credential helper: the configured account or nothing.
-        .with_credentials(move |action| match (action, &credentials) {
-            (gix::credentials::helper::Action::Get(ctx), Some((user, password))) => {
-                Ok(Some(gix::credentials::protocol::Outcome {
-                    identity: gix::sec::identity::Account {
-                        username: user.clone(),
-                        password: password.clone(),
-                        oauth_refresh_token: None,
-                    },
-                    next: ctx.into(),
-                }))
-            }
-            _ => Ok(None),
-        });
-    if let Some(http) = http {
-        connection.set_transport_options(Box::new(http));
-    }
-    let prepare = connection
-        .prepare_fetch(gix::progress::Discard, Default::default())
-        .map_err(err)?;
-    if prepare.ref_map().mappings.is_empty() {
-        return Err(GitError::BranchNotFound {
-            url: url.to_string(),
-            branch: branch.to_string(),
-        });
-    }
-    prepare
-        .with_shallow(shallow)
-        .receive(gix::progress::Discard, &AtomicBool::new(false))
-        .map_err(err)?;
-    Ok(())
 }

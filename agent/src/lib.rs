@@ -3,21 +3,14 @@
 //! becomes; see [`daemon`]). The language and the engine live in `gitops-modules`.
 
 pub mod cli;
-#[allow(dead_code)]
 pub mod config;
-pub mod converge;
 pub mod daemon;
-#[allow(dead_code)]
 pub mod duration;
-#[allow(dead_code)]
 pub mod git;
 pub mod logging;
 pub mod metrics;
 pub mod output;
-pub mod pull;
-#[allow(dead_code)]
+pub mod run;
 pub mod state;
-#[allow(dead_code)]
 pub mod status;
-#[allow(dead_code)]
 pub mod trust;

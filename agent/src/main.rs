@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use gitops_agent::{cli, converge, daemon, logging, pull};
+use gitops_agent::{cli, daemon, logging, run, status};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
@@ -17,9 +17,9 @@ fn main() -> ExitCode {
     };
     logging::init(verbosity, style);
     let code = match cli.command {
-        cli::Command::Converge(args) => converge::converge(&args),
-        cli::Command::Validate(args) => converge::validate(&args),
-        cli::Command::Status(args) => pull::show_status(&args),
+        cli::Command::Converge(args) => run::converge(&args),
+        cli::Command::Validate(args) => run::local::validate(&args),
+        cli::Command::Status(args) => status::show(&args),
         cli::Command::Run(args) => daemon::exec_daemon(&args, verbosity),
         cli::Command::DaemonWorker => daemon::worker::main(),
         cli::Command::Suspend(args) => daemon::suspend::suspend(&args),

@@ -92,3 +92,13 @@ pub fn print_json_invalid(error: &str) {
     });
     println!("{doc}");
 }
+
+/// Invalid input: every error on stderr (and the JSON report on stdout with --format json).
+pub fn report_invalid(format: crate::cli::Format, e: &str) {
+    for line in e.lines() {
+        eprintln!("error: {line}");
+    }
+    if format == crate::cli::Format::Json {
+        print_json_invalid(e);
+    }
+}

@@ -17,6 +17,11 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+/// Now, in seconds since 1970: the clock of the times `state.json` records.
+pub fn unix_now() -> u64 {
+    jiff::Timestamp::now().as_second().max(0) as u64
+}
+
 /// The state file's name inside `state_dir`.
 pub const STATE_FILE: &str = "state.json";
 /// The lock file's name inside `state_dir`.

@@ -1,12 +1,20 @@
-//! The status document: what a converge found, written as YAML into the host's status branch.
+//! The status document: what a converge found, written as YAML into the host's status branch;
+//! and `gitops-agent status` ([`show`]), what the state directory says.
 //!
 //! Schema `gitops-agent/status/v1` (documented in `docs/status.md`). `no_log` tasks never leak
 //! values into it: their messages, items and diffs are left out.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::path::Path;
+
 use gitops_modules::report::{Drift, RunReport, RunResult, Status, TaskReport};
 use serde::{Deserialize, Serialize};
+
+use crate::cli::{exit, StatusArgs};
+use crate::config::{Config, HostIds, DEFAULT_CONFIG_PATH};
+use crate::git::GitRepo;
+use crate::state::State;
 
 pub const SCHEMA: &str = "gitops-agent/status/v1";
 
@@ -268,31 +276,86 @@ fn task_status(t: &TaskReport) -> TaskStatus {
     }
 }
 
-/// RFC 3339 in UTC with seconds (`2026-11-24T07:58:46Z`).
+impl FactsSummary {
+    /// What the status says of the host, from its facts.
+    pub fn from_facts(facts: &gitops_modules::facts::Facts) -> FactsSummary {
+        let get = |k: &str| {
+            facts
+                .map
+                .get(k)
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
+                .unwrap_or_default()
+        };
+        FactsSummary {
+            hostname: get("hostname"),
+            distribution: get("distribution"),
+            distribution_version: get("distribution_version"),
+            kernel: get("kernel"),
+            architecture: get("architecture"),
+        }
+    }
+}
+
+/// `gitops-agent status`: what the state directory says.
+pub fn show(args: &StatusArgs) -> i32 {
+    let config = if args.config == Path::new(DEFAULT_CONFIG_PATH) {
+        Config::load_or_default(&args.config)
+    } else {
+        Config::load(&args.config)
+    };
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::INVALID;
+        }
+    };
+    let dir = args.state_dir.clone().unwrap_or(config.state_dir.clone());
+    let state = match State::load(&dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::FAILED;
+        }
+    };
+    let show = |c: &Option<String>| c.clone().unwrap_or_else(|| "-".to_string());
+    println!("state dir:      {}", dir.display());
+    println!("last applied:   {}", show(&state.last_applied));
+    println!("last good:      {}", show(&state.last_good));
+    println!("last seen:      {}", show(&state.last_seen));
+    println!("last result:    {}", show(&state.last_result));
+    println!(
+        "last converge:  {}",
+        state
+            .last_converge_time()
+            .map(rfc3339)
+            .unwrap_or_else(|| "-".into())
+    );
+    let branch = config.status_branch_name(&HostIds::gather());
+    let pending = GitRepo::open_or_init(&dir.join("repo.git"))
+        .and_then(|r| r.status_pending(&branch))
+        .map(|p| if p { "yes" } else { "no" }.to_string())
+        .unwrap_or_else(|e| format!("unknown ({e})"));
+    println!("status pending: {pending} (branch {branch})");
+    if state.suspended {
+        println!(
+            "suspended:      {}",
+            state.suspended_reason.as_deref().unwrap_or("yes")
+        );
+    }
+    exit::OK
+}
+
+/// RFC 3339 in UTC with seconds (`2026-11-24T07:58:46Z`); a time before 1970 as 1970.
 pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm): no date crate needed
-    // for one timestamp format.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    jiff::Timestamp::try_from(t.max(UNIX_EPOCH))
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 #[cfg(test)]

@@ -196,11 +196,12 @@ pub enum TrustError {
     #[error("OpenPGP key {fingerprint} ({signer}) is revoked")]
     Revoked { signer: String, fingerprint: String },
     /// A syntax error in a trust file, with its 1-based line number.
-    #[error("{}:{line}: {msg}", file.display())]
+    #[error("{}:{line}: {source}", file.display())]
     Parse {
         file: PathBuf,
         line: usize,
-        msg: String,
+        #[source]
+        source: allowed_signers::SyntaxError,
     },
     /// A key file that cannot be used (no line numbers in binary or armored key data).
     #[error("{}: {msg}", file.display())]

@@ -637,3 +637,42 @@ fn an_invalid_configuration_at_start_exits_3_naming_the_line() {
         "{log}"
     );
 }
+
+/// A fetch that fails because the host's branch is missing waits for the interval (trying
+/// sooner cannot help: someone has to push it); one that fails because the server is gone is
+/// retried sooner, with backoff (`GitError::is_spurious`).
+#[test]
+fn a_failed_fetch_is_retried_sooner_only_when_that_may_help() {
+    let f = Fleet::new();
+    // Nothing pushed: the repository has no branch for this host.
+    f.write_config("interval: 1h\nsplay: 0\n");
+    let mut agent = f.daemon(&[]);
+    let failed = |n: u32| format!("fetch failed {n} time(s) in a row");
+    assert!(
+        wait_for(Duration::from_secs(10), || agent.log().contains(&failed(1))),
+        "{}",
+        agent.log()
+    );
+    let log = agent.log();
+    assert!(
+        log.contains("next try in 3600.0s (at the interval: trying sooner would not help)"),
+        "{log}"
+    );
+    // The server gone: sooner, within the first backoff step (5 s, jittered).
+    std::fs::rename(&f.bare, f.tmp.path().join("gone.git")).unwrap();
+    agent.signal(Signal::SIGUSR1);
+    assert!(
+        wait_for(Duration::from_secs(10), || agent.log().contains(&failed(2))),
+        "{}",
+        agent.log()
+    );
+    let log = agent.log();
+    let line = log.lines().find(|l| l.contains(&failed(2))).unwrap();
+    assert!(!line.contains("at the interval"), "{line}");
+    assert!(
+        wait_for(Duration::from_secs(10), || agent.log().contains(&failed(3))),
+        "{}",
+        agent.log()
+    );
+    assert!(agent.alive());
+}

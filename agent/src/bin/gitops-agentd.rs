@@ -16,7 +16,22 @@ const USAGE: &str =
     "gitops-agentd is started by `gitops-agent run` (see `gitops-agent run --help`); \
 it takes --agent PATH --config PATH [--host-name NAME] [--verbosity N] [--set KEY=VALUE ...]";
 
-fn parse() -> Result<(DaemonArgs, i8), String> {
+/// Arguments `gitops-agent run` would never write.
+#[derive(Debug, thiserror::Error)]
+enum UsageError {
+    #[error("{0} needs a value")]
+    NeedsValue(String),
+    #[error("--verbosity takes a number")]
+    Verbosity,
+    #[error("--set takes KEY=VALUE")]
+    Set,
+    #[error("unknown argument {0}")]
+    Unknown(String),
+    #[error("--agent and --config are required")]
+    Missing,
+}
+
+fn parse() -> Result<(DaemonArgs, i8), UsageError> {
     let mut agent = None;
     let mut config = None;
     let mut host_name = None;
@@ -26,7 +41,7 @@ fn parse() -> Result<(DaemonArgs, i8), String> {
     while let Some(flag) = args.next() {
         let mut value = || {
             args.next()
-                .ok_or_else(|| format!("{} needs a value", flag.to_string_lossy()))
+                .ok_or_else(|| UsageError::NeedsValue(flag.to_string_lossy().into_owned()))
         };
         match flag.to_str() {
             Some("--agent") => agent = Some(PathBuf::from(value()?)),
@@ -34,16 +49,16 @@ fn parse() -> Result<(DaemonArgs, i8), String> {
             Some("--host-name") => host_name = Some(value()?.to_string_lossy().into_owned()),
             Some("--set") => {
                 let pair = value()?.to_string_lossy().into_owned();
-                let (k, v) = pair.split_once('=').ok_or("--set takes KEY=VALUE")?;
+                let (k, v) = pair.split_once('=').ok_or(UsageError::Set)?;
                 overrides.push((k.to_string(), v.to_string()));
             }
             Some("--verbosity") => {
                 verbosity = value()?
                     .to_str()
                     .and_then(|v| v.parse().ok())
-                    .ok_or("--verbosity takes a number")?
+                    .ok_or(UsageError::Verbosity)?
             }
-            _ => return Err(format!("unknown argument {}", flag.to_string_lossy())),
+            _ => return Err(UsageError::Unknown(flag.to_string_lossy().into_owned())),
         }
     }
     match (agent, config) {
@@ -57,7 +72,7 @@ fn parse() -> Result<(DaemonArgs, i8), String> {
             },
             verbosity,
         )),
-        _ => Err("--agent and --config are required".into()),
+        _ => Err(UsageError::Missing),
     }
 }
 

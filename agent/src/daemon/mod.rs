@@ -39,6 +39,8 @@
 //! start that found nothing new to apply, a drift pass runs at once to learn what to watch (and
 //! to put back what changed while the agent was not running).
 
+mod call;
+mod drift;
 mod notify;
 pub mod protocol;
 mod schedule;
@@ -47,103 +49,42 @@ mod units;
 mod watch;
 pub mod worker;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use gitops_modules::resource::Owned;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::cli::{exit, RunArgs};
+use crate::config::ConfigError;
 use crate::config::{Config, DriftPolicy};
-use crate::pull::{ConvergeOutcome, DriftPass, Phase};
+use crate::run::pull::{ConvergeOutcome, DriftPass};
 use crate::status::Outcome;
-use protocol::{ConfigSnapshot, Event, Job, Request, RunJob, RunResult, Settings};
+pub use call::OWN_SLACK;
+use call::{call_worker, Shared, WorkerError};
+use drift::{guard_dirs, Pending};
+pub use drift::{DEBOUNCE, DEBOUNCE_MAX, DRIFT_MIN_GAP};
+use notify::status_line;
+use protocol::{ConfigSnapshot, Event, Failure, Job, Request, RunJob, RunResult, Settings};
 
 /// A worker that has not moved (no step, no task finished) for this long stops the watchdog
 /// pings: systemd then restarts the agent after WatchdogSec.
 pub const STALL_LIMIT: Duration = Duration::from_secs(30 * 60);
 /// At stop, a pending status is pushed only if that takes no longer than this.
 pub const STOP_PUSH_TIMEOUT: Duration = Duration::from_secs(5);
-/// A drift pass starts this long after the last change seen (edits come in bursts) ...
-pub const DEBOUNCE: Duration = Duration::from_millis(300);
-/// ... but no later than this after the first.
-pub const DEBOUNCE_MAX: Duration = Duration::from_secs(1);
-/// Changes seen while a worker runs (until it says it publishes, or exits), or this little
-/// after, to paths its run changed are the agent's own (one misjudged is harmless: the drift
-/// pass it starts finds nothing to change).
-pub const OWN_SLACK: Duration = Duration::from_millis(20);
-/// Drift passes start at least this far apart (something rewriting a managed file in a loop
-/// does not keep the agent busy).
-pub const DRIFT_MIN_GAP: Duration = Duration::from_secs(1);
 /// Without a watch (inotify limits), a drift pass runs this often.
 pub const FALLBACK_EVERY: Duration = Duration::from_secs(60);
-/// At most this many changed paths are named in a drift status.
-const SEEN_MAX: usize = 10;
 /// Where the packages install gitops-agentd.
 pub const LIBEXEC_DIR: &str = "/usr/libexec/gitops-agent";
 const DAEMON_BIN: &str = "gitops-agentd";
 
-/// What the loop and the task that talks to a worker share.
-struct Shared {
-    /// The worker's process id (0: none).
-    child: AtomicU32,
-    /// When the worker last moved, in milliseconds since `epoch`.
-    moved_ms: AtomicU64,
-    /// When the last worker started and ended (`u64::MAX`: still running), in milliseconds
-    /// since `epoch`: changes seen then may be its own.
-    job_from_ms: AtomicU64,
-    job_to_ms: AtomicU64,
-    epoch: Instant,
-}
-
-impl Shared {
-    fn touch(&self) {
-        self.moved_ms.store(self.now_ms(), Ordering::SeqCst);
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
-
-    fn job_started(&self) {
-        self.touch();
-        self.job_from_ms
-            .store(self.now_ms().max(1), Ordering::SeqCst);
-        self.job_to_ms.store(u64::MAX, Ordering::SeqCst);
-    }
-
-    fn job_ended(&self) {
-        if self.job_to_ms.load(Ordering::SeqCst) == u64::MAX {
-            self.job_to_ms.store(self.now_ms(), Ordering::SeqCst);
-        }
-    }
-
-    /// Was a change seen at `at` maybe made by the last worker?
-    fn own_change(&self, at: Instant) -> bool {
-        let t = at.saturating_duration_since(self.epoch).as_millis() as u64;
-        let from = self.job_from_ms.load(Ordering::SeqCst);
-        let to = self.job_to_ms.load(Ordering::SeqCst);
-        from > 0 && t >= from && t <= to.saturating_add(OWN_SLACK.as_millis() as u64)
-    }
-
-    fn idle_for(&self) -> Duration {
-        Duration::from_millis(
-            self.now_ms()
-                .saturating_sub(self.moved_ms.load(Ordering::SeqCst)),
-        )
-    }
-}
-
 /// What one poll (or drift pass) came back with.
 struct Tick {
-    outcome: Result<ConvergeOutcome, String>,
+    outcome: Result<ConvergeOutcome, WorkerError>,
     took: Duration,
     /// A drift pass, not a poll.
     drift: bool,
@@ -152,58 +93,6 @@ struct Tick {
 
 /// Managed units and their states, read after the last run of the playbook.
 type Units = Arc<protocol::UnitStates>;
-
-/// Changes seen and not yet checked.
-#[derive(Default)]
-struct Pending {
-    seen: Vec<String>,
-    first_seen: Option<SystemTime>,
-    first_at: Option<tokio::time::Instant>,
-    /// When the drift pass starts.
-    at: Option<tokio::time::Instant>,
-}
-
-impl Pending {
-    fn add(&mut self, path: &Path, now: tokio::time::Instant, last_drift: tokio::time::Instant) {
-        debug!("drift watch: {} changed", path.display());
-        let path = path.display().to_string();
-        if self.seen.len() < SEEN_MAX && !self.seen.contains(&path) {
-            self.seen.push(path);
-        }
-        self.first_seen.get_or_insert_with(SystemTime::now);
-        let first = *self.first_at.get_or_insert(now);
-        self.at = Some(
-            (now + DEBOUNCE)
-                .min(first + DEBOUNCE_MAX)
-                .max(last_drift + DRIFT_MIN_GAP),
-        );
-    }
-
-    fn take(&mut self) -> (Vec<String>, Option<SystemTime>) {
-        self.at = None;
-        self.first_at = None;
-        (std::mem::take(&mut self.seen), self.first_seen.take())
-    }
-}
-
-/// Every real directory above a managed path: a drift pass changes nothing through one of
-/// them that has become a symbolic link since.
-fn guard_dirs(owns: &[Owned]) -> Vec<PathBuf> {
-    let mut dirs = BTreeSet::new();
-    for o in owns {
-        if let Owned::Path(p) = o {
-            for a in p.ancestors().skip(1) {
-                if a.as_os_str().is_empty() || a == Path::new("/") || dirs.contains(a) {
-                    continue;
-                }
-                if a.symlink_metadata().is_ok_and(|m| m.is_dir()) {
-                    dirs.insert(a.to_path_buf());
-                }
-            }
-        }
-    }
-    dirs.into_iter().collect()
-}
 
 /// `gitops-agent run`: becomes `gitops-agentd` (exec: the process, and so the unit's main
 /// process, stays the same). Returns only when that fails.
@@ -282,11 +171,11 @@ pub fn run(args: &DaemonArgs) -> i32 {
     let code = runtime.block_on(async {
         let (snapshot, settings) = match load_settings(args).await {
             Ok(s) => s,
-            Err((code, e)) => {
-                for line in e.lines() {
+            Err(e) => {
+                for line in e.to_string().lines() {
                     error!("{line}");
                 }
-                return code;
+                return e.exit_code();
             }
         };
         Daemon::new(args, snapshot, settings).run().await
@@ -296,11 +185,31 @@ pub fn run(args: &DaemonArgs) -> i32 {
     code
 }
 
-/// Reads the configuration file and has a worker check it. Errors come with the exit code:
-/// [`exit::INVALID`] for the configuration, [`exit::FAILED`] when no worker could answer.
-async fn load_settings(args: &DaemonArgs) -> Result<(ConfigSnapshot, Settings), (i32, String)> {
-    let invalid = |e: String| (exit::INVALID, e);
-    let text = Config::read_text(&args.config).map_err(|e| invalid(e.to_string()))?;
+/// The configuration could not be had (at start: the daemon exits; at SIGHUP: the old one stays).
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error(transparent)]
+    Read(#[from] ConfigError),
+    /// The worker found it invalid (one error per line).
+    #[error(transparent)]
+    Invalid(Failure),
+    #[error(transparent)]
+    Worker(#[from] WorkerError),
+}
+
+impl LoadError {
+    /// [`exit::INVALID`] for the configuration, [`exit::FAILED`] when no worker could answer.
+    fn exit_code(&self) -> i32 {
+        match self {
+            LoadError::Read(_) | LoadError::Invalid(_) => exit::INVALID,
+            LoadError::Worker(_) => exit::FAILED,
+        }
+    }
+}
+
+/// Reads the configuration file and has a worker check it.
+async fn load_settings(args: &DaemonArgs) -> Result<(ConfigSnapshot, Settings), LoadError> {
+    let text = Config::read_text(&args.config)?;
     let snapshot = ConfigSnapshot {
         path: args.config.clone(),
         text,
@@ -311,92 +220,14 @@ async fn load_settings(args: &DaemonArgs) -> Result<(ConfigSnapshot, Settings), 
     let shared = Shared::new();
     match call_worker(&args.agent, args.verbosity, &request, &shared).await {
         Ok(Event::Settings(Ok(s))) => Ok((snapshot, s)),
-        Ok(Event::Settings(Err(e))) => Err(invalid(e)),
-        Ok(other) => Err((
-            exit::FAILED,
-            format!("the worker answered {other:?} to a configuration check"),
-        )),
-        Err(e) => Err((exit::FAILED, e)),
-    }
-}
-
-impl Shared {
-    fn new() -> Shared {
-        Shared {
-            child: AtomicU32::new(0),
-            moved_ms: AtomicU64::new(0),
-            job_from_ms: AtomicU64::new(0),
-            job_to_ms: AtomicU64::new(0),
-            epoch: Instant::now(),
+        Ok(Event::Settings(Err(e))) => Err(LoadError::Invalid(e)),
+        Ok(other) => Err(WorkerError::Unexpected {
+            answer: format!("{other:?}"),
+            job: "a configuration check",
         }
+        .into()),
+        Err(e) => Err(e.into()),
     }
-}
-
-/// Runs one job in a `gitops-agent daemon-worker` process and returns its answer; its progress
-/// events move the watchdog on (`shared`).
-async fn call_worker(
-    agent: &Path,
-    verbosity: i8,
-    request: &Request,
-    shared: &Shared,
-) -> Result<Event, String> {
-    let input = serde_json::to_vec(request).map_err(|e| format!("cannot encode a job: {e}"))?;
-    let mut cmd = tokio::process::Command::new(agent);
-    cmd.arg("daemon-worker");
-    for _ in 0..verbosity.max(0) {
-        cmd.arg("-v");
-    }
-    for _ in 0..verbosity.min(0).unsigned_abs() {
-        cmd.arg("-q");
-    }
-    // The notify socket is the daemon's (NotifyAccess=main would refuse a worker anyway).
-    cmd.env_remove("NOTIFY_SOCKET")
-        .env_remove("WATCHDOG_USEC")
-        .env_remove("WATCHDOG_PID")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start {} daemon-worker: {e}", agent.display()))?;
-    shared
-        .child
-        .store(child.id().unwrap_or(0), Ordering::SeqCst);
-    // The worker reads all of its job before it says anything: no deadlock on full pipes. A
-    // write that fails (the worker died at once) shows as a missing answer below.
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(&input).await;
-    }
-    let mut answer = None;
-    if let Some(stdout) = child.stdout.take() {
-        let mut lines = BufReader::new(stdout).lines();
-        loop {
-            match lines.next_line().await {
-                Ok(Some(line)) => {
-                    shared.touch();
-                    match serde_json::from_str::<Event>(&line) {
-                        // The playbook's writes are over: later changes are not the worker's.
-                        Ok(Event::Phase(Phase::Publishing)) => shared.job_ended(),
-                        Ok(Event::Phase(_) | Event::Waiting) => {}
-                        Ok(event) => answer = Some(event),
-                        Err(e) => warn!("unexpected line from the worker ({e}): {line}"),
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    warn!("reading the worker's answer: {e}");
-                    break;
-                }
-            }
-        }
-    }
-    let status = child.wait().await;
-    shared.job_ended();
-    shared.child.store(0, Ordering::SeqCst);
-    answer.ok_or_else(|| match status {
-        Ok(s) => format!("the worker ended without an answer ({s})"),
-        Err(e) => format!("the worker ended without an answer ({e})"),
-    })
 }
 
 struct Daemon {
@@ -406,7 +237,6 @@ struct Daemon {
     settings: Settings,
     shared: Arc<Shared>,
     notifier: notify::Notifier,
-    jitter: schedule::Jitter,
     /// Fetches failed in a row.
     failures: u32,
     /// The last outcome, for the status line and the stop.
@@ -430,7 +260,6 @@ impl Daemon {
             settings,
             shared: Arc::new(Shared::new()),
             notifier: notify::Notifier::from_env(),
-            jitter: schedule::Jitter::new(),
             failures: 0,
             last: None,
             ready: false,
@@ -568,7 +397,7 @@ impl Daemon {
                     job = None;
                     let mut tick = match done {
                         Ok(t) => t,
-                        Err(e) => Tick { outcome: Err(format!("the worker's task failed: {e}")), took: Duration::ZERO, drift: false, result: RunResult::default() },
+                        Err(e) => Tick { outcome: Err(WorkerError::Task(e)), took: Duration::ZERO, drift: false, result: RunResult::default() },
                     };
                     let was_drift = tick.drift;
                     let owns = tick.result.owns.take();
@@ -692,11 +521,14 @@ impl Daemon {
             let answer = call_worker(&agent, verbosity, &request, &shared).await;
             let (outcome, result) = match answer {
                 Ok(Event::Done(mut r)) => match r.outcome.take() {
-                    Some(o) => (o, r),
-                    None => (Err("the worker sent no outcome".into()), r),
+                    Some(o) => (o.map_err(WorkerError::from), r),
+                    None => (Err(WorkerError::NoOutcome), r),
                 },
                 Ok(other) => (
-                    Err(format!("the worker answered {other:?} to a run")),
+                    Err(WorkerError::Unexpected {
+                        answer: format!("{other:?}"),
+                        job: "a run",
+                    }),
                     RunResult::default(),
                 ),
                 Err(e) => (Err(e), RunResult::default()),
@@ -748,10 +580,11 @@ impl Daemon {
                     let keep = self
                         .last
                         .as_ref()
-                        .map(|l| (l.fetch_error.clone(), l.offline));
+                        .map(|l| (l.fetch_error.clone(), l.fetch_spurious, l.offline));
                     let mut out = out;
-                    if let Some((fetch_error, offline)) = keep {
+                    if let Some((fetch_error, fetch_spurious, offline)) = keep {
                         out.fetch_error = fetch_error;
+                        out.fetch_spurious = fetch_spurious;
                         out.offline = offline;
                     }
                     if out.result.is_some() || self.last.is_none() {
@@ -765,7 +598,7 @@ impl Daemon {
             Err(e) => {
                 error!("{e}");
                 self.failures += 1;
-                schedule::backoff(self.failures, interval, self.jitter.next())
+                schedule::backoff(self.failures, interval, fastrand::u64(..))
             }
             Ok(out) => {
                 let short = |c: &Option<String>| {
@@ -785,9 +618,16 @@ impl Daemon {
                 );
                 let wait = if out.fetch_error.is_some() {
                     self.failures += 1;
-                    let wait = schedule::backoff(self.failures, interval, self.jitter.next());
+                    // Sooner only when it may help (the server unreachable, a broken
+                    // connection); credentials or a missing branch wait for someone to act.
+                    let (wait, sooner) = if out.fetch_spurious {
+                        let wait = schedule::backoff(self.failures, interval, fastrand::u64(..));
+                        (wait, "")
+                    } else {
+                        (regular, " (at the interval: trying sooner would not help)")
+                    };
                     warn!(
-                        "fetch failed {} time(s) in a row; next try in {:.1}s",
+                        "fetch failed {} time(s) in a row; next try in {:.1}s{sooner}",
                         self.failures,
                         wait.as_secs_f64()
                     );
@@ -838,7 +678,8 @@ impl Daemon {
                 self.settings = settings;
                 true
             }
-            Err((_, e)) => {
+            Err(e) => {
+                let e = e.to_string();
                 error!(
                     "SIGHUP: configuration {} not reloaded, keeping the one in use: {}",
                     self.args.config.display(),
@@ -890,46 +731,6 @@ impl Daemon {
         info!("stopped");
         exit::OK
     }
-}
-
-/// `converged a1b2c3d at 12:03:04, next poll 12:04:05` and what else an operator should see.
-fn status_line(
-    last: Option<&ConvergeOutcome>,
-    failures: u32,
-    next: tokio::time::Instant,
-) -> String {
-    let now = jiff::Zoned::now();
-    let clock = |z: &jiff::Zoned| z.strftime("%H:%M:%S").to_string();
-    let wait = next.saturating_duration_since(tokio::time::Instant::now());
-    let next_at = jiff::SignedDuration::try_from(wait)
-        .ok()
-        .and_then(|d| now.checked_add(d).ok())
-        .map(|z| clock(&z))
-        .unwrap_or_else(|| "?".into());
-    let Some(out) = last else {
-        return format!("starting; next poll {next_at}");
-    };
-    let commit = out
-        .commit_applied
-        .as_deref()
-        .map(|c| &c[..7.min(c.len())])
-        .unwrap_or("-");
-    let mut line = match (&out.suspended, out.result) {
-        (Some(reason), _) => format!("suspended: {reason} (at {commit}), polled {}", clock(&now)),
-        (None, Some(r)) => format!("{} {commit} at {}", r.as_str(), clock(&now)),
-        (None, None) => format!("up to date at {commit}, polled {}", clock(&now)),
-    };
-    if failures > 0 {
-        line.push_str(&format!("; Git server unreachable ({failures} tries)"));
-        if out.offline {
-            line.push_str(", enforcing the applied commit");
-        }
-    }
-    if out.status_pending {
-        line.push_str("; status push pending");
-    }
-    line.push_str(&format!(", next poll {next_at}"));
-    line
 }
 
 /// Gives free heap memory back to the system after each run (issue 5: idle RSS). The run itself

@@ -49,3 +49,43 @@ impl Notifier {
         self.send(&[NotifyState::Stopping, NotifyState::Status(status)]);
     }
 }
+
+/// `converged a1b2c3d at 12:03:04, next poll 12:04:05` and what else an operator should see.
+pub fn status_line(
+    last: Option<&crate::run::pull::ConvergeOutcome>,
+    failures: u32,
+    next: tokio::time::Instant,
+) -> String {
+    let now = jiff::Zoned::now();
+    let clock = |z: &jiff::Zoned| z.strftime("%H:%M:%S").to_string();
+    let wait = next.saturating_duration_since(tokio::time::Instant::now());
+    let next_at = jiff::SignedDuration::try_from(wait)
+        .ok()
+        .and_then(|d| now.checked_add(d).ok())
+        .map(|z| clock(&z))
+        .unwrap_or_else(|| "?".into());
+    let Some(out) = last else {
+        return format!("starting; next poll {next_at}");
+    };
+    let commit = out
+        .commit_applied
+        .as_deref()
+        .map(|c| &c[..7.min(c.len())])
+        .unwrap_or("-");
+    let mut line = match (&out.suspended, out.result) {
+        (Some(reason), _) => format!("suspended: {reason} (at {commit}), polled {}", clock(&now)),
+        (None, Some(r)) => format!("{} {commit} at {}", r.as_str(), clock(&now)),
+        (None, None) => format!("up to date at {commit}, polled {}", clock(&now)),
+    };
+    if failures > 0 {
+        line.push_str(&format!("; Git server unreachable ({failures} tries)"));
+        if out.offline {
+            line.push_str(", enforcing the applied commit");
+        }
+    }
+    if out.status_pending {
+        line.push_str("; status push pending");
+    }
+    line.push_str(&format!(", next poll {next_at}"));
+    line
+}

@@ -14,7 +14,7 @@ use gitops_modules::resource::Owned;
 use serde::{Deserialize, Serialize};
 
 use crate::config::DriftPolicy;
-use crate::pull::{ConvergeOutcome, DriftPass, Phase};
+use crate::run::pull::{ConvergeOutcome, DriftPass, Phase};
 
 /// Both sides check it: a daemon and a worker from different builds (a package upgrade between
 /// the daemon's start and a run) refuse to talk rather than misread each other.
@@ -93,14 +93,14 @@ pub enum Event {
     /// Waiting for the lock another converge holds.
     Waiting,
     /// The answer to [`Job::Load`]: the settings, or the errors (one per line).
-    Settings(Result<Settings, String>),
+    Settings(Result<Settings, Failure>),
     Done(RunResult),
 }
 
 /// What a run hands back.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct RunResult {
-    pub outcome: Option<Result<ConvergeOutcome, String>>,
+    pub outcome: Option<Result<ConvergeOutcome, Failure>>,
     /// What the playbook's tasks own, when it ran.
     pub owns: Option<Vec<Owned>>,
     /// The paths of the tasks that changed something, when it ran.
@@ -111,4 +111,22 @@ pub struct RunResult {
     pub pushed: bool,
     /// The worker's peak resident memory (getrusage `ru_maxrss`), in KiB: logged by the daemon.
     pub peak_rss_kib: u64,
+}
+
+/// An error of a job, as the daemon receives it: the worker's error, as text (one error per
+/// line). The kinds the daemon acts on travel as fields of [`ConvergeOutcome`] (whether a
+/// failed fetch is worth retrying soon: [`ConvergeOutcome::fetch_spurious`]).
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+#[serde(transparent)]
+#[error("{message}")]
+pub struct Failure {
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(error: &dyn std::error::Error) -> Failure {
+        Failure {
+            message: error.to_string(),
+        }
+    }
 }

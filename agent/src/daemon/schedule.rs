@@ -35,6 +35,7 @@ pub const BACKOFF_START: Duration = Duration::from_secs(5);
 /// The wait before the next poll after `failures` fetches in a row failed (`failures >= 1`):
 /// `BACKOFF_START * 2^(failures-1)`, capped at `interval`, then a random point in its upper
 /// half ("equal jitter") so that hosts that lost the server together do not return together.
+/// `random`: any number (`fastrand::u64(..)`).
 pub fn backoff(failures: u32, interval: Duration, random: u64) -> Duration {
     let exp = failures.saturating_sub(1).min(20);
     let base = BACKOFF_START
@@ -44,29 +45,6 @@ pub fn backoff(failures: u32, interval: Duration, random: u64) -> Duration {
     let half = base / 2;
     let span = half.as_millis().max(1) as u64;
     half + Duration::from_millis(random % (span + 1))
-}
-
-/// A small random number generator for jitter (xorshift64*, seeded from the clock and the
-/// pid): good enough to decorrelate hosts, no dependency.
-pub struct Jitter(u64);
-
-impl Jitter {
-    pub fn new() -> Jitter {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
-        Jitter((nanos ^ (u64::from(std::process::id()) << 32)) | 1)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
 }
 
 #[cfg(test)]
@@ -103,11 +81,10 @@ mod tests {
     #[test]
     fn backoff_grows_with_jitter_and_stops_at_the_interval() {
         let interval = Duration::from_secs(60);
-        let mut rng = Jitter::new();
         for failures in 1..30 {
             let expected = (BACKOFF_START * (1 << (failures - 1).min(20))).min(interval);
             for _ in 0..50 {
-                let d = backoff(failures, interval, rng.next());
+                let d = backoff(failures, interval, fastrand::u64(..));
                 assert!(d >= expected / 2 && d <= expected, "{failures}: {d:?}");
             }
         }

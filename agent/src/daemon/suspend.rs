@@ -8,10 +8,10 @@
 use std::path::Path;
 
 use crate::cli::{exit, StatusArgs, SuspendArgs};
-use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::config::{Config, ConfigError, DEFAULT_CONFIG_PATH};
 use crate::state::{State, StateLock};
 
-fn state_dir(args: &StatusArgs) -> Result<std::path::PathBuf, String> {
+fn state_dir(args: &StatusArgs) -> Result<std::path::PathBuf, ConfigError> {
     if let Some(dir) = &args.state_dir {
         return Ok(dir.clone());
     }
@@ -20,7 +20,7 @@ fn state_dir(args: &StatusArgs) -> Result<std::path::PathBuf, String> {
     } else {
         Config::load(&args.config)
     };
-    config.map(|c| c.state_dir).map_err(|e| e.to_string())
+    config.map(|c| c.state_dir)
 }
 
 /// Sets (`Some(reason)`) or clears (`None`) the suspension. Returns the exit code.

@@ -20,15 +20,34 @@ use nix::sys::resource::UsageWho;
 use nix::sys::signal::{signal, SigHandler, Signal};
 use tracing::{debug, error, info, warn};
 
-use super::protocol::{ConfigSnapshot, Event, Job, Request, RunJob, RunResult, Settings, VERSION};
+use super::protocol::{
+    ConfigSnapshot, Event, Failure, Job, Request, RunJob, RunResult, Settings, VERSION,
+};
 use super::{schedule, units};
 use crate::cli::exit;
 use crate::config::{Config, ConfigOverrides, HostIds};
-use crate::git::GitRepo;
-use crate::pull::{
-    config_from_text, converge_locked, push_pending, ConvergeOutcome, Hooks, Phase, Plan, RunFlags,
-};
+use crate::git::{GitError, GitRepo};
+use crate::run::plan::{config_from_text, Plan, PlanError};
+use crate::run::publish::push_pending;
+use crate::run::pull::{converge_locked, ConvergeOutcome, Hooks, Phase, RunFlags};
 use crate::state::{LockError, StateLock};
+
+/// Why a job could not run (the daemon logs it; a converge that ran reports its own errors).
+#[derive(Debug, thiserror::Error)]
+enum JobError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("state directory {}: {source}", dir.display())]
+    StateDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Git(#[from] GitError),
+}
 
 /// Set by SIGTERM/SIGINT.
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -104,7 +123,8 @@ pub fn main() -> i32 {
     }
     match request.job {
         Job::Load => {
-            answer.send(&Event::Settings(settings(&request.config)));
+            let settings = settings(&request.config).map_err(|e| Failure::new(&e));
+            answer.send(&Event::Settings(settings));
         }
         Job::Run(job) => {
             let mut result = run(&request.config, job, &answer);
@@ -124,16 +144,16 @@ pub fn main() -> i32 {
     exit::OK
 }
 
-fn config(snapshot: &ConfigSnapshot) -> Result<Config, String> {
+fn config(snapshot: &ConfigSnapshot) -> Result<Config, PlanError> {
     config_from_text(
         &snapshot.path,
         snapshot.text.as_deref(),
-        ConfigOverrides::from_pairs(&snapshot.overrides)?,
+        ConfigOverrides::from_pairs(&snapshot.overrides).map_err(PlanError::Flag)?,
     )
 }
 
 /// [`Job::Load`].
-fn settings(snapshot: &ConfigSnapshot) -> Result<Settings, String> {
+fn settings(snapshot: &ConfigSnapshot) -> Result<Settings, PlanError> {
     let c = config(snapshot)?;
     let ids = HostIds::gather();
     Ok(Settings {
@@ -168,7 +188,8 @@ fn push(snapshot: &ConfigSnapshot) -> bool {
 /// the lock.
 fn run(snapshot: &ConfigSnapshot, job: RunJob, answer: &Answer) -> RunResult {
     let mut back = RunResult::default();
-    back.outcome = Some(run_inner(snapshot, job, answer, &mut back));
+    let outcome = run_inner(snapshot, job, answer, &mut back);
+    back.outcome = Some(outcome.map_err(|e| Failure::new(&e)));
     back
 }
 
@@ -177,10 +198,13 @@ fn run_inner(
     job: RunJob,
     answer: &Answer,
     back: &mut RunResult,
-) -> Result<ConvergeOutcome, String> {
+) -> Result<ConvergeOutcome, JobError> {
     let config = config(snapshot)?;
     let dir = config.state_dir.clone();
-    std::fs::create_dir_all(&dir).map_err(|e| format!("state directory {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|source| JobError::StateDir {
+        dir: dir.clone(),
+        source,
+    })?;
     let lock = {
         let mut said = false;
         loop {
@@ -200,13 +224,13 @@ fn run_inner(
                     answer.send(&Event::Waiting);
                     std::thread::sleep(Duration::from_millis(200));
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.into()),
             }
         }
     };
     let enforce = (!config.enforce.is_zero()).then(|| config.enforce.as_std());
     let plan = Plan::new(config, snapshot.host_name.clone())?;
-    let repo = GitRepo::open_or_init(&dir.join("repo.git")).map_err(|e| e.to_string())?;
+    let repo = GitRepo::open_or_init(&dir.join("repo.git"))?;
     let flags = RunFlags {
         enforce,
         drift: job.drift,

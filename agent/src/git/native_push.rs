@@ -16,54 +16,72 @@ use gix::protocol::transport::client::{MessageKind, WriteMode};
 use gix::protocol::transport::{Protocol, Service};
 use gix::ObjectId;
 
+use super::error::{Cause, PushError, RemoteKind};
 use super::push::{PushRequest, PushResult, StatusPush};
-use super::{ssh_command, GitError};
+use super::transport::{http_options, install_tls_provider, ssh_command};
+use super::GitError;
 
 /// Pushes through gix-transport (file://, git://, http(s)://, ssh://) with the same SSH command
-/// and HTTP credentials as the fetch. [`super::GitCliPush`] stays available as the fallback.
+/// and HTTP credentials as the fetch.
 pub struct NativePush;
 
 impl StatusPush for NativePush {
     fn push(&self, req: &PushRequest<'_>) -> Result<PushResult, GitError> {
-        let fail = |cause: String| GitError::Push {
+        let fail = |source: PushError| GitError::Push {
             url: req.url.to_string(),
             branch: req
                 .remote_ref
                 .strip_prefix("refs/heads/")
                 .unwrap_or(req.remote_ref)
                 .to_string(),
-            cause,
+            source,
         };
-        super::install_tls_provider();
-        let mut repo =
-            gix::open_opts(req.git_dir, gix::open::Options::isolated()).map_err(|e| {
-                fail(format!(
-                    "opening {}: {}",
-                    req.git_dir.display(),
-                    super::chain(&e)
-                ))
-            })?;
+        let local = |step: String| move |source: Cause| fail(PushError::Local { step, source });
+        let has_credentials = req.opts.http_credentials.is_some();
+        let remote = |step: &'static str| {
+            move |e: gix::Error| {
+                fail(PushError::Remote {
+                    step,
+                    kind: RemoteKind::of(&e, has_credentials),
+                    source: Box::new(e),
+                })
+            }
+        };
+        install_tls_provider();
+        let mut repo = gix::open_opts(req.git_dir, gix::open::Options::isolated())
+            .map_err(|e| local(format!("opening {}", req.git_dir.display()))(e.into()))?;
         // Most advertised tips (other hosts' branches) are not here: without this, each miss
         // re-reads the pack directory (20,000 branches took a second per push).
         repo.objects.refresh_never();
         let url = gix::url::parse(gix::bstr::BStr::new(req.url))
-            .map_err(|e| fail(format!("parsing the URL: {}", super::chain(&e))))?;
+            .map_err(|e| local("parsing the URL".into())(e.into()))?;
         let is_http = matches!(url.scheme, gix::url::Scheme::Http | gix::url::Scheme::Https);
         let options = connect::Options {
             version: Protocol::V1,
             ssh: ssh::connect::Options {
-                command: Some(ssh_command(req.opts).into()),
+                command: Some(
+                    ssh_command(req.opts)
+                        .map_err(|e| local("quoting the ssh command".into())(e.into()))?
+                        .into(),
+                ),
                 kind: Some(ssh::ProgramKind::Ssh),
                 ..Default::default()
             },
             trace: false,
         };
-        let mut transport =
-            connect::connect(url, options).map_err(|e| fail(format!("connecting: {e}")))?;
-        if let Some(http) = super::http_options(&repo, req.url, req.opts).map_err(fail)? {
+        let mut transport = connect::connect(url, options).map_err(|e| {
+            fail(PushError::Remote {
+                step: "connecting",
+                kind: RemoteKind::of(&e, has_credentials),
+                source: Box::new(e),
+            })
+        })?;
+        if let Some(http) =
+            http_options(&repo, req.url, req.opts).map_err(|e| fail(PushError::Http(e)))?
+        {
             transport
                 .configure(&http)
-                .map_err(|e| fail(format!("configuring the HTTP transport: {e}")))?;
+                .map_err(|e| local("configuring the HTTP transport".into())(e.into()))?;
         }
         let credentials = req.opts.http_credentials.clone();
         // Never prompt and never ask a credential helper: the configured account or nothing.
@@ -87,12 +105,7 @@ impl StatusPush for NativePush {
             Vec::new(),
             &mut gix::progress::Discard,
         )
-        .map_err(|e| {
-            fail(super::explain_auth(format!(
-                "handshake: {}",
-                super::chain(&e)
-            )))
-        })?;
+        .map_err(remote("handshake"))?;
         let refs = handshake.refs.unwrap_or_default();
         let remote_tip = refs.iter().find_map(|r| match r {
             Ref::Direct {
@@ -137,8 +150,8 @@ impl StatusPush for NativePush {
         haves.retain(|id| repo.has_object(id));
         haves.extend(req.expected_old);
         let ids = objects_to_send(&repo, req.new, req.expected_old, &haves)
-            .map_err(|e| fail(format!("selecting objects: {e}")))?;
-        let pack = build_pack(&repo, &ids).map_err(|e| fail(format!("building the pack: {e}")))?;
+            .map_err(local("selecting objects".into()))?;
+        let pack = build_pack(&repo, &ids).map_err(local("building the pack".into()))?;
 
         let side_band = handshake.capabilities.contains("side-band-64k");
         let mut caps = String::from("report-status");
@@ -151,11 +164,21 @@ impl StatusPush for NativePush {
             .expected_old
             .unwrap_or_else(|| ObjectId::null(repo.object_hash()));
         let command = format!("{old} {} {}\0{caps}", req.new, req.remote_ref);
-        let io = |what: &'static str| move |e: std::io::Error| format!("{what}: {e}");
-        let (response, remote_messages) = (|| -> Result<(Vec<u8>, Vec<String>), String> {
+        let io = |step: &'static str| {
+            move |e: std::io::Error| PushError::Remote {
+                step,
+                kind: RemoteKind::Transport,
+                source: Box::new(e),
+            }
+        };
+        let (response, remote_messages) = (|| -> Result<(Vec<u8>, Vec<String>), PushError> {
             let mut w = transport
                 .request(WriteMode::Binary, MessageKind::Flush, false)
-                .map_err(|e| format!("starting the request: {e}"))?;
+                .map_err(|e| PushError::Remote {
+                    step: "starting the request",
+                    kind: RemoteKind::of(&e, has_credentials),
+                    source: Box::new(e),
+                })?;
             w.write_all(command.as_bytes())
                 .map_err(io("sending the command"))?;
             w.write_message(MessageKind::Flush)
@@ -185,7 +208,13 @@ impl StatusPush for NativePush {
         })()
         .map_err(fail)?;
         let lines = if side_band {
-            unframe(&response).map_err(|e| fail(format!("reading the report: {e}")))?
+            unframe(&response).map_err(|e| {
+                fail(PushError::Remote {
+                    step: "reading the report",
+                    kind: RemoteKind::Transport,
+                    source: e.into(),
+                })
+            })?
         } else {
             // Without side-band the reader concatenated the pkt-lines, each ending in '\n'.
             String::from_utf8_lossy(&response)
@@ -193,35 +222,28 @@ impl StatusPush for NativePush {
                 .map(str::to_string)
                 .collect()
         };
-        interpret(&lines, req.remote_ref).map_err(|cause| {
-            let remote: Vec<_> = remote_messages.iter().filter(|m| !m.is_empty()).collect();
-            if remote.is_empty() {
-                fail(cause)
-            } else {
-                fail(format!("{cause} (remote: {remote:?})"))
-            }
+        interpret(&lines, req.remote_ref).map_err(|reason| {
+            fail(PushError::Refused {
+                reason: reason.0,
+                said: remote_messages,
+            })
         })
     }
 }
 
 /// Splits a pkt-line stream (the content of side-band 1) into its lines, up to a flush.
-fn unframe(mut data: &[u8]) -> Result<Vec<String>, String> {
+fn unframe(mut data: &[u8]) -> Result<Vec<String>, BadPktLine> {
     let mut lines = Vec::new();
     while data.len() >= 4 {
         let len = std::str::from_utf8(&data[..4])
             .ok()
             .and_then(|h| usize::from_str_radix(h, 16).ok())
-            .ok_or_else(|| {
-                format!(
-                    "bad pkt-line length {:?}",
-                    String::from_utf8_lossy(&data[..4])
-                )
-            })?;
+            .ok_or_else(|| BadPktLine(format!("{:?}", String::from_utf8_lossy(&data[..4]))))?;
         if len == 0 {
             break;
         }
         if len < 4 || len > data.len() {
-            return Err(format!("bad pkt-line length {len}"));
+            return Err(BadPktLine(len.to_string()));
         }
         let line = String::from_utf8_lossy(&data[4..len]);
         lines.push(line.trim_end_matches('\n').to_string());
@@ -230,8 +252,17 @@ fn unframe(mut data: &[u8]) -> Result<Vec<String>, String> {
     Ok(lines)
 }
 
+/// A pkt-line whose length header is not one.
+#[derive(Debug, thiserror::Error)]
+#[error("bad pkt-line length {0}")]
+struct BadPktLine(String);
+
+/// What the server's report says against the push.
+#[derive(Debug, PartialEq, Eq)]
+struct Refusal(String);
+
 /// Checks `unpack ok` and the line for `remote_ref` (`ok <ref>` or `ng <ref> <reason>`).
-fn interpret(lines: &[String], remote_ref: &str) -> Result<PushResult, String> {
+fn interpret(lines: &[String], remote_ref: &str) -> Result<PushResult, Refusal> {
     let mut unpack = None;
     for line in lines {
         if let Some(status) = line.strip_prefix("unpack ") {
@@ -240,7 +271,10 @@ fn interpret(lines: &[String], remote_ref: &str) -> Result<PushResult, String> {
             if rest == remote_ref {
                 return match unpack.as_deref() {
                     Some("ok") => Ok(PushResult::Pushed),
-                    other => Err(format!("unpack failed: {}", other.unwrap_or("no status"))),
+                    other => Err(Refusal(format!(
+                        "unpack failed: {}",
+                        other.unwrap_or("no status")
+                    ))),
                 };
             }
         } else if let Some(rest) = line.strip_prefix("ng ") {
@@ -258,15 +292,15 @@ fn interpret(lines: &[String], remote_ref: &str) -> Result<PushResult, String> {
                         reason: reason.to_string(),
                     });
                 }
-                return Err(format!("refused: {reason}"));
+                return Err(Refusal(format!("refused: {reason}")));
             }
         }
     }
     match unpack.as_deref() {
-        Some("ok") | None => Err(format!(
+        Some("ok") | None => Err(Refusal(format!(
             "no status for {remote_ref} in the server's report: {lines:?}"
-        )),
-        Some(other) => Err(format!("unpack failed: {other}")),
+        ))),
+        Some(other) => Err(Refusal(format!("unpack failed: {other}"))),
     }
 }
 
@@ -277,11 +311,11 @@ fn objects_to_send(
     new: ObjectId,
     old: Option<ObjectId>,
     haves: &HashSet<ObjectId>,
-) -> Result<Vec<ObjectId>, String> {
+) -> Result<Vec<ObjectId>, Cause> {
     let mut known = HashSet::new();
     if let Some(old) = old {
         if let Ok(commit) = repo.find_commit(old) {
-            let tree = commit.tree_id().map_err(|e| e.to_string())?.detach();
+            let tree = commit.tree_id()?.detach();
             tree_closure(repo, tree, &HashSet::new(), &mut known, &mut Vec::new())?;
         }
     }
@@ -296,7 +330,7 @@ fn objects_to_send(
             // Beyond a shallow boundary: the remote must have it.
             continue;
         };
-        commits.push((id, commit.tree_id().map_err(|e| e.to_string())?.detach()));
+        commits.push((id, commit.tree_id()?.detach()));
         for parent in commit.parent_ids() {
             stack.push(parent.detach());
         }
@@ -316,13 +350,13 @@ fn tree_closure(
     skip: &HashSet<ObjectId>,
     seen: &mut HashSet<ObjectId>,
     out: &mut Vec<ObjectId>,
-) -> Result<(), String> {
+) -> Result<(), Cause> {
     if skip.contains(&tree) || !seen.insert(tree) {
         return Ok(());
     }
     out.push(tree);
-    let tree_obj = repo.find_tree(tree).map_err(|e| e.to_string())?;
-    let decoded = tree_obj.decode().map_err(|e| e.to_string())?;
+    let tree_obj = repo.find_tree(tree)?;
+    let decoded = tree_obj.decode()?;
     let entries: Vec<_> = decoded
         .entries
         .iter()
@@ -341,21 +375,20 @@ fn tree_closure(
 }
 
 /// A version-2 pack of `ids` as full (undeltified) objects.
-fn build_pack(repo: &gix::Repository, ids: &[ObjectId]) -> Result<Vec<u8>, String> {
+fn build_pack(repo: &gix::Repository, ids: &[ObjectId]) -> Result<Vec<u8>, Cause> {
     let mut entries = Vec::with_capacity(ids.len());
     for id in ids {
-        let object = repo.find_object(*id).map_err(|e| e.to_string())?;
+        let object = repo.find_object(*id)?;
         let data = gix::objs::Data::new(&object.data, object.kind, repo.object_hash());
         let entry = output::Entry::from_data(
             &output::Count::from_data(*id, None),
             &data,
             gix::zlib::Compression::DEFAULT,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         entries.push(entry);
     }
     let mut pack = Vec::new();
-    let n = u32::try_from(entries.len()).map_err(|e| e.to_string())?;
+    let n = u32::try_from(entries.len())?;
     let writer = output::bytes::FromEntriesIter::new(
         std::iter::once(Ok(entries)),
         &mut pack,
@@ -364,7 +397,7 @@ fn build_pack(repo: &gix::Repository, ids: &[ObjectId]) -> Result<Vec<u8>, Strin
         repo.object_hash(),
     );
     for written in writer {
-        written.map_err(|e| e.to_string())?;
+        written?;
     }
     Ok(pack)
 }
@@ -388,8 +421,11 @@ mod tests {
             "unpack ok".to_string(),
             format!("ng {r} pre-receive hook declined"),
         ];
-        assert!(interpret(&hook, r).unwrap_err().contains("hook declined"));
+        assert!(interpret(&hook, r).unwrap_err().0.contains("hook declined"));
         let unpack = vec!["unpack index-pack failed".to_string(), format!("ok {r}")];
-        assert!(interpret(&unpack, r).unwrap_err().contains("unpack failed"));
+        assert!(interpret(&unpack, r)
+            .unwrap_err()
+            .0
+            .contains("unpack failed"));
     }
 }

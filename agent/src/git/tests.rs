@@ -42,13 +42,19 @@ fn http_ca_file_errors_name_the_file() {
     assert!(http_options(&repo, "ssh://h/x", &with(&missing))
         .unwrap()
         .is_none());
-    let err = http_options(&repo, url, &with(&missing)).err().unwrap();
+    let err = http_options(&repo, url, &with(&missing))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         err.starts_with(&format!("http.ca_file {}:", missing.display())),
         "{err}"
     );
     let empty = tmp.path().join("empty.pem");
     std::fs::write(&empty, "not a certificate\n").unwrap();
-    let err = http_options(&repo, url, &with(&empty)).err().unwrap();
+    let err = http_options(&repo, url, &with(&empty))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("no PEM certificate"), "{err}");
 }

@@ -7,7 +7,7 @@ use gitops_modules::source::{EscapeError, RepoPath, Source, SourceEntry, SourceE
 use gix::objs::tree::EntryMode;
 use gix::ObjectId;
 
-use super::chain;
+use super::error::chain;
 
 /// Reads the tree of one commit. Symlinks in the tree (mode 120000) are refused as escapes: a
 /// `src` can never follow one, whatever it points to. Submodules (gitlinks) are refused too.

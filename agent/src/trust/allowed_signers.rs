@@ -19,6 +19,59 @@ use ssh_key::{Algorithm, HashAlg, PublicKey};
 
 use super::TrustError;
 
+/// A line of an `allowed_signers` file that cannot be used (the file and line are added by
+/// [`TrustError::Parse`]).
+#[derive(Debug, thiserror::Error)]
+pub enum SyntaxError {
+    #[error("empty principals field")]
+    EmptyPrincipals,
+    #[error(
+        "missing key after principals \"{principals}\" (expected `principals [options] keytype base64-key`)"
+    )]
+    MissingKey { principals: String },
+    #[error("missing key after options")]
+    MissingKeyAfterOptions,
+    #[error("invalid key \"{0}\": expected `keytype base64-key`")]
+    BadKey(String),
+    #[error("certificate key type {0} is not supported in allowed_signers")]
+    Certificate(String),
+    #[error("unknown key type \"{0}\"")]
+    UnknownKeyType(String),
+    #[error("invalid {kind} key: {source}")]
+    KeyData {
+        kind: String,
+        #[source]
+        source: ssh_key::Error,
+    },
+    #[error("key type \"{kind}\" does not match the encoded key ({actual})")]
+    KeyTypeMismatch { kind: String, actual: String },
+    #[error("unterminated quote in \"{0}\"")]
+    UnterminatedQuote(String),
+    #[error("option cert-authority is not supported (certificate-based SSH signatures cannot be verified by this agent; list the signing keys themselves)")]
+    CertAuthority,
+    #[error("option {0} needs a value: {0}=\"...\"")]
+    NeedsValue(String),
+    #[error("empty option in \"{0}\"")]
+    EmptyOption(String),
+    #[error("unsupported option \"{0}\"")]
+    UnsupportedOption(String),
+    #[error("invalid time interval: valid-before is not after valid-after")]
+    BadInterval,
+    #[error("option {0} given twice")]
+    Twice(String),
+    #[error("value of option {0} must be in double quotes: {0}=\"...\"")]
+    Unquoted(String),
+    #[error(
+        "invalid time \"{text}\": expected YYYYMMDD[Z] or YYYYMMDDHHMM[SS][Z]{}",
+        source.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+    )]
+    BadTime {
+        text: String,
+        #[source]
+        source: Option<jiff::Error>,
+    },
+}
+
 /// A parsed `allowed_signers` file.
 #[derive(Debug, Clone)]
 pub struct AllowedSigners {
@@ -68,10 +121,10 @@ impl AllowedSigners {
             if s.is_empty() || s.starts_with('#') {
                 continue;
             }
-            let entry = parse_line(s, line).map_err(|msg| TrustError::Parse {
+            let entry = parse_line(s, line).map_err(|source| TrustError::Parse {
                 file: path.to_path_buf(),
                 line,
-                msg,
+                source,
             })?;
             entries.push(entry);
         }
@@ -90,15 +143,13 @@ impl AllowedSigners {
     }
 }
 
-fn parse_line(s: &str, line: usize) -> Result<SignerEntry, String> {
+fn parse_line(s: &str, line: usize) -> Result<SignerEntry, SyntaxError> {
     let (principals, rest) = take_token(s)?;
     if principals.is_empty() {
-        return Err("empty principals field".into());
+        return Err(SyntaxError::EmptyPrincipals);
     }
     if rest.is_empty() {
-        return Err(format!(
-            "missing key after principals \"{principals}\" (expected `principals [options] keytype base64-key`)"
-        ));
+        return Err(SyntaxError::MissingKey { principals });
     }
     let (first, after_first) = take_token(rest)?;
     let mut opts = Options::default();
@@ -107,7 +158,7 @@ fn parse_line(s: &str, line: usize) -> Result<SignerEntry, String> {
     } else {
         parse_options(&first, &mut opts)?;
         if after_first.is_empty() {
-            return Err("missing key after options".into());
+            return Err(SyntaxError::MissingKeyAfterOptions);
         }
         after_first
     };
@@ -138,40 +189,40 @@ fn is_key_type(token: &str) -> bool {
 }
 
 /// `keytype base64 [comment]`.
-fn parse_key(s: &str) -> Result<PublicKey, String> {
+fn parse_key(s: &str) -> Result<PublicKey, SyntaxError> {
     let mut parts = s.split([' ', '\t']).filter(|p| !p.is_empty());
     let (Some(kind), Some(data)) = (parts.next(), parts.next()) else {
-        return Err(format!(
-            "invalid key \"{s}\": expected `keytype base64-key`"
-        ));
+        return Err(SyntaxError::BadKey(s.to_string()));
     };
     if kind.ends_with("-cert-v01@openssh.com") {
-        return Err(format!(
-            "certificate key type {kind} is not supported in allowed_signers"
-        ));
+        return Err(SyntaxError::Certificate(kind.to_string()));
     }
     if kind.parse::<Algorithm>().is_err() {
-        return Err(format!("unknown key type \"{kind}\""));
+        return Err(SyntaxError::UnknownKeyType(kind.to_string()));
     }
-    let key = PublicKey::from_openssh(&format!("{kind} {data}"))
-        .map_err(|e| format!("invalid {kind} key: {e}"))?;
+    let key = PublicKey::from_openssh(&format!("{kind} {data}")).map_err(|source| {
+        SyntaxError::KeyData {
+            kind: kind.to_string(),
+            source,
+        }
+    })?;
     if key.algorithm().as_str() != kind {
-        return Err(format!(
-            "key type \"{kind}\" does not match the encoded key ({})",
-            key.algorithm()
-        ));
+        return Err(SyntaxError::KeyTypeMismatch {
+            kind: kind.to_string(),
+            actual: key.algorithm().to_string(),
+        });
     }
     Ok(key)
 }
 
 /// One whitespace-delimited token; double quotes group (and are removed around a fully quoted
 /// token, kept inside an options token such as `namespaces="git"`). Returns the rest, trimmed.
-fn take_token(s: &str) -> Result<(String, &str), String> {
+fn take_token(s: &str) -> Result<(String, &str), SyntaxError> {
     let s = s.trim_start_matches([' ', '\t']);
     if let Some(inner) = s.strip_prefix('"') {
         let end = inner
             .find('"')
-            .ok_or_else(|| format!("unterminated quote in \"{s}\""))?;
+            .ok_or_else(|| SyntaxError::UnterminatedQuote(s.to_string()))?;
         let rest = &inner[end + 1..];
         if rest.is_empty() || rest.starts_with([' ', '\t']) {
             return Ok((
@@ -192,12 +243,12 @@ fn take_token(s: &str) -> Result<(String, &str), String> {
         }
     }
     if in_quote {
-        return Err(format!("unterminated quote in \"{s}\""));
+        return Err(SyntaxError::UnterminatedQuote(s.to_string()));
     }
     Ok((s.to_string(), ""))
 }
 
-fn parse_options(opts: &str, entry: &mut Options) -> Result<(), String> {
+fn parse_options(opts: &str, entry: &mut Options) -> Result<(), SyntaxError> {
     for opt in split_unquoted_commas(opts) {
         let (name, value) = match opt.split_once('=') {
             Some((n, v)) => (n, Some(v)),
@@ -205,12 +256,7 @@ fn parse_options(opts: &str, entry: &mut Options) -> Result<(), String> {
         };
         let lname = name.to_ascii_lowercase();
         match (lname.as_str(), value) {
-            ("cert-authority", _) => {
-                return Err(
-                    "option cert-authority is not supported (certificate-based SSH signatures cannot be verified by this agent; list the signing keys themselves)"
-                        .into(),
-                )
-            }
+            ("cert-authority", _) => return Err(SyntaxError::CertAuthority),
             ("namespaces", Some(v)) => {
                 let v = dequote(name, v)?;
                 set_once(&mut entry.namespaces, v, name)?;
@@ -224,23 +270,23 @@ fn parse_options(opts: &str, entry: &mut Options) -> Result<(), String> {
                 set_once(&mut entry.valid_before, t, name)?;
             }
             ("namespaces" | "valid-after" | "valid-before", None) => {
-                return Err(format!("option {name} needs a value: {name}=\"...\""))
+                return Err(SyntaxError::NeedsValue(name.to_string()))
             }
-            _ if opt.is_empty() => return Err(format!("empty option in \"{opts}\"")),
-            _ => return Err(format!("unsupported option \"{name}\"")),
+            _ if opt.is_empty() => return Err(SyntaxError::EmptyOption(opts.to_string())),
+            _ => return Err(SyntaxError::UnsupportedOption(name.to_string())),
         }
     }
     if let (Some(after), Some(before)) = (entry.valid_after, entry.valid_before) {
         if before <= after {
-            return Err("invalid time interval: valid-before is not after valid-after".into());
+            return Err(SyntaxError::BadInterval);
         }
     }
     Ok(())
 }
 
-fn set_once<T>(slot: &mut Option<T>, value: T, name: &str) -> Result<(), String> {
+fn set_once<T>(slot: &mut Option<T>, value: T, name: &str) -> Result<(), SyntaxError> {
     if slot.is_some() {
-        return Err(format!("option {name} given twice"));
+        return Err(SyntaxError::Twice(name.to_string()));
     }
     *slot = Some(value);
     Ok(())
@@ -264,25 +310,26 @@ fn split_unquoted_commas(s: &str) -> Vec<&str> {
     out
 }
 
-fn dequote(name: &str, v: &str) -> Result<String, String> {
+fn dequote(name: &str, v: &str) -> Result<String, SyntaxError> {
     match v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
         Some(inner) if !inner.contains('"') => Ok(inner.to_string()),
-        _ => Err(format!(
-            "value of option {name} must be in double quotes: {name}=\"...\""
-        )),
+        _ => Err(SyntaxError::Unquoted(name.to_string())),
     }
 }
 
 /// OpenSSH's `parse_absolute_time`: `YYYYMMDD`, `YYYYMMDDHHMM` or `YYYYMMDDHHMMSS`, with an
 /// optional `Z` for UTC; without it, the host's time zone.
-fn parse_time(s: &str) -> Result<i64, String> {
-    let bad = || format!("invalid time \"{s}\": expected YYYYMMDD[Z] or YYYYMMDDHHMM[SS][Z]");
+fn parse_time(s: &str) -> Result<i64, SyntaxError> {
+    let bad = |source: Option<jiff::Error>| SyntaxError::BadTime {
+        text: s.to_string(),
+        source,
+    };
     let (digits, utc) = match s.strip_suffix(['Z', 'z']) {
         Some(d) => (d, true),
         None => (s, false),
     };
     if !matches!(digits.len(), 8 | 12 | 14) || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
+        return Err(bad(None));
     }
     let num = |r: std::ops::Range<usize>| -> i32 { digits[r].parse().unwrap_or(-1) };
     let field = |r: std::ops::Range<usize>| -> i8 {
@@ -293,7 +340,7 @@ fn parse_time(s: &str) -> Result<i64, String> {
         }
     };
     let dt = jiff::civil::DateTime::new(
-        i16::try_from(num(0..4)).map_err(|_| bad())?,
+        i16::try_from(num(0..4)).map_err(|_| bad(None))?,
         field(4..6),
         field(6..8),
         field(8..10),
@@ -301,13 +348,13 @@ fn parse_time(s: &str) -> Result<i64, String> {
         field(12..14),
         0,
     )
-    .map_err(|e| format!("{}: {e}", bad()))?;
+    .map_err(|e| bad(Some(e)))?;
     let tz = if utc {
         jiff::tz::TimeZone::UTC
     } else {
         jiff::tz::TimeZone::system()
     };
-    let ts = tz.to_timestamp(dt).map_err(|e| format!("{}: {e}", bad()))?;
+    let ts = tz.to_timestamp(dt).map_err(|e| bad(Some(e)))?;
     Ok(ts.as_second())
 }
 
@@ -362,9 +409,9 @@ mod tests {
 
     fn parse_err(text: &str) -> (usize, String) {
         match parse(text) {
-            Err(TrustError::Parse { line, msg, file }) => {
+            Err(TrustError::Parse { line, source, file }) => {
                 assert_eq!(file, Path::new("/etc/gitops/allowed_signers"));
-                (line, msg)
+                (line, source.to_string())
             }
             other => panic!("expected a parse error, got {other:?}"),
         }
@@ -439,10 +486,10 @@ mod tests {
 
     #[test]
     fn trust_times_parse_like_openssh() {
-        assert_eq!(parse_time("19700101Z"), Ok(0));
-        assert_eq!(parse_time("197001010001Z"), Ok(60));
-        assert_eq!(parse_time("19700101000001Z"), Ok(1));
-        assert_eq!(parse_time("20240229z"), Ok(1_709_164_800));
+        assert_eq!(parse_time("19700101Z").ok(), Some(0));
+        assert_eq!(parse_time("197001010001Z").ok(), Some(60));
+        assert_eq!(parse_time("19700101000001Z").ok(), Some(1));
+        assert_eq!(parse_time("20240229z").ok(), Some(1_709_164_800));
         assert!(parse_time("20240230Z").is_err());
         assert!(parse_time("2024010100Z").is_err());
         assert!(parse_time("Z").is_err());

@@ -4,6 +4,7 @@
 //! them); a missing tool fails the test, nothing is skipped. The library's own tests
 //! (`cargo test --lib`) need none of them.
 
+mod cli_push;
 #[path = "../common/mod.rs"]
 mod common;
 mod fetch;

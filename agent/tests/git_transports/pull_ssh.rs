@@ -53,7 +53,7 @@ fn pull_mode_over_ssh() {
     let Sub::Converge(args) = cli.command else {
         panic!("not converge")
     };
-    assert_eq!(gitops_agent::pull::converge_pull(&args), exit::CHANGED);
+    assert_eq!(gitops_agent::run::pull::converge(&args), exit::CHANGED);
     assert_eq!(
         std::fs::read_to_string(root.join("app.conf")).unwrap(),
         "over ssh\n"

@@ -5,9 +5,10 @@
 use std::time::{Duration, Instant};
 
 use gitops_agent::git::{
-    FetchOptions, GitCliPush, GitRepo, NativePush, PushOutcome, PushRequest, PushResult, StatusPush,
+    FetchOptions, GitRepo, NativePush, PushOutcome, PushRequest, PushResult, StatusPush,
 };
 
+use crate::cli_push::GitCliPush;
 use crate::support::*;
 
 /// Status commit and push to `url`, which serves `up.bare`.

@@ -3,42 +3,27 @@
 //! write the status back to Git. Nothing of a refused or invalid commit is applied.
 //!
 //! [`converge_locked`] is the one converge both callers share: `gitops-agent converge` (through
-//! [`converge_pull`], which takes the lock and prints) and the daemon (`crate::daemon`, which
+//! [`converge`], which takes the lock and prints) and the daemon (`crate::daemon`, which
 //! takes the lock itself, passes its own reporter and a stop flag, and calls it on every poll).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use gitops_modules::engine::{DriftOptions, Engine, RunOptions};
-use gitops_modules::playbook::Loader;
 use gitops_modules::report::{Drift, Reporter, RunReport};
 use gitops_modules::template::Templar;
 use tracing::{error, info, warn};
 
+pub use super::plan::Plan;
+use super::playbook::{exit_code, load_playbook};
+use super::{plan, publish, verify};
 use crate::cli::{exit, ConvergeArgs, Format};
-use crate::config::{Config, ConfigOverrides, HostIds, HttpCredentials, DEFAULT_CONFIG_PATH};
-use crate::converge::{extra_vars, report_invalid, select_playbook};
-use crate::git::{FetchOptions, GitRepo, ObjectId};
-use crate::output::TextReporter;
-use crate::state::{State, StateLock};
-use crate::status::{Outcome, StatusDoc, STATUS_FILE};
-use crate::trust::{verify, SignedCommit, TrustPolicy};
-
-/// Everything one pull-mode converge needs, resolved from the config and the command line.
-pub struct Plan {
-    pub config: Config,
-    /// Gathered once per converge; identifiers and the status summary come from it.
-    facts: gitops_modules::facts::Facts,
-    pub ids: HostIds,
-    pub host: String,
-    url: String,
-    branch: String,
-    /// Status repository URL and branch, when status commits are enabled.
-    pub status: Option<(String, String)>,
-    pub fetch: FetchOptions,
-}
+use crate::git::{GitRepo, ObjectId};
+use crate::output::{report_invalid, TextReporter};
+use crate::state::{unix_now, State, StateLock};
+use crate::status::{FactsSummary, Outcome, StatusDoc};
 
 /// How one converge runs: the command line's flags, or the daemon's.
 #[derive(Debug, Clone, Default)]
@@ -126,6 +111,10 @@ pub struct ConvergeOutcome {
     pub commit_applied: Option<String>,
     /// The fetch failed (the Git server is unreachable, ...): why.
     pub fetch_error: Option<String>,
+    /// The fetch failed in a way that trying again soon may fix (see
+    /// [`crate::git::GitError::is_spurious`]): the daemon retries sooner, with backoff.
+    #[serde(default)]
+    pub fetch_spurious: bool,
     /// The playbook ran from the local repository because the fetch failed.
     pub offline: bool,
     /// Converging is suspended: why.
@@ -136,100 +125,12 @@ pub struct ConvergeOutcome {
     pub stopped: bool,
 }
 
-fn overrides(args: &ConvergeArgs) -> Result<ConfigOverrides, String> {
-    let mut o = ConfigOverrides::from_pairs(&args.pull.keys.values)?;
-    o.playbook(args.playbook.clone());
-    o.extra_vars(extra_vars(&args.extra_vars).map_err(|e| format!("{e:#}"))?);
-    Ok(o)
-}
-
-/// Reads the configuration file (the default one may be missing: bootstrap with `--repo`; a
-/// named one may not), lays `overrides` over it and validates it.
-pub fn load_config(path: &Path, overrides: ConfigOverrides) -> Result<Config, String> {
-    let text = Config::read_text(path).map_err(|e| e.to_string())?;
-    config_from_text(path, text.as_deref(), overrides)
-}
-
-/// As [`load_config`], from the file's text already read (`None`: no file, the defaults). The
-/// daemon reads the file at start and at SIGHUP and hands that text to every run.
-pub fn config_from_text(
-    path: &Path,
-    text: Option<&str>,
-    overrides: ConfigOverrides,
-) -> Result<Config, String> {
-    let mut config = match text {
-        Some(text) => Config::from_str(&path.to_string_lossy(), text),
-        None => Ok(Config::default()),
-    }
-    .map_err(|e| e.to_string())?;
-    config.apply(overrides);
-    config.validate().map_err(|e| {
-        let text = e.to_string();
-        if config.repo.is_none() {
-            format!(
-                "{text}\n(give --repo, set `repo` in {}, or converge a local directory with --playbook-dir)",
-                path.display()
-            )
-        } else {
-            text
-        }
-    })?;
-    Ok(config)
-}
-
-impl Plan {
-    /// Resolves a validated configuration for this host (facts are gathered here).
-    pub fn new(config: Config, host_name: Option<String>) -> Result<Plan, String> {
-        let facts = gitops_modules::facts::Facts::gather();
-        let ids = HostIds::from_facts(&facts);
-        let host = host_name.unwrap_or_else(|| ids.hostname.clone());
-        let url = config
-            .repo
-            .as_ref()
-            .map(|r| r.as_str().to_string())
-            .ok_or("no repository configured")?;
-        let branch = config.branch_name(&ids);
-        let status = match (config.status.enabled, config.status_repo()) {
-            (true, Some(r)) => Some((r.as_str().to_string(), config.status_branch_name(&ids))),
-            _ => None,
-        };
-        let http_credentials = match &config.http.credentials_file {
-            Some(f) => {
-                let c = HttpCredentials::load(f).map_err(|e| e.to_string())?;
-                Some((c.username, c.password))
-            }
-            None => None,
-        };
-        let fetch = FetchOptions {
-            ssh_key: config.ssh_key.clone(),
-            known_hosts: config.known_hosts.clone(),
-            http_credentials,
-            http_ca_file: config.http.ca_file.clone(),
-        };
-        Ok(Plan {
-            config,
-            facts,
-            ids,
-            host,
-            url,
-            branch,
-            status,
-            fetch,
-        })
-    }
-}
-
-fn plan(args: &ConvergeArgs) -> Result<Plan, String> {
-    let config = load_config(&args.pull.config, overrides(args)?)?;
-    Plan::new(config, args.host_name.clone())
-}
-
 /// `gitops-agent converge` in pull mode. Returns the exit code.
-pub fn converge_pull(args: &ConvergeArgs) -> i32 {
-    let plan = match plan(args) {
+pub fn converge(args: &ConvergeArgs) -> i32 {
+    let plan = match plan::from_args(args) {
         Ok(p) => p,
         Err(e) => {
-            report_invalid(args.format, &e);
+            report_invalid(args.format, &e.to_string());
             return exit::INVALID;
         }
     };
@@ -285,13 +186,6 @@ pub fn converge_pull(args: &ConvergeArgs) -> i32 {
     outcome.code
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 /// One converge, with the lock already held by the caller: load the state, fetch, verify,
 /// load, run, record the state, publish the status, write the metrics. `report` receives the
 /// engine's report when the playbook ran.
@@ -317,9 +211,14 @@ pub fn converge_locked(
     crate::git::install_tls_provider();
     let started = SystemTime::now();
     let clock = Instant::now();
-    let (code, doc) = converge_commit(
-        plan, repo, flags, hooks, &mut state, started, report, &mut out,
-    );
+    let run = Converge {
+        plan,
+        repo,
+        flags,
+        hooks: &mut *hooks,
+        started,
+    };
+    let (code, doc) = converge_commit(run, &mut state, report, &mut out);
     out.code = code;
     if flags.check {
         return out;
@@ -327,7 +226,7 @@ pub fn converge_locked(
     out.result = doc.as_ref().map(|d| d.result);
     if let Some(mut doc) = doc {
         doc.finish(clock.elapsed());
-        doc.facts = facts_summary(&plan.facts);
+        doc.facts = FactsSummary::from_facts(&plan.facts);
         out.commit_applied = doc.commit_applied.clone();
         state.set_last_converge(started);
         state.last_result = Some(doc.result.as_str().to_string());
@@ -342,11 +241,11 @@ pub fn converge_locked(
             }
         }
         (hooks.progress)(Phase::Publishing);
-        publish_status(plan, repo, &doc, &mut state);
+        publish::publish_status(plan, repo, &doc, &mut state);
     } else if !out.stopped {
         // Nothing new, nothing to report; a status commit whose push failed earlier goes now.
         (hooks.progress)(Phase::Publishing);
-        push_pending(plan, repo, None);
+        publish::push_pending(plan, repo, None);
     }
     if out.commit_applied.is_none() {
         out.commit_applied = state.last_applied.clone();
@@ -374,19 +273,31 @@ pub fn converge_locked(
     out
 }
 
+/// What one converge works with: the plan, the local repository, how it runs, what the caller
+/// lent it, and when it started.
+struct Converge<'a, 'h> {
+    plan: &'a Plan,
+    repo: &'a GitRepo,
+    flags: &'a RunFlags,
+    hooks: &'a mut Hooks<'h>,
+    started: SystemTime,
+}
+
 /// Fetch, verify, load and run. Returns the exit code and the status document (`None`: nothing
 /// new, nothing to report).
-#[allow(clippy::too_many_arguments)]
 fn converge_commit(
-    plan: &Plan,
-    repo: &GitRepo,
-    flags: &RunFlags,
-    hooks: &mut Hooks<'_>,
+    run: Converge<'_, '_>,
     state: &mut State,
-    started: SystemTime,
     report: &mut Option<RunReport>,
     out: &mut ConvergeOutcome,
 ) -> (i32, Option<StatusDoc>) {
+    let Converge {
+        plan,
+        repo,
+        flags,
+        hooks,
+        started,
+    } = run;
     let host = plan.host.as_str();
     let failed = |outcome: Outcome, msg: String| {
         let mut doc = StatusDoc::new(host, started, outcome);
@@ -427,6 +338,7 @@ fn converge_commit(
         Ok(tip) => tip,
         Err(e) => {
             out.fetch_error = Some(e.to_string());
+            out.fetch_spurious = e.is_spurious();
             // Offline: keep enforcing the applied commit from the local repository.
             let local = state
                 .last_applied
@@ -506,59 +418,14 @@ fn converge_commit(
     // verified when it was applied).
     if flags.drift.is_none() {
         (hooks.progress)(Phase::Verifying);
-        let policy = match TrustPolicy::load(
-            plan.config.signing.allowed_signers.as_deref(),
-            &plan.config.signing.openpgp_keys,
-            plan.config.signing.require,
-        ) {
-            Ok(p) => p,
-            Err(e) => return refuse(state, Outcome::Refused, format!("signing keys: {e}")),
-        };
-        let verdict = match repo.commit_signature(tip) {
-            Ok((sig, time)) => {
-                let (signature, payload) = match &sig {
-                    Some((s, p)) => (Some(s.as_slice()), p.as_slice()),
-                    None => (None, &[][..]),
-                };
-                verify(
-                    &policy,
-                    &SignedCommit {
-                        signature,
-                        payload,
-                        commit_time: time,
-                    },
-                )
-                .map_err(|e| e.to_string())
-            }
-            Err(e) => Err(e.to_string()),
-        };
-        match verdict {
+        match verify::signature(plan, repo, tip) {
             Ok(v) => info!("commit {}: {v}", &tip_hex[..7]),
-            Err(e) => return refuse(state, Outcome::Refused, e),
+            Err(e) => return refuse(state, Outcome::Refused, e.to_string()),
         }
         if let Some(last) = state.last_applied.clone() {
             if !plan.config.allow_rollback && !out.offline {
-                let descends = last
-                    .parse::<ObjectId>()
-                    .map_err(|e| e.to_string())
-                    .and_then(|old| {
-                        repo.is_ancestor(&plan.url, &plan.branch, old, tip, &plan.fetch)
-                            .map_err(|e| e.to_string())
-                    });
-                match descends {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        return refuse(
-                            state,
-                            Outcome::Refused,
-                            format!(
-                        "does not descend from the last applied commit {} (a force-push back?); \
-                             use --allow-rollback or `allow_rollback: true` to apply it",
-                        &last[..7.min(last.len())]
-                    ),
-                        )
-                    }
-                    Err(e) => return refuse(state, Outcome::Refused, format!("ancestry: {e}")),
+                if let Err(e) = verify::ancestry(plan, repo, tip, &last) {
+                    return refuse(state, Outcome::Refused, e.to_string());
                 }
             }
         }
@@ -574,16 +441,11 @@ fn converge_commit(
         }
     };
     let templar = Arc::new(Templar::new());
-    let loaded = select_playbook(&source, plan.config.playbook.as_deref())
-        .map_err(|e| e.to_string())
-        .and_then(|path| {
-            Loader::new(&source, &templar)
-                .load(&path, host)
-                .map_err(|e| e.to_string())
-        });
+    let loaded = load_playbook(&source, &templar, plan.config.playbook.as_deref(), host);
     let playbook = match loaded {
         Ok(p) => p,
         Err(e) => {
+            let e = e.to_string();
             report_invalid(
                 if flags.json {
                     Format::Json
@@ -631,7 +493,7 @@ fn converge_commit(
     if let Some(pass) = &flags.drift {
         let count = |d: Drift| run.tasks.iter().filter(|t| t.drift == Some(d)).count();
         let (corrected, reported) = (count(Drift::Corrected), count(Drift::Reported));
-        let code = crate::converge::exit_code(&run);
+        let code = exit_code(&run);
         if corrected + reported == 0 && run.result != gitops_modules::report::RunResult::Failed {
             // Nothing had drifted after all (a change put back by hand, a file touched
             // without a difference): nothing to report.
@@ -664,7 +526,7 @@ fn converge_commit(
             state.last_good = Some(tip_hex);
         }
     }
-    let code = crate::converge::exit_code(&run);
+    let code = exit_code(&run);
     *report = Some(run);
     (code, Some(doc))
 }
@@ -685,135 +547,4 @@ impl Reporter for ProgressReporter<'_> {
         (self.progress)(Phase::Applying);
         self.inner.task_done(task);
     }
-}
-
-/// Commits the status document to the status branch and pushes it. A push that fails is not
-/// lost: the commit stays on the local status branch and goes out with the next push.
-///
-/// A document identical in substance to the last one committed (same result, same tasks; only
-/// the time differs) is not committed again until the heartbeat is due.
-fn publish_status(plan: &Plan, repo: &GitRepo, doc: &StatusDoc, state: &mut State) {
-    let Some((_, branch)) = &plan.status else {
-        return;
-    };
-    let digest = doc.digest();
-    let now = unix_now();
-    let heartbeat_due = state
-        .last_status_at
-        .is_none_or(|at| now.saturating_sub(at) >= plan.config.status.heartbeat.as_secs());
-    let message = doc.commit_message();
-    if state.last_status_digest.as_deref() != Some(digest.as_str()) || heartbeat_due {
-        let yaml = doc.to_yaml();
-        match repo.record_status(
-            branch,
-            &[(STATUS_FILE, yaml.as_bytes())],
-            &message,
-            &plan.ids.hostname,
-        ) {
-            Ok(_) => {
-                state.last_status_digest = Some(digest);
-                state.last_status_at = Some(now);
-            }
-            Err(e) => {
-                warn!("status commit: {e}");
-                return;
-            }
-        }
-    }
-    // Also when nothing new was committed: a status commit whose push failed earlier goes now.
-    push_pending(plan, repo, Some(&message));
-}
-
-/// Pushes the local status branch if it is ahead of the remote. Returns whether it is in sync.
-pub fn push_pending(plan: &Plan, repo: &GitRepo, message: Option<&str>) -> bool {
-    let Some((url, branch)) = &plan.status else {
-        return true;
-    };
-    match repo.push_status(url, branch, &plan.fetch) {
-        Ok(outcome) => {
-            match message {
-                Some(m) => info!("status: {m} ({outcome})"),
-                None if matches!(outcome, crate::git::PushOutcome::Pushed { .. }) => {
-                    info!("status: pushed a pending status ({outcome})")
-                }
-                None => {}
-            }
-            true
-        }
-        Err(e) => {
-            warn!("status push to {url} failed, kept for the next run: {e}");
-            false
-        }
-    }
-}
-
-fn facts_summary(facts: &gitops_modules::facts::Facts) -> crate::status::FactsSummary {
-    let get = |k: &str| {
-        facts
-            .map
-            .get(k)
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string())
-            })
-            .unwrap_or_default()
-    };
-    crate::status::FactsSummary {
-        hostname: get("hostname"),
-        distribution: get("distribution"),
-        distribution_version: get("distribution_version"),
-        kernel: get("kernel"),
-        architecture: get("architecture"),
-    }
-}
-
-/// `gitops-agent status`: what the state directory says.
-pub fn show_status(args: &crate::cli::StatusArgs) -> i32 {
-    let config = if args.config == Path::new(DEFAULT_CONFIG_PATH) {
-        Config::load_or_default(&args.config)
-    } else {
-        Config::load(&args.config)
-    };
-    let config = match config {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::INVALID;
-        }
-    };
-    let dir = args.state_dir.clone().unwrap_or(config.state_dir.clone());
-    let state = match State::load(&dir) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::FAILED;
-        }
-    };
-    let show = |c: &Option<String>| c.clone().unwrap_or_else(|| "-".to_string());
-    println!("state dir:      {}", dir.display());
-    println!("last applied:   {}", show(&state.last_applied));
-    println!("last good:      {}", show(&state.last_good));
-    println!("last seen:      {}", show(&state.last_seen));
-    println!("last result:    {}", show(&state.last_result));
-    println!(
-        "last converge:  {}",
-        state
-            .last_converge_time()
-            .map(crate::status::rfc3339)
-            .unwrap_or_else(|| "-".into())
-    );
-    let branch = config.status_branch_name(&HostIds::gather());
-    let pending = GitRepo::open_or_init(&dir.join("repo.git"))
-        .and_then(|r| r.status_pending(&branch))
-        .map(|p| if p { "yes" } else { "no" }.to_string())
-        .unwrap_or_else(|e| format!("unknown ({e})"));
-    println!("status pending: {pending} (branch {branch})");
-    if state.suspended {
-        println!(
-            "suspended:      {}",
-            state.suspended_reason.as_deref().unwrap_or("yes")
-        );
-    }
-    exit::OK
 }

@@ -1,0 +1,138 @@
+//! `converge --playbook-dir` and `validate`: load a playbook from a directory, validate it, run
+//! it.
+
+use std::sync::Arc;
+
+use gitops_modules::engine::{Engine, RunOptions};
+use gitops_modules::playbook::{Loader, Playbook, RawVars};
+use gitops_modules::report::RunReport;
+use gitops_modules::source::{DirSource, Source};
+use gitops_modules::template::Templar;
+
+use super::playbook::{exit_code, extra_vars, select_playbook, short_hostname};
+use super::playbook::{ExtraVarsError, PlaybookError};
+use crate::cli::{exit, ConvergeArgs, Format, PlaybookArgs};
+use crate::output::{report_invalid, TextReporter};
+
+/// A playbook directory that cannot be run: every message is for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("playbook directory {}: {source}", dir.display())]
+    Dir {
+        dir: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Playbook(#[from] PlaybookError),
+    #[error(transparent)]
+    ExtraVars(#[from] ExtraVarsError),
+}
+
+struct Loaded {
+    source: DirSource,
+    playbook: Playbook,
+    host_name: String,
+    extra_vars: RawVars,
+    templar: Arc<Templar>,
+}
+
+/// Loads and validates.
+fn load(args: &PlaybookArgs) -> Result<Loaded, LocalError> {
+    let source = DirSource::new(&args.playbook_dir).map_err(|source| LocalError::Dir {
+        dir: args.playbook_dir.clone(),
+        source,
+    })?;
+    let path = select_playbook(&source, args.playbook.as_deref()).map_err(PlaybookError::from)?;
+    let host_name = args.host_name.clone().unwrap_or_else(short_hostname);
+    let extra_vars = extra_vars(&args.extra_vars)?;
+    let templar = Arc::new(Templar::new());
+    let playbook = Loader::new(&source, &templar)
+        .load(&path, &host_name)
+        .map_err(PlaybookError::from)?;
+    Ok(Loaded {
+        source,
+        playbook,
+        host_name,
+        extra_vars,
+        templar,
+    })
+}
+
+/// `gitops-agent validate`. Returns the exit code.
+pub fn validate(args: &PlaybookArgs) -> i32 {
+    match load(args) {
+        Ok(l) => {
+            let tasks: usize = l.playbook.plays.len();
+            println!(
+                "{}: valid ({} play{})",
+                l.playbook.file,
+                tasks,
+                if tasks == 1 { "" } else { "s" }
+            );
+            exit::OK
+        }
+        Err(e) => {
+            for line in e.to_string().lines() {
+                eprintln!("error: {line}");
+            }
+            exit::INVALID
+        }
+    }
+}
+
+/// `gitops-agent converge --playbook-dir DIR`. Returns the exit code.
+pub fn converge(args: &ConvergeArgs, dir: &std::path::Path) -> i32 {
+    let playbook_args = PlaybookArgs {
+        playbook_dir: dir.to_path_buf(),
+        playbook: args.playbook.clone(),
+        host_name: args.host_name.clone(),
+        extra_vars: args.extra_vars.clone(),
+    };
+    let loaded = match load(&playbook_args) {
+        Ok(l) => l,
+        Err(e) => {
+            report_invalid(args.format, &e.to_string());
+            return exit::INVALID;
+        }
+    };
+    let report = run_and_print(
+        args,
+        &loaded.source,
+        &loaded.playbook,
+        loaded.templar.clone(),
+        loaded.extra_vars,
+        loaded.host_name,
+    );
+    exit_code(&report)
+}
+
+/// Runs a loaded playbook, printing as the output format says.
+fn run_and_print(
+    args: &ConvergeArgs,
+    source: &dyn Source,
+    playbook: &Playbook,
+    templar: Arc<Templar>,
+    extra_vars: RawVars,
+    host_name: String,
+) -> RunReport {
+    let opts = RunOptions {
+        check: args.check,
+        diff: args.diff,
+        tags: args.tags.clone(),
+        skip_tags: args.skip_tags.clone(),
+        extra_vars,
+        inventory_hostname: host_name,
+        drift: None,
+    };
+    let mut reporter = TextReporter::new(args.format == Format::Text, args.diff);
+    let report = Engine::new(templar, source, opts, &mut reporter).run(playbook);
+    match args.format {
+        Format::Text => reporter.recap(&report),
+        Format::Json => match serde_json::to_string_pretty(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => eprintln!("error: cannot write the report: {e}"),
+        },
+    }
+    report
+}
