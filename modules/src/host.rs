@@ -75,6 +75,57 @@ impl UnitState {
     }
 }
 
+/// What the tasks of a playbook will ask of the host, gathered before the run from each
+/// module's [`crate::resource::Module::host_queries`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HostQueries {
+    /// Package names (as the package manager takes them).
+    pub packages: Vec<String>,
+    /// systemd unit names.
+    pub units: Vec<String>,
+}
+
+impl HostQueries {
+    /// The names a literal argument value gives (a list, or comma-separated text); templates
+    /// are left out, they are known only at run time.
+    pub fn literal_names(value: &minijinja::Value, out: &mut Vec<String>) {
+        if let Some(s) = value.as_str() {
+            for n in s.split(',') {
+                let n = n.trim();
+                if !n.is_empty() && !n.contains("{{") && !n.contains("{%") {
+                    out.push(n.to_string());
+                }
+            }
+        } else if let Ok(iter) = value.try_iter() {
+            for item in iter {
+                HostQueries::literal_names(&item, out);
+            }
+        }
+    }
+
+    /// The packages a package task names literally (`name`, or its alias `pkg`).
+    pub fn packages_named(&mut self, args: &indexmap::IndexMap<String, minijinja::Value>) {
+        if let Some(v) = args.get("name").or_else(|| args.get("pkg")) {
+            HostQueries::literal_names(v, &mut self.packages);
+        }
+    }
+
+    /// The unit a service task names literally.
+    pub fn units_named(&mut self, args: &indexmap::IndexMap<String, minijinja::Value>) {
+        if let Some(v) = args.get("name").or_else(|| args.get("pkg")) {
+            HostQueries::literal_names(v, &mut self.units);
+        }
+    }
+
+    /// Sorted, each name once.
+    pub fn dedup(&mut self) {
+        self.packages.sort();
+        self.packages.dedup();
+        self.units.sort();
+        self.units.dedup();
+    }
+}
+
 /// Installed versions by (installroot, name); `None` = not asked yet.
 type RpmCache = HashMap<(PathBuf, String), Option<Vec<InstalledPackage>>>;
 
@@ -104,6 +155,12 @@ impl HostState {
             units: Mutex::new(HashMap::new()),
             unit_hints: Mutex::new(BTreeSet::new()),
         }
+    }
+
+    /// What the tasks of a run will ask about, so that one query covers them all.
+    pub fn hint(&self, queries: HostQueries) {
+        self.hint_packages(queries.packages);
+        self.hint_units(queries.units);
     }
 
     /// Package names a later task will ask about, so that one query covers them all.

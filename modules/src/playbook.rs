@@ -9,8 +9,9 @@ use minijinja::Value;
 
 use crate::args::parse_kv;
 use crate::error::{LoadError, LoadErrors, Location};
+use crate::host::HostQueries;
 use crate::modules;
-use crate::resource::Module;
+use crate::resource::{LoadContext, Module, TaskArgs};
 use crate::source::{RepoPath, Source};
 use crate::template::Templar;
 use crate::yaml::{self, Entry, Node, NodeKind};
@@ -1303,11 +1304,16 @@ impl<'a> Loader<'a> {
             for (_, v) in &pairs {
                 self.check_templates(v, file);
             }
-            if matches!(short_name, "copy" | "template") {
-                self.check_src(short_name, &pairs, file, role.as_ref(), at);
-            }
-            if matches!(short_name, "authorized_key" | "group") {
-                self.check_accounts(short_name, &pairs, file, at);
+            let search = search_dirs(role.as_ref(), file, &self.base);
+            let ctx = LoadContext {
+                source: self.source,
+                templar: self.templar,
+                file,
+                task: at,
+                search: &search,
+            };
+            if let Err(e) = module.validate(&TaskArgs { pairs: &pairs }, &ctx) {
+                self.errors.push(e);
             }
         }
         Some(Action::Module {
@@ -1316,104 +1322,6 @@ impl<'a> Loader<'a> {
             module,
             args: pairs.into_iter().map(|(k, v)| (k, v.to_value())).collect(),
         })
-    }
-
-    /// A static `src` of `copy`/`template` must exist inside the repository, and a template
-    /// must parse: found now, before anything is applied, rather than half-way through a run.
-    fn check_src(
-        &mut self,
-        module: &str,
-        pairs: &[(String, Node)],
-        file: &Arc<str>,
-        role: Option<&Arc<Role>>,
-        at: &Location,
-    ) {
-        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v);
-        let remote =
-            get("remote_src").is_some_and(|n| crate::args::to_bool(&n.to_value()).unwrap_or(false));
-        let Some(src_node) = get("src") else {
-            return;
-        };
-        let Some(src) = src_node.as_str() else {
-            return;
-        };
-        if remote || Templar::is_template(src) {
-            return;
-        }
-        let loc = Location::new(file.clone(), src_node.line);
-        let search = search_dirs(role, file, &self.base);
-        let sub = if module == "template" {
-            "templates"
-        } else {
-            "files"
-        };
-        match crate::source::find_in(self.source, &search, sub, src) {
-            Err(e) => self
-                .errors
-                .push(LoadError::at(loc, format!("src `{src}`: {e}")).with_key("src")),
-            Ok(None) => self.errors.push(
-                LoadError::at(
-                    loc,
-                    format!("src `{src}` not found (searched {sub}/ of the role and the playbook)"),
-                )
-                .with_key("src"),
-            ),
-            Ok(Some((path, crate::source::SourceKind::File))) if module == "template" => {
-                let text = self
-                    .source
-                    .read(&path)
-                    .ok()
-                    .flatten()
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_default();
-                if let Err(e) = self.templar.check_syntax(&text) {
-                    self.errors.push(
-                        LoadError::at(at.clone(), format!("template {path}: {e}")).with_key("src"),
-                    );
-                }
-            }
-            Ok(Some(_)) => {}
-        }
-    }
-
-    /// Literal values the account modules would refuse at run time, found before anything is
-    /// applied: an `authorized_key` key that is not a key (or is a URL), a `group` with
-    /// `non_unique` but no `gid`.
-    fn check_accounts(
-        &mut self,
-        module: &str,
-        pairs: &[(String, Node)],
-        file: &Arc<str>,
-        at: &Location,
-    ) {
-        let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v);
-        if module == "group" {
-            let non_unique = get("non_unique")
-                .is_some_and(|n| crate::args::to_bool(&n.to_value()).unwrap_or(false));
-            if non_unique && get("gid").is_none() {
-                self.errors.push(
-                    LoadError::at(
-                        at.clone(),
-                        "non_unique is True but all of the following are missing: gid",
-                    )
-                    .with_key("non_unique"),
-                );
-            }
-            return;
-        }
-        let Some(node) = get("key") else {
-            return;
-        };
-        let Some(text) = node.as_str() else {
-            return;
-        };
-        if Templar::is_template(text) {
-            return;
-        }
-        let loc = Location::new(file.clone(), node.line);
-        if let Err(e) = crate::modules::authorized_key::check_keys(text) {
-            self.errors.push(LoadError::at(loc, e).with_key("key"));
-        }
     }
 
     fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
@@ -1627,56 +1535,34 @@ pub fn search_dirs(role: Option<&Arc<Role>>, task_file: &str, base: &RepoPath) -
     search
 }
 
-/// Every package and unit named literally (no template) by a package or service task anywhere
-/// in the playbook, so the engine can read their state with one query for all.
-pub fn named_packages_and_units(playbook: &Playbook) -> (Vec<String>, Vec<String>) {
-    fn literal_names(v: &Value, out: &mut Vec<String>) {
-        if let Some(s) = v.as_str() {
-            for n in s.split(',') {
-                let n = n.trim();
-                if !n.is_empty() && !n.contains("{{") && !n.contains("{%") {
-                    out.push(n.to_string());
-                }
-            }
-        } else if let Ok(iter) = v.try_iter() {
-            for item in iter {
-                literal_names(&item, out);
-            }
-        }
-    }
-    fn walk(items: &[Item], pkgs: &mut Vec<String>, units: &mut Vec<String>) {
+/// What the tasks of the playbook will ask of the host (every package and unit a task names
+/// literally, from each module's [`Module::host_queries`]), so the engine can read their state
+/// with one query for all.
+pub fn host_queries(playbook: &Playbook) -> HostQueries {
+    fn walk(items: &[Item], out: &mut HostQueries) {
         for item in items {
             match item {
                 Item::Task(t) => match &t.action {
-                    Action::Module { name, args, .. } => {
-                        let out = match *name {
-                            "apt" | "dnf" | "yum" | "package" => &mut *pkgs,
-                            "service" | "systemd" | "systemd_service" => &mut *units,
-                            _ => continue,
-                        };
-                        if let Some(v) = args.get("name").or_else(|| args.get("pkg")) {
-                            literal_names(v, out);
-                        }
-                    }
+                    Action::Module { module, args, .. } => module.host_queries(args, out),
                     Action::IncludeTasks {
                         preloaded: Some(items),
                         ..
-                    } => walk(items, pkgs, units),
+                    } => walk(items, out),
                     Action::IncludeRole { role, .. } => {
-                        walk(&role.tasks, pkgs, units);
-                        walk(&role.handlers, pkgs, units);
+                        walk(&role.tasks, out);
+                        walk(&role.handlers, out);
                     }
                     _ => {}
                 },
                 Item::Block(b) => {
-                    walk(&b.block, pkgs, units);
-                    walk(&b.rescue, pkgs, units);
-                    walk(&b.always, pkgs, units);
+                    walk(&b.block, out);
+                    walk(&b.rescue, out);
+                    walk(&b.always, out);
                 }
             }
         }
     }
-    let (mut pkgs, mut units) = (Vec::new(), Vec::new());
+    let mut out = HostQueries::default();
     for play in &playbook.plays {
         for items in [
             &play.pre_tasks,
@@ -1684,15 +1570,12 @@ pub fn named_packages_and_units(playbook: &Playbook) -> (Vec<String>, Vec<String
             &play.post_tasks,
             &play.handlers,
         ] {
-            walk(items, &mut pkgs, &mut units);
+            walk(items, &mut out);
         }
         for role in &play.roles {
-            walk(&role.handlers, &mut pkgs, &mut units);
+            walk(&role.handlers, &mut out);
         }
     }
-    pkgs.sort();
-    pkgs.dedup();
-    units.sort();
-    units.dedup();
-    (pkgs, units)
+    out.dedup();
+    out
 }

@@ -19,11 +19,12 @@ use std::time::{Duration, SystemTime};
 use minijinja::Value;
 
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
-use crate::host::{HostState, InstalledPackage};
+use crate::host::{HostQueries, HostState, InstalledPackage};
 use crate::process::{self, Ran};
 use crate::resource::{
     Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, PackageOp, Resource,
 };
+use indexmap::IndexMap;
 
 pub struct AptModule;
 
@@ -117,6 +118,10 @@ enum State {
 impl Module for AptModule {
     fn spec(&self) -> &'static ArgSpec {
         &SPEC
+    }
+
+    fn host_queries(&self, args: &IndexMap<String, Value>, queries: &mut HostQueries) {
+        queries.packages_named(args);
     }
 
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
@@ -661,10 +666,12 @@ impl Resource for AptResource {
         Ok(Check {
             changes,
             outcome: self.result(&Log::default(), false),
+            ..Default::default()
         })
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        let changes = &check.changes[..];
         let mut log = Log::default();
         let mut cache_updated = false;
         let mut todo: Vec<Change> = changes.to_vec();

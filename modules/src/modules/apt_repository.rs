@@ -330,10 +330,12 @@ impl Resource for AptRepository {
         Ok(Check {
             changes,
             outcome: self.outcome(),
+            ..Default::default()
         })
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        let changes = &check.changes[..];
         for c in changes {
             if let Change::Package { .. } = c {
                 let mut last = None;
@@ -392,7 +394,7 @@ mod tests {
     fn converge(r: &AptRepository) -> usize {
         let c = r.check().unwrap();
         let n = c.changes.len();
-        r.apply(&c.changes).unwrap();
+        r.apply(c).unwrap();
         n
     }
 

@@ -340,6 +340,19 @@ impl Module for AuthorizedKeyModule {
         &SPEC
     }
 
+    /// A literal `key` that is not a key (or is a URL) is refused before anything is applied.
+    fn validate(
+        &self,
+        args: &crate::resource::TaskArgs,
+        ctx: &crate::resource::LoadContext,
+    ) -> Result<(), crate::error::LoadError> {
+        match args.literal_str("key") {
+            Some((text, node)) => check_keys(text)
+                .map_err(|e| crate::error::LoadError::at(ctx.at(node), e).with_key("key")),
+            None => Ok(()),
+        }
+    }
+
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
         let key = args.str("key").unwrap_or_default();
         if key.starts_with("http") {
@@ -490,6 +503,7 @@ impl Resource for KeyResource {
             return Ok(Check {
                 changes: Vec::new(),
                 outcome,
+                ..Default::default()
             });
         };
         let mut changes = Vec::new();
@@ -557,13 +571,17 @@ impl Resource for KeyResource {
             backup: false,
             validate: None,
         });
-        Ok(Check { changes, outcome })
+        Ok(Check {
+            changes,
+            outcome,
+            ..Default::default()
+        })
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
-        fsops::apply_all(changes)?;
-        let t = self.target()?;
-        Ok(self.outcome(&t.keyfile))
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        fsops::apply_all(&check.changes)?;
+        // The result names the key file the check found, not what it holds.
+        Ok(check.outcome)
     }
 
     fn owns(&self) -> Vec<Owned> {
@@ -746,7 +764,7 @@ mod tests {
         assert!(
             matches!(&c.changes[1], Change::WriteFile { path, .. } if *path == ssh.join("authorized_keys"))
         );
-        r.apply(&c.changes).unwrap();
+        r.apply(c).unwrap();
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode(&ssh), 0o700);

@@ -233,12 +233,14 @@ impl Resource for Block {
                 return Ok(Check {
                     changes: Vec::new(),
                     outcome: out,
+                    ..Default::default()
                 });
             }
             if !self.present {
                 return Ok(Check {
                     changes: Vec::new(),
                     outcome: Outcome::default().with("msg", format!("File {p} not present")),
+                    ..Default::default()
                 });
             }
         }
@@ -275,12 +277,12 @@ impl Resource for Block {
             changes,
             outcome: Outcome::default()
                 .with("msg", with_attr_msg(msg, content_changed, attrs_changed)),
+            ..Default::default()
         })
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
-        let check = self.check()?;
-        let applied = fsops::apply_all(changes)?;
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        let applied = fsops::apply_all(&check.changes)?;
         let mut out = check.outcome;
         if let Some(b) = applied.backup_file {
             out = out.with("backup_file", b.display().to_string());

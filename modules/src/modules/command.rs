@@ -444,6 +444,7 @@ impl Resource for Cmd {
             return Ok(Check {
                 changes: Vec::new(),
                 outcome: out,
+                ..Default::default()
             });
         }
         // Shown only in check mode (when the guards make the task checkable).
@@ -459,6 +460,7 @@ impl Resource for Cmd {
                 command: self.describe(),
             }],
             outcome,
+            ..Default::default()
         })
     }
 
@@ -467,7 +469,7 @@ impl Resource for Cmd {
         self.creates.is_some() || self.removes.is_some()
     }
 
-    fn apply(&self, _changes: &[Change]) -> Result<Outcome, ModuleError> {
+    fn apply(&self, _check: Check) -> Result<Outcome, ModuleError> {
         let mut cmd = Command::new(&self.program[0]);
         cmd.args(&self.program[1..]);
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));

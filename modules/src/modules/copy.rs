@@ -19,10 +19,12 @@ use std::sync::Arc;
 use minijinja::Value;
 
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
+use crate::error::LoadError;
 use crate::fsops::{self, Current, Kind};
 use crate::mode::{self, Mode};
 use crate::resource::{
-    Attrs, Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, Resource,
+    Attrs, Change, Check, LoadContext, Module, ModuleContext, ModuleError, Outcome, Owned,
+    Resource, TaskArgs,
 };
 use crate::source::{RepoPath, SourceKind};
 
@@ -52,6 +54,13 @@ static SPEC: ArgSpec = ArgSpec {
 impl Module for CopyModule {
     fn spec(&self) -> &'static ArgSpec {
         &SPEC
+    }
+
+    fn validate(&self, args: &TaskArgs, ctx: &LoadContext) -> Result<(), LoadError> {
+        if args.is_true("remote_src") {
+            return Ok(());
+        }
+        validate_src(args, ctx, "files", false)
     }
 
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
@@ -402,10 +411,15 @@ impl Resource for FileCopy {
         } else if changes.is_empty() {
             outcome = outcome.with("msg", "file already exists");
         }
-        Ok(Check { changes, outcome })
+        Ok(Check {
+            changes,
+            outcome,
+            ..Default::default()
+        })
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        let changes = &check.changes[..];
         let applied = fsops::apply_all(changes)?;
         let path = changes
             .iter()
@@ -424,6 +438,42 @@ impl Resource for FileCopy {
 
     fn owns(&self) -> Vec<Owned> {
         vec![Owned::Path(self.dest.clone())]
+    }
+}
+
+/// A static `src` (of `copy`, `template`) must exist in the repository under `sub` (`files`,
+/// `templates`) of the search directories, and a template must parse: found at load time,
+/// before anything is applied, rather than half-way through a run.
+pub(crate) fn validate_src(
+    args: &TaskArgs,
+    ctx: &LoadContext,
+    sub: &str,
+    is_template: bool,
+) -> Result<(), LoadError> {
+    let Some((src, node)) = args.literal_str("src") else {
+        return Ok(());
+    };
+    let found = crate::source::find_in(ctx.source, ctx.search, sub, src)
+        .map_err(|e| LoadError::at(ctx.at(node), format!("src `{src}`: {e}")).with_key("src"))?;
+    match found {
+        None => Err(LoadError::at(
+            ctx.at(node),
+            format!("src `{src}` not found (searched {sub}/ of the role and the playbook)"),
+        )
+        .with_key("src")),
+        Some((path, SourceKind::File)) if is_template => {
+            let text = ctx
+                .source
+                .read(&path)
+                .ok()
+                .flatten()
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            ctx.templar.check_syntax(&text).map_err(|e| {
+                LoadError::at(ctx.task.clone(), format!("template {path}: {e}")).with_key("src")
+            })
+        }
+        Some(_) => Ok(()),
     }
 }
 
@@ -508,10 +558,15 @@ impl Resource for TreeCopy {
             }
         }
         let outcome = Outcome::default().with("dest", self.dest.display().to_string());
-        Ok(Check { changes, outcome })
+        Ok(Check {
+            changes,
+            outcome,
+            ..Default::default()
+        })
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        let changes = &check.changes[..];
         fsops::apply_all(changes)?;
         let mut outcome = Outcome::default().with("dest", self.dest.display().to_string());
         fsops::path_facts_at(&mut outcome, &self.root);
@@ -612,7 +667,7 @@ pub(crate) mod tests {
             if c.changes.is_empty() {
                 return Ok((c.outcome.changed.unwrap_or(false), c.outcome));
             }
-            let o = r.apply(&c.changes)?;
+            let o = r.apply(c)?;
             Ok((o.changed.unwrap_or(true), o))
         }
         pub fn changes(&self, module: &dyn Module, pairs: &[(&str, Value)]) -> Vec<Change> {

@@ -256,10 +256,15 @@ impl Resource for Deb822Repository {
                 }
             }
         }
-        Ok(Check { changes, outcome })
+        Ok(Check {
+            changes,
+            outcome,
+            ..Default::default()
+        })
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        let changes = &check.changes[..];
         fsops::apply_all(changes)?;
         Ok(Outcome::default().with("dest", self.path.display().to_string()))
     }

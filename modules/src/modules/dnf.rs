@@ -12,11 +12,12 @@ use std::sync::Arc;
 use minijinja::Value;
 
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
-use crate::host::HostState;
+use crate::host::{HostQueries, HostState};
 use crate::process::{self, Ran};
 use crate::resource::{
     Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, PackageOp, Resource,
 };
+use indexmap::IndexMap;
 
 pub struct DnfModule;
 
@@ -56,6 +57,10 @@ static SPEC: ArgSpec = ArgSpec {
 impl Module for DnfModule {
     fn spec(&self) -> &'static ArgSpec {
         &SPEC
+    }
+
+    fn host_queries(&self, args: &IndexMap<String, Value>, queries: &mut HostQueries) {
+        queries.packages_named(args);
     }
 
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
@@ -316,10 +321,15 @@ impl Resource for DnfResource {
             // Ansible: refreshing the cache alone is not a change.
             outcome.changed = Some(false);
         }
-        Ok(Check { changes, outcome })
+        Ok(Check {
+            changes,
+            outcome,
+            ..Default::default()
+        })
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        let changes = &check.changes[..];
         let mut log = Vec::new();
         for c in changes {
             if let Err(msg) = self.run(c, &mut log) {

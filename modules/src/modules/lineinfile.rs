@@ -507,6 +507,7 @@ impl Resource for LineInFile {
                 return Ok(Check {
                     changes: Vec::new(),
                     outcome: out.with("msg", format!("Destination {p} does not exist !")),
+                    ..Default::default()
                 });
             }
             let lines = current
@@ -540,12 +541,14 @@ impl Resource for LineInFile {
             return Ok(Check {
                 changes,
                 outcome: out,
+                ..Default::default()
             });
         }
         let Some(cur) = current else {
             return Ok(Check {
                 changes: Vec::new(),
                 outcome: Outcome::default().with("msg", "file not present"),
+                ..Default::default()
             });
         };
         let (new, found) = self.absent(split_lines(&cur.1));
@@ -570,12 +573,12 @@ impl Resource for LineInFile {
                 .with("found", found)
                 .with("msg", msg)
                 .with("backup", ""),
+            ..Default::default()
         })
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
-        let check = self.check()?;
-        let applied = fsops::apply_all(changes)?;
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        let applied = fsops::apply_all(&check.changes)?;
         let mut out = check.outcome;
         if let Some(b) = applied.backup_file {
             out = out.with("backup", b.display().to_string());

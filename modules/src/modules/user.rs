@@ -15,10 +15,9 @@
 //! The password hash is never shown: changes say "password changed", results
 //! `NOT_LOGGING_PASSWORD`.
 
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use super::accounts::{date_of_days, Db, Etc, Tool};
+use super::accounts::{date_of_days, run_steps, with_steps, AccountStep as Step, Db, Etc, Tool};
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
 use crate::resource::{
     AccountKind, AccountOp, Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned,
@@ -96,7 +95,6 @@ impl Module for UserModule {
             spec,
             etc: Etc::default(),
             check_mode: ctx.check_mode,
-            planned: RefCell::new(Vec::new()),
         }))
     }
 }
@@ -144,19 +142,6 @@ pub(crate) fn spec_from_args(args: &Args) -> Result<UserSpec, ModuleError> {
     })
 }
 
-/// One step of applying a change.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Step {
-    Tool(Tool),
-    /// `mkdir -p` of a new home's parent (useradd cannot create it).
-    MakeParent(PathBuf),
-    /// Create a missing home from the skeleton, mode from login.defs, owned by the user.
-    CreateHome {
-        path: PathBuf,
-        skeleton: PathBuf,
-    },
-}
-
 /// What the environment looks like beside the account files (injected in tests).
 pub(crate) trait Fs {
     fn exists(&self, path: &str) -> bool;
@@ -191,6 +176,7 @@ fn account(op: AccountOp, name: &str, fields: Vec<String>) -> Change {
         name: name.to_string(),
         op,
         fields,
+        steps: Vec::new(),
     }
 }
 
@@ -542,7 +528,6 @@ struct UserResource {
     spec: UserSpec,
     etc: Etc,
     check_mode: bool,
-    planned: RefCell<Vec<(Change, Vec<Step>)>>,
 }
 
 impl Resource for UserResource {
@@ -550,63 +535,45 @@ impl Resource for UserResource {
         let db = self.etc.read()?;
         let planned = plan(&self.spec, &db, &RealFs, self.check_mode)?;
         let existed = db.user(&self.spec.name).is_some();
-        let changes: Vec<Change> = planned.iter().map(|(c, _)| c.clone()).collect();
         let outcome = outcome(
             &self.spec,
             &db,
             existed,
-            !changes.is_empty(),
+            !planned.is_empty(),
             self.check_mode,
         );
-        *self.planned.borrow_mut() = planned;
-        Ok(Check { changes, outcome })
+        Ok(Check {
+            changes: with_steps(planned),
+            outcome,
+            ..Default::default()
+        })
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
-        let existed = self.etc.read()?.user(&self.spec.name).is_some();
-        let planned = self.planned.borrow().clone();
-        let mut stdout = String::new();
-        let mut stderr = String::new();
-        for change in changes {
-            let Some((_, steps)) = planned.iter().find(|(c, _)| c == change) else {
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        // The check found the user unless it planned to create it.
+        let existed = !check.changes.iter().any(|c| {
+            matches!(
+                c,
+                Change::Account {
+                    op: AccountOp::Create,
+                    ..
+                }
+            )
+        });
+        let printed = run_steps(&check.changes, &|path, skeleton| {
+            // The new account's ids, now that it exists.
+            let db = self.etc.read()?;
+            let Some(u) = db.user(&self.spec.name) else {
                 return Err(ModuleError::new(format!(
-                    "internal error: `{}` was not planned by this task",
-                    change.describe()
+                    "failed to look up user name: {}",
+                    self.spec.name
                 )));
             };
-            for step in steps {
-                match step {
-                    Step::Tool(t) => {
-                        let o = t.run()?;
-                        stdout.push_str(&o.stdout);
-                        stderr.push_str(&o.stderr);
-                    }
-                    Step::MakeParent(p) => std::fs::create_dir_all(p).map_err(|e| {
-                        ModuleError::new(format!("cannot create {}: {e}", p.display()))
-                    })?,
-                    Step::CreateHome { path, skeleton } => {
-                        let db = self.etc.read()?;
-                        let Some(u) = db.user(&self.spec.name) else {
-                            return Err(ModuleError::new(format!(
-                                "failed to look up user name: {}",
-                                self.spec.name
-                            )));
-                        };
-                        create_home(path, skeleton, self.etc.home_mode(), u.uid, u.gid)?;
-                    }
-                }
-            }
-        }
-        crate::fsops::invalidate_id_cache();
+            create_home(path, skeleton, self.etc.home_mode(), u.uid, u.gid)
+        })?;
+        // What the account is now, for the registered result.
         let db = self.etc.read()?;
-        let mut out = outcome(&self.spec, &db, existed, true, false);
-        if !stdout.is_empty() {
-            out = out.with("stdout", stdout);
-        }
-        if !stderr.is_empty() {
-            out = out.with("stderr", stderr);
-        }
-        Ok(out)
+        Ok(printed.report(outcome(&self.spec, &db, existed, true, false)))
     }
 
     fn owns(&self) -> Vec<Owned> {
