@@ -52,6 +52,12 @@ impl ModuleError {
     }
 }
 
+impl From<crate::args::ArgError> for ModuleError {
+    fn from(e: crate::args::ArgError) -> Self {
+        ModuleError(e.to_string())
+    }
+}
+
 impl From<std::io::Error> for ModuleError {
     fn from(e: std::io::Error) -> Self {
         ModuleError(e.to_string())

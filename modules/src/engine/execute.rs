@@ -213,7 +213,7 @@ impl Engine<'_> {
                     exec.result.insert("changed".into(), Value::from(c));
                 }
                 Err(e) => {
-                    exec.failed = Some(e);
+                    exec.failed = Some(e.to_string());
                 }
             }
         }
@@ -234,7 +234,7 @@ impl Engine<'_> {
                     exec.result
                         .insert("failed_when_result".into(), Value::from(f));
                 }
-                Err(e) => exec.failed = Some(e),
+                Err(e) => exec.failed = Some(e.to_string()),
             }
         }
         exec.status = if exec.failed.is_some() {

@@ -504,14 +504,3 @@ impl<'a> Engine<'a> {
 pub fn to_json(v: &Value) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
-
-/// Converts `-e k=v` text to a variable (as Ansible: a string).
-pub fn parse_extra_var(text: &str) -> Result<(String, Value), String> {
-    let (k, v) = text
-        .split_once('=')
-        .ok_or_else(|| format!("extra variable `{text}` is not key=value"))?;
-    if !crate::playbook::is_identifier(k) {
-        return Err(format!("`{k}` is not a valid variable name"));
-    }
-    Ok((k.to_string(), Value::from(v)))
-}

@@ -9,6 +9,17 @@ use crate::args::python_str;
 use crate::playbook::{RawVars, Task};
 use crate::vars::Scope;
 
+/// A run-time error in a task's keywords (`when`, `changed_when`, `failed_when`, `loop`).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum EvalError {
+    #[error("condition `{expr}`: {detail}")]
+    Condition { expr: String, detail: String },
+    #[error("loop: {0}")]
+    Loop(String),
+    #[error("Invalid data passed to 'loop', it requires a list, got this instead: {0}")]
+    LoopOfText(String),
+}
+
 impl Engine<'_> {
     /// Builds a task's variables.
     pub(super) fn scope(
@@ -82,19 +93,18 @@ impl Engine<'_> {
         conds: &[Value],
         vars: &Value,
         scope: &Scope,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, EvalError> {
         for c in conds {
             let ok = match c.kind() {
                 minijinja::value::ValueKind::Bool => c.is_true(),
                 _ => {
                     let text = python_str(c);
-                    self.templar.eval_bool(&text, vars).map_err(|e| {
-                        let inner = scope.take_error();
-                        match inner {
-                            Some(i) => format!("condition `{text}`: {i}"),
-                            None => format!("condition `{text}`: {e}"),
-                        }
-                    })?
+                    self.templar
+                        .eval_bool(&text, vars)
+                        .map_err(|e| EvalError::Condition {
+                            detail: scope.take_error().unwrap_or_else(|| e.to_string()),
+                            expr: text,
+                        })?
                 }
             };
             if !ok {
@@ -123,13 +133,11 @@ impl Engine<'_> {
         flatten: bool,
         vars: &Value,
         scope: &Scope,
-    ) -> Result<Vec<Value>, String> {
-        let rendered = self.templar.render_value(raw, vars).map_err(|e| {
-            scope
-                .take_error()
-                .map(|i| format!("loop: {i}"))
-                .unwrap_or_else(|| format!("loop: {e}"))
-        })?;
+    ) -> Result<Vec<Value>, EvalError> {
+        let rendered = self
+            .templar
+            .render_value(raw, vars)
+            .map_err(|e| EvalError::Loop(scope.take_error().unwrap_or_else(|| e.to_string())))?;
         if rendered.is_none() || rendered.is_undefined() {
             return Ok(Vec::new());
         }
@@ -137,13 +145,11 @@ impl Engine<'_> {
             if flatten {
                 return Ok(vec![rendered]);
             }
-            return Err(format!(
-                "Invalid data passed to 'loop', it requires a list, got this instead: {rendered}"
-            ));
+            return Err(EvalError::LoopOfText(rendered.to_string()));
         }
         let iter = rendered
             .try_iter()
-            .map_err(|_| format!("loop: expected a list, got {rendered}"))?;
+            .map_err(|_| EvalError::Loop(format!("expected a list, got {rendered}")))?;
         let mut out = Vec::new();
         for v in iter {
             if flatten && v.kind() == minijinja::value::ValueKind::Seq {

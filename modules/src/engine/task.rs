@@ -272,7 +272,8 @@ impl Engine<'_> {
                     msg: None,
                 },
             ),
-            Err(msg) => {
+            Err(e) => {
+                let msg = e.to_string();
                 let mut res = IndexMap::new();
                 res.insert("failed".into(), Value::from(true));
                 res.insert("msg".into(), Value::from(msg.as_str()));
@@ -369,10 +370,10 @@ impl Engine<'_> {
         task: &Task,
         inh: &Inherit,
         mut report: TaskReport,
-        msg: String,
+        msg: impl std::fmt::Display,
     ) -> Flow {
         report.status = Status::Failed;
-        report.msg = Some(msg);
+        report.msg = Some(msg.to_string());
         self.finish_task(task, inh, report, false)
     }
 

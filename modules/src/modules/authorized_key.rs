@@ -316,20 +316,29 @@ pub(crate) fn enforce(spec: &KeySpec, existing: &str) -> Result<Option<String>, 
     Ok(Some(lines.iter().map(|(l, _)| l.serialize()).collect()))
 }
 
+/// Why a `key` argument is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error(
+        "key: fetching keys from a URL ({0}) is not supported: put the keys in the \
+         repository (e.g. with a `lookup('file', ...)`) instead"
+    )]
+    FromUrl(String),
+    #[error("invalid key specified: {0}")]
+    Invalid(String),
+}
+
 /// Refuses what the module would refuse at run time: a URL, or a line that is not a key.
-pub fn check_keys(key: &str) -> Result<(), String> {
+pub fn check_keys(key: &str) -> Result<(), KeyError> {
     if key.starts_with("http") {
-        return Err(format!(
-            "key: fetching keys from a URL ({key}) is not supported: put the keys in the \
-             repository (e.g. with a `lookup('file', ...)`) instead"
-        ));
+        return Err(KeyError::FromUrl(key.to_string()));
     }
     for line in split_lines(key, false) {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         if !matches!(parse_key(line), Some(Line::Key { .. })) {
-            return Err(format!("invalid key specified: {line}"));
+            return Err(KeyError::Invalid(line.to_string()));
         }
     }
     Ok(())
@@ -347,8 +356,9 @@ impl Module for AuthorizedKeyModule {
         ctx: &crate::resource::LoadContext,
     ) -> Result<(), crate::error::LoadError> {
         match args.literal_str("key") {
-            Some((text, node)) => check_keys(text)
-                .map_err(|e| crate::error::LoadError::at(ctx.at(node), e).with_key("key")),
+            Some((text, node)) => check_keys(text).map_err(|e| {
+                crate::error::LoadError::at(ctx.at(node), e.to_string()).with_key("key")
+            }),
             None => Ok(()),
         }
     }
@@ -356,7 +366,7 @@ impl Module for AuthorizedKeyModule {
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
         let key = args.str("key").unwrap_or_default();
         if key.starts_with("http") {
-            return Err(ModuleError::new(check_keys(&key).err().unwrap_or_default()));
+            return Err(ModuleError::new(KeyError::FromUrl(key).to_string()));
         }
         Ok(Box::new(KeyResource {
             spec: KeySpec {

@@ -629,7 +629,11 @@ pub(crate) mod tests {
         pub fn hs(&self, rel: &str) -> String {
             self.h(rel).display().to_string()
         }
-        pub fn args(&self, spec: &ArgSpec, pairs: &[(&str, Value)]) -> Result<Args, String> {
+        pub fn args(
+            &self,
+            spec: &ArgSpec,
+            pairs: &[(&str, Value)],
+        ) -> Result<Args, crate::args::ArgError> {
             let m: IndexMap<String, Value> = pairs
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.clone()))
@@ -641,7 +645,7 @@ pub(crate) mod tests {
             module: &dyn Module,
             pairs: &[(&str, Value)],
         ) -> Result<Box<dyn Resource>, ModuleError> {
-            let args = self.args(module.spec(), pairs).map_err(ModuleError::new)?;
+            let args = self.args(module.spec(), pairs)?;
             let search = [RepoPath::root()];
             let host_state = Arc::new(crate::host::HostState::new());
             let ctx = ModuleContext {

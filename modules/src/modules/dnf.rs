@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use minijinja::Value;
 
+use super::pkg::{run_transaction, transactions, TransactionError};
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
 use crate::host::{HostQueries, HostState};
 use crate::process::{self, Ran};
@@ -232,7 +233,7 @@ impl DnfResource {
         }
     }
 
-    fn run(&self, change: &Change, log: &mut Vec<Ran>) -> Result<(), String> {
+    fn run(&self, change: &Change, log: &mut Vec<Ran>) -> Result<(), TransactionError> {
         let Change::Package { op, names } = change else {
             return Ok(());
         };
@@ -254,11 +255,7 @@ impl DnfResource {
         if !names.is_empty() {
             cmd.arg("--").args(names);
         }
-        let ran = process::run(&mut cmd).map_err(|e| e.0)?;
-        self.host.invalidate_packages();
-        let failed = (!ran.ok()).then(|| ran.failure());
-        log.push(ran);
-        failed.map_or(Ok(()), Err)
+        run_transaction(&mut cmd, &self.host, log)
     }
 }
 
@@ -289,27 +286,12 @@ impl Resource for DnfResource {
             });
             only_cache = true;
         }
-        if !install.is_empty() {
-            changes.push(Change::Package {
-                op: PackageOp::Install,
-                names: install,
-            });
-        }
-        if self.state == State::Latest {
-            let up = self.upgradable(&installed)?;
-            if !up.is_empty() {
-                changes.push(Change::Package {
-                    op: PackageOp::Upgrade,
-                    names: up,
-                });
-            }
-        }
-        if !remove.is_empty() {
-            changes.push(Change::Package {
-                op: PackageOp::Remove,
-                names: remove,
-            });
-        }
+        let upgrade = if self.state == State::Latest {
+            self.upgradable(&installed)?
+        } else {
+            Vec::new()
+        };
+        changes.extend(transactions(install, upgrade, PackageOp::Remove, remove));
         if self.autoremove && self.names.is_empty() {
             changes.push(Change::Package {
                 op: PackageOp::Autoremove,
@@ -334,7 +316,7 @@ impl Resource for DnfResource {
         for c in changes {
             if let Err(msg) = self.run(c, &mut log) {
                 let mut out = result(&log);
-                out.failed = Some(msg);
+                out.failed = Some(msg.to_string());
                 return Ok(out);
             }
         }

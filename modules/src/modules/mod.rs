@@ -15,6 +15,7 @@ pub mod file;
 pub mod group;
 pub mod lineinfile;
 pub mod package;
+pub mod pkg;
 pub mod systemd;
 pub mod template;
 pub mod user;

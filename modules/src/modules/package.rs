@@ -51,7 +51,7 @@ impl Module for PackageModule {
                 pass.insert(key.to_string(), v.clone());
             }
         }
-        let bound = backend.spec().bind(&pass).map_err(ModuleError::new)?;
+        let bound = backend.spec().bind(&pass)?;
         backend.prepare(&bound, ctx)
     }
 }

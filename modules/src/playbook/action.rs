@@ -9,6 +9,17 @@ use super::*;
 use crate::error::{LoadError, Location};
 use crate::yaml::{Entry, Node, NodeKind};
 
+/// Why a task file named by an include cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum IncludeError {
+    #[error("includes nested too deeply (a loop?)")]
+    TooDeep,
+    #[error(transparent)]
+    Escape(#[from] crate::source::EscapeError),
+    #[error("task file `{0}` not found")]
+    NotFound(String),
+}
+
 impl Loader<'_> {
     pub(super) fn action(
         &mut self,
@@ -89,7 +100,7 @@ impl Loader<'_> {
                 Ok(p) => p,
                 Err(e) => {
                     self.errors
-                        .push(LoadError::at(at.clone(), e).with_key(short));
+                        .push(LoadError::at(at.clone(), e.to_string()).with_key(short));
                     return None;
                 }
             };
@@ -106,7 +117,7 @@ impl Loader<'_> {
                 Ok(path) => Some(self.nested(|this| this.task_file(&path, role.clone(), false))),
                 Err(e) => {
                     self.errors
-                        .push(LoadError::at(at.clone(), e).with_key(short));
+                        .push(LoadError::at(at.clone(), e.to_string()).with_key(short));
                     return None;
                 }
             },
@@ -205,7 +216,7 @@ impl Loader<'_> {
                 }
                 Err(e) => {
                     self.errors
-                        .push(LoadError::at(at.clone(), e).with_key(name.to_string()));
+                        .push(LoadError::at(at.clone(), e.to_string()).with_key(name.to_string()));
                     return None;
                 }
             },
@@ -297,9 +308,9 @@ impl Loader<'_> {
         name: &str,
         dir: &RepoPath,
         role: Option<&Arc<Role>>,
-    ) -> Result<RepoPath, String> {
+    ) -> Result<RepoPath, IncludeError> {
         if self.depth > 20 {
-            return Err("includes nested too deeply (a loop?)".into());
+            return Err(IncludeError::TooDeep);
         }
         let mut candidates = vec![dir.join(name)];
         if let Some(r) = role {
@@ -314,10 +325,13 @@ impl Loader<'_> {
                         return Ok(p);
                     }
                 }
-                Err(e) => escape = Some(e.to_string()),
+                Err(e) => escape = Some(e),
             }
         }
-        Err(escape.unwrap_or_else(|| format!("task file `{name}` not found")))
+        Err(match escape {
+            Some(e) => IncludeError::Escape(e),
+            None => IncludeError::NotFound(name.to_string()),
+        })
     }
 
     pub(super) fn include_target(

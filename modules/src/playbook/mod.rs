@@ -350,7 +350,7 @@ pub fn load_task_file(
     let mut loader = Loader::new(source, templar);
     let path = loader
         .resolve_task_file(name, dir, role.as_ref())
-        .map_err(|e| LoadErrors::from(LoadError::new(e)))?;
+        .map_err(|e| LoadErrors::from(LoadError::new(e.to_string())))?;
     let items = loader.task_file(&path, role, false);
     if loader.errors.is_empty() {
         Ok(items)
