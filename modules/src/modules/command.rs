@@ -397,24 +397,13 @@ impl Cmd {
 
 /// Python's `str(datetime.now())`: `2025-01-31 12:34:56.123456` (local time).
 fn py_datetime(t: SystemTime) -> String {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as nix::libc::time_t;
-    // SAFETY: localtime_r with valid pointers.
-    let tm = unsafe {
-        let mut tm = std::mem::zeroed::<nix::libc::tm>();
-        nix::libc::localtime_r(&secs, &mut tm);
-        tm
-    };
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec,
-        d.subsec_micros()
-    )
+    match jiff::Timestamp::try_from(t) {
+        Ok(ts) => ts
+            .to_zoned(jiff::tz::TimeZone::system())
+            .strftime("%Y-%m-%d %H:%M:%S.%6f")
+            .to_string(),
+        Err(_) => String::new(),
+    }
 }
 
 /// Python's `str(timedelta)`: `0:00:00.003044`.
@@ -562,6 +551,19 @@ impl Resource for Cmd {
 mod tests {
     use super::*;
     use crate::modules::copy::tests::{v, Harness};
+
+    #[test]
+    fn times_as_python_prints_them() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::new(1_700_000_000, 123_456_789);
+        let shown = py_datetime(t);
+        // Local time: only the shape and the microseconds are the same everywhere.
+        let shape = regex::Regex::new(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.123456$").unwrap();
+        assert!(shape.is_match(&shown), "{shown}");
+        assert_eq!(
+            py_delta(std::time::Duration::new(3723, 3_044_000)),
+            "1:02:03.003044"
+        );
+    }
 
     #[test]
     fn runs_and_reports() {
