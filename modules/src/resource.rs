@@ -163,6 +163,17 @@ pub struct Check {
     pub path: Option<PathBuf>,
 }
 
+impl Check {
+    /// A check that found `changes` and reports `outcome`.
+    pub fn new(changes: Vec<Change>, outcome: Outcome) -> Check {
+        Check {
+            changes,
+            outcome,
+            path: None,
+        }
+    }
+}
+
 /// What a task reports: fields of the registered result (`rc`, `stdout`, `msg`, `ansible_facts`,
 /// ...) and a failure message if it failed.
 #[derive(Debug, Default, Clone)]

@@ -639,15 +639,11 @@ impl Resource for AptResource {
         }
         // With an update still to come, the lists may not know a package yet: let apply decide.
         changes.extend(self.package_changes(!update)?);
-        Ok(Check {
-            changes,
-            outcome: self.result(&Log::default(), false),
-            ..Default::default()
-        })
+        Ok(Check::new(changes, self.result(&Log::default(), false)))
     }
 
     fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
-        let changes = &check.changes[..];
+        let changes = &check.changes;
         let mut log = Log::default();
         let mut cache_updated = false;
         let mut todo: Vec<Change> = changes.to_vec();

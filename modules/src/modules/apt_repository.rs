@@ -327,15 +327,11 @@ impl Resource for AptRepository {
                 names: Vec::new(),
             });
         }
-        Ok(Check {
-            changes,
-            outcome: self.outcome(),
-            ..Default::default()
-        })
+        Ok(Check::new(changes, self.outcome()))
     }
 
     fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
-        let changes = &check.changes[..];
+        let changes = &check.changes;
         for c in changes {
             if let Change::Package { .. } = c {
                 let mut last = None;

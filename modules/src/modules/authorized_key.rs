@@ -510,11 +510,7 @@ impl Resource for KeyResource {
             .unwrap_or_default();
         let outcome = self.outcome(&t.keyfile);
         let Some(content) = enforce(&self.spec, &existing)? else {
-            return Ok(Check {
-                changes: Vec::new(),
-                outcome,
-                ..Default::default()
-            });
+            return Ok(Check::new(Vec::new(), outcome));
         };
         let mut changes = Vec::new();
         let (uid, gid) = match t.owner {
@@ -581,11 +577,7 @@ impl Resource for KeyResource {
             backup: false,
             validate: None,
         });
-        Ok(Check {
-            changes,
-            outcome,
-            ..Default::default()
-        })
+        Ok(Check::new(changes, outcome))
     }
 
     fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {

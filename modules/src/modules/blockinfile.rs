@@ -11,11 +11,8 @@ use std::path::PathBuf;
 use regex::bytes::Regex;
 
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
-use crate::fsops;
 use crate::modules::lineinfile::{compile, plan_edit, read_edited, with_attr_msg, FileAttrs};
-use crate::resource::{
-    Attrs, Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, Resource,
-};
+use crate::resource::{Check, Module, ModuleContext, ModuleError, Outcome, Owned, Resource};
 
 pub struct BlockinfileModule;
 
@@ -230,18 +227,13 @@ impl Resource for Block {
                 let msg = format!("Path {p} does not exist !");
                 let mut out = Outcome::default().with("rc", 257).with("msg", msg.clone());
                 out.failed = Some(msg);
-                return Ok(Check {
-                    changes: Vec::new(),
-                    outcome: out,
-                    ..Default::default()
-                });
+                return Ok(Check::new(Vec::new(), out));
             }
             if !self.present {
-                return Ok(Check {
-                    changes: Vec::new(),
-                    outcome: Outcome::default().with("msg", format!("File {p} not present")),
-                    ..Default::default()
-                });
+                return Ok(Check::new(
+                    Vec::new(),
+                    Outcome::default().with("msg", format!("File {p} not present")),
+                ));
             }
         }
         let original = current.as_ref().map(|(_, b)| b.as_slice());
@@ -253,41 +245,22 @@ impl Resource for Block {
             Some(_) => ("Block inserted", Some(result)),
         };
         let content_changed = new.is_some();
-        let mut changes = Vec::new();
-        if current.is_none() && content_changed {
-            if let Some(parent) = self.path.parent() {
-                if !parent.as_os_str().is_empty() && fsops::stat(parent)?.is_none() {
-                    changes.push(Change::CreateDir {
-                        path: parent.to_path_buf(),
-                        attrs: Attrs::default(),
-                    });
-                }
-            }
-        }
-        let (c, attrs_changed) = plan_edit(
+        let (changes, attrs_changed) = plan_edit(
             &self.path,
             current.as_ref(),
             new,
             &self.attrs,
             self.backup,
             self.validate.as_deref(),
-        );
-        changes.extend(c);
-        Ok(Check {
+        )?;
+        Ok(Check::new(
             changes,
-            outcome: Outcome::default()
-                .with("msg", with_attr_msg(msg, content_changed, attrs_changed)),
-            ..Default::default()
-        })
+            Outcome::default().with("msg", with_attr_msg(msg, content_changed, attrs_changed)),
+        ))
     }
 
     fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
-        let applied = fsops::apply_all(&check.changes)?;
-        let mut out = check.outcome;
-        if let Some(b) = applied.backup_file {
-            out = out.with("backup_file", b.display().to_string());
-        }
-        Ok(out)
+        super::lineinfile::apply_edit(check, "backup_file")
     }
 
     fn owns(&self) -> Vec<Owned> {

@@ -430,11 +430,7 @@ impl Resource for Cmd {
             }
         }
         if let Some(out) = self.guard() {
-            return Ok(Check {
-                changes: Vec::new(),
-                outcome: out,
-                ..Default::default()
-            });
+            return Ok(Check::new(Vec::new(), out));
         }
         // Shown only in check mode (when the guards make the task checkable).
         let outcome = self.result(
@@ -444,13 +440,12 @@ impl Resource for Cmd {
             None,
             "Command would have run if not in check mode",
         );
-        Ok(Check {
-            changes: vec![Change::Run {
+        Ok(Check::new(
+            vec![Change::Run {
                 command: self.describe(),
             }],
             outcome,
-            ..Default::default()
-        })
+        ))
     }
 
     fn supports_check_mode(&self) -> bool {

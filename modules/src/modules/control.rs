@@ -12,11 +12,7 @@ struct Report(Outcome);
 
 impl Resource for Report {
     fn check(&self) -> Result<Check, ModuleError> {
-        Ok(Check {
-            changes: Vec::new(),
-            outcome: self.0.clone(),
-            ..Default::default()
-        })
+        Ok(Check::new(Vec::new(), self.0.clone()))
     }
     fn apply(&self, _check: Check) -> Result<Outcome, ModuleError> {
         Ok(self.0.clone())

@@ -411,15 +411,11 @@ impl Resource for FileCopy {
         } else if changes.is_empty() {
             outcome = outcome.with("msg", "file already exists");
         }
-        Ok(Check {
-            changes,
-            outcome,
-            ..Default::default()
-        })
+        Ok(Check::new(changes, outcome))
     }
 
     fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
-        let changes = &check.changes[..];
+        let changes = &check.changes;
         let applied = fsops::apply_all(changes)?;
         let path = changes
             .iter()
@@ -558,15 +554,11 @@ impl Resource for TreeCopy {
             }
         }
         let outcome = Outcome::default().with("dest", self.dest.display().to_string());
-        Ok(Check {
-            changes,
-            outcome,
-            ..Default::default()
-        })
+        Ok(Check::new(changes, outcome))
     }
 
     fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
-        let changes = &check.changes[..];
+        let changes = &check.changes;
         fsops::apply_all(changes)?;
         let mut outcome = Outcome::default().with("dest", self.dest.display().to_string());
         fsops::path_facts_at(&mut outcome, &self.root);

@@ -256,15 +256,11 @@ impl Resource for Deb822Repository {
                 }
             }
         }
-        Ok(Check {
-            changes,
-            outcome,
-            ..Default::default()
-        })
+        Ok(Check::new(changes, outcome))
     }
 
     fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
-        let changes = &check.changes[..];
+        let changes = &check.changes;
         fsops::apply_all(changes)?;
         Ok(Outcome::default().with("dest", self.path.display().to_string()))
     }

@@ -303,15 +303,11 @@ impl Resource for DnfResource {
             // Ansible: refreshing the cache alone is not a change.
             outcome.changed = Some(false);
         }
-        Ok(Check {
-            changes,
-            outcome,
-            ..Default::default()
-        })
+        Ok(Check::new(changes, outcome))
     }
 
     fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
-        let changes = &check.changes[..];
+        let changes = &check.changes;
         let mut log = Vec::new();
         for c in changes {
             if let Err(msg) = self.run(c, &mut log) {
@@ -336,7 +332,7 @@ impl Resource for DnfResource {
         if let [.., Change::Package {
             op: PackageOp::Autoremove,
             ..
-        }] = changes
+        }] = changes.as_slice()
         {
             // dnf autoremove with nothing to remove says so; that is not a change.
             if log

@@ -182,11 +182,7 @@ impl Resource for GroupResource {
         } else {
             outcome(&self.spec, &db)
         };
-        Ok(Check {
-            changes: with_steps(planned),
-            outcome,
-            ..Default::default()
-        })
+        Ok(Check::new(with_steps(planned), outcome))
     }
 
     fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {

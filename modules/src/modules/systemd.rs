@@ -217,11 +217,7 @@ impl Resource for UnitResource {
         let Some(name) = &self.unit else {
             let mut outcome = self.outcome(None, None);
             outcome.changed = Some(false);
-            return Ok(Check {
-                changes,
-                outcome,
-                ..Default::default()
-            });
+            return Ok(Check::new(changes, outcome));
         };
         let st = self.host.unit(name)?;
         let found = st.exists();
@@ -289,15 +285,11 @@ impl Resource for UnitResource {
         }) {
             outcome.changed = Some(false);
         }
-        Ok(Check {
-            changes,
-            outcome,
-            ..Default::default()
-        })
+        Ok(Check::new(changes, outcome))
     }
 
     fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
-        let changes = &check.changes[..];
+        let changes = &check.changes;
         let mut enabled_now = None;
         let mut only_reload = true;
         for change in changes {

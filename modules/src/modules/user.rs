@@ -542,11 +542,7 @@ impl Resource for UserResource {
             !planned.is_empty(),
             self.check_mode,
         );
-        Ok(Check {
-            changes: with_steps(planned),
-            outcome,
-            ..Default::default()
-        })
+        Ok(Check::new(with_steps(planned), outcome))
     }
 
     fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
