@@ -348,6 +348,28 @@ pub enum AccountOp {
 }
 
 impl Change {
+    /// A whole file written with `mode` (owner as the system makes it), without backup or
+    /// validation; `before` is what it held, if it existed.
+    pub fn write_with_mode(
+        path: PathBuf,
+        content: Vec<u8>,
+        before: Option<Vec<u8>>,
+        mode: u32,
+    ) -> Change {
+        Change::WriteFile {
+            path,
+            content: Arc::from(content),
+            before: before.map(Arc::from),
+            attrs: Attrs {
+                mode: Some(mode),
+                uid: None,
+                gid: None,
+            },
+            backup: false,
+            validate: None,
+        }
+    }
+
     /// One line for humans (`--diff`, status, logs).
     pub fn describe(&self) -> String {
         match self {

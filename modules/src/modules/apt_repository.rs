@@ -205,18 +205,12 @@ impl AptRepository {
     }
 
     fn write(path: &Path, before: &str, after: String, mode: u32) -> Change {
-        Change::WriteFile {
-            path: path.to_path_buf(),
-            content: Arc::from(after.into_bytes()),
-            before: Some(Arc::from(before.as_bytes().to_vec())),
-            attrs: Attrs {
-                mode: Some(mode),
-                uid: None,
-                gid: None,
-            },
-            backup: false,
-            validate: None,
-        }
+        Change::write_with_mode(
+            path.to_path_buf(),
+            after.into_bytes(),
+            Some(before.as_bytes().to_vec()),
+            mode,
+        )
     }
 
     fn file_changes(&self) -> Result<Vec<Change>, ModuleError> {
@@ -279,18 +273,7 @@ impl AptRepository {
             }
             changes.push(match before {
                 Some(b) => Self::write(&path, &b, after, self.mode),
-                None => Change::WriteFile {
-                    path,
-                    content: Arc::from(after.into_bytes()),
-                    before: None,
-                    attrs: Attrs {
-                        mode: Some(self.mode),
-                        uid: None,
-                        gid: None,
-                    },
-                    backup: false,
-                    validate: None,
-                },
+                None => Change::write_with_mode(path, after.into_bytes(), None, self.mode),
             });
         } else {
             for (f, text) in &contents {

@@ -274,29 +274,7 @@ mod tests {
     use crate::modules::copy::tests::{v, Harness};
 
     fn run(h: &Harness, initial: Option<&str>, args: &[(&str, &str)]) -> (bool, String, String) {
-        let p = h.h("f");
-        if let Some(init) = initial {
-            std::fs::write(&p, init).unwrap();
-        }
-        let mut a: Vec<(&str, minijinja::Value)> = vec![("path", v(&h.hs("f")))];
-        a.extend(args.iter().map(|(k, x)| (*k, v(x))));
-        let (changed, out) = h.run(&BlockinfileModule, &a).unwrap();
-        if out.failed.is_none() {
-            assert!(
-                h.changes(&BlockinfileModule, &a).is_empty(),
-                "not idempotent: {args:?}"
-            );
-        }
-        let msg = out
-            .data
-            .get("msg")
-            .map(|m| m.to_string())
-            .unwrap_or_default();
-        (
-            changed,
-            std::fs::read_to_string(&p).unwrap_or_default(),
-            msg,
-        )
+        h.edit(&BlockinfileModule, "f", initial, args)
     }
 
     #[test]

@@ -673,6 +673,40 @@ pub(crate) mod tests {
                 .unwrap()
                 .changes
         }
+        /// Edits the host file `file` (written first with `initial`, if given) with `module`
+        /// (`path` set to it, then `args`); a second check must find nothing to do. Returns
+        /// (changed, the file's text, `msg`).
+        pub fn edit(
+            &self,
+            module: &dyn Module,
+            file: &str,
+            initial: Option<&str>,
+            args: &[(&str, &str)],
+        ) -> (bool, String, String) {
+            let p = self.h(file);
+            if let Some(init) = initial {
+                std::fs::write(&p, init).unwrap();
+            }
+            let mut a: Vec<(&str, Value)> = vec![("path", v(&self.hs(file)))];
+            a.extend(args.iter().map(|(k, x)| (*k, v(x))));
+            let (changed, out) = self.run(module, &a).unwrap();
+            if out.failed.is_none() {
+                assert!(
+                    self.changes(module, &a).is_empty(),
+                    "not idempotent: {args:?}"
+                );
+            }
+            let msg = out
+                .data
+                .get("msg")
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            (
+                changed,
+                std::fs::read_to_string(&p).unwrap_or_default(),
+                msg,
+            )
+        }
     }
 
     pub(crate) fn v(s: &str) -> Value {

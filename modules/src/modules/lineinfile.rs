@@ -598,27 +598,7 @@ mod tests {
         initial: Option<&str>,
         args: &[(&str, &str)],
     ) -> (bool, String, String) {
-        let p = h.h(file);
-        if let Some(init) = initial {
-            std::fs::write(&p, init).unwrap();
-        }
-        let mut a: Vec<(&str, minijinja::Value)> = vec![("path", v(&h.hs(file)))];
-        a.extend(args.iter().map(|(k, x)| (*k, v(x))));
-        let (changed, out) = h.run(&LineinfileModule, &a).unwrap();
-        let content = std::fs::read_to_string(&p).unwrap_or_default();
-        // Idempotence: a second check has nothing to do.
-        if out.failed.is_none() {
-            assert!(
-                h.changes(&LineinfileModule, &a).is_empty(),
-                "not idempotent: {args:?}"
-            );
-        }
-        let msg = out
-            .data
-            .get("msg")
-            .map(|m| m.to_string())
-            .unwrap_or_default();
-        (changed, content, msg)
+        h.edit(&LineinfileModule, file, initial, args)
     }
 
     #[test]
