@@ -271,7 +271,7 @@ impl Resource for Block {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::copy::tests::{v, Harness};
+    use crate::modules::testing::{v, Harness};
 
     fn run(h: &Harness, initial: Option<&str>, args: &[(&str, &str)]) -> (bool, String, String) {
         h.edit(&BlockinfileModule, "f", initial, args)

@@ -545,7 +545,7 @@ impl Resource for Cmd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::copy::tests::{v, Harness};
+    use crate::modules::testing::{v, Harness};
 
     #[test]
     fn times_as_python_prints_them() {

@@ -555,7 +555,7 @@ impl Resource for FileResource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::copy::tests::{v, Harness};
+    use crate::modules::testing::{v, Harness};
     use std::os::unix::fs::PermissionsExt;
 
     fn mode_of(p: &Path) -> u32 {

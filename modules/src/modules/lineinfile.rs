@@ -590,7 +590,7 @@ impl Resource for LineInFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::copy::tests::{v, Harness};
+    use crate::modules::testing::{v, Harness};
 
     fn run(
         h: &Harness,

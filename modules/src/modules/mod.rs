@@ -18,6 +18,8 @@ pub mod package;
 pub mod pkg;
 pub mod systemd;
 pub mod template;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod user;
 
 use crate::resource::Module;

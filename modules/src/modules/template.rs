@@ -76,7 +76,7 @@ impl Module for TemplateModule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::copy::tests::{v, Harness};
+    use crate::modules::testing::{v, Harness};
     use crate::resource::Change;
 
     #[test]
