@@ -68,6 +68,17 @@ impl From<std::io::Error> for ModuleError {
 pub trait Module: Sync {
     /// The arguments it accepts (checked statically at load time, then bound at run time).
     fn spec(&self) -> &'static ArgSpec;
+    /// For a module whose argument names are free (`set_fact`'s variables): the errors in its
+    /// arguments as written, checked instead of by `spec()`. `None` (the default): `spec()`
+    /// checks them, then `validate`.
+    fn check_free_args(&self, _args: &TaskArgs, _ctx: &LoadContext) -> Option<Vec<LoadError>> {
+        None
+    }
+    /// For a module whose argument names are free: its resource, from the rendered arguments
+    /// as they are. `None` (the default): they are bound to `spec()` and `prepare` builds it.
+    fn prepare_free(&self, _rendered: &IndexMap<String, Value>) -> Option<Box<dyn Resource>> {
+        None
+    }
     /// Load-time checks beyond the argument types, on the arguments as written (literal values
     /// only: templates are rendered at run time). Runs after `spec()` accepted them.
     fn validate(&self, _args: &TaskArgs, _ctx: &LoadContext) -> Result<(), LoadError> {

@@ -6,16 +6,15 @@ use minijinja::Value;
 
 use super::{Engine, Exec, Inherit, TAG_DRIFT_CORRECT, TAG_DRIFT_REPORT, VAR_DRIFT};
 use crate::args::python_str;
-use crate::modules::control::set_fact_resource;
 use crate::playbook::{Action, RawVars, Task};
 use crate::report::{Drift, Status};
-use crate::resource::{Change, ModuleContext, Outcome, Owned, Resource};
+use crate::resource::{Change, Check, Module, ModuleContext, Outcome, Owned, Resource};
 use crate::vars::Scope;
 
-impl Engine<'_> {
-    /// Renders the arguments, checks, and applies (unless in check mode).
-    pub(super) fn execute(&self, task: &Task, inh: &Inherit, vars: &Value, scope: &Scope) -> Exec {
-        let fail_owning = |msg: String, owns: Vec<Owned>| Exec {
+impl Exec {
+    /// A run that failed before the module could report (arguments, check, apply).
+    fn failure(msg: String, owns: Vec<Owned>) -> Exec {
+        Exec {
             status: Status::Failed,
             changed: false,
             failed: Some(msg.clone()),
@@ -27,14 +26,84 @@ impl Engine<'_> {
             changes: Vec::new(),
             owns,
             drift_check_only: false,
+        }
+    }
+}
+
+/// What came of a check (and its apply, if it ran).
+struct Converged {
+    outcome: Outcome,
+    changed: bool,
+    /// A module that cannot predict its effect, in check mode with something to do.
+    skipped: bool,
+}
+
+impl Engine<'_> {
+    /// Renders the arguments, checks, and applies (unless in check mode).
+    pub(super) fn execute(&self, task: &Task, inh: &Inherit, vars: &Value, scope: &Scope) -> Exec {
+        let Action::Module { module, args, .. } = &task.action else {
+            return Exec::failure("not a module".into(), Vec::new());
         };
-        let fail = |msg: String| fail_owning(msg, Vec::new());
-        let Action::Module {
-            name, module, args, ..
-        } = &task.action
-        else {
-            return fail("not a module".into());
+        let check_mode = inh.check_mode.unwrap_or(self.opts.check);
+        let resource = match self
+            .render_args(task, args, vars, scope)
+            .and_then(|rendered| self.resource(task, inh, *module, &rendered, vars, check_mode))
+        {
+            Ok(r) => r,
+            Err(msg) => return Exec::failure(msg, Vec::new()),
         };
+        let owns = resource.owns();
+        // A drift pass applies only declarative tasks whose policy is `correct`; handlers run
+        // as the playbook says (only a correction notifies them).
+        let drift_check_only = !check_mode
+            && !inh.handler
+            && self.opts.drift.as_ref().is_some_and(|d| {
+                !resource.supports_check_mode() || drift_report_policy(&inh.tags, vars, d.report)
+            });
+        let check = match resource.check() {
+            Ok(c) => c,
+            Err(e) => return Exec::failure(e.0, owns),
+        };
+        let changes: Vec<String> = check.changes.iter().map(Change::describe).collect();
+        let diff = if self.opts.diff {
+            check.changes.iter().filter_map(unified_diff).collect()
+        } else {
+            Vec::new()
+        };
+        let done = match self.converge(resource.as_ref(), check, check_mode || drift_check_only) {
+            Ok(done) => done,
+            Err(msg) => return Exec::failure(msg, owns),
+        };
+        let status = if done.outcome.failed.is_some() {
+            Status::Failed
+        } else if done.skipped {
+            Status::Skipped
+        } else if done.changed {
+            Status::Changed
+        } else {
+            Status::Ok
+        };
+        let (changed, failed) = (done.changed, done.outcome.failed.clone());
+        Exec {
+            status,
+            changed,
+            failed,
+            result: registered_result(done),
+            diff,
+            changes,
+            owns,
+            drift_check_only,
+        }
+    }
+
+    /// The task's arguments rendered with its variables.
+    fn render_args(
+        &self,
+        task: &Task,
+        args: &IndexMap<String, Value>,
+        vars: &Value,
+        scope: &Scope,
+    ) -> Result<IndexMap<String, Value>, String> {
         let mut rendered = IndexMap::new();
         for (k, v) in args {
             match self.templar.render_value(v, vars) {
@@ -43,14 +112,29 @@ impl Engine<'_> {
                 }
                 Err(e) => {
                     let detail = scope.take_error().unwrap_or_else(|| e.to_string());
-                    return fail(format!(
+                    return Err(format!(
                         "{}:{}: argument `{k}`: {detail}",
                         task.location.file, task.location.line
                     ));
                 }
             }
         }
-        let check_mode = inh.check_mode.unwrap_or(self.opts.check);
+        Ok(rendered)
+    }
+
+    /// The module's resource for the rendered arguments, bound to its spec.
+    fn resource(
+        &self,
+        task: &Task,
+        inh: &Inherit,
+        module: &dyn Module,
+        rendered: &IndexMap<String, Value>,
+        vars: &Value,
+        check_mode: bool,
+    ) -> Result<Box<dyn Resource>, String> {
+        if let Some(resource) = module.prepare_free(rendered) {
+            return Ok(resource);
+        }
         let search = crate::playbook::search_dirs(
             task.role.as_ref().or(inh.role.as_ref()),
             &task.location.file,
@@ -59,7 +143,7 @@ impl Engine<'_> {
         let env = match &inh.environment {
             Some(e) => match self.templar.render_value(e, vars) {
                 Ok(v) => env_pairs(&v),
-                Err(e) => return fail(format!("environment: {e}")),
+                Err(e) => return Err(format!("environment: {e}")),
             },
             None => Vec::new(),
         };
@@ -73,102 +157,63 @@ impl Engine<'_> {
             env: &env,
             host: &self.host,
         };
-        let resource: Box<dyn Resource> = if *name == "set_fact" {
-            set_fact_resource(&rendered)
-        } else {
-            let bound = match module.spec().bind(&rendered) {
-                Ok(b) => b,
-                Err(e) => return fail(format!("{name}: {e}")),
-            };
-            match module.prepare(&bound, &ctx) {
-                Ok(r) => r,
-                Err(e) => return fail(e.0),
-            }
-        };
-        let owns = resource.owns();
-        // A drift pass applies only declarative tasks whose policy is `correct`; handlers run
-        // as the playbook says (only a correction notifies them).
-        let drift_check_only = !check_mode
-            && !inh.handler
-            && self.opts.drift.as_ref().is_some_and(|d| {
-                !resource.supports_check_mode() || drift_report_policy(&inh.tags, vars, d.report)
+        let bound = module
+            .spec()
+            .bind(rendered)
+            .map_err(|e| format!("{}: {e}", task.action_name()))?;
+        module.prepare(&bound, &ctx).map_err(|e| e.0)
+    }
+
+    /// Applies the check's changes, unless there are none or this is check mode (then the
+    /// check's outcome is the result).
+    fn converge(
+        &self,
+        resource: &dyn Resource,
+        check: Check,
+        check_mode: bool,
+    ) -> Result<Converged, String> {
+        if check.changes.is_empty() {
+            let changed = check.outcome.changed.unwrap_or(false);
+            return Ok(Converged {
+                outcome: check.outcome,
+                changed,
+                skipped: false,
             });
-        let check_mode = check_mode || drift_check_only;
-        let check = match resource.check() {
-            Ok(c) => c,
-            Err(e) => return fail_owning(e.0, owns),
-        };
-        let changes: Vec<String> = check.changes.iter().map(Change::describe).collect();
-        let diff = if self.opts.diff {
-            check.changes.iter().filter_map(unified_diff).collect()
-        } else {
-            Vec::new()
-        };
-        let (outcome, changed, status_skip): (Outcome, bool, bool) = if check.changes.is_empty() {
-            let ch = check.outcome.changed.unwrap_or(false);
-            (check.outcome, ch, false)
-        } else if check_mode {
-            if resource.supports_check_mode() {
-                let ch = check.outcome.changed.unwrap_or(true);
-                (check.outcome, ch, false)
-            } else {
-                (check.outcome, false, true)
-            }
-        } else {
-            if let Some(d) = &self.opts.drift {
-                if let Some(msg) = through_symlink(&check.changes, &d.guard) {
-                    return fail_owning(msg, owns);
-                }
-            }
-            let applied = resource.apply(check);
-            // Whatever the task did may have installed packages or unit files that later
-            // tasks ask about: read them again.
-            self.host.invalidate_packages();
-            self.host.invalidate_units();
-            match applied {
-                Ok(o) => {
-                    // A module that failed changed nothing unless it says otherwise (as fail_json).
-                    let ch = o.changed.unwrap_or(o.failed.is_none());
-                    (o, ch, false)
-                }
-                Err(e) => return fail_owning(e.0, owns),
-            }
-        };
-        let mut result = outcome.data;
-        result.insert("changed".into(), Value::from(changed));
-        if let Some(f) = &outcome.failed {
-            result.insert("failed".into(), Value::from(true));
-            result
-                .entry("msg".into())
-                .or_insert(Value::from(f.as_str()));
-        } else {
-            result.insert("failed".into(), Value::from(false));
         }
-        if status_skip {
-            result.insert("skipped".into(), Value::from(true));
-            result.insert(
-                "msg".into(),
-                Value::from("Command would have run if not in check mode"),
-            );
-        }
-        Exec {
-            status: if outcome.failed.is_some() {
-                Status::Failed
-            } else if status_skip {
-                Status::Skipped
-            } else if changed {
-                Status::Changed
+        if check_mode {
+            return Ok(if resource.supports_check_mode() {
+                let changed = check.outcome.changed.unwrap_or(true);
+                Converged {
+                    outcome: check.outcome,
+                    changed,
+                    skipped: false,
+                }
             } else {
-                Status::Ok
-            },
+                Converged {
+                    outcome: check.outcome,
+                    changed: false,
+                    skipped: true,
+                }
+            });
+        }
+        if let Some(d) = &self.opts.drift {
+            if let Some(msg) = through_symlink(&check.changes, &d.guard) {
+                return Err(msg);
+            }
+        }
+        let applied = resource.apply(check);
+        // Whatever the task did may have installed packages or unit files that later
+        // tasks ask about: read them again.
+        self.host.invalidate_packages();
+        self.host.invalidate_units();
+        let outcome = applied.map_err(|e| e.0)?;
+        // A module that failed changed nothing unless it says otherwise (as fail_json).
+        let changed = outcome.changed.unwrap_or(outcome.failed.is_none());
+        Ok(Converged {
+            outcome,
             changed,
-            failed: outcome.failed,
-            result,
-            diff,
-            changes,
-            owns,
-            drift_check_only,
-        }
+            skipped: false,
+        })
     }
 
     /// In a drift pass, what became of a task that found changes to make.
@@ -349,4 +394,26 @@ fn drift_report_policy(tags: &[String], vars: &Value, default_report: bool) -> b
         Some(v) if v == "correct" => false,
         _ => default_report,
     }
+}
+
+/// The registered result: the module's fields with `changed` and `failed` (and `skipped`).
+fn registered_result(done: Converged) -> IndexMap<String, Value> {
+    let mut result = done.outcome.data;
+    result.insert("changed".into(), Value::from(done.changed));
+    if let Some(f) = &done.outcome.failed {
+        result.insert("failed".into(), Value::from(true));
+        result
+            .entry("msg".into())
+            .or_insert(Value::from(f.as_str()));
+    } else {
+        result.insert("failed".into(), Value::from(false));
+    }
+    if done.skipped {
+        result.insert("skipped".into(), Value::from(true));
+        result.insert(
+            "msg".into(),
+            Value::from("Command would have run if not in check mode"),
+        );
+    }
+    result
 }

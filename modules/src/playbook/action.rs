@@ -249,24 +249,19 @@ impl Loader<'_> {
             }
         }
         let short_name = modules::canonical_name(name).unwrap_or("?");
-        if short_name == "set_fact" {
-            for (k, v) in &pairs {
-                if k != "cacheable" && !is_identifier(k) {
-                    self.errors.push(
-                        LoadError::at(
-                            Location::new(file.clone(), v.line),
-                            format!("`{k}` is not a valid variable name"),
-                        )
-                        .with_key(k.clone()),
-                    );
-                }
+        let search = search_dirs(role.as_ref(), file, &self.base);
+        let ctx = LoadContext {
+            source: self.source,
+            templar: self.templar,
+            file,
+            task: at,
+            search: &search,
+        };
+        let task_args = TaskArgs { pairs: &pairs };
+        if let Some(errors) = module.check_free_args(&task_args, &ctx) {
+            self.errors.extend(errors);
+            for (_, v) in &pairs {
                 self.check_templates(v, file);
-            }
-            if pairs.is_empty() {
-                self.errors.push(LoadError::at(
-                    at.clone(),
-                    "`set_fact` needs at least one variable",
-                ));
             }
         } else if let Err(e) = spec.validate(&pairs, file, self.templar) {
             self.errors.push(e);
@@ -274,15 +269,7 @@ impl Loader<'_> {
             for (_, v) in &pairs {
                 self.check_templates(v, file);
             }
-            let search = search_dirs(role.as_ref(), file, &self.base);
-            let ctx = LoadContext {
-                source: self.source,
-                templar: self.templar,
-                file,
-                task: at,
-                search: &search,
-            };
-            if let Err(e) = module.validate(&TaskArgs { pairs: &pairs }, &ctx) {
+            if let Err(e) = module.validate(&task_args, &ctx) {
                 self.errors.push(e);
             }
         }
@@ -445,5 +432,16 @@ mod tests {
             load("    - group: {name: g, non_unique: true, gid: 5}\n", &[]),
             ""
         );
+    }
+
+    #[test]
+    fn set_fact_checks_its_variable_names() {
+        let e = load("    - set_fact: {1x: a, ok: '{{ b }}'}\n", &[]);
+        assert!(e.contains("`1x` is not a valid variable name"), "{e}");
+        let e = load("    - set_fact: {}\n", &[]);
+        assert!(e.contains("`set_fact` needs at least one variable"), "{e}");
+        let e = load("    - set_fact: {a: '{{ b'}\n", &[]);
+        assert!(!e.is_empty(), "a template that does not parse");
+        assert_eq!(load("    - set_fact: {a: 1, cacheable: true}\n", &[]), "");
     }
 }
