@@ -129,6 +129,9 @@ pub enum ValueError {
         value: String,
         choices: &'static [&'static str],
     },
+    /// A user or group id out of range (`uid`, `gid`).
+    #[error("{value} is not a valid {what}")]
+    NotAnId { value: i64, what: &'static str },
     /// A template value whose Jinja does not parse.
     #[error("{0}")]
     Template(String),
@@ -422,6 +425,19 @@ impl Args {
     pub fn int(&self, name: &str) -> Option<i64> {
         self.get(name).and_then(|v| i64::try_from(v.clone()).ok())
     }
+    /// A user or group id argument (`uid`, `gid`), refused out of range.
+    pub fn id(&self, name: &'static str) -> Result<Option<u32>, ArgError> {
+        match self.int(name) {
+            None => Ok(None),
+            Some(n) => u32::try_from(n).map(Some).map_err(|_| ArgError::Invalid {
+                name,
+                problem: ValueError::NotAnId {
+                    value: n,
+                    what: name,
+                },
+            }),
+        }
+    }
     /// A list argument as strings.
     pub fn list_str(&self, name: &str) -> Option<Vec<String>> {
         let v = self.get(name)?;
@@ -686,6 +702,24 @@ mod tests {
         assert!(e.contains("unsupported argument `bogus`"), "{e}");
         let e = SPEC.bind(&rendered(&[])).unwrap_err().to_string();
         assert!(e.contains("requires the argument `dest`"), "{e}");
+    }
+
+    #[test]
+    fn ids_in_range() {
+        static IDS: ArgSpec = ArgSpec {
+            module: "t",
+            args: &[ArgDef::new("uid", ArgType::Int)],
+            free_form: false,
+            mutually_exclusive: &[],
+            required_one_of: &[],
+        };
+        let bind = |v: i64| IDS.bind(&rendered(&[("uid", Value::from(v))])).unwrap();
+        assert_eq!(bind(1001).id("uid"), Ok(Some(1001)));
+        assert_eq!(
+            bind(-1).id("uid").unwrap_err().to_string(),
+            "argument `uid`: -1 is not a valid uid"
+        );
+        assert_eq!(IDS.bind(&rendered(&[])).unwrap().id("uid"), Ok(None));
     }
 
     #[test]

@@ -55,12 +55,7 @@ impl Module for GroupModule {
     }
 
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
-        let gid = match args.int("gid") {
-            None => None,
-            Some(n) => Some(u32::try_from(n).map_err(|_| {
-                ModuleError::new(format!("argument `gid`: {n} is not a valid gid"))
-            })?),
-        };
+        let gid = args.id("gid")?;
         let non_unique = args.bool_or("non_unique", false);
         if non_unique && gid.is_none() {
             return Err(ModuleError::new(NON_UNIQUE_WITHOUT_GID));

@@ -100,13 +100,7 @@ impl Module for UserModule {
 }
 
 pub(crate) fn spec_from_args(args: &Args) -> Result<UserSpec, ModuleError> {
-    let uid = match args.int("uid") {
-        None => None,
-        Some(n) => Some(
-            u32::try_from(n)
-                .map_err(|_| ModuleError::new(format!("argument `uid`: {n} is not a valid uid")))?,
-        ),
-    };
+    let uid = args.id("uid")?;
     let expires = match args.str("expires") {
         None => None,
         Some(s) => Some(s.trim().parse::<f64>().map_err(|_| {
