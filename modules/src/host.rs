@@ -3,8 +3,8 @@
 //! one database read and one `systemctl show` rather than one process per task.
 //!
 //! Caches are filled lazily on first use, from hints the engine gathers before the run (every
-//! package and unit named literally anywhere in the playbook), and invalidated for what a task
-//! changed. Only checks are batched: changes are still applied task by task, in playbook order.
+//! package and unit a task names literally anywhere in the playbook, as each module declares in
+//! `Module::host_queries`), and invalidated for what a task changed. Only checks are batched: changes are still applied task by task, in playbook order.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
@@ -164,12 +164,12 @@ impl HostState {
     }
 
     /// Package names a later task will ask about, so that one query covers them all.
-    pub fn hint_packages<I: IntoIterator<Item = String>>(&self, names: I) {
+    fn hint_packages<I: IntoIterator<Item = String>>(&self, names: I) {
         lock(&self.rpm_hints).extend(names);
     }
 
     /// Unit names a later task will ask about.
-    pub fn hint_units<I: IntoIterator<Item = String>>(&self, names: I) {
+    fn hint_units<I: IntoIterator<Item = String>>(&self, names: I) {
         lock(&self.unit_hints).extend(names.into_iter().map(|n| unit_name(&n)));
     }
 
