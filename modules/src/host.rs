@@ -1,5 +1,5 @@
 //! State of the host that many tasks ask about, read once per run and shared: the package
-//! database and systemd units. This is what makes a play of fifty `apt` and `service` tasks cost
+//! database, systemd units and the local account databases. This is what makes a play of fifty `apt` and `service` tasks cost
 //! one database read and one `systemctl show` rather than one process per task.
 //!
 //! Caches are filled lazily on first use, from hints the engine gathers before the run (every
@@ -10,8 +10,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use crate::modules::accounts::{Db, Etc};
 use crate::resource::ModuleError;
 
 /// An installed package as the package database records it.
@@ -137,6 +138,8 @@ pub struct HostState {
     rpm_hints: Mutex<BTreeSet<String>>,
     units: Mutex<HashMap<String, UnitState>>,
     unit_hints: Mutex<BTreeSet<String>>,
+    /// The account databases by `/etc` directory (one read covers every account).
+    accounts: Mutex<HashMap<PathBuf, Arc<Db>>>,
 }
 
 impl Default for HostState {
@@ -154,6 +157,7 @@ impl HostState {
             rpm_hints: Mutex::new(BTreeSet::new()),
             units: Mutex::new(HashMap::new()),
             unit_hints: Mutex::new(BTreeSet::new()),
+            accounts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -287,6 +291,24 @@ impl HostState {
     /// Forget what is known of units (after a change to one, or a daemon-reload).
     pub fn invalidate_units(&self) {
         lock(&self.units).clear();
+    }
+
+    // ---- accounts ----
+
+    /// The account databases under `etc` (`passwd`, `group`, `shadow`), read once until a task
+    /// changes something.
+    pub fn accounts(&self, etc: &Etc) -> Result<Arc<Db>, ModuleError> {
+        if let Some(db) = lock(&self.accounts).get(&etc.dir) {
+            return Ok(db.clone());
+        }
+        let db = Arc::new(etc.read()?);
+        lock(&self.accounts).insert(etc.dir.clone(), db.clone());
+        Ok(db)
+    }
+
+    /// Forget the account databases (after a task that may have changed them).
+    pub fn invalidate_accounts(&self) {
+        lock(&self.accounts).clear();
     }
 }
 
@@ -522,6 +544,33 @@ pub fn parse_systemctl_show(text: &str) -> Vec<UnitState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accounts_are_read_once_until_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("passwd"),
+            "a:x:1001:1001::/home/a:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("group"), "").unwrap();
+        let etc = Etc {
+            dir: dir.path().to_path_buf(),
+        };
+        let host = HostState::new();
+        assert!(host.accounts(&etc).unwrap().user("a").is_some());
+        std::fs::write(
+            dir.path().join("passwd"),
+            "b:x:1002:1002::/home/b:/bin/sh\n",
+        )
+        .unwrap();
+        assert!(
+            host.accounts(&etc).unwrap().user("b").is_none(),
+            "read once"
+        );
+        host.invalidate_accounts();
+        assert!(host.accounts(&etc).unwrap().user("b").is_some());
+    }
 
     #[test]
     fn dpkg_status_keeps_installed_and_config_files() {

@@ -202,10 +202,11 @@ impl Engine<'_> {
             }
         }
         let applied = resource.apply(check);
-        // Whatever the task did may have installed packages or unit files that later
+        // Whatever the task did may have installed packages, unit files or accounts that later
         // tasks ask about: read them again.
         self.host.invalidate_packages();
         self.host.invalidate_units();
+        self.host.invalidate_accounts();
         let outcome = applied.map_err(|e| e.0)?;
         // A module that failed changed nothing unless it says otherwise (as fail_json).
         let changed = outcome.changed.unwrap_or(outcome.failed.is_none());

@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::host::HostState;
+
 use indexmap::IndexMap;
 use minijinja::Value;
 
@@ -383,6 +385,7 @@ impl Module for AuthorizedKeyModule {
             validate_certs: args.bool_or("validate_certs", true),
             check_mode: ctx.check_mode,
             etc: Etc::default(),
+            host: ctx.host.clone(),
         }))
     }
 }
@@ -396,6 +399,7 @@ pub(crate) struct KeyResource {
     pub validate_certs: bool,
     pub check_mode: bool,
     pub etc: Etc,
+    pub host: Arc<HostState>,
 }
 
 /// Where the keys go and who owns them.
@@ -421,7 +425,7 @@ fn realpath(p: &Path) -> PathBuf {
 
 impl KeyResource {
     fn target(&self) -> Result<Target, ModuleError> {
-        let db = self.etc.read()?;
+        let db = self.host.accounts(&self.etc)?;
         let entry = db.user(&self.user);
         let owner = entry.map(|u| (u.uid, u.gid));
         let (keyfile, sshdir) =
@@ -731,6 +735,7 @@ mod tests {
             etc: Etc {
                 dir: etc.to_path_buf(),
             },
+            host: Arc::new(HostState::new()),
         }
     }
 

@@ -3,9 +3,12 @@
 //! NAME`, `groupmod -g GID [-o] NAME` (only the gid is ever modified, as in Ansible) and
 //! `groupdel [-f] NAME`.
 
+use std::sync::Arc;
+
 use super::accounts::{run_steps, with_steps, AccountStep, Db, Etc, Tool};
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
 use crate::error::LoadError;
+use crate::host::HostState;
 use crate::resource::{
     AccountKind, AccountOp, Change, Check, LoadContext, Module, ModuleContext, ModuleError,
     Outcome, Owned, Resource, TaskArgs,
@@ -70,6 +73,7 @@ impl Module for GroupModule {
                 force: args.bool_or("force", false),
             },
             etc: Etc::default(),
+            host: ctx.host.clone(),
             check_mode: ctx.check_mode,
         }))
     }
@@ -152,12 +156,13 @@ fn outcome(spec: &GroupSpec, db: &Db) -> Outcome {
 struct GroupResource {
     spec: GroupSpec,
     etc: Etc,
+    host: Arc<HostState>,
     check_mode: bool,
 }
 
 impl Resource for GroupResource {
     fn check(&self) -> Result<Check, ModuleError> {
-        let db = self.etc.read()?;
+        let db = self.host.accounts(&self.etc)?;
         let planned: Vec<(Change, Vec<AccountStep>)> = plan(&self.spec, &db)
             .into_iter()
             .map(|(c, tool)| (c, vec![AccountStep::Tool(tool)]))

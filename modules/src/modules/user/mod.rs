@@ -16,6 +16,9 @@
 //! `NOT_LOGGING_PASSWORD`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::host::HostState;
 
 use super::accounts::{date_of_days, run_steps, with_steps, AccountStep as Step, Db, Etc, Tool};
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
@@ -94,6 +97,7 @@ impl Module for UserModule {
         Ok(Box::new(UserResource {
             spec,
             etc: Etc::default(),
+            host: ctx.host.clone(),
             check_mode: ctx.check_mode,
         }))
     }
@@ -521,12 +525,13 @@ fn outcome(spec: &UserSpec, db: &Db, existed: bool, changed: bool, check_mode: b
 struct UserResource {
     spec: UserSpec,
     etc: Etc,
+    host: Arc<HostState>,
     check_mode: bool,
 }
 
 impl Resource for UserResource {
     fn check(&self) -> Result<Check, ModuleError> {
-        let db = self.etc.read()?;
+        let db = self.host.accounts(&self.etc)?;
         let planned = plan(&self.spec, &db, &RealFs, self.check_mode)?;
         let existed = db.user(&self.spec.name).is_some();
         let outcome = outcome(
