@@ -2,7 +2,8 @@
 //!
 //! - at load time, [`Module::validate`] refuses what the arguments' types cannot (a missing
 //!   `src`, a malformed key), and [`Module::host_queries`] says what the task will ask of the
-//!   host (packages, units), so that the engine reads them with one query for all tasks;
+//!   host (packages, units), so that the engine reads them with one query for all tasks
+//!   (accounts are read once per run without asking);
 //! - at run time, [`Module::prepare`] turns the rendered, typed arguments into a [`Resource`],
 //!   which can **check** (what differs from the desired state, as a typed [`Check`], without
 //!   touching the host) and **apply** (make exactly the changes of that check, with what the
@@ -37,7 +38,8 @@ pub struct ModuleContext<'a> {
     pub diff: bool,
     /// The task's `environment` keyword, rendered: extra variables for commands it runs.
     pub env: &'a [(String, String)],
-    /// State of the host read once per run and shared by tasks (package and unit databases).
+    /// State of the host read once per run and shared by tasks (package, unit and account
+    /// databases).
     pub host: &'a Arc<HostState>,
 }
 
@@ -68,6 +70,16 @@ impl From<std::io::Error> for ModuleError {
 pub trait Module: Sync {
     /// The arguments it accepts (checked statically at load time, then bound at run time).
     fn spec(&self) -> &'static ArgSpec;
+    /// Load-time checks beyond the argument types, on the arguments as written (literal values
+    /// only: templates are rendered at run time). Runs after `spec()` accepted them.
+    fn validate(&self, _args: &TaskArgs, _ctx: &LoadContext) -> Result<(), LoadError> {
+        Ok(())
+    }
+    /// What the task will ask of the host, from its arguments as written, so that the engine
+    /// reads the state of every package and unit of a playbook with one query.
+    fn host_queries(&self, _args: &IndexMap<String, Value>, _queries: &mut HostQueries) {}
+    /// Builds the resource the task describes from its rendered, typed arguments.
+    fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError>;
     /// For a module whose argument names are free (`set_fact`'s variables): the errors in its
     /// arguments as written, checked instead of by `spec()`. `None` (the default): `spec()`
     /// checks them, then `validate`.
@@ -79,16 +91,6 @@ pub trait Module: Sync {
     fn prepare_free(&self, _rendered: &IndexMap<String, Value>) -> Option<Box<dyn Resource>> {
         None
     }
-    /// Load-time checks beyond the argument types, on the arguments as written (literal values
-    /// only: templates are rendered at run time). Runs after `spec()` accepted them.
-    fn validate(&self, _args: &TaskArgs, _ctx: &LoadContext) -> Result<(), LoadError> {
-        Ok(())
-    }
-    /// What the task will ask of the host, from its arguments as written, so that the engine
-    /// reads the state of every package and unit of a playbook with one query.
-    fn host_queries(&self, _args: &IndexMap<String, Value>, _queries: &mut HostQueries) {}
-    /// Builds the resource the task describes from its rendered, typed arguments.
-    fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError>;
 }
 
 /// A task's arguments as written in the YAML, for [`Module::validate`].
