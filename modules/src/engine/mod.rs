@@ -274,25 +274,12 @@ impl<'a> Engine<'a> {
         let facts = if play.gather_facts {
             let facts = Arc::new(self.facts());
             // Reported as Ansible does, so both tools show the same task list.
-            self.push_report(TaskReport {
-                play: play.name.clone(),
-                name: "Gathering Facts".into(),
-                module: "setup".into(),
-                file: play.location.file.to_string(),
-                line: play.location.line,
-                handler: false,
-                status: Status::Ok,
-                changed: false,
-                items: Vec::new(),
-                msg: None,
-                diff: Vec::new(),
-                changes: Vec::new(),
-                rescued: false,
-                no_log: false,
-                output: None,
-                drift: None,
-                owns: Vec::new(),
-            });
+            self.push_report(TaskReport::new(
+                &play.name,
+                "Gathering Facts".into(),
+                "setup",
+                &play.location,
+            ));
             facts
         } else if self.facts.is_some() {
             Arc::new(self.facts())

@@ -15,23 +15,14 @@ use crate::vars::Scope;
 impl Engine<'_> {
     pub(super) fn base_report(&self, task: &Task, handler: bool, no_log: bool) -> TaskReport {
         TaskReport {
-            play: self.play_name.clone(),
-            name: task.display_name(),
-            module: task.action_name().to_string(),
-            file: task.location.file.to_string(),
-            line: task.location.line,
             handler,
-            status: Status::Ok,
-            changed: false,
-            items: Vec::new(),
-            msg: None,
-            diff: Vec::new(),
-            changes: Vec::new(),
-            rescued: false,
             no_log,
-            output: None,
-            drift: None,
-            owns: Vec::new(),
+            ..TaskReport::new(
+                &self.play_name,
+                task.display_name(),
+                task.action_name(),
+                &task.location,
+            )
         }
     }
 

@@ -378,32 +378,44 @@ pub fn search_dirs(role: Option<&Arc<Role>>, task_file: &str, base: &RepoPath) -
     search
 }
 
+/// Visits every task of `items` and of the blocks, static includes and included roles (their
+/// handlers too) in them, in order.
+pub fn visit_tasks<'i>(items: &'i [Item], f: &mut dyn FnMut(&'i Arc<Task>)) {
+    for item in items {
+        match item {
+            Item::Task(t) => {
+                f(t);
+                match &t.action {
+                    Action::IncludeTasks {
+                        preloaded: Some(items),
+                        ..
+                    } => visit_tasks(items, f),
+                    Action::IncludeRole { role, .. } => {
+                        visit_tasks(&role.tasks, f);
+                        visit_tasks(&role.handlers, f);
+                    }
+                    _ => {}
+                }
+            }
+            Item::Block(b) => {
+                visit_tasks(&b.block, f);
+                visit_tasks(&b.rescue, f);
+                visit_tasks(&b.always, f);
+            }
+        }
+    }
+}
+
 /// What the tasks of the playbook will ask of the host (every package and unit a task names
 /// literally, from each module's [`Module::host_queries`]), so the engine can read their state
 /// with one query for all.
 pub fn host_queries(playbook: &Playbook) -> HostQueries {
     fn walk(items: &[Item], out: &mut HostQueries) {
-        for item in items {
-            match item {
-                Item::Task(t) => match &t.action {
-                    Action::Module { module, args, .. } => module.host_queries(args, out),
-                    Action::IncludeTasks {
-                        preloaded: Some(items),
-                        ..
-                    } => walk(items, out),
-                    Action::IncludeRole { role, .. } => {
-                        walk(&role.tasks, out);
-                        walk(&role.handlers, out);
-                    }
-                    _ => {}
-                },
-                Item::Block(b) => {
-                    walk(&b.block, out);
-                    walk(&b.rescue, out);
-                    walk(&b.always, out);
-                }
+        visit_tasks(items, &mut |t| {
+            if let Action::Module { module, args, .. } = &t.action {
+                module.host_queries(args, out);
             }
-        }
+        });
     }
     let mut out = HostQueries::default();
     for play in &playbook.plays {

@@ -152,29 +152,7 @@ impl Loader<'_> {
     /// of a role it includes; Ansible fails the run when one is missing, we refuse it up front.
     pub(super) fn check_notify(&mut self, sections: &[&Vec<Item>], handlers: &[Item]) {
         fn walk<'i>(items: &'i [Item], out: &mut Vec<&'i Arc<Task>>) {
-            for i in items {
-                match i {
-                    Item::Task(t) => {
-                        out.push(t);
-                        match &t.action {
-                            Action::IncludeTasks {
-                                preloaded: Some(items),
-                                ..
-                            } => walk(items, out),
-                            Action::IncludeRole { role, .. } => {
-                                walk(&role.tasks, out);
-                                walk(&role.handlers, out);
-                            }
-                            _ => {}
-                        }
-                    }
-                    Item::Block(b) => {
-                        walk(&b.block, out);
-                        walk(&b.rescue, out);
-                        walk(&b.always, out);
-                    }
-                }
-            }
+            visit_tasks(items, &mut |t| out.push(t));
         }
         let mut tasks = Vec::new();
         for s in sections {
