@@ -89,6 +89,63 @@ pub struct ArgSpec {
     pub required_one_of: &'static [&'static [&'static str]],
 }
 
+/// Why a module's arguments were refused (at load time on literal values, at run time on
+/// rendered ones).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgError {
+    #[error("unsupported argument `{key}` for module `{module}` (supported: {supported})")]
+    Unknown {
+        key: String,
+        module: &'static str,
+        /// The accepted names, sorted, comma-separated.
+        supported: String,
+    },
+    #[error("argument `{name}`: {problem}")]
+    Invalid {
+        name: &'static str,
+        problem: ValueError,
+    },
+    #[error("arguments are mutually exclusive: {}", .0.join(", "))]
+    MutuallyExclusive(Vec<&'static str>),
+    #[error("module `{module}` needs one of: {}", .group.join(", "))]
+    NeedsOneOf {
+        module: &'static str,
+        group: &'static [&'static str],
+    },
+    #[error("module `{module}` requires the argument `{name}`")]
+    Required {
+        module: &'static str,
+        name: &'static str,
+    },
+}
+
+/// Why one argument's value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("expected {expected}, got {got}")]
+    WrongType { expected: &'static str, got: String },
+    #[error("value `{value}` is not one of: {}", .choices.join(", "))]
+    NotAChoice {
+        value: String,
+        choices: &'static [&'static str],
+    },
+    /// A user or group id out of range (`uid`, `gid`).
+    #[error("{value} is not a valid {what}")]
+    NotAnId { value: i64, what: &'static str },
+    /// A template value whose Jinja does not parse.
+    #[error("{0}")]
+    Template(String),
+}
+
+/// Why `k=v` argument text could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    #[error("unbalanced quotes in `{0}`")]
+    UnbalancedQuotes(String),
+    #[error("cannot parse `{0}`: expected key=value arguments")]
+    NotKeyValue(String),
+}
+
 /// The key free-form text is stored under, as in Ansible.
 pub const RAW_PARAMS: &str = "_raw_params";
 
@@ -99,14 +156,14 @@ impl ArgSpec {
             .find(|d| d.name == key || d.aliases.contains(&key))
     }
 
-    fn unknown_key(&self, key: &str) -> String {
+    fn unknown_key(&self, key: &str) -> ArgError {
         let mut names: Vec<&str> = self.args.iter().map(|d| d.name).collect();
         names.sort_unstable();
-        format!(
-            "unsupported argument `{key}` for module `{}` (supported: {})",
-            self.module,
-            names.join(", ")
-        )
+        ArgError::Unknown {
+            key: key.to_string(),
+            module: self.module,
+            supported: names.join(", "),
+        }
     }
 
     /// Static check of the task's argument mapping before anything runs. Values that are
@@ -130,7 +187,9 @@ impl ArgSpec {
                 continue;
             }
             let Some(def) = self.find(key) else {
-                return Err(LoadError::at(at, self.unknown_key(key)).with_key(key.clone()));
+                return Err(
+                    LoadError::at(at, self.unknown_key(key).to_string()).with_key(key.clone())
+                );
             };
             if seen.contains(&def.name) {
                 return Err(LoadError::at(
@@ -141,51 +200,50 @@ impl ArgSpec {
             }
             seen.push(def.name);
             check_node(def, node, templar)
-                .map_err(|m| LoadError::at(at.clone(), m).with_key(key.clone()))?;
+                .map_err(|m| LoadError::at(at.clone(), m.to_string()).with_key(key.clone()))?;
         }
         let line = args.first().map(|(_, n)| n.line).unwrap_or(0);
-        self.check_groups(&seen, |m| {
-            LoadError::at(Location::new(file.clone(), line), m)
-        })?;
-        for def in self.args.iter().filter(|d| d.required) {
-            if !seen.contains(&def.name) {
-                return Err(LoadError::at(
-                    Location::new(file.clone(), line),
-                    format!(
-                        "module `{}` requires the argument `{}`",
-                        self.module, def.name
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        self.check_groups(&seen)
+            .and_then(|()| self.check_required(&seen))
+            .map_err(|e| LoadError::at(Location::new(file.clone(), line), e.to_string()))
     }
 
-    fn check_groups<E>(&self, seen: &[&str], err: impl Fn(String) -> E) -> Result<(), E> {
+    fn check_groups(&self, seen: &[&str]) -> Result<(), ArgError> {
         for group in self.mutually_exclusive {
-            let given: Vec<&str> = group.iter().copied().filter(|g| seen.contains(g)).collect();
+            let given: Vec<&'static str> =
+                group.iter().copied().filter(|g| seen.contains(g)).collect();
             if given.len() > 1 {
-                return Err(err(format!(
-                    "arguments are mutually exclusive: {}",
-                    given.join(", ")
-                )));
+                return Err(ArgError::MutuallyExclusive(given));
             }
         }
         for group in self.required_one_of {
             if !group.iter().any(|g| seen.contains(g)) {
-                return Err(err(format!(
-                    "module `{}` needs one of: {}",
-                    self.module,
-                    group.join(", ")
-                )));
+                return Err(ArgError::NeedsOneOf {
+                    module: self.module,
+                    group,
+                });
             }
         }
         Ok(())
     }
 
+    fn check_required(&self, seen: &[&str]) -> Result<(), ArgError> {
+        match self
+            .args
+            .iter()
+            .find(|d| d.required && !seen.contains(&d.name))
+        {
+            Some(def) => Err(ArgError::Required {
+                module: self.module,
+                name: def.name,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Run-time check of rendered arguments: aliases resolved, values coerced to their type.
     /// Arguments whose value is Ansible's `omit` placeholder are dropped first.
-    pub fn bind(&self, rendered: &IndexMap<String, Value>) -> Result<Args, String> {
+    pub fn bind(&self, rendered: &IndexMap<String, Value>) -> Result<Args, ArgError> {
         let mut values = IndexMap::new();
         for (key, value) in rendered {
             if value.as_str() == Some(crate::template::OMIT) {
@@ -196,28 +254,25 @@ impl ArgSpec {
                 continue;
             }
             let def = self.find(key).ok_or_else(|| self.unknown_key(key))?;
-            let coerced =
-                coerce(def, value).map_err(|m| format!("argument `{}`: {m}", def.name))?;
+            let coerced = coerce(def, value).map_err(|problem| ArgError::Invalid {
+                name: def.name,
+                problem,
+            })?;
             values.insert(def.name, coerced);
         }
         let seen: Vec<&str> = values.keys().copied().collect();
-        self.check_groups(&seen, |m| m)?;
-        for def in self.args.iter().filter(|d| d.required) {
-            if !values.contains_key(def.name) {
-                return Err(format!(
-                    "module `{}` requires the argument `{}`",
-                    self.module, def.name
-                ));
-            }
-        }
+        self.check_groups(&seen)?;
+        self.check_required(&seen)?;
         Ok(Args { values })
     }
 }
 
-fn check_node(def: &ArgDef, node: &Node, templar: &Templar) -> Result<(), String> {
+fn check_node(def: &ArgDef, node: &Node, templar: &Templar) -> Result<(), ValueError> {
     if let NodeKind::Str(s) = &node.kind {
         if Templar::is_template(s) {
-            return templar.check_syntax(s).map_err(|e| e.to_string());
+            return templar
+                .check_syntax(s)
+                .map_err(|e| ValueError::Template(e.to_string()));
         }
     }
     if def.ty == ArgType::Raw || node.is_null() {
@@ -249,19 +304,16 @@ pub fn to_bool(value: &Value) -> Option<bool> {
     }
 }
 
-fn coerce(def: &ArgDef, value: &Value) -> Result<Value, String> {
+fn coerce(def: &ArgDef, value: &Value) -> Result<Value, ValueError> {
     use minijinja::value::ValueKind as K;
     let kind = value.kind();
-    let wrong = || {
-        format!(
-            "expected {}, got {}",
-            def.ty.describe(),
-            match kind {
-                K::Seq => "a list".to_string(),
-                K::Map => "a mapping".to_string(),
-                _ => format!("`{value}`"),
-            }
-        )
+    let wrong = || ValueError::WrongType {
+        expected: def.ty.describe(),
+        got: match kind {
+            K::Seq => "a list".to_string(),
+            K::Map => "a mapping".to_string(),
+            _ => format!("`{value}`"),
+        },
     };
     let out = match def.ty {
         ArgType::Raw => value.clone(),
@@ -322,10 +374,10 @@ fn coerce(def: &ArgDef, value: &Value) -> Result<Value, String> {
         for item in &items {
             let text = python_str(item);
             if !def.choices.contains(&text.as_str()) {
-                return Err(format!(
-                    "value `{text}` is not one of: {}",
-                    def.choices.join(", ")
-                ));
+                return Err(ValueError::NotAChoice {
+                    value: text,
+                    choices: def.choices,
+                });
             }
         }
     }
@@ -373,6 +425,19 @@ impl Args {
     pub fn int(&self, name: &str) -> Option<i64> {
         self.get(name).and_then(|v| i64::try_from(v.clone()).ok())
     }
+    /// A user or group id argument (`uid`, `gid`), refused out of range.
+    pub fn id(&self, name: &'static str) -> Result<Option<u32>, ArgError> {
+        match self.int(name) {
+            None => Ok(None),
+            Some(n) => u32::try_from(n).map(Some).map_err(|_| ArgError::Invalid {
+                name,
+                problem: ValueError::NotAnId {
+                    value: n,
+                    what: name,
+                },
+            }),
+        }
+    }
     /// A list argument as strings.
     pub fn list_str(&self, name: &str) -> Option<Vec<String>> {
         let v = self.get(name)?;
@@ -394,7 +459,7 @@ impl Args {
 /// Parses Ansible's `k=v` argument text (`dest=/x mode=0644 content="a b"`). Words that are not
 /// `k=v` are joined into `_raw_params` (for free-form modules). Quoting as Ansible's
 /// `parse_kv`: single or double quotes group, backslash escapes inside double quotes.
-pub fn parse_kv(text: &str, free_form: bool) -> Result<Vec<(String, String)>, String> {
+pub fn parse_kv(text: &str, free_form: bool) -> Result<Vec<(String, String)>, KvError> {
     let mut out = Vec::new();
     let mut raw: Vec<String> = Vec::new();
     for token in split_args(text)? {
@@ -414,10 +479,7 @@ pub fn parse_kv(text: &str, free_form: bool) -> Result<Vec<(String, String)>, St
     }
     if !raw.is_empty() {
         if !free_form {
-            return Err(format!(
-                "cannot parse `{}`: expected key=value arguments",
-                raw.join(" ")
-            ));
+            return Err(KvError::NotKeyValue(raw.join(" ")));
         }
         out.push((RAW_PARAMS.to_string(), raw.join(" ")));
     }
@@ -518,7 +580,7 @@ fn unquote(s: &str) -> String {
 }
 
 /// Splits on whitespace outside quotes and outside `{{ }}`/`{% %}` (as Ansible's split_args).
-fn split_args(text: &str) -> Result<Vec<String>, String> {
+fn split_args(text: &str) -> Result<Vec<String>, KvError> {
     let mut tokens = Vec::new();
     let mut cur = String::new();
     let mut quote: Option<char> = None;
@@ -564,7 +626,7 @@ fn split_args(text: &str) -> Result<Vec<String>, String> {
         i += 1;
     }
     if quote.is_some() {
-        return Err(format!("unbalanced quotes in `{text}`"));
+        return Err(KvError::UnbalancedQuotes(text.to_string()));
     }
     if !cur.is_empty() {
         tokens.push(cur);
@@ -622,21 +684,42 @@ mod tests {
                 ("dest", Value::from("/x")),
                 ("force", Value::from("maybe")),
             ]))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("force"), "{e}");
         let e = SPEC
             .bind(&rendered(&[
                 ("dest", Value::from("/x")),
                 ("state", Value::from("dir")),
             ]))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not one of"), "{e}");
         let e = SPEC
             .bind(&rendered(&[("bogus", Value::from(1))]))
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unsupported argument `bogus`"), "{e}");
-        let e = SPEC.bind(&rendered(&[])).unwrap_err();
+        let e = SPEC.bind(&rendered(&[])).unwrap_err().to_string();
         assert!(e.contains("requires the argument `dest`"), "{e}");
+    }
+
+    #[test]
+    fn ids_in_range() {
+        static IDS: ArgSpec = ArgSpec {
+            module: "t",
+            args: &[ArgDef::new("uid", ArgType::Int)],
+            free_form: false,
+            mutually_exclusive: &[],
+            required_one_of: &[],
+        };
+        let bind = |v: i64| IDS.bind(&rendered(&[("uid", Value::from(v))])).unwrap();
+        assert_eq!(bind(1001).id("uid"), Ok(Some(1001)));
+        assert_eq!(
+            bind(-1).id("uid").unwrap_err().to_string(),
+            "argument `uid`: -1 is not a valid uid"
+        );
+        assert_eq!(IDS.bind(&rendered(&[])).unwrap().id("uid"), Ok(None));
     }
 
     #[test]

@@ -1,17 +1,18 @@
 //! State of the host that many tasks ask about, read once per run and shared: the package
-//! database and systemd units. This is what makes a play of fifty `apt` and `service` tasks cost
+//! database, systemd units and the local account databases. This is what makes a play of fifty `apt` and `service` tasks cost
 //! one database read and one `systemctl show` rather than one process per task.
 //!
 //! Caches are filled lazily on first use, from hints the engine gathers before the run (every
-//! package and unit named literally anywhere in the playbook), and invalidated for what a task
-//! changed. Only checks are batched: changes are still applied task by task, in playbook order.
+//! package and unit a task names literally anywhere in the playbook, as each module declares in
+//! `Module::host_queries`), and invalidated for what a task changed. Only checks are batched: changes are still applied task by task, in playbook order.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use crate::modules::accounts::{Db, Etc};
 use crate::resource::ModuleError;
 
 /// An installed package as the package database records it.
@@ -75,6 +76,57 @@ impl UnitState {
     }
 }
 
+/// What the tasks of a playbook will ask of the host, gathered before the run from each
+/// module's [`crate::resource::Module::host_queries`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HostQueries {
+    /// Package names (as the package manager takes them).
+    pub packages: Vec<String>,
+    /// systemd unit names.
+    pub units: Vec<String>,
+}
+
+impl HostQueries {
+    /// The names a literal argument value gives (a list, or comma-separated text); templates
+    /// are left out, they are known only at run time.
+    pub fn literal_names(value: &minijinja::Value, out: &mut Vec<String>) {
+        if let Some(s) = value.as_str() {
+            for n in s.split(',') {
+                let n = n.trim();
+                if !n.is_empty() && !n.contains("{{") && !n.contains("{%") {
+                    out.push(n.to_string());
+                }
+            }
+        } else if let Ok(iter) = value.try_iter() {
+            for item in iter {
+                HostQueries::literal_names(&item, out);
+            }
+        }
+    }
+
+    /// The packages a package task names literally (`name`, or its alias `pkg`).
+    pub fn packages_named(&mut self, args: &indexmap::IndexMap<String, minijinja::Value>) {
+        if let Some(v) = args.get("name").or_else(|| args.get("pkg")) {
+            HostQueries::literal_names(v, &mut self.packages);
+        }
+    }
+
+    /// The unit a service task names literally.
+    pub fn units_named(&mut self, args: &indexmap::IndexMap<String, minijinja::Value>) {
+        if let Some(v) = args.get("name").or_else(|| args.get("pkg")) {
+            HostQueries::literal_names(v, &mut self.units);
+        }
+    }
+
+    /// Sorted, each name once.
+    pub fn dedup(&mut self) {
+        self.packages.sort();
+        self.packages.dedup();
+        self.units.sort();
+        self.units.dedup();
+    }
+}
+
 /// Installed versions by (installroot, name); `None` = not asked yet.
 type RpmCache = HashMap<(PathBuf, String), Option<Vec<InstalledPackage>>>;
 
@@ -86,6 +138,8 @@ pub struct HostState {
     rpm_hints: Mutex<BTreeSet<String>>,
     units: Mutex<HashMap<String, UnitState>>,
     unit_hints: Mutex<BTreeSet<String>>,
+    /// The account databases by `/etc` directory (one read covers every account).
+    accounts: Mutex<HashMap<PathBuf, Arc<Db>>>,
 }
 
 impl Default for HostState {
@@ -103,16 +157,23 @@ impl HostState {
             rpm_hints: Mutex::new(BTreeSet::new()),
             units: Mutex::new(HashMap::new()),
             unit_hints: Mutex::new(BTreeSet::new()),
+            accounts: Mutex::new(HashMap::new()),
         }
     }
 
+    /// What the tasks of a run will ask about, so that one query covers them all.
+    pub fn hint(&self, queries: HostQueries) {
+        self.hint_packages(queries.packages);
+        self.hint_units(queries.units);
+    }
+
     /// Package names a later task will ask about, so that one query covers them all.
-    pub fn hint_packages<I: IntoIterator<Item = String>>(&self, names: I) {
+    fn hint_packages<I: IntoIterator<Item = String>>(&self, names: I) {
         lock(&self.rpm_hints).extend(names);
     }
 
     /// Unit names a later task will ask about.
-    pub fn hint_units<I: IntoIterator<Item = String>>(&self, names: I) {
+    fn hint_units<I: IntoIterator<Item = String>>(&self, names: I) {
         lock(&self.unit_hints).extend(names.into_iter().map(|n| unit_name(&n)));
     }
 
@@ -230,6 +291,24 @@ impl HostState {
     /// Forget what is known of units (after a change to one, or a daemon-reload).
     pub fn invalidate_units(&self) {
         lock(&self.units).clear();
+    }
+
+    // ---- accounts ----
+
+    /// The account databases under `etc` (`passwd`, `group`, `shadow`), read once until a task
+    /// changes something.
+    pub fn accounts(&self, etc: &Etc) -> Result<Arc<Db>, ModuleError> {
+        if let Some(db) = lock(&self.accounts).get(&etc.dir) {
+            return Ok(db.clone());
+        }
+        let db = Arc::new(etc.read()?);
+        lock(&self.accounts).insert(etc.dir.clone(), db.clone());
+        Ok(db)
+    }
+
+    /// Forget the account databases (after a task that may have changed them).
+    pub fn invalidate_accounts(&self) {
+        lock(&self.accounts).clear();
     }
 }
 
@@ -465,6 +544,33 @@ pub fn parse_systemctl_show(text: &str) -> Vec<UnitState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accounts_are_read_once_until_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("passwd"),
+            "a:x:1001:1001::/home/a:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("group"), "").unwrap();
+        let etc = Etc {
+            dir: dir.path().to_path_buf(),
+        };
+        let host = HostState::new();
+        assert!(host.accounts(&etc).unwrap().user("a").is_some());
+        std::fs::write(
+            dir.path().join("passwd"),
+            "b:x:1002:1002::/home/b:/bin/sh\n",
+        )
+        .unwrap();
+        assert!(
+            host.accounts(&etc).unwrap().user("b").is_none(),
+            "read once"
+        );
+        host.invalidate_accounts();
+        assert!(host.accounts(&etc).unwrap().user("b").is_some());
+    }
 
     #[test]
     fn dpkg_status_keeps_installed_and_config_files() {

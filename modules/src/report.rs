@@ -93,6 +93,36 @@ pub struct TaskReport {
     pub owns: Vec<crate::resource::Owned>,
 }
 
+impl TaskReport {
+    /// A task of `play` written at `location`, `Ok` until it is run.
+    pub fn new(
+        play: &str,
+        name: String,
+        module: &str,
+        location: &crate::error::Location,
+    ) -> TaskReport {
+        TaskReport {
+            play: play.to_string(),
+            name,
+            module: module.to_string(),
+            file: location.file.to_string(),
+            line: location.line,
+            handler: false,
+            status: Status::Ok,
+            changed: false,
+            items: Vec::new(),
+            msg: None,
+            diff: Vec::new(),
+            changes: Vec::new(),
+            rescued: false,
+            no_log: false,
+            output: None,
+            drift: None,
+            owns: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Stats {
     /// Tasks that succeeded, changed or not (Ansible's count).

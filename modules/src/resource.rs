@@ -1,7 +1,14 @@
-//! The module contract: a module turns rendered arguments into a [`Resource`], which can
-//! **check** (what differs from the desired state, as typed [`Change`]s, without touching the
-//! host) and **apply** (make exactly those changes). Check mode, `--diff`, idempotence and drift
-//! detection all come from this one split.
+//! The module contract, after mgmt's Validate / CheckApply:
+//!
+//! - at load time, [`Module::validate`] refuses what the arguments' types cannot (a missing
+//!   `src`, a malformed key), and [`Module::host_queries`] says what the task will ask of the
+//!   host (packages, units), so that the engine reads them with one query for all tasks
+//!   (accounts are read once per run without asking);
+//! - at run time, [`Module::prepare`] turns the rendered, typed arguments into a [`Resource`],
+//!   which can **check** (what differs from the desired state, as a typed [`Check`], without
+//!   touching the host) and **apply** (make exactly the changes of that check, with what the
+//!   check read: never reading it again). Check mode, `--diff`, idempotence and drift
+//!   detection all come from this one split.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,9 +17,12 @@ use indexmap::IndexMap;
 use minijinja::Value;
 
 use crate::args::{ArgSpec, Args};
-pub use crate::host::HostState;
+use crate::error::{LoadError, Location};
+pub use crate::host::{HostQueries, HostState};
+pub use crate::modules::accounts::AccountStep;
 use crate::source::{RepoPath, Source};
 use crate::template::Templar;
+use crate::yaml::Node;
 
 /// What a module needs from the engine to build its resource.
 pub struct ModuleContext<'a> {
@@ -28,7 +38,8 @@ pub struct ModuleContext<'a> {
     pub diff: bool,
     /// The task's `environment` keyword, rendered: extra variables for commands it runs.
     pub env: &'a [(String, String)],
-    /// State of the host read once per run and shared by tasks (package and unit databases).
+    /// State of the host read once per run and shared by tasks (package, unit and account
+    /// databases).
     pub host: &'a Arc<HostState>,
 }
 
@@ -43,17 +54,86 @@ impl ModuleError {
     }
 }
 
+impl From<crate::args::ArgError> for ModuleError {
+    fn from(e: crate::args::ArgError) -> Self {
+        ModuleError(e.to_string())
+    }
+}
+
 impl From<std::io::Error> for ModuleError {
     fn from(e: std::io::Error) -> Self {
         ModuleError(e.to_string())
     }
 }
 
-/// A kind of module, registered by name.
+/// A kind of module, registered by name in `modules/mod.rs`.
 pub trait Module: Sync {
+    /// The arguments it accepts (checked statically at load time, then bound at run time).
     fn spec(&self) -> &'static ArgSpec;
+    /// Load-time checks beyond the argument types, on the arguments as written (literal values
+    /// only: templates are rendered at run time). Runs after `spec()` accepted them.
+    fn validate(&self, _args: &TaskArgs, _ctx: &LoadContext) -> Result<(), LoadError> {
+        Ok(())
+    }
+    /// What the task will ask of the host, from its arguments as written, so that the engine
+    /// reads the state of every package and unit of a playbook with one query.
+    fn host_queries(&self, _args: &IndexMap<String, Value>, _queries: &mut HostQueries) {}
     /// Builds the resource the task describes from its rendered, typed arguments.
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError>;
+    /// For a module whose argument names are free (`set_fact`'s variables): the errors in its
+    /// arguments as written, checked instead of by `spec()`. `None` (the default): `spec()`
+    /// checks them, then `validate`.
+    fn check_free_args(&self, _args: &TaskArgs, _ctx: &LoadContext) -> Option<Vec<LoadError>> {
+        None
+    }
+    /// For a module whose argument names are free: its resource, from the rendered arguments
+    /// as they are. `None` (the default): they are bound to `spec()` and `prepare` builds it.
+    fn prepare_free(&self, _rendered: &IndexMap<String, Value>) -> Option<Box<dyn Resource>> {
+        None
+    }
+}
+
+/// A task's arguments as written in the YAML, for [`Module::validate`].
+pub struct TaskArgs<'a> {
+    pub pairs: &'a [(String, Node)],
+}
+
+impl TaskArgs<'_> {
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// A literal text value (not a template), with its node for the line.
+    pub fn literal_str(&self, key: &str) -> Option<(&str, &Node)> {
+        let node = self.get(key)?;
+        let text = node.as_str()?;
+        (!Templar::is_template(text)).then_some((text, node))
+    }
+
+    /// True when the argument is given and reads as Ansible's true.
+    pub fn is_true(&self, key: &str) -> bool {
+        self.get(key)
+            .is_some_and(|n| crate::args::to_bool(&n.to_value()).unwrap_or(false))
+    }
+}
+
+/// What [`Module::validate`] may look at besides the arguments.
+pub struct LoadContext<'a> {
+    pub source: &'a dyn Source,
+    pub templar: &'a Templar,
+    /// The file the task is written in.
+    pub file: &'a Arc<str>,
+    /// Where the task starts.
+    pub task: &'a Location,
+    /// Directories searched for a relative `src`, most specific first (as [`ModuleContext`]).
+    pub search: &'a [RepoPath],
+}
+
+impl LoadContext<'_> {
+    /// Where an argument's value is.
+    pub fn at(&self, node: &Node) -> Location {
+        Location::new(self.file.clone(), node.line)
+    }
 }
 
 /// Something on the host a task owns, so the daemon can watch it for drift.
@@ -68,10 +148,12 @@ pub enum Owned {
 
 /// A task's desired state, ready to be checked and applied.
 pub trait Resource {
-    /// Reads the host and says what differs. Never changes anything.
+    /// Reads the host and says what differs, as the plan `apply` will carry out. Never changes
+    /// anything.
     fn check(&self) -> Result<Check, ModuleError>;
-    /// Makes exactly `changes` (those `check` returned) and reports the result.
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError>;
+    /// Makes exactly the changes of `check` (the one `check` returned, with everything it read
+    /// in its changes and outcome) and reports the result.
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError>;
     /// False for modules that cannot predict their effect (commands): in check mode the task is
     /// skipped when it has changes to make.
     fn supports_check_mode(&self) -> bool {
@@ -83,11 +165,26 @@ pub trait Resource {
     }
 }
 
-/// The result of a check: the changes to make, and what to report even if nothing changes.
+/// The result of a check, the plan `apply` receives: the changes to make (each carrying what
+/// applying it needs), and what to report even if nothing changes.
 #[derive(Debug, Default)]
 pub struct Check {
     pub changes: Vec<Change>,
     pub outcome: Outcome,
+    /// The path the task manages as the check resolved it (a file inside a directory given
+    /// as `path`), when the result reports its facts after the change.
+    pub path: Option<PathBuf>,
+}
+
+impl Check {
+    /// A check that found `changes` and reports `outcome`.
+    pub fn new(changes: Vec<Change>, outcome: Outcome) -> Check {
+        Check {
+            changes,
+            outcome,
+            path: None,
+        }
+    }
 }
 
 /// What a task reports: fields of the registered result (`rc`, `stdout`, `msg`, `ansible_facts`,
@@ -182,12 +279,14 @@ pub enum Change {
         op: UnitOp,
     },
     /// Create, modify or remove a user or group account (`user`, `group`). `fields` names
-    /// what is set or differs (`uid 1001 -> 1002`, `shell /bin/bash`), for humans.
+    /// what is set or differs (`uid 1001 -> 1002`, `shell /bin/bash`), for humans; `steps`
+    /// are the commands that make the change.
     Account {
         kind: AccountKind,
         name: String,
         op: AccountOp,
         fields: Vec<String>,
+        steps: Vec<AccountStep>,
     },
 }
 
@@ -262,6 +361,28 @@ pub enum AccountOp {
 }
 
 impl Change {
+    /// A whole file written with `mode` (owner as the system makes it), without backup or
+    /// validation; `before` is what it held, if it existed.
+    pub fn write_with_mode(
+        path: PathBuf,
+        content: Vec<u8>,
+        before: Option<Vec<u8>>,
+        mode: u32,
+    ) -> Change {
+        Change::WriteFile {
+            path,
+            content: Arc::from(content),
+            before: before.map(Arc::from),
+            attrs: Attrs {
+                mode: Some(mode),
+                uid: None,
+                gid: None,
+            },
+            backup: false,
+            validate: None,
+        }
+    }
+
     /// One line for humans (`--diff`, status, logs).
     pub fn describe(&self) -> String {
         match self {
@@ -312,6 +433,7 @@ impl Change {
                 name,
                 op,
                 fields,
+                ..
             } => {
                 let kind = match kind {
                     AccountKind::User => "user",

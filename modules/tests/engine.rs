@@ -368,7 +368,8 @@ fn package_and_unit_names_are_gathered_for_one_batched_query() {
         "- apt:\n    pkg: [rsync]\n- systemd:\n    name: '{{ unit }}'\n    enabled: true\n",
     );
     let pb = f.load(&Templar::new());
-    let (pkgs, units) = gitops_modules::playbook::named_packages_and_units(&pb);
+    let queries = gitops_modules::playbook::host_queries(&pb);
+    let (pkgs, units) = (queries.packages, queries.units);
     assert_eq!(pkgs, ["curl", "git", "nginx", "rsync", "vim-enhanced"]);
     assert_eq!(units, ["cron.service", "nginx"]);
 }

@@ -45,8 +45,12 @@ pub enum ExtraVarsError {
         #[source]
         source: std::io::Error,
     },
-    #[error("-e {spec}: {message}")]
-    Pairs { spec: String, message: String },
+    #[error("-e {spec}: {source}")]
+    Pairs {
+        spec: String,
+        #[source]
+        source: gitops_modules::args::KvError,
+    },
     #[error(transparent)]
     Yaml(#[from] LoadError),
     #[error("{origin}: extra vars must be a mapping")]
@@ -134,10 +138,10 @@ pub fn extra_vars(specs: &[String]) -> Result<RawVars, ExtraVarsError> {
         } else if spec.starts_with('{') {
             (spec.to_string(), "-e".to_string())
         } else {
-            let pairs = gitops_modules::args::parse_kv(spec, false).map_err(|message| {
+            let pairs = gitops_modules::args::parse_kv(spec, false).map_err(|source| {
                 ExtraVarsError::Pairs {
                     spec: spec.to_string(),
-                    message,
+                    source,
                 }
             })?;
             for (k, v) in pairs {

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::resource::ModuleError;
+use crate::resource::{Change, ModuleError, Outcome};
 
 /// Where the account files are (an `/etc` directory; a test root in unit tests).
 #[derive(Debug, Clone)]
@@ -290,6 +290,75 @@ impl Tool {
             return Err(ModuleError::new(msg));
         }
         Ok(ToolOutput { stdout, stderr })
+    }
+}
+
+/// One step of making an account change, planned by `check` and carried to `apply` in the
+/// [`Change::Account`] it makes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AccountStep {
+    Tool(Tool),
+    /// `mkdir -p` of a new home's parent (useradd cannot create it).
+    MakeParent(PathBuf),
+    /// Create a missing home from the skeleton, mode from login.defs, owned by the user.
+    CreateHome {
+        path: PathBuf,
+        skeleton: PathBuf,
+    },
+}
+
+/// The planned changes with their steps moved into them, as `check` returns them.
+pub fn with_steps(planned: Vec<(Change, Vec<AccountStep>)>) -> Vec<Change> {
+    planned
+        .into_iter()
+        .map(|(mut change, planned_steps)| {
+            if let Change::Account { steps, .. } = &mut change {
+                *steps = planned_steps;
+            }
+            change
+        })
+        .collect()
+}
+
+/// Runs the steps of each account change in order; `create_home` makes a home once its
+/// account exists. Returns what the tools printed.
+pub fn run_steps(
+    changes: &[Change],
+    create_home: &dyn Fn(&Path, &Path) -> Result<(), ModuleError>,
+) -> Result<ToolOutput, ModuleError> {
+    let mut printed = ToolOutput::default();
+    for change in changes {
+        let Change::Account { steps, .. } = change else {
+            continue;
+        };
+        for step in steps {
+            match step {
+                AccountStep::Tool(t) => {
+                    let o = t.run()?;
+                    printed.stdout.push_str(&o.stdout);
+                    printed.stderr.push_str(&o.stderr);
+                }
+                AccountStep::MakeParent(p) => std::fs::create_dir_all(p)
+                    .map_err(|e| ModuleError::new(format!("cannot create {}: {e}", p.display())))?,
+                AccountStep::CreateHome { path, skeleton } => create_home(path, skeleton)?,
+            }
+        }
+    }
+    // Owner names resolved before the change may now mean other ids.
+    crate::fsops::invalidate_id_cache();
+    Ok(printed)
+}
+
+impl ToolOutput {
+    /// The outcome with what the tools printed, when they printed anything.
+    pub fn report(self, mut out: Outcome) -> Outcome {
+        if !self.stdout.is_empty() {
+            out = out.with("stdout", self.stdout);
+        }
+        if !self.stderr.is_empty() {
+            out = out.with("stderr", self.stderr);
+        }
+        out
     }
 }
 

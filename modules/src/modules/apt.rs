@@ -18,12 +18,14 @@ use std::time::{Duration, SystemTime};
 
 use minijinja::Value;
 
+use super::pkg::{run_transaction, transactions, TransactionError};
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
-use crate::host::{HostState, InstalledPackage};
+use crate::host::{HostQueries, HostState, InstalledPackage};
 use crate::process::{self, Ran};
 use crate::resource::{
     Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, PackageOp, Resource,
 };
+use indexmap::IndexMap;
 
 pub struct AptModule;
 
@@ -117,6 +119,10 @@ enum State {
 impl Module for AptModule {
     fn spec(&self) -> &'static ArgSpec {
         &SPEC
+    }
+
+    fn host_queries(&self, args: &IndexMap<String, Value>, queries: &mut HostQueries) {
+        queries.packages_named(args);
     }
 
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
@@ -465,29 +471,12 @@ impl AptResource {
                 }
             }
         }
-        let mut changes = Vec::new();
-        if !install.is_empty() {
-            changes.push(Change::Package {
-                op: PackageOp::Install,
-                names: install,
-            });
-        }
-        if !upgrade.is_empty() {
-            changes.push(Change::Package {
-                op: PackageOp::Upgrade,
-                names: upgrade,
-            });
-        }
-        if !remove.is_empty() {
-            changes.push(Change::Package {
-                op: if self.purge {
-                    PackageOp::Purge
-                } else {
-                    PackageOp::Remove
-                },
-                names: remove,
-            });
-        }
+        let remove_op = if self.purge {
+            PackageOp::Purge
+        } else {
+            PackageOp::Remove
+        };
+        let mut changes = transactions(install, upgrade, remove_op, remove);
         if let Some(deb) = &self.deb {
             let (name, version, _arch) = deb.control()?;
             let same = self
@@ -535,7 +524,7 @@ impl AptResource {
             .any(|l| l.starts_with("Inst ") || l.starts_with("Remv ") || l.starts_with("Purg ")))
     }
 
-    fn run_apt(&self, change: &Change, log: &mut Log) -> Result<(), String> {
+    fn run_apt(&self, change: &Change, log: &mut Log) -> Result<(), TransactionError> {
         let Change::Package { op, names } = change else {
             return Ok(());
         };
@@ -543,7 +532,7 @@ impl AptResource {
             PackageOp::UpdateCache => {
                 let mut last = None;
                 for _ in 0..self.opts.update_retries {
-                    let ran = process::run(&mut self.opts.apt_get("update")).map_err(|e| e.0)?;
+                    let ran = process::run(&mut self.opts.apt_get("update"))?;
                     if ran.ok() {
                         log.push(ran);
                         return Ok(());
@@ -554,7 +543,7 @@ impl AptResource {
                 let ran = last.expect("at least one attempt");
                 let msg = format!("Failed to update apt cache: {}", ran.stderr.trim());
                 log.push(ran);
-                return Err(msg);
+                return Err(TransactionError::Failed(msg));
             }
             PackageOp::Install | PackageOp::Upgrade => {
                 let mut cmd = self.opts.apt_get("install");
@@ -594,15 +583,7 @@ impl AptResource {
             }
         };
         cmd.arg("--").args(names);
-        let ran = process::run(&mut cmd).map_err(|e| e.0)?;
-        // Whatever happened, the database may have changed.
-        self.host.invalidate_packages();
-        let failed = (!ran.ok()).then(|| ran.failure());
-        log.push(ran);
-        match failed {
-            Some(f) => Err(f),
-            None => Ok(()),
-        }
+        run_transaction(&mut cmd, &self.host, &mut log.0)
     }
 
     fn result(&self, log: &Log, cache_updated: bool) -> Outcome {
@@ -658,13 +639,11 @@ impl Resource for AptResource {
         }
         // With an update still to come, the lists may not know a package yet: let apply decide.
         changes.extend(self.package_changes(!update)?);
-        Ok(Check {
-            changes,
-            outcome: self.result(&Log::default(), false),
-        })
+        Ok(Check::new(changes, self.result(&Log::default(), false)))
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        let changes = &check.changes;
         let mut log = Log::default();
         let mut cache_updated = false;
         let mut todo: Vec<Change> = changes.to_vec();
@@ -679,7 +658,7 @@ impl Resource for AptResource {
                 &mut log,
             ) {
                 let mut out = self.result(&log, false);
-                out.failed = Some(msg);
+                out.failed = Some(msg.to_string());
                 return Ok(out);
             }
             // As Ansible: the cache counts as updated when its timestamp moved (apt-get update
@@ -703,7 +682,7 @@ impl Resource for AptResource {
         for change in &todo {
             if let Err(msg) = self.run_apt(change, &mut log) {
                 let mut out = self.result(&log, cache_updated);
-                out.failed = Some(msg);
+                out.failed = Some(msg.to_string());
                 return Ok(out);
             }
         }

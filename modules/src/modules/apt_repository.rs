@@ -205,18 +205,12 @@ impl AptRepository {
     }
 
     fn write(path: &Path, before: &str, after: String, mode: u32) -> Change {
-        Change::WriteFile {
-            path: path.to_path_buf(),
-            content: Arc::from(after.into_bytes()),
-            before: Some(Arc::from(before.as_bytes().to_vec())),
-            attrs: Attrs {
-                mode: Some(mode),
-                uid: None,
-                gid: None,
-            },
-            backup: false,
-            validate: None,
-        }
+        Change::write_with_mode(
+            path.to_path_buf(),
+            after.into_bytes(),
+            Some(before.as_bytes().to_vec()),
+            mode,
+        )
     }
 
     fn file_changes(&self) -> Result<Vec<Change>, ModuleError> {
@@ -279,18 +273,7 @@ impl AptRepository {
             }
             changes.push(match before {
                 Some(b) => Self::write(&path, &b, after, self.mode),
-                None => Change::WriteFile {
-                    path,
-                    content: Arc::from(after.into_bytes()),
-                    before: None,
-                    attrs: Attrs {
-                        mode: Some(self.mode),
-                        uid: None,
-                        gid: None,
-                    },
-                    backup: false,
-                    validate: None,
-                },
+                None => Change::write_with_mode(path, after.into_bytes(), None, self.mode),
             });
         } else {
             for (f, text) in &contents {
@@ -327,13 +310,11 @@ impl Resource for AptRepository {
                 names: Vec::new(),
             });
         }
-        Ok(Check {
-            changes,
-            outcome: self.outcome(),
-        })
+        Ok(Check::new(changes, self.outcome()))
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        let changes = &check.changes;
         for c in changes {
             if let Change::Package { .. } = c {
                 let mut last = None;
@@ -392,7 +373,7 @@ mod tests {
     fn converge(r: &AptRepository) -> usize {
         let c = r.check().unwrap();
         let n = c.changes.len();
-        r.apply(&c.changes).unwrap();
+        r.apply(c).unwrap();
         n
     }
 

@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::host::HostState;
+
 use indexmap::IndexMap;
 use minijinja::Value;
 
@@ -316,20 +318,29 @@ pub(crate) fn enforce(spec: &KeySpec, existing: &str) -> Result<Option<String>, 
     Ok(Some(lines.iter().map(|(l, _)| l.serialize()).collect()))
 }
 
+/// Why a `key` argument is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error(
+        "key: fetching keys from a URL ({0}) is not supported: put the keys in the \
+         repository (e.g. with a `lookup('file', ...)`) instead"
+    )]
+    FromUrl(String),
+    #[error("invalid key specified: {0}")]
+    Invalid(String),
+}
+
 /// Refuses what the module would refuse at run time: a URL, or a line that is not a key.
-pub fn check_keys(key: &str) -> Result<(), String> {
+pub fn check_keys(key: &str) -> Result<(), KeyError> {
     if key.starts_with("http") {
-        return Err(format!(
-            "key: fetching keys from a URL ({key}) is not supported: put the keys in the \
-             repository (e.g. with a `lookup('file', ...)`) instead"
-        ));
+        return Err(KeyError::FromUrl(key.to_string()));
     }
     for line in split_lines(key, false) {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         if !matches!(parse_key(line), Some(Line::Key { .. })) {
-            return Err(format!("invalid key specified: {line}"));
+            return Err(KeyError::Invalid(line.to_string()));
         }
     }
     Ok(())
@@ -340,10 +351,24 @@ impl Module for AuthorizedKeyModule {
         &SPEC
     }
 
+    /// A literal `key` that is not a key (or is a URL) is refused before anything is applied.
+    fn validate(
+        &self,
+        args: &crate::resource::TaskArgs,
+        ctx: &crate::resource::LoadContext,
+    ) -> Result<(), crate::error::LoadError> {
+        match args.literal_str("key") {
+            Some((text, node)) => check_keys(text).map_err(|e| {
+                crate::error::LoadError::at(ctx.at(node), e.to_string()).with_key("key")
+            }),
+            None => Ok(()),
+        }
+    }
+
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
         let key = args.str("key").unwrap_or_default();
         if key.starts_with("http") {
-            return Err(ModuleError::new(check_keys(&key).err().unwrap_or_default()));
+            return Err(ModuleError::new(KeyError::FromUrl(key).to_string()));
         }
         Ok(Box::new(KeyResource {
             spec: KeySpec {
@@ -360,6 +385,7 @@ impl Module for AuthorizedKeyModule {
             validate_certs: args.bool_or("validate_certs", true),
             check_mode: ctx.check_mode,
             etc: Etc::default(),
+            host: ctx.host.clone(),
         }))
     }
 }
@@ -373,6 +399,7 @@ pub(crate) struct KeyResource {
     pub validate_certs: bool,
     pub check_mode: bool,
     pub etc: Etc,
+    pub host: Arc<HostState>,
 }
 
 /// Where the keys go and who owns them.
@@ -398,7 +425,7 @@ fn realpath(p: &Path) -> PathBuf {
 
 impl KeyResource {
     fn target(&self) -> Result<Target, ModuleError> {
-        let db = self.etc.read()?;
+        let db = self.host.accounts(&self.etc)?;
         let entry = db.user(&self.user);
         let owner = entry.map(|u| (u.uid, u.gid));
         let (keyfile, sshdir) =
@@ -487,10 +514,7 @@ impl Resource for KeyResource {
             .unwrap_or_default();
         let outcome = self.outcome(&t.keyfile);
         let Some(content) = enforce(&self.spec, &existing)? else {
-            return Ok(Check {
-                changes: Vec::new(),
-                outcome,
-            });
+            return Ok(Check::new(Vec::new(), outcome));
         };
         let mut changes = Vec::new();
         let (uid, gid) = match t.owner {
@@ -557,13 +581,13 @@ impl Resource for KeyResource {
             backup: false,
             validate: None,
         });
-        Ok(Check { changes, outcome })
+        Ok(Check::new(changes, outcome))
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
-        fsops::apply_all(changes)?;
-        let t = self.target()?;
-        Ok(self.outcome(&t.keyfile))
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        fsops::apply_all(&check.changes)?;
+        // The result names the key file the check found, not what it holds.
+        Ok(check.outcome)
     }
 
     fn owns(&self) -> Vec<Owned> {
@@ -711,6 +735,7 @@ mod tests {
             etc: Etc {
                 dir: etc.to_path_buf(),
             },
+            host: Arc::new(HostState::new()),
         }
     }
 
@@ -746,7 +771,7 @@ mod tests {
         assert!(
             matches!(&c.changes[1], Change::WriteFile { path, .. } if *path == ssh.join("authorized_keys"))
         );
-        r.apply(&c.changes).unwrap();
+        r.apply(c).unwrap();
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode(&ssh), 0o700);

@@ -11,11 +11,8 @@ use std::path::PathBuf;
 use regex::bytes::Regex;
 
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
-use crate::fsops;
 use crate::modules::lineinfile::{compile, plan_edit, read_edited, with_attr_msg, FileAttrs};
-use crate::resource::{
-    Attrs, Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, Resource,
-};
+use crate::resource::{Check, Module, ModuleContext, ModuleError, Outcome, Owned, Resource};
 
 pub struct BlockinfileModule;
 
@@ -230,16 +227,13 @@ impl Resource for Block {
                 let msg = format!("Path {p} does not exist !");
                 let mut out = Outcome::default().with("rc", 257).with("msg", msg.clone());
                 out.failed = Some(msg);
-                return Ok(Check {
-                    changes: Vec::new(),
-                    outcome: out,
-                });
+                return Ok(Check::new(Vec::new(), out));
             }
             if !self.present {
-                return Ok(Check {
-                    changes: Vec::new(),
-                    outcome: Outcome::default().with("msg", format!("File {p} not present")),
-                });
+                return Ok(Check::new(
+                    Vec::new(),
+                    Outcome::default().with("msg", format!("File {p} not present")),
+                ));
             }
         }
         let original = current.as_ref().map(|(_, b)| b.as_slice());
@@ -251,41 +245,22 @@ impl Resource for Block {
             Some(_) => ("Block inserted", Some(result)),
         };
         let content_changed = new.is_some();
-        let mut changes = Vec::new();
-        if current.is_none() && content_changed {
-            if let Some(parent) = self.path.parent() {
-                if !parent.as_os_str().is_empty() && fsops::stat(parent)?.is_none() {
-                    changes.push(Change::CreateDir {
-                        path: parent.to_path_buf(),
-                        attrs: Attrs::default(),
-                    });
-                }
-            }
-        }
-        let (c, attrs_changed) = plan_edit(
+        let (changes, attrs_changed) = plan_edit(
             &self.path,
             current.as_ref(),
             new,
             &self.attrs,
             self.backup,
             self.validate.as_deref(),
-        );
-        changes.extend(c);
-        Ok(Check {
+        )?;
+        Ok(Check::new(
             changes,
-            outcome: Outcome::default()
-                .with("msg", with_attr_msg(msg, content_changed, attrs_changed)),
-        })
+            Outcome::default().with("msg", with_attr_msg(msg, content_changed, attrs_changed)),
+        ))
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
-        let check = self.check()?;
-        let applied = fsops::apply_all(changes)?;
-        let mut out = check.outcome;
-        if let Some(b) = applied.backup_file {
-            out = out.with("backup_file", b.display().to_string());
-        }
-        Ok(out)
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        super::lineinfile::apply_edit(check, "backup_file")
     }
 
     fn owns(&self) -> Vec<Owned> {
@@ -296,32 +271,10 @@ impl Resource for Block {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::copy::tests::{v, Harness};
+    use crate::modules::testing::{v, Harness};
 
     fn run(h: &Harness, initial: Option<&str>, args: &[(&str, &str)]) -> (bool, String, String) {
-        let p = h.h("f");
-        if let Some(init) = initial {
-            std::fs::write(&p, init).unwrap();
-        }
-        let mut a: Vec<(&str, minijinja::Value)> = vec![("path", v(&h.hs("f")))];
-        a.extend(args.iter().map(|(k, x)| (*k, v(x))));
-        let (changed, out) = h.run(&BlockinfileModule, &a).unwrap();
-        if out.failed.is_none() {
-            assert!(
-                h.changes(&BlockinfileModule, &a).is_empty(),
-                "not idempotent: {args:?}"
-            );
-        }
-        let msg = out
-            .data
-            .get("msg")
-            .map(|m| m.to_string())
-            .unwrap_or_default();
-        (
-            changed,
-            std::fs::read_to_string(&p).unwrap_or_default(),
-            msg,
-        )
+        h.edit(&BlockinfileModule, "f", initial, args)
     }
 
     #[test]

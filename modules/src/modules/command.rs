@@ -397,24 +397,13 @@ impl Cmd {
 
 /// Python's `str(datetime.now())`: `2025-01-31 12:34:56.123456` (local time).
 fn py_datetime(t: SystemTime) -> String {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as nix::libc::time_t;
-    // SAFETY: localtime_r with valid pointers.
-    let tm = unsafe {
-        let mut tm = std::mem::zeroed::<nix::libc::tm>();
-        nix::libc::localtime_r(&secs, &mut tm);
-        tm
-    };
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:06}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec,
-        d.subsec_micros()
-    )
+    match jiff::Timestamp::try_from(t) {
+        Ok(ts) => ts
+            .to_zoned(jiff::tz::TimeZone::system())
+            .strftime("%Y-%m-%d %H:%M:%S.%6f")
+            .to_string(),
+        Err(_) => String::new(),
+    }
 }
 
 /// Python's `str(timedelta)`: `0:00:00.003044`.
@@ -441,10 +430,7 @@ impl Resource for Cmd {
             }
         }
         if let Some(out) = self.guard() {
-            return Ok(Check {
-                changes: Vec::new(),
-                outcome: out,
-            });
+            return Ok(Check::new(Vec::new(), out));
         }
         // Shown only in check mode (when the guards make the task checkable).
         let outcome = self.result(
@@ -454,12 +440,12 @@ impl Resource for Cmd {
             None,
             "Command would have run if not in check mode",
         );
-        Ok(Check {
-            changes: vec![Change::Run {
+        Ok(Check::new(
+            vec![Change::Run {
                 command: self.describe(),
             }],
             outcome,
-        })
+        ))
     }
 
     fn supports_check_mode(&self) -> bool {
@@ -467,7 +453,7 @@ impl Resource for Cmd {
         self.creates.is_some() || self.removes.is_some()
     }
 
-    fn apply(&self, _changes: &[Change]) -> Result<Outcome, ModuleError> {
+    fn apply(&self, _check: Check) -> Result<Outcome, ModuleError> {
         let mut cmd = Command::new(&self.program[0]);
         cmd.args(&self.program[1..]);
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -559,7 +545,20 @@ impl Resource for Cmd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::copy::tests::{v, Harness};
+    use crate::modules::testing::{v, Harness};
+
+    #[test]
+    fn times_as_python_prints_them() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::new(1_700_000_000, 123_456_789);
+        let shown = py_datetime(t);
+        // Local time: only the shape and the microseconds are the same everywhere.
+        let shape = regex::Regex::new(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.123456$").unwrap();
+        assert!(shape.is_match(&shown), "{shown}");
+        assert_eq!(
+            py_delta(std::time::Duration::new(3723, 3_044_000)),
+            "1:02:03.003044"
+        );
+    }
 
     #[test]
     fn runs_and_reports() {

@@ -5,19 +5,19 @@ use indexmap::IndexMap;
 use minijinja::Value;
 
 use crate::args::{python_str, ArgDef, ArgSpec, ArgType, Args};
-use crate::resource::{Change, Check, Module, ModuleContext, ModuleError, Outcome, Resource};
+use crate::error::LoadError;
+use crate::resource::{
+    Check, LoadContext, Module, ModuleContext, ModuleError, Outcome, Resource, TaskArgs,
+};
 
 /// A resource whose check already knows the whole outcome.
 struct Report(Outcome);
 
 impl Resource for Report {
     fn check(&self) -> Result<Check, ModuleError> {
-        Ok(Check {
-            changes: Vec::new(),
-            outcome: self.0.clone(),
-        })
+        Ok(Check::new(Vec::new(), self.0.clone()))
     }
-    fn apply(&self, _changes: &[Change]) -> Result<Outcome, ModuleError> {
+    fn apply(&self, _check: Check) -> Result<Outcome, ModuleError> {
         Ok(self.0.clone())
     }
 }
@@ -72,10 +72,10 @@ static SET_FACT: ArgSpec = ArgSpec {
     required_one_of: &[],
 };
 
-/// `set_fact` arguments are variable names, not a fixed set: the engine passes them through
-/// `prepare_facts` instead of the spec.
+/// `set_fact` arguments are variable names, not a fixed set: they are checked by
+/// `check_free_args` and turned into facts by `prepare_free` instead of through the spec.
 impl SetFactModule {
-    pub fn facts(rendered: &IndexMap<String, Value>) -> Outcome {
+    fn facts(rendered: &IndexMap<String, Value>) -> Outcome {
         let facts: IndexMap<String, Value> = rendered
             .iter()
             .filter(|(k, _)| k.as_str() != "cacheable")
@@ -89,21 +89,37 @@ impl Module for SetFactModule {
     fn spec(&self) -> &'static ArgSpec {
         &SET_FACT
     }
+    fn check_free_args(&self, args: &TaskArgs, ctx: &LoadContext) -> Option<Vec<LoadError>> {
+        let mut errors: Vec<LoadError> = args
+            .pairs
+            .iter()
+            .filter(|(k, _)| k != "cacheable" && !crate::playbook::is_identifier(k))
+            .map(|(k, v)| {
+                LoadError::at(ctx.at(v), format!("`{k}` is not a valid variable name"))
+                    .with_key(k.clone())
+            })
+            .collect();
+        if args.pairs.is_empty() {
+            errors.push(LoadError::at(
+                ctx.task.clone(),
+                "`set_fact` needs at least one variable",
+            ));
+        }
+        Some(errors)
+    }
+    fn prepare_free(&self, rendered: &IndexMap<String, Value>) -> Option<Box<dyn Resource>> {
+        Some(Box::new(Report(SetFactModule::facts(rendered))))
+    }
     fn prepare(
         &self,
         _args: &Args,
         _ctx: &ModuleContext,
     ) -> Result<Box<dyn Resource>, ModuleError> {
-        // Only reached with no facts at all.
+        // Not reached: `prepare_free` builds the resource from the variables.
         Err(ModuleError::new(
             "No key/value pairs provided, at least one is required for this action to succeed",
         ))
     }
-}
-
-/// Builds the `set_fact` resource from its free-form variables (called by the engine).
-pub fn set_fact_resource(rendered: &IndexMap<String, Value>) -> Box<dyn Resource> {
-    Box::new(Report(SetFactModule::facts(rendered)))
 }
 
 pub struct AssertModule;

@@ -5,7 +5,6 @@
 //! indented with blank lines as ` .` (checked against ansible-core 2.19). As there, the cache is not updated: follow it with `apt: update_cache=yes`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use minijinja::Value;
 
@@ -13,7 +12,7 @@ use super::apt_repository::sources_file_mode;
 use crate::args::{to_bool, ArgDef, ArgSpec, ArgType, Args};
 use crate::fsops;
 use crate::resource::{
-    Attrs, Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, Resource,
+    Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, Resource,
 };
 
 pub struct Deb822RepositoryModule;
@@ -233,18 +232,12 @@ impl Resource for Deb822Repository {
                     None => None,
                 };
                 if before.as_deref() != Some(content.as_bytes()) {
-                    changes.push(Change::WriteFile {
-                        path: self.path.clone(),
-                        content: Arc::from(content.as_bytes().to_vec()),
-                        before: before.map(Arc::from),
-                        attrs: Attrs {
-                            mode: Some(self.mode),
-                            uid: None,
-                            gid: None,
-                        },
-                        backup: false,
-                        validate: None,
-                    });
+                    changes.push(Change::write_with_mode(
+                        self.path.clone(),
+                        content.as_bytes().to_vec(),
+                        before,
+                        self.mode,
+                    ));
                 } else if let Some(st) = &current {
                     if st.mode & 0o7777 != self.mode {
                         changes.push(Change::SetMode {
@@ -256,10 +249,11 @@ impl Resource for Deb822Repository {
                 }
             }
         }
-        Ok(Check { changes, outcome })
+        Ok(Check::new(changes, outcome))
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        let changes = &check.changes;
         fsops::apply_all(changes)?;
         Ok(Outcome::default().with("dest", self.path.display().to_string()))
     }

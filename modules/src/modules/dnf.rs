@@ -11,12 +11,14 @@ use std::sync::Arc;
 
 use minijinja::Value;
 
+use super::pkg::{run_transaction, transactions, TransactionError};
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
-use crate::host::HostState;
+use crate::host::{HostQueries, HostState};
 use crate::process::{self, Ran};
 use crate::resource::{
     Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, PackageOp, Resource,
 };
+use indexmap::IndexMap;
 
 pub struct DnfModule;
 
@@ -56,6 +58,10 @@ static SPEC: ArgSpec = ArgSpec {
 impl Module for DnfModule {
     fn spec(&self) -> &'static ArgSpec {
         &SPEC
+    }
+
+    fn host_queries(&self, args: &IndexMap<String, Value>, queries: &mut HostQueries) {
+        queries.packages_named(args);
     }
 
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
@@ -227,7 +233,7 @@ impl DnfResource {
         }
     }
 
-    fn run(&self, change: &Change, log: &mut Vec<Ran>) -> Result<(), String> {
+    fn run(&self, change: &Change, log: &mut Vec<Ran>) -> Result<(), TransactionError> {
         let Change::Package { op, names } = change else {
             return Ok(());
         };
@@ -249,11 +255,7 @@ impl DnfResource {
         if !names.is_empty() {
             cmd.arg("--").args(names);
         }
-        let ran = process::run(&mut cmd).map_err(|e| e.0)?;
-        self.host.invalidate_packages();
-        let failed = (!ran.ok()).then(|| ran.failure());
-        log.push(ran);
-        failed.map_or(Ok(()), Err)
+        run_transaction(&mut cmd, &self.host, log)
     }
 }
 
@@ -284,27 +286,12 @@ impl Resource for DnfResource {
             });
             only_cache = true;
         }
-        if !install.is_empty() {
-            changes.push(Change::Package {
-                op: PackageOp::Install,
-                names: install,
-            });
-        }
-        if self.state == State::Latest {
-            let up = self.upgradable(&installed)?;
-            if !up.is_empty() {
-                changes.push(Change::Package {
-                    op: PackageOp::Upgrade,
-                    names: up,
-                });
-            }
-        }
-        if !remove.is_empty() {
-            changes.push(Change::Package {
-                op: PackageOp::Remove,
-                names: remove,
-            });
-        }
+        let upgrade = if self.state == State::Latest {
+            self.upgradable(&installed)?
+        } else {
+            Vec::new()
+        };
+        changes.extend(transactions(install, upgrade, PackageOp::Remove, remove));
         if self.autoremove && self.names.is_empty() {
             changes.push(Change::Package {
                 op: PackageOp::Autoremove,
@@ -316,15 +303,16 @@ impl Resource for DnfResource {
             // Ansible: refreshing the cache alone is not a change.
             outcome.changed = Some(false);
         }
-        Ok(Check { changes, outcome })
+        Ok(Check::new(changes, outcome))
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        let changes = &check.changes;
         let mut log = Vec::new();
         for c in changes {
             if let Err(msg) = self.run(c, &mut log) {
                 let mut out = result(&log);
-                out.failed = Some(msg);
+                out.failed = Some(msg.to_string());
                 return Ok(out);
             }
         }
@@ -344,7 +332,7 @@ impl Resource for DnfResource {
         if let [.., Change::Package {
             op: PackageOp::Autoremove,
             ..
-        }] = changes
+        }] = changes.as_slice()
         {
             // dnf autoremove with nothing to remove says so; that is not a change.
             if log

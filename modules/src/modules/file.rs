@@ -531,13 +531,19 @@ impl Resource for FileResource {
                 outcome = outcome.with("state", "absent");
             }
         }
-        Ok(Check { changes, outcome })
+        Ok(Check {
+            changes,
+            outcome,
+            path: Some(path),
+        })
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
-        let (_, mut outcome, path) = self.plan()?;
-        fsops::apply_all(changes)?;
-        fsops::path_facts_at(&mut outcome, &path);
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        fsops::apply_all(&check.changes)?;
+        let mut outcome = check.outcome;
+        if let Some(path) = &check.path {
+            fsops::path_facts_at(&mut outcome, path);
+        }
         Ok(outcome)
     }
 
@@ -549,7 +555,7 @@ impl Resource for FileResource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::copy::tests::{v, Harness};
+    use crate::modules::testing::{v, Harness};
     use std::os::unix::fs::PermissionsExt;
 
     fn mode_of(p: &Path) -> u32 {

@@ -3,13 +3,15 @@
 //! NAME`, `groupmod -g GID [-o] NAME` (only the gid is ever modified, as in Ansible) and
 //! `groupdel [-f] NAME`.
 
-use std::cell::RefCell;
+use std::sync::Arc;
 
-use super::accounts::{Db, Etc, Tool};
+use super::accounts::{run_steps, with_steps, AccountStep, Db, Etc, Tool};
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
+use crate::error::LoadError;
+use crate::host::HostState;
 use crate::resource::{
-    AccountKind, AccountOp, Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned,
-    Resource,
+    AccountKind, AccountOp, Change, Check, LoadContext, Module, ModuleContext, ModuleError,
+    Outcome, Owned, Resource, TaskArgs,
 };
 
 pub struct GroupModule;
@@ -39,23 +41,27 @@ pub(crate) struct GroupSpec {
     pub force: bool,
 }
 
+const NON_UNIQUE_WITHOUT_GID: &str = "non_unique is True but all of the following are missing: gid";
+
 impl Module for GroupModule {
     fn spec(&self) -> &'static ArgSpec {
         &SPEC
     }
 
+    fn validate(&self, args: &TaskArgs, ctx: &LoadContext) -> Result<(), LoadError> {
+        if args.is_true("non_unique") && args.get("gid").is_none() {
+            return Err(
+                LoadError::at(ctx.task.clone(), NON_UNIQUE_WITHOUT_GID).with_key("non_unique")
+            );
+        }
+        Ok(())
+    }
+
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
-        let gid = match args.int("gid") {
-            None => None,
-            Some(n) => Some(u32::try_from(n).map_err(|_| {
-                ModuleError::new(format!("argument `gid`: {n} is not a valid gid"))
-            })?),
-        };
+        let gid = args.id("gid")?;
         let non_unique = args.bool_or("non_unique", false);
         if non_unique && gid.is_none() {
-            return Err(ModuleError::new(
-                "non_unique is True but all of the following are missing: gid",
-            ));
+            return Err(ModuleError::new(NON_UNIQUE_WITHOUT_GID));
         }
         Ok(Box::new(GroupResource {
             spec: GroupSpec {
@@ -67,8 +73,8 @@ impl Module for GroupModule {
                 force: args.bool_or("force", false),
             },
             etc: Etc::default(),
+            host: ctx.host.clone(),
             check_mode: ctx.check_mode,
-            planned: RefCell::new(Vec::new()),
         }))
     }
 }
@@ -79,6 +85,7 @@ fn account(op: AccountOp, name: &str, fields: Vec<String>) -> Change {
         name: name.to_string(),
         op,
         fields,
+        steps: Vec::new(),
     }
 }
 
@@ -149,15 +156,17 @@ fn outcome(spec: &GroupSpec, db: &Db) -> Outcome {
 struct GroupResource {
     spec: GroupSpec,
     etc: Etc,
+    host: Arc<HostState>,
     check_mode: bool,
-    planned: RefCell<Vec<(Change, Tool)>>,
 }
 
 impl Resource for GroupResource {
     fn check(&self) -> Result<Check, ModuleError> {
-        let db = self.etc.read()?;
-        let planned: Vec<(Change, Tool)> = plan(&self.spec, &db).into_iter().collect();
-        let changes: Vec<Change> = planned.iter().map(|(c, _)| c.clone()).collect();
+        let db = self.host.accounts(&self.etc)?;
+        let planned: Vec<(Change, Vec<AccountStep>)> = plan(&self.spec, &db)
+            .into_iter()
+            .map(|(c, tool)| (c, vec![AccountStep::Tool(tool)]))
+            .collect();
         // Ansible stops before creating or removing in check mode: only `changed` is reported.
         let creates_or_removes = planned.iter().any(|(c, _)| {
             matches!(
@@ -173,34 +182,13 @@ impl Resource for GroupResource {
         } else {
             outcome(&self.spec, &db)
         };
-        *self.planned.borrow_mut() = planned;
-        Ok(Check { changes, outcome })
+        Ok(Check::new(with_steps(planned), outcome))
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
-        let planned = self.planned.borrow().clone();
-        let mut stdout = String::new();
-        let mut stderr = String::new();
-        for change in changes {
-            let Some((_, tool)) = planned.iter().find(|(c, _)| c == change) else {
-                return Err(ModuleError::new(format!(
-                    "internal error: `{}` was not planned by this task",
-                    change.describe()
-                )));
-            };
-            let o = tool.run()?;
-            stdout.push_str(&o.stdout);
-            stderr.push_str(&o.stderr);
-        }
-        crate::fsops::invalidate_id_cache();
-        let mut out = outcome(&self.spec, &self.etc.read()?);
-        if !stdout.is_empty() {
-            out = out.with("stdout", stdout);
-        }
-        if !stderr.is_empty() {
-            out = out.with("stderr", stderr);
-        }
-        Ok(out)
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        let printed = run_steps(&check.changes, &|_, _| Ok(()))?;
+        // The gid reported is the one the group has now.
+        Ok(printed.report(outcome(&self.spec, &self.etc.read()?)))
     }
 
     fn owns(&self) -> Vec<Owned> {

@@ -230,7 +230,7 @@ pub(crate) fn plan_edit(
     attrs: &FileAttrs,
     backup: bool,
     validate: Option<&str>,
-) -> (Vec<Change>, bool) {
+) -> Result<(Vec<Change>, bool), ModuleError> {
     let mut changes = Vec::new();
     let mut attrs_changed = false;
     match (current, new) {
@@ -248,6 +248,15 @@ pub(crate) fn plan_edit(
             });
         }
         (None, Some(new)) => {
+            // A new file's missing directory is made, without attributes of its own.
+            if let Some(parent) = path.parent() {
+                if !parent.as_os_str().is_empty() && fsops::stat(parent)?.is_none() {
+                    changes.push(Change::CreateDir {
+                        path: parent.to_path_buf(),
+                        attrs: Attrs::default(),
+                    });
+                }
+            }
             let a = attrs.for_mode(0o666 & !mode::umask());
             attrs_changed = a.mode.is_some_and(|m| m != 0o666 & !mode::umask())
                 || a.uid.is_some()
@@ -268,7 +277,18 @@ pub(crate) fn plan_edit(
         }
         (None, None) => {}
     }
-    (changes, attrs_changed)
+    Ok((changes, attrs_changed))
+}
+
+/// Applies an edit of a file (`lineinfile`, `blockinfile`): the check's outcome, with the
+/// backup made (if any) under `backup_key`.
+pub(crate) fn apply_edit(check: Check, backup_key: &str) -> Result<Outcome, ModuleError> {
+    let applied = fsops::apply_all(&check.changes)?;
+    let mut out = check.outcome;
+    if let Some(b) = applied.backup_file {
+        out = out.with(backup_key, b.display().to_string());
+    }
+    Ok(out)
 }
 
 /// Ansible's message with its attribute suffix.
@@ -504,10 +524,10 @@ impl Resource for LineInFile {
             if current.is_none() && !self.create {
                 let mut out = Outcome::default().with("rc", 257);
                 out.failed = Some(format!("Destination {p} does not exist !"));
-                return Ok(Check {
-                    changes: Vec::new(),
-                    outcome: out.with("msg", format!("Destination {p} does not exist !")),
-                });
+                return Ok(Check::new(
+                    Vec::new(),
+                    out.with("msg", format!("Destination {p} does not exist !")),
+                ));
             }
             let lines = current
                 .as_ref()
@@ -515,38 +535,23 @@ impl Resource for LineInFile {
                 .unwrap_or_default();
             let (new, msg) = self.present(lines);
             let content_changed = new.is_some();
-            let mut changes = Vec::new();
-            if current.is_none() && content_changed {
-                if let Some(parent) = self.path.parent() {
-                    if !parent.as_os_str().is_empty() && fsops::stat(parent)?.is_none() {
-                        changes.push(Change::CreateDir {
-                            path: parent.to_path_buf(),
-                            attrs: Attrs::default(),
-                        });
-                    }
-                }
-            }
-            let (c, attrs_changed) = plan_edit(
+            let (changes, attrs_changed) = plan_edit(
                 &self.path,
                 current.as_ref(),
                 new.map(|l| l.concat()),
                 &self.attrs,
                 self.backup,
                 self.validate.as_deref(),
-            );
-            changes.extend(c);
+            )?;
             let msg = with_attr_msg(msg, content_changed, attrs_changed);
             let out = Outcome::default().with("msg", msg).with("backup", "");
-            return Ok(Check {
-                changes,
-                outcome: out,
-            });
+            return Ok(Check::new(changes, out));
         }
         let Some(cur) = current else {
-            return Ok(Check {
-                changes: Vec::new(),
-                outcome: Outcome::default().with("msg", "file not present"),
-            });
+            return Ok(Check::new(
+                Vec::new(),
+                Outcome::default().with("msg", "file not present"),
+            ));
         };
         let (new, found) = self.absent(split_lines(&cur.1));
         let content_changed = new.is_some();
@@ -557,30 +562,24 @@ impl Resource for LineInFile {
             &self.attrs,
             self.backup,
             self.validate.as_deref(),
-        );
+        )?;
         let msg = if content_changed {
             format!("{found} line(s) removed")
         } else {
             String::new()
         };
         let msg = with_attr_msg(&msg, content_changed, attrs_changed);
-        Ok(Check {
+        Ok(Check::new(
             changes,
-            outcome: Outcome::default()
+            Outcome::default()
                 .with("found", found)
                 .with("msg", msg)
                 .with("backup", ""),
-        })
+        ))
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
-        let check = self.check()?;
-        let applied = fsops::apply_all(changes)?;
-        let mut out = check.outcome;
-        if let Some(b) = applied.backup_file {
-            out = out.with("backup", b.display().to_string());
-        }
-        Ok(out)
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        apply_edit(check, "backup")
     }
 
     fn owns(&self) -> Vec<Owned> {
@@ -591,7 +590,7 @@ impl Resource for LineInFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::copy::tests::{v, Harness};
+    use crate::modules::testing::{v, Harness};
 
     fn run(
         h: &Harness,
@@ -599,27 +598,7 @@ mod tests {
         initial: Option<&str>,
         args: &[(&str, &str)],
     ) -> (bool, String, String) {
-        let p = h.h(file);
-        if let Some(init) = initial {
-            std::fs::write(&p, init).unwrap();
-        }
-        let mut a: Vec<(&str, minijinja::Value)> = vec![("path", v(&h.hs(file)))];
-        a.extend(args.iter().map(|(k, x)| (*k, v(x))));
-        let (changed, out) = h.run(&LineinfileModule, &a).unwrap();
-        let content = std::fs::read_to_string(&p).unwrap_or_default();
-        // Idempotence: a second check has nothing to do.
-        if out.failed.is_none() {
-            assert!(
-                h.changes(&LineinfileModule, &a).is_empty(),
-                "not idempotent: {args:?}"
-            );
-        }
-        let msg = out
-            .data
-            .get("msg")
-            .map(|m| m.to_string())
-            .unwrap_or_default();
-        (changed, content, msg)
+        h.edit(&LineinfileModule, file, initial, args)
     }
 
     #[test]

@@ -15,8 +15,11 @@ pub mod file;
 pub mod group;
 pub mod lineinfile;
 pub mod package;
+pub mod pkg;
 pub mod systemd;
 pub mod template;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod user;
 
 use crate::resource::Module;

@@ -2,6 +2,10 @@
 //! understand (`name`, `state`). As in Ansible, `use` overrides the choice.
 
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
+use indexmap::IndexMap;
+use minijinja::Value;
+
+use crate::host::HostQueries;
 use crate::resource::{Module, ModuleContext, ModuleError, Resource};
 
 pub struct PackageModule;
@@ -21,6 +25,10 @@ static SPEC: ArgSpec = ArgSpec {
 impl Module for PackageModule {
     fn spec(&self) -> &'static ArgSpec {
         &SPEC
+    }
+
+    fn host_queries(&self, args: &IndexMap<String, Value>, queries: &mut HostQueries) {
+        queries.packages_named(args);
     }
 
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
@@ -43,7 +51,7 @@ impl Module for PackageModule {
                 pass.insert(key.to_string(), v.clone());
             }
         }
-        let bound = backend.spec().bind(&pass).map_err(ModuleError::new)?;
+        let bound = backend.spec().bind(&pass)?;
         backend.prepare(&bound, ctx)
     }
 }

@@ -18,7 +18,7 @@ use indexmap::IndexMap;
 use minijinja::Value;
 
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
-use crate::host::{unit_name, HostState, UnitState};
+use crate::host::{unit_name, HostQueries, HostState, UnitState};
 use crate::process;
 use crate::resource::{
     Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, Resource, UnitOp,
@@ -71,6 +71,10 @@ impl Module for SystemdModule {
         &SYSTEMD_SPEC
     }
 
+    fn host_queries(&self, args: &IndexMap<String, Value>, queries: &mut HostQueries) {
+        queries.units_named(args);
+    }
+
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
         if let Some(scope) = args.str("scope").filter(|s| s != "system") {
             return Err(ModuleError::new(format!(
@@ -90,6 +94,10 @@ impl Module for SystemdModule {
 impl Module for ServiceModule {
     fn spec(&self) -> &'static ArgSpec {
         &SERVICE_SPEC
+    }
+
+    fn host_queries(&self, args: &IndexMap<String, Value>, queries: &mut HostQueries) {
+        queries.units_named(args);
     }
 
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
@@ -209,7 +217,7 @@ impl Resource for UnitResource {
         let Some(name) = &self.unit else {
             let mut outcome = self.outcome(None, None);
             outcome.changed = Some(false);
-            return Ok(Check { changes, outcome });
+            return Ok(Check::new(changes, outcome));
         };
         let st = self.host.unit(name)?;
         let found = st.exists();
@@ -277,10 +285,11 @@ impl Resource for UnitResource {
         }) {
             outcome.changed = Some(false);
         }
-        Ok(Check { changes, outcome })
+        Ok(Check::new(changes, outcome))
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        let changes = &check.changes;
         let mut enabled_now = None;
         let mut only_reload = true;
         for change in changes {

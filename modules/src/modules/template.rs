@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
+use crate::error::LoadError;
 use crate::modules::copy::{file_dest, find_source, source_mode, Common, FileCopy};
-use crate::resource::{Module, ModuleContext, ModuleError, Resource};
+use crate::resource::{LoadContext, Module, ModuleContext, ModuleError, Resource, TaskArgs};
 use crate::source::SourceKind;
 
 pub struct TemplateModule;
@@ -33,6 +34,10 @@ static SPEC: ArgSpec = ArgSpec {
 impl Module for TemplateModule {
     fn spec(&self) -> &'static ArgSpec {
         &SPEC
+    }
+
+    fn validate(&self, args: &TaskArgs, ctx: &LoadContext) -> Result<(), LoadError> {
+        crate::modules::copy::validate_src(args, ctx, "templates", true)
     }
 
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
@@ -71,7 +76,7 @@ impl Module for TemplateModule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::modules::copy::tests::{v, Harness};
+    use crate::modules::testing::{v, Harness};
     use crate::resource::Change;
 
     #[test]

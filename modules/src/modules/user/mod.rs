@@ -15,10 +15,12 @@
 //! The password hash is never shown: changes say "password changed", results
 //! `NOT_LOGGING_PASSWORD`.
 
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::accounts::{date_of_days, Db, Etc, Tool};
+use crate::host::HostState;
+
+use super::accounts::{date_of_days, run_steps, with_steps, AccountStep as Step, Db, Etc, Tool};
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
 use crate::resource::{
     AccountKind, AccountOp, Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned,
@@ -95,20 +97,14 @@ impl Module for UserModule {
         Ok(Box::new(UserResource {
             spec,
             etc: Etc::default(),
+            host: ctx.host.clone(),
             check_mode: ctx.check_mode,
-            planned: RefCell::new(Vec::new()),
         }))
     }
 }
 
 pub(crate) fn spec_from_args(args: &Args) -> Result<UserSpec, ModuleError> {
-    let uid = match args.int("uid") {
-        None => None,
-        Some(n) => Some(
-            u32::try_from(n)
-                .map_err(|_| ModuleError::new(format!("argument `uid`: {n} is not a valid uid")))?,
-        ),
-    };
+    let uid = args.id("uid")?;
     let expires = match args.str("expires") {
         None => None,
         Some(s) => Some(s.trim().parse::<f64>().map_err(|_| {
@@ -142,19 +138,6 @@ pub(crate) fn spec_from_args(args: &Args) -> Result<UserSpec, ModuleError> {
         force: args.bool_or("force", false),
         expires,
     })
-}
-
-/// One step of applying a change.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Step {
-    Tool(Tool),
-    /// `mkdir -p` of a new home's parent (useradd cannot create it).
-    MakeParent(PathBuf),
-    /// Create a missing home from the skeleton, mode from login.defs, owned by the user.
-    CreateHome {
-        path: PathBuf,
-        skeleton: PathBuf,
-    },
 }
 
 /// What the environment looks like beside the account files (injected in tests).
@@ -191,6 +174,7 @@ fn account(op: AccountOp, name: &str, fields: Vec<String>) -> Change {
         name: name.to_string(),
         op,
         fields,
+        steps: Vec::new(),
     }
 }
 
@@ -541,72 +525,50 @@ fn outcome(spec: &UserSpec, db: &Db, existed: bool, changed: bool, check_mode: b
 struct UserResource {
     spec: UserSpec,
     etc: Etc,
+    host: Arc<HostState>,
     check_mode: bool,
-    planned: RefCell<Vec<(Change, Vec<Step>)>>,
 }
 
 impl Resource for UserResource {
     fn check(&self) -> Result<Check, ModuleError> {
-        let db = self.etc.read()?;
+        let db = self.host.accounts(&self.etc)?;
         let planned = plan(&self.spec, &db, &RealFs, self.check_mode)?;
         let existed = db.user(&self.spec.name).is_some();
-        let changes: Vec<Change> = planned.iter().map(|(c, _)| c.clone()).collect();
         let outcome = outcome(
             &self.spec,
             &db,
             existed,
-            !changes.is_empty(),
+            !planned.is_empty(),
             self.check_mode,
         );
-        *self.planned.borrow_mut() = planned;
-        Ok(Check { changes, outcome })
+        Ok(Check::new(with_steps(planned), outcome))
     }
 
-    fn apply(&self, changes: &[Change]) -> Result<Outcome, ModuleError> {
-        let existed = self.etc.read()?.user(&self.spec.name).is_some();
-        let planned = self.planned.borrow().clone();
-        let mut stdout = String::new();
-        let mut stderr = String::new();
-        for change in changes {
-            let Some((_, steps)) = planned.iter().find(|(c, _)| c == change) else {
+    fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        // The check found the user unless it planned to create it.
+        let existed = !check.changes.iter().any(|c| {
+            matches!(
+                c,
+                Change::Account {
+                    op: AccountOp::Create,
+                    ..
+                }
+            )
+        });
+        let printed = run_steps(&check.changes, &|path, skeleton| {
+            // The new account's ids, now that it exists.
+            let db = self.etc.read()?;
+            let Some(u) = db.user(&self.spec.name) else {
                 return Err(ModuleError::new(format!(
-                    "internal error: `{}` was not planned by this task",
-                    change.describe()
+                    "failed to look up user name: {}",
+                    self.spec.name
                 )));
             };
-            for step in steps {
-                match step {
-                    Step::Tool(t) => {
-                        let o = t.run()?;
-                        stdout.push_str(&o.stdout);
-                        stderr.push_str(&o.stderr);
-                    }
-                    Step::MakeParent(p) => std::fs::create_dir_all(p).map_err(|e| {
-                        ModuleError::new(format!("cannot create {}: {e}", p.display()))
-                    })?,
-                    Step::CreateHome { path, skeleton } => {
-                        let db = self.etc.read()?;
-                        let Some(u) = db.user(&self.spec.name) else {
-                            return Err(ModuleError::new(format!(
-                                "failed to look up user name: {}",
-                                self.spec.name
-                            )));
-                        };
-                        create_home(path, skeleton, self.etc.home_mode(), u.uid, u.gid)?;
-                    }
-                }
-            }
-        }
-        crate::fsops::invalidate_id_cache();
+            create_home(path, skeleton, self.etc.home_mode(), u.uid, u.gid)
+        })?;
+        // What the account is now, for the registered result.
         let db = self.etc.read()?;
-        let mut out = outcome(&self.spec, &db, existed, true, false);
-        if !stdout.is_empty() {
-            out = out.with("stdout", stdout);
-        }
-        if !stderr.is_empty() {
-            out = out.with("stderr", stderr);
-        }
-        Ok(out)
+        Ok(printed.report(outcome(&self.spec, &db, existed, true, false)))
     }
 
     fn owns(&self) -> Vec<Owned> {
@@ -674,324 +636,4 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct FakeFs(Vec<&'static str>);
-    impl Fs for FakeFs {
-        fn exists(&self, path: &str) -> bool {
-            self.0.contains(&path)
-        }
-        fn is_dir(&self, path: &str) -> bool {
-            self.0.contains(&path)
-        }
-    }
-
-    const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\n\
-        alice:x:1001:1001:Alice:/home/alice:/bin/sh\n";
-    const GROUP: &str = "root:x:0:\nalice:x:1001:\nadm:x:4:alice\nsudo:x:27:\n\
-        devs:x:2000:alice\nbob:x:2001:\n";
-    const SHADOW: &str = "root:*:19000:0:99999:7:::\n\
-        alice:$6$salt$abc:19000:0:99999:7:::\n";
-
-    fn db() -> Db {
-        Db::parse(PASSWD, GROUP, SHADOW)
-    }
-
-    fn fs() -> FakeFs {
-        FakeFs(vec!["/home", "/home/alice", "/root"])
-    }
-
-    fn spec(name: &str) -> UserSpec {
-        UserSpec {
-            name: name.into(),
-            present: true,
-            update_always: true,
-            create_home: true,
-            ..Default::default()
-        }
-    }
-
-    fn argvs(p: &[(Change, Vec<Step>)]) -> Vec<Vec<String>> {
-        p.iter()
-            .flat_map(|(_, steps)| steps.iter())
-            .filter_map(|s| match s {
-                Step::Tool(t) => Some(t.argv.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn v(words: &[&str]) -> Vec<String> {
-        words.iter().map(|w| w.to_string()).collect()
-    }
-
-    #[test]
-    fn create_with_everything() {
-        let mut sp = spec("carol");
-        sp.uid = Some(1500);
-        sp.group = Some("devs".into());
-        sp.groups = Some("adm,sudo".into());
-        sp.shell = Some("/bin/bash".into());
-        sp.home = Some("/srv/carol".into());
-        sp.comment = Some("Carol C".into());
-        sp.password = Some("$6$x$y".into());
-        sp.system = true;
-        let p = plan(&sp, &db(), &FakeFs(vec!["/srv"]), false).unwrap();
-        assert_eq!(
-            argvs(&p),
-            vec![v(&[
-                "useradd",
-                "-u",
-                "1500",
-                "-g",
-                "devs",
-                "-G",
-                "adm,sudo",
-                "-c",
-                "Carol C",
-                "-d",
-                "/srv/carol",
-                "-s",
-                "/bin/bash",
-                "-p",
-                "$6$x$y",
-                "-m",
-                "-r",
-                "carol"
-            ])]
-        );
-        let desc = p[0].0.describe();
-        assert!(desc.starts_with("create user carol"), "{desc}");
-        assert!(desc.contains("password set"), "{desc}");
-        assert!(
-            !desc.contains("$6$"),
-            "the hash must never be shown: {desc}"
-        );
-    }
-
-    #[test]
-    fn create_minimal_and_no_home() {
-        let mut sp = spec("dave");
-        assert_eq!(
-            argvs(&plan(&sp, &db(), &fs(), false).unwrap()),
-            vec![v(&["useradd", "-m", "dave"])]
-        );
-        sp.create_home = false;
-        assert_eq!(
-            argvs(&plan(&sp, &db(), &fs(), false).unwrap()),
-            vec![v(&["useradd", "-M", "dave"])]
-        );
-        // A group named like the user exists: -N.
-        assert_eq!(
-            argvs(&plan(&spec("bob"), &db(), &fs(), false).unwrap()),
-            vec![v(&["useradd", "-N", "-m", "bob"])]
-        );
-    }
-
-    #[test]
-    fn create_with_missing_parent_makes_it() {
-        let mut sp = spec("erin");
-        sp.home = Some("/data/users/erin".into());
-        let p = plan(&sp, &db(), &fs(), false).unwrap();
-        assert_eq!(p[0].1[0], Step::MakeParent(PathBuf::from("/data/users")));
-    }
-
-    #[test]
-    fn create_with_missing_group_fails_but_not_in_check_mode() {
-        let mut sp = spec("carol");
-        sp.groups = Some("adm,nogroup".into());
-        let e = plan(&sp, &db(), &fs(), false).unwrap_err();
-        assert_eq!(e.0, "Group nogroup does not exist");
-        let p = plan(&sp, &db(), &fs(), true).unwrap();
-        assert_eq!(p.len(), 1);
-    }
-
-    #[test]
-    fn existing_user_unchanged() {
-        let mut sp = spec("alice");
-        sp.uid = Some(1001);
-        sp.group = Some("alice".into());
-        sp.groups = Some("adm,devs".into());
-        sp.shell = Some("/bin/sh".into());
-        sp.home = Some("/home/alice".into());
-        sp.comment = Some("Alice".into());
-        sp.password = Some("$6$salt$abc".into());
-        assert!(plan(&sp, &db(), &fs(), false).unwrap().is_empty());
-        // Same by gid; append with a subset; on_create with another password.
-        sp.group = Some("1001".into());
-        sp.groups = Some("devs".into());
-        sp.append = true;
-        sp.password = Some("$6$other$zzz".into());
-        sp.update_always = false;
-        assert!(plan(&sp, &db(), &fs(), false).unwrap().is_empty());
-    }
-
-    #[test]
-    fn modify_what_differs() {
-        let mut sp = spec("alice");
-        sp.uid = Some(1002);
-        sp.group = Some("devs".into());
-        sp.groups = Some("sudo,adm".into());
-        sp.shell = Some("/bin/bash".into());
-        sp.password = Some("$6$new$hash".into());
-        let p = plan(&sp, &db(), &fs(), false).unwrap();
-        assert_eq!(
-            argvs(&p),
-            vec![v(&[
-                "usermod",
-                "-u",
-                "1002",
-                "-g",
-                "2000",
-                "-G",
-                "sudo,adm",
-                "-s",
-                "/bin/bash",
-                "-p",
-                "$6$new$hash",
-                "alice"
-            ])]
-        );
-        let d = p[0].0.describe();
-        assert_eq!(
-            d,
-            "modify user alice (uid 1001 -> 1002, group alice -> devs, groups +sudo -devs, \
-             shell /bin/sh -> /bin/bash, password changed)"
-        );
-    }
-
-    #[test]
-    fn groups_append_and_empty() {
-        let mut sp = spec("alice");
-        sp.groups = Some("sudo".into());
-        sp.append = true;
-        assert_eq!(
-            argvs(&plan(&sp, &db(), &fs(), false).unwrap()),
-            vec![v(&["usermod", "-a", "-G", "sudo", "alice"])]
-        );
-        sp.groups = Some(String::new());
-        sp.append = false;
-        assert_eq!(
-            argvs(&plan(&sp, &db(), &fs(), false).unwrap()),
-            vec![v(&["usermod", "-G", "", "alice"])]
-        );
-        sp.append = true;
-        assert!(plan(&sp, &db(), &fs(), false).unwrap().is_empty());
-        sp.groups = Some("nope".into());
-        assert_eq!(
-            plan(&sp, &db(), &fs(), false).unwrap_err().0,
-            "Group nope does not exist"
-        );
-    }
-
-    #[test]
-    fn password_lock_and_expiry() {
-        let mut sp = spec("alice");
-        sp.password_lock = Some(true);
-        assert_eq!(
-            argvs(&plan(&sp, &db(), &fs(), false).unwrap()),
-            vec![v(&["usermod", "-L", "alice"])]
-        );
-        sp.password = Some("$6$n$h".into());
-        assert_eq!(
-            argvs(&plan(&sp, &db(), &fs(), false).unwrap()),
-            vec![v(&["usermod", "-p", "!$6$n$h", "alice"])]
-        );
-        let mut sp = spec("alice");
-        sp.expires = Some(1_728_000_000.0); // 2024-10-04
-        assert_eq!(
-            argvs(&plan(&sp, &db(), &fs(), false).unwrap()),
-            vec![v(&["usermod", "-e", "2024-10-04", "alice"])]
-        );
-        let locked = Db::parse(PASSWD, GROUP, "alice:!$6$salt$abc:1:0:99999:7::20000:\n");
-        assert!(plan(&sp, &locked, &fs(), false).unwrap().is_empty());
-        sp.expires = Some(-1.0);
-        assert_eq!(
-            argvs(&plan(&sp, &locked, &fs(), false).unwrap()),
-            vec![v(&["usermod", "-e", "", "alice"])]
-        );
-        // A locked account with the same hash: no password change.
-        let mut sp = spec("alice");
-        sp.password = Some("$6$salt$abc".into());
-        assert!(plan(&sp, &locked, &fs(), false).unwrap().is_empty());
-        sp.password_lock = Some(false);
-        assert_eq!(
-            argvs(&plan(&sp, &locked, &fs(), false).unwrap()),
-            vec![v(&["usermod", "-U", "alice"])]
-        );
-    }
-
-    #[test]
-    fn missing_home_is_created_unless_create_home_is_off() {
-        let mut sp = spec("alice");
-        let p = plan(&sp, &db(), &FakeFs(vec![]), false).unwrap();
-        assert_eq!(p.len(), 1);
-        assert!(matches!(p[0].1[0], Step::CreateHome { .. }));
-        assert_eq!(
-            p[0].0.describe(),
-            "modify user alice (create home directory /home/alice)"
-        );
-        sp.create_home = false;
-        assert!(plan(&sp, &db(), &FakeFs(vec![]), false).unwrap().is_empty());
-    }
-
-    #[test]
-    fn remove() {
-        let mut sp = spec("alice");
-        sp.present = false;
-        sp.remove = true;
-        sp.force = true;
-        assert_eq!(
-            argvs(&plan(&sp, &db(), &fs(), false).unwrap()),
-            vec![v(&["userdel", "-f", "-r", "alice"])]
-        );
-        sp.name = "nobody-here".into();
-        assert!(plan(&sp, &db(), &fs(), false).unwrap().is_empty());
-    }
-
-    #[test]
-    fn results_hide_the_password() {
-        let mut sp = spec("alice");
-        sp.password = Some("$6$salt$abc".into());
-        let o = outcome(&sp, &db(), true, false, false);
-        assert_eq!(
-            o.data.get("password").and_then(|v| v.as_str()),
-            Some("NOT_LOGGING_PASSWORD")
-        );
-        assert_eq!(
-            o.data.get("uid").map(|v| v.to_string()),
-            Some("1001".into())
-        );
-        assert_eq!(
-            o.data.get("group").map(|v| v.to_string()),
-            Some("1001".into())
-        );
-        assert_eq!(
-            o.data.get("home").and_then(|v| v.as_str()),
-            Some("/home/alice")
-        );
-    }
-
-    #[test]
-    fn create_home_copies_the_skeleton() {
-        let t = tempfile::tempdir().unwrap();
-        let skel = t.path().join("skel");
-        std::fs::create_dir_all(skel.join("sub")).unwrap();
-        std::fs::write(skel.join(".profile"), "x").unwrap();
-        std::os::unix::fs::symlink(".profile", skel.join("link")).unwrap();
-        let home = t.path().join("h/u");
-        let me = nix::unistd::getuid().as_raw();
-        let g = nix::unistd::getgid().as_raw();
-        create_home(&home, &skel, 0o750, me, g).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        let m = std::fs::metadata(&home).unwrap().permissions().mode() & 0o7777;
-        assert_eq!(m, 0o750);
-        assert_eq!(std::fs::read_to_string(home.join(".profile")).unwrap(), "x");
-        assert!(home.join("sub").is_dir());
-        assert_eq!(
-            std::fs::read_link(home.join("link")).unwrap(),
-            PathBuf::from(".profile")
-        );
-    }
-}
+mod tests;

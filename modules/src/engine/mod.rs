@@ -1,0 +1,493 @@
+//! The engine: runs a loaded playbook against this host. For each task: evaluate `when`, render
+//! the arguments, let the module **check**, then **apply** what differs (or only report it in
+//! check mode); register results, notify handlers and run them at flush points, handle
+//! `block`/`rescue`/`always`, and stop the play on an unhandled failure as Ansible does.
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use minijinja::Value;
+
+use crate::facts::Facts;
+use crate::playbook::{Action, Block, Common, Item, Play, Playbook, RawVars, Role, Task};
+use crate::report::{Reporter, RunReport, RunResult, Stats, Status, TaskReport};
+use crate::resource::{HostState, Owned};
+use crate::source::{RepoPath, Source};
+use crate::template::Templar;
+
+mod execute;
+mod scope;
+mod task;
+
+/// How to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub check: bool,
+    pub diff: bool,
+    pub tags: Vec<String>,
+    pub skip_tags: Vec<String>,
+    pub extra_vars: RawVars,
+    /// The name plays' `hosts` and `host_vars/` are matched against.
+    pub inventory_hostname: String,
+    /// A drift pass (the daemon, after a watched target changed): see [`DriftOptions`].
+    pub drift: Option<DriftOptions>,
+}
+
+/// How a drift pass runs. The whole playbook runs again, but only declarative tasks whose
+/// policy is `correct` apply their changes; every other task runs in check mode (a command
+/// that would run is skipped, a task whose policy is `report` only reports). A change made is
+/// marked [`Drift::Corrected`], one only found [`Drift::Reported`]; tasks in check mode notify
+/// no handler, so a handler runs only after a correction.
+///
+/// A task's policy: the tag `drift_report` or `drift_correct`, else the variable
+/// `gitops_drift` (`report` or `correct`), else the host's default.
+#[derive(Debug, Clone, Default)]
+pub struct DriftOptions {
+    /// The host's default policy is `report` (the config's `drift: report`).
+    pub report: bool,
+    /// Directories that were real directories when the playbook last ran: a change under one
+    /// that is now a symbolic link is refused (the task fails) rather than made through it.
+    pub guard: Arc<Vec<std::path::PathBuf>>,
+}
+
+/// The tag that makes a task's drift only reported.
+pub const TAG_DRIFT_REPORT: &str = "drift_report";
+/// The tag that makes a task's drift corrected (over a host default of `report`).
+pub const TAG_DRIFT_CORRECT: &str = "drift_correct";
+/// The variable that sets a task's drift policy: `report` or `correct`.
+pub const VAR_DRIFT: &str = "gitops_drift";
+
+const NO_LOG_MSG: &str =
+    "the output has been hidden due to the fact that 'no_log: true' was specified for this result";
+
+/// What enclosing blocks, roles and imports pass down to a task.
+#[derive(Clone, Default)]
+struct Inherit {
+    when: Vec<Value>,
+    tags: Vec<String>,
+    vars: Vec<Arc<RawVars>>,
+    ignore_errors: Option<bool>,
+    no_log: Option<bool>,
+    environment: Option<Value>,
+    check_mode: Option<bool>,
+    role: Option<Arc<Role>>,
+    /// Variables only a `rescue` sees (`ansible_failed_task`, `ansible_failed_result`).
+    rescue_vars: Option<Arc<RawVars>>,
+    /// Running a handler (a drift pass never holds a handler back).
+    handler: bool,
+}
+
+impl Inherit {
+    fn with(&self, c: &Common) -> Inherit {
+        let mut out = self.clone();
+        out.when.extend(c.when.iter().cloned());
+        out.tags.extend(c.tags.iter().cloned());
+        if !c.vars.is_empty() {
+            out.vars.push(Arc::new(c.vars.clone()));
+        }
+        if c.ignore_errors.is_some() {
+            out.ignore_errors = c.ignore_errors;
+        }
+        if c.no_log.is_some() {
+            out.no_log = c.no_log;
+        }
+        if c.environment.is_some() {
+            out.environment = c.environment.clone();
+        }
+        if c.check_mode.is_some() {
+            out.check_mode = c.check_mode;
+        }
+        out
+    }
+}
+
+/// The outcome of running a list of items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    /// An unhandled failure: the host is done for this run.
+    Failed,
+}
+
+struct Handler {
+    task: Arc<Task>,
+    inherit: Inherit,
+}
+
+/// The result of one module run (one item of a loop, or the whole task).
+struct Exec {
+    status: Status,
+    changed: bool,
+    failed: Option<String>,
+    result: IndexMap<String, Value>,
+    diff: Vec<String>,
+    changes: Vec<String>,
+    owns: Vec<Owned>,
+    /// A drift pass ran this task in check mode although the playbook asks to apply it.
+    drift_check_only: bool,
+}
+
+pub struct Engine<'a> {
+    templar: Arc<Templar>,
+    source: &'a dyn Source,
+    opts: RunOptions,
+    facts: Option<RawVars>,
+    /// set_fact and registered results: they outlive plays.
+    host_facts: RawVars,
+    playbook_dir: String,
+    /// The playbook's directory in the repository.
+    base: RepoPath,
+    reports: Vec<TaskReport>,
+    reporter: &'a mut dyn Reporter,
+    play_name: String,
+    play_vars: Vec<Arc<RawVars>>,
+    play_role_defaults: Vec<Arc<RawVars>>,
+    play_role_vars: Vec<Arc<RawVars>>,
+    handlers: Vec<Handler>,
+    notified: Vec<bool>,
+    failed: bool,
+    /// The result of the last failed task, for a `rescue` (`ansible_failed_result`).
+    last_failure: Option<Value>,
+    /// Package and unit state shared by the tasks of this run.
+    host: Arc<HostState>,
+}
+impl<'a> Engine<'a> {
+    pub fn new(
+        templar: Arc<Templar>,
+        source: &'a dyn Source,
+        opts: RunOptions,
+        reporter: &'a mut dyn Reporter,
+    ) -> Engine<'a> {
+        Engine {
+            templar,
+            playbook_dir: source.describe(),
+            base: RepoPath::root(),
+            source,
+            opts,
+            facts: None,
+            host_facts: RawVars::new(),
+            reports: Vec::new(),
+            reporter,
+            play_name: String::new(),
+            play_vars: Vec::new(),
+            play_role_defaults: Vec::new(),
+            play_role_vars: Vec::new(),
+            handlers: Vec::new(),
+            notified: Vec::new(),
+            failed: false,
+            last_failure: None,
+            host: Arc::new(HostState::new()),
+        }
+    }
+
+    /// Shares host state read by an earlier run (the daemon keeps it between drift checks).
+    pub fn with_host_state(mut self, host: Arc<HostState>) -> Engine<'a> {
+        self.host = host;
+        self
+    }
+
+    /// Runs every play of the playbook that targets this host.
+    pub fn run(mut self, playbook: &Playbook) -> RunReport {
+        let group_vars = Arc::new(playbook.group_vars.clone());
+        let host_vars = Arc::new(playbook.host_vars.clone());
+        let dir = playbook.file.parent();
+        self.base = dir.clone();
+        self.host.hint(crate::playbook::host_queries(playbook));
+        for (i, play) in playbook.plays.iter().enumerate() {
+            if self.failed {
+                for rest in &playbook.plays[i..] {
+                    self.not_run_play(rest);
+                }
+                break;
+            }
+            if !self.matches_host(&play.hosts) {
+                continue;
+            }
+            self.run_play(play, &group_vars, &host_vars, &dir);
+        }
+        self.finish()
+    }
+
+    fn finish(self) -> RunReport {
+        let mut stats = Stats::default();
+        for t in &self.reports {
+            match t.status {
+                Status::Ok => stats.ok += 1,
+                Status::Changed => {
+                    stats.ok += 1;
+                    stats.changed += 1
+                }
+                Status::Skipped => stats.skipped += 1,
+                Status::Failed => {
+                    if t.rescued {
+                        stats.rescued += 1
+                    } else {
+                        stats.failed += 1
+                    }
+                }
+                Status::Ignored => {
+                    stats.ok += 1;
+                    stats.ignored += 1
+                }
+                Status::NotRun => stats.not_run += 1,
+            }
+        }
+        let result = if self.failed {
+            RunResult::Failed
+        } else if stats.changed > 0 {
+            RunResult::Changed
+        } else {
+            RunResult::Ok
+        };
+        RunReport {
+            result,
+            check_mode: self.opts.check,
+            tasks: self.reports,
+            stats,
+            error: None,
+        }
+    }
+
+    fn matches_host(&self, patterns: &[String]) -> bool {
+        let me = &self.opts.inventory_hostname;
+        patterns.iter().any(|p| {
+            let p = p.trim();
+            p == "all" || p == "*" || p == "localhost" || p == "127.0.0.1" || p == me
+        })
+    }
+
+    fn facts(&mut self) -> RawVars {
+        self.facts
+            .get_or_insert_with(|| Facts::gather().to_vars())
+            .clone()
+    }
+
+    fn run_play(
+        &mut self,
+        play: &Play,
+        group_vars: &Arc<RawVars>,
+        host_vars: &Arc<RawVars>,
+        _dir: &RepoPath,
+    ) {
+        self.play_name = play.name.clone();
+        self.reporter.play_start(&play.name);
+        let facts = if play.gather_facts {
+            let facts = Arc::new(self.facts());
+            // Reported as Ansible does, so both tools show the same task list.
+            self.push_report(TaskReport::new(
+                &play.name,
+                "Gathering Facts".into(),
+                "setup",
+                &play.location,
+            ));
+            facts
+        } else if self.facts.is_some() {
+            Arc::new(self.facts())
+        } else {
+            Arc::new(RawVars::new())
+        };
+        // Layers below task level, lowest first, split around role defaults/vars.
+        self.play_role_defaults = play
+            .roles
+            .iter()
+            .map(|r| Arc::new(r.defaults.clone()))
+            .collect();
+        self.play_vars = vec![
+            group_vars.clone(),
+            host_vars.clone(),
+            facts,
+            Arc::new(play.vars.clone()),
+            Arc::new(play.vars_files.clone()),
+        ];
+        self.play_role_vars = play
+            .roles
+            .iter()
+            .map(|r| Arc::new(r.vars.clone()))
+            .collect();
+        self.handlers.clear();
+        let base = Inherit {
+            tags: play.tags.clone(),
+            ..Inherit::default()
+        };
+        for item in &play.handlers {
+            self.collect_handlers(item, &base);
+        }
+        self.notified = vec![false; self.handlers.len()];
+
+        let sections = [&play.pre_tasks, &play.tasks, &play.post_tasks];
+        for (i, section) in sections.iter().enumerate() {
+            if self.run_items(section, &base) == Flow::Failed {
+                self.failed = true;
+                for rest in &sections[i + 1..] {
+                    self.not_run_items(rest);
+                }
+                return;
+            }
+            if self.flush_handlers() == Flow::Failed {
+                self.failed = true;
+                for rest in &sections[i + 1..] {
+                    self.not_run_items(rest);
+                }
+                return;
+            }
+        }
+    }
+
+    fn collect_handlers(&mut self, item: &Item, inherit: &Inherit) {
+        match item {
+            Item::Task(t) => {
+                let mut inh = inherit.clone();
+                inh.role = t.role.clone().or(inh.role);
+                self.handlers.push(Handler {
+                    task: t.clone(),
+                    inherit: inh,
+                })
+            }
+            Item::Block(b) => {
+                let mut inh = inherit.with(&b.common);
+                inh.role = b.role.clone().or(inh.role);
+                for i in b.block.iter().chain(&b.rescue).chain(&b.always) {
+                    self.collect_handlers(i, &inh);
+                }
+            }
+        }
+    }
+
+    fn run_items(&mut self, items: &[Item], inherit: &Inherit) -> Flow {
+        for (i, item) in items.iter().enumerate() {
+            let flow = match item {
+                Item::Task(t) => self.run_task(t, inherit, false),
+                Item::Block(b) => self.run_block(b, inherit),
+            };
+            if flow == Flow::Failed {
+                self.not_run_items(&items[i + 1..]);
+                return Flow::Failed;
+            }
+        }
+        Flow::Continue
+    }
+
+    fn run_block(&mut self, block: &Block, inherit: &Inherit) -> Flow {
+        let mut inh = inherit.with(&block.common);
+        if block.role.is_some() {
+            inh.role = block.role.clone();
+        }
+        let start = self.reports.len();
+        let mut flow = self.run_items(&block.block, &inh);
+        if flow == Flow::Failed && !block.rescue.is_empty() {
+            // The rescue takes over: the block's tasks after the failure are not "not run", and
+            // its failed task shows as rescued.
+            let tail: Vec<TaskReport> = self
+                .reports
+                .drain(start..)
+                .filter(|r| r.status != Status::NotRun)
+                .collect();
+            let mut failed_task = None;
+            for mut r in tail {
+                if r.status == Status::Failed {
+                    r.rescued = true;
+                    failed_task = Some(r.name.clone());
+                }
+                self.reports.push(r);
+            }
+            let mut rv = RawVars::new();
+            rv.insert(
+                "ansible_failed_task".into(),
+                crate::vars::map_value([("name", Value::from(failed_task.unwrap_or_default()))]),
+            );
+            if let Some(res) = self.last_failure.take() {
+                rv.insert("ansible_failed_result".into(), res);
+            }
+            let mut rinh = inh.clone();
+            rinh.rescue_vars = Some(Arc::new(rv));
+            flow = self.run_items(&block.rescue, &rinh);
+        }
+        if !block.always.is_empty() {
+            if flow == Flow::Failed {
+                // Remove the block's not-run entries: `always` runs before the host stops.
+                let pos = self.reports[start..]
+                    .iter()
+                    .position(|r| r.status == Status::NotRun)
+                    .map(|p| p + start);
+                let pending: Vec<TaskReport> = match pos {
+                    Some(p) => self.reports.drain(p..).collect(),
+                    None => Vec::new(),
+                };
+                let always_flow = self.run_items(&block.always, &inh);
+                self.reports.extend(pending);
+                if always_flow == Flow::Failed {
+                    return Flow::Failed;
+                }
+            } else {
+                flow = self.run_items(&block.always, &inh);
+            }
+        }
+        flow
+    }
+
+    /// Tags: is a task with these tags selected by `--tags`/`--skip-tags`?
+    fn selected(&self, tags: &[String]) -> bool {
+        let has = |t: &str| tags.iter().any(|x| x == t);
+        if self.opts.skip_tags.iter().any(|s| has(s) || (s == "all")) {
+            return false;
+        }
+        if has("never") && !self.opts.tags.iter().any(|t| has(t)) {
+            return false;
+        }
+        if self.opts.tags.is_empty() || self.opts.tags.iter().any(|t| t == "all") {
+            return true;
+        }
+        if has("always") {
+            return true;
+        }
+        self.opts.tags.iter().any(|t| {
+            has(t) || (t == "tagged" && !tags.is_empty()) || (t == "untagged" && tags.is_empty())
+        })
+    }
+
+    fn not_run_items(&mut self, items: &[Item]) {
+        for item in items {
+            match item {
+                Item::Task(t) => match &t.action {
+                    Action::IncludeTasks {
+                        preloaded: Some(items),
+                        import: true,
+                        ..
+                    } => self.not_run_items(items),
+                    Action::IncludeRole {
+                        role, import: true, ..
+                    } => self.not_run_items(&role.tasks),
+                    Action::FlushHandlers | Action::MetaNoop(_) => {}
+                    _ => {
+                        if !self.selected(&t.common.tags)
+                            && t.common.tags.is_empty()
+                            && !self.opts.tags.is_empty()
+                        {
+                            continue;
+                        }
+                        let mut r = self.base_report(t, false, false);
+                        r.status = Status::NotRun;
+                        self.reports.push(r);
+                    }
+                },
+                Item::Block(b) => {
+                    self.not_run_items(&b.block);
+                    self.not_run_items(&b.always);
+                }
+            }
+        }
+    }
+
+    fn not_run_play(&mut self, play: &Play) {
+        let name = std::mem::replace(&mut self.play_name, play.name.clone());
+        self.not_run_items(&play.pre_tasks);
+        self.not_run_items(&play.tasks);
+        self.not_run_items(&play.post_tasks);
+        self.play_name = name;
+    }
+}
+
+/// A template value as JSON (for reports).
+pub fn to_json(v: &Value) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}

@@ -1,0 +1,447 @@
+//! A task's action: a module with its arguments (checked by the module's spec and
+//! `validate`), an include or import, or a `meta` action.
+
+use std::sync::Arc;
+
+use minijinja::Value;
+
+use super::*;
+use crate::error::{LoadError, Location};
+use crate::yaml::{Entry, Node, NodeKind};
+
+/// Why a task file named by an include cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum IncludeError {
+    #[error("includes nested too deeply (a loop?)")]
+    TooDeep,
+    #[error(transparent)]
+    Escape(#[from] crate::source::EscapeError),
+    #[error("task file `{0}` not found")]
+    NotFound(String),
+}
+
+impl Loader<'_> {
+    pub(super) fn action(
+        &mut self,
+        entry: &Entry,
+        args_kw: Option<&Node>,
+        file: &Arc<str>,
+        role: Option<Arc<Role>>,
+        at: &Location,
+    ) -> Option<Action> {
+        let name = entry.key.as_str();
+        let short = name
+            .strip_prefix("ansible.builtin.")
+            .or_else(|| name.strip_prefix("ansible.legacy."))
+            .unwrap_or(name);
+        match short {
+            "meta" => self.meta_action(entry, at),
+            "import_tasks" | "include_tasks" => {
+                self.include_tasks_action(entry, short, file, role, at)
+            }
+            "import_role" | "include_role" => self.include_role_action(entry, short, file, at),
+            _ => self.module_action(entry, args_kw, file, role, at),
+        }
+    }
+
+    /// `meta: flush_handlers` and `meta: noop`.
+    fn meta_action(&mut self, entry: &Entry, at: &Location) -> Option<Action> {
+        match entry.value.as_str() {
+            Some("flush_handlers") => Some(Action::FlushHandlers),
+            Some("noop") => Some(Action::MetaNoop("noop".to_string())),
+            other => {
+                self.errors.push(
+                    LoadError::at(
+                        at.clone(),
+                        format!(
+                            "unsupported meta action `{}` (supported: flush_handlers, noop)",
+                            other.unwrap_or("?")
+                        ),
+                    )
+                    .with_key("meta"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `include_tasks`/`import_tasks`: an import is loaded now; an include with a static name
+    /// too (for its errors), else when it runs.
+    fn include_tasks_action(
+        &mut self,
+        entry: &Entry,
+        short: &str,
+        file: &Arc<str>,
+        role: Option<Arc<Role>>,
+        at: &Location,
+    ) -> Option<Action> {
+        let (file_name, extra) = self.include_target(&entry.value, file, short)?;
+        if !extra.is_empty() {
+            self.errors.push(
+                LoadError::at(
+                    at.clone(),
+                    format!("unsupported `{short}` argument `{}`", extra[0]),
+                )
+                .with_key(short),
+            );
+        }
+        let static_name = file_name.as_str().filter(|s| !Templar::is_template(s));
+        let dir = RepoPath::new(file).map(|p| p.parent()).unwrap_or_default();
+        let resolve = |this: &Self, n: &str| this.resolve_task_file(n, &dir, role.as_ref());
+        if short == "import_tasks" {
+            let Some(n) = static_name else {
+                self.errors.push(
+                    LoadError::at(at.clone(), "`import_tasks` needs a static file name")
+                        .with_key(short),
+                );
+                return None;
+            };
+            let path = match resolve(self, n) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.errors
+                        .push(LoadError::at(at.clone(), e.to_string()).with_key(short));
+                    return None;
+                }
+            };
+            let items = self.nested(|this| this.task_file(&path, role.clone(), false));
+            // An import is its tasks, in place: represented as an unnamed block.
+            return Some(Action::IncludeTasks {
+                file: Value::from(n),
+                preloaded: Some(items),
+                import: true,
+            });
+        }
+        let preloaded = match static_name {
+            Some(n) => match resolve(self, n) {
+                Ok(path) => Some(self.nested(|this| this.task_file(&path, role.clone(), false))),
+                Err(e) => {
+                    self.errors
+                        .push(LoadError::at(at.clone(), e.to_string()).with_key(short));
+                    return None;
+                }
+            },
+            None => None,
+        };
+        Some(Action::IncludeTasks {
+            file: file_name,
+            preloaded,
+            import: false,
+        })
+    }
+
+    /// `include_role`/`import_role` with `name` and `tasks_from`.
+    fn include_role_action(
+        &mut self,
+        entry: &Entry,
+        short: &str,
+        file: &Arc<str>,
+        at: &Location,
+    ) -> Option<Action> {
+        let Some(map) = entry.value.as_map() else {
+            self.errors
+                .push(LoadError::at(at.clone(), format!("`{short}` needs `name`")).with_key(short));
+            return None;
+        };
+        let mut role_name = None;
+        let mut tasks_from = None;
+        for e in map {
+            match e.key.as_str() {
+                "name" => role_name = e.value.as_str().map(str::to_string),
+                "tasks_from" => tasks_from = e.value.as_str().map(str::to_string),
+                k => self.errors.push(
+                    LoadError::at(
+                        Location::new(file.clone(), e.key_line),
+                        format!(
+                            "unsupported `{short}` argument `{k}` (supported: name, tasks_from)"
+                        ),
+                    )
+                    .with_key(k),
+                ),
+            }
+        }
+        let Some(role_name) = role_name else {
+            self.errors
+                .push(LoadError::at(at.clone(), format!("`{short}` needs `name`")).with_key(short));
+            return None;
+        };
+        if Templar::is_template(&role_name) {
+            self.errors.push(
+                LoadError::at(at.clone(), "templated role names are not supported")
+                    .with_key("name"),
+            );
+            return None;
+        }
+        let role = self
+            .nested(|this| this.load_role(&role_name, tasks_from.as_deref(), RawVars::new(), at))?;
+        Some(Action::IncludeRole {
+            name: role_name,
+            tasks_from,
+            role,
+            import: short == "import_role",
+        })
+    }
+
+    /// A module with its arguments: free-form text, a mapping and `args`, checked by the
+    /// module's spec and its own `validate`.
+    fn module_action(
+        &mut self,
+        entry: &Entry,
+        args_kw: Option<&Node>,
+        file: &Arc<str>,
+        role: Option<Arc<Role>>,
+        at: &Location,
+    ) -> Option<Action> {
+        let name = entry.key.as_str();
+        let Some(module) = modules::lookup(name) else {
+            self.errors.push(
+                LoadError::at(at.clone(), format!("unsupported module `{name}`")).with_key(name),
+            );
+            return None;
+        };
+        let spec = module.spec();
+        let mut pairs: Vec<(String, Node)> = Vec::new();
+        match &entry.value.kind {
+            NodeKind::Map(entries) => {
+                for e in entries {
+                    pairs.push((e.key.clone(), e.value.clone()));
+                }
+            }
+            NodeKind::Str(text) => match parse_kv(text, spec.free_form) {
+                Ok(kv) => {
+                    for (k, v) in kv {
+                        // k=v values are text; YAML-typed only as Ansible does (no type change).
+                        pairs.push((k, Node::new(NodeKind::Str(v), entry.value.line)));
+                    }
+                }
+                Err(e) => {
+                    self.errors
+                        .push(LoadError::at(at.clone(), e.to_string()).with_key(name.to_string()));
+                    return None;
+                }
+            },
+            NodeKind::Null => {}
+            _ => {
+                self.errors.push(
+                    LoadError::at(
+                        at.clone(),
+                        format!("arguments of `{name}` must be a mapping or key=value text"),
+                    )
+                    .with_key(name.to_string()),
+                );
+                return None;
+            }
+        }
+        if let Some(args) = args_kw {
+            match args.as_map() {
+                Some(entries) => {
+                    for e in entries {
+                        pairs.push((e.key.clone(), e.value.clone()));
+                    }
+                }
+                None => self.errors.push(
+                    LoadError::at(
+                        Location::new(file.clone(), args.line),
+                        "`args` must be a mapping",
+                    )
+                    .with_key("args"),
+                ),
+            }
+        }
+        let short_name = modules::canonical_name(name).unwrap_or("?");
+        let search = search_dirs(role.as_ref(), file, &self.base);
+        let ctx = LoadContext {
+            source: self.source,
+            templar: self.templar,
+            file,
+            task: at,
+            search: &search,
+        };
+        let task_args = TaskArgs { pairs: &pairs };
+        if let Some(errors) = module.check_free_args(&task_args, &ctx) {
+            self.errors.extend(errors);
+            for (_, v) in &pairs {
+                self.check_templates(v, file);
+            }
+        } else if let Err(e) = spec.validate(&pairs, file, self.templar) {
+            self.errors.push(e);
+        } else {
+            for (_, v) in &pairs {
+                self.check_templates(v, file);
+            }
+            if let Err(e) = module.validate(&task_args, &ctx) {
+                self.errors.push(e);
+            }
+        }
+        Some(Action::Module {
+            name: short_name,
+            written: name.to_string(),
+            module,
+            args: pairs.into_iter().map(|(k, v)| (k, v.to_value())).collect(),
+        })
+    }
+
+    pub(super) fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        self.depth += 1;
+        let out = f(self);
+        self.depth -= 1;
+        out
+    }
+
+    /// A task file named by an include: relative to the including file, then the role's
+    /// `tasks/`, then the playbook's directory (Ansible's search order).
+    pub(super) fn resolve_task_file(
+        &self,
+        name: &str,
+        dir: &RepoPath,
+        role: Option<&Arc<Role>>,
+    ) -> Result<RepoPath, IncludeError> {
+        if self.depth > 20 {
+            return Err(IncludeError::TooDeep);
+        }
+        let mut candidates = vec![dir.join(name)];
+        if let Some(r) = role {
+            candidates.push(r.path.join(&format!("tasks/{name}")));
+        }
+        candidates.push(self.base.join(name));
+        let mut escape = None;
+        for c in candidates {
+            match c {
+                Ok(p) => {
+                    if let Ok(Some(crate::source::SourceKind::File)) = self.source.kind(&p) {
+                        return Ok(p);
+                    }
+                }
+                Err(e) => escape = Some(e),
+            }
+        }
+        Err(match escape {
+            Some(e) => IncludeError::Escape(e),
+            None => IncludeError::NotFound(name.to_string()),
+        })
+    }
+
+    pub(super) fn include_target(
+        &mut self,
+        node: &Node,
+        file: &Arc<str>,
+        key: &str,
+    ) -> Option<(Value, Vec<String>)> {
+        match &node.kind {
+            NodeKind::Str(s) => Some((Value::from(s.as_str()), Vec::new())),
+            NodeKind::Map(entries) => {
+                let mut name = None;
+                let mut extra = Vec::new();
+                for e in entries {
+                    match e.key.as_str() {
+                        "file" | "_raw_params" => name = Some(e.value.to_value()),
+                        k => extra.push(k.to_string()),
+                    }
+                }
+                match name {
+                    Some(n) => Some((n, extra)),
+                    None => {
+                        self.errors.push(
+                            LoadError::at(
+                                Location::new(file.clone(), node.line),
+                                format!("`{key}` needs a file name"),
+                            )
+                            .with_key(key),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.errors.push(
+                    LoadError::at(
+                        Location::new(file.clone(), node.line),
+                        format!("`{key}` needs a file name"),
+                    )
+                    .with_key(key),
+                );
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::playbook::Loader;
+    use crate::source::{DirSource, RepoPath};
+    use crate::template::Templar;
+
+    /// Loads `site.yml` with these tasks beside `files`; the error text, or "" when it loads.
+    fn load(tasks: &str, files: &[(&str, &str)]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let playbook = format!("- hosts: all\n  tasks:\n{tasks}");
+        std::fs::write(dir.path().join("site.yml"), playbook).unwrap();
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let source = DirSource::new(dir.path()).unwrap();
+        let templar = Templar::new();
+        match Loader::new(&source, &templar).load(&RepoPath::new("site.yml").unwrap(), "h") {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn modules_validate_their_literal_arguments_at_load() {
+        let e = load("    - copy: {src: nope.txt, dest: /tmp/x}\n", &[]);
+        assert!(
+            e.contains("src `nope.txt` not found (searched files/"),
+            "{e}"
+        );
+        assert_eq!(
+            load(
+                "    - copy: {src: here.txt, dest: /tmp/x}\n",
+                &[("files/here.txt", "x")]
+            ),
+            ""
+        );
+        // Not checked: a template name, or a file on the host.
+        assert_eq!(load("    - copy: {src: '{{ f }}', dest: /x}\n", &[]), "");
+        assert_eq!(
+            load(
+                "    - copy: {src: /etc/hosts, dest: /x, remote_src: true}\n",
+                &[]
+            ),
+            ""
+        );
+        let e = load(
+            "    - template: {src: t.j2, dest: /tmp/x}\n",
+            &[("templates/t.j2", "{% if %}")],
+        );
+        assert!(e.contains("template templates/t.j2:"), "{e}");
+        let e = load(
+            "    - authorized_key: {user: a, key: 'https://example.org/a.keys'}\n",
+            &[],
+        );
+        assert!(e.contains("fetching keys from a URL"), "{e}");
+        let e = load("    - group: {name: g, non_unique: true}\n", &[]);
+        assert!(
+            e.contains("non_unique is True but all of the following are missing: gid"),
+            "{e}"
+        );
+        assert_eq!(
+            load("    - group: {name: g, non_unique: true, gid: 5}\n", &[]),
+            ""
+        );
+    }
+
+    #[test]
+    fn set_fact_checks_its_variable_names() {
+        let e = load("    - set_fact: {1x: a, ok: '{{ b }}'}\n", &[]);
+        assert!(e.contains("`1x` is not a valid variable name"), "{e}");
+        let e = load("    - set_fact: {}\n", &[]);
+        assert!(e.contains("`set_fact` needs at least one variable"), "{e}");
+        let e = load("    - set_fact: {a: '{{ b'}\n", &[]);
+        assert!(!e.is_empty(), "a template that does not parse");
+        assert_eq!(load("    - set_fact: {a: 1, cacheable: true}\n", &[]), "");
+    }
+}

@@ -1,0 +1,436 @@
+//! Loading a playbook: plays, roles, task files, variables files — every file parsed and every
+//! task validated before anything runs. What is not supported is refused here, naming file,
+//! line and key.
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use minijinja::Value;
+
+use crate::args::parse_kv;
+use crate::error::{LoadError, LoadErrors, Location};
+use crate::host::HostQueries;
+use crate::modules;
+use crate::resource::{LoadContext, Module, TaskArgs};
+use crate::source::{RepoPath, Source};
+use crate::template::Templar;
+use crate::yaml::{self, Node, NodeKind};
+
+mod action;
+mod nodes;
+mod play;
+mod tasks;
+
+/// Variables as written (templates inside are rendered lazily, when used).
+pub type RawVars = IndexMap<String, Value>;
+
+#[derive(Debug)]
+pub struct Playbook {
+    pub file: RepoPath,
+    pub plays: Vec<Play>,
+    /// `group_vars/all.yml` beside the playbook.
+    pub group_vars: RawVars,
+    /// `host_vars/<inventory hostname>.yml` beside the playbook.
+    pub host_vars: RawVars,
+}
+
+#[derive(Debug)]
+pub struct Play {
+    pub name: String,
+    pub hosts: Vec<String>,
+    pub gather_facts: bool,
+    pub vars: RawVars,
+    pub vars_files: RawVars,
+    pub roles: Vec<Arc<Role>>,
+    pub pre_tasks: Vec<Item>,
+    /// The tasks of `roles:`, then `tasks:`.
+    pub tasks: Vec<Item>,
+    pub post_tasks: Vec<Item>,
+    pub handlers: Vec<Item>,
+    pub tags: Vec<String>,
+    pub location: Location,
+}
+
+/// A role as loaded for one use: its files, its variables and the parameters it was given.
+#[derive(Debug)]
+pub struct Role {
+    pub name: String,
+    pub path: RepoPath,
+    pub defaults: RawVars,
+    pub vars: RawVars,
+    pub params: RawVars,
+    pub tasks: Vec<Item>,
+    pub handlers: Vec<Item>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Item {
+    Task(Arc<Task>),
+    Block(Arc<Block>),
+}
+
+/// Keywords shared by tasks and blocks, inherited from enclosing blocks.
+#[derive(Debug, Clone, Default)]
+pub struct Common {
+    pub when: Vec<Value>,
+    pub tags: Vec<String>,
+    pub vars: RawVars,
+    pub ignore_errors: Option<bool>,
+    pub no_log: Option<bool>,
+    pub environment: Option<Value>,
+    pub check_mode: Option<bool>,
+}
+
+#[derive(Debug)]
+pub struct Block {
+    pub name: Option<String>,
+    pub common: Common,
+    pub block: Vec<Item>,
+    pub rescue: Vec<Item>,
+    pub always: Vec<Item>,
+    pub role: Option<Arc<Role>>,
+    pub location: Location,
+}
+
+#[derive(Debug)]
+pub struct Task {
+    pub name: Option<String>,
+    pub action: Action,
+    pub common: Common,
+    pub loop_items: Option<Loop>,
+    pub loop_var: String,
+    pub index_var: Option<String>,
+    pub label: Option<Value>,
+    pub notify: Vec<String>,
+    pub listen: Vec<String>,
+    pub register: Option<String>,
+    pub changed_when: Option<Vec<Value>>,
+    pub failed_when: Option<Vec<Value>>,
+    /// The role the task came from (for `files/`, `templates/` and role variables).
+    pub role: Option<Arc<Role>>,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone)]
+pub struct Loop {
+    pub items: Value,
+    /// `with_items` flattens one level of nested lists; `loop` does not.
+    pub flatten: bool,
+}
+
+#[derive(Debug)]
+pub enum Action {
+    Module {
+        /// The short name (`copy`).
+        name: &'static str,
+        /// The name as written in the task (`ansible.builtin.copy`): unnamed tasks show it.
+        written: String,
+        module: &'static dyn Module,
+        args: IndexMap<String, Value>,
+    },
+    /// `include_tasks`: the file is read when the task runs (its name may be a template); when
+    /// the name is static it is also loaded and validated up front.
+    IncludeTasks {
+        file: Value,
+        preloaded: Option<Vec<Item>>,
+        /// `import_tasks`: run in place, without an "included" result of its own.
+        import: bool,
+    },
+    IncludeRole {
+        name: String,
+        tasks_from: Option<String>,
+        role: Arc<Role>,
+        import: bool,
+    },
+    FlushHandlers,
+    /// `meta: noop` and the like that do nothing here.
+    MetaNoop(String),
+}
+
+impl std::fmt::Debug for dyn Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.spec().module)
+    }
+}
+
+impl Task {
+    /// The module's short name, or the keyword (`include_tasks`, `meta`).
+    pub fn action_name(&self) -> &str {
+        match &self.action {
+            Action::Module { name, .. } => name,
+            Action::IncludeTasks { .. } => "include_tasks",
+            Action::IncludeRole { .. } => "include_role",
+            Action::FlushHandlers | Action::MetaNoop(_) => "meta",
+        }
+    }
+
+    /// The name shown for the task, as Ansible shows it (the action when it has no name).
+    pub fn display_name(&self) -> String {
+        let base = match &self.name {
+            Some(n) => n.clone(),
+            None => match &self.action {
+                Action::Module { written, .. } => written.clone(),
+                other => match other {
+                    Action::IncludeTasks { .. } => "include_tasks".into(),
+                    Action::IncludeRole { .. } => "include_role".into(),
+                    _ => "meta".into(),
+                },
+            },
+        };
+        match &self.role {
+            Some(role) if self.name.is_some() => format!("{} : {}", role.name, base),
+            _ => base,
+        }
+    }
+}
+
+const PLAY_KEYS: &[&str] = &[
+    "hosts",
+    "name",
+    "vars",
+    "vars_files",
+    "roles",
+    "pre_tasks",
+    "tasks",
+    "post_tasks",
+    "handlers",
+    "gather_facts",
+    "become",
+    "become_user",
+    "become_method",
+    "tags",
+    "connection",
+];
+
+const COMMON_KEYS: &[&str] = &[
+    "name",
+    "when",
+    "tags",
+    "vars",
+    "ignore_errors",
+    "no_log",
+    "become",
+    "become_user",
+    "become_method",
+    "environment",
+    "check_mode",
+];
+
+const TASK_KEYS: &[&str] = &[
+    "loop",
+    "with_items",
+    "with_list",
+    "loop_control",
+    "notify",
+    "listen",
+    "register",
+    "changed_when",
+    "failed_when",
+    "args",
+];
+
+const BLOCK_KEYS: &[&str] = &["block", "rescue", "always"];
+
+const LOOP_CONTROL_KEYS: &[&str] = &["loop_var", "index_var", "label"];
+
+/// Reads a playbook and everything it refers to from `source`.
+pub struct Loader<'a> {
+    source: &'a dyn Source,
+    templar: &'a Templar,
+    /// The directory the playbook is in: roles, vars files and `files/` are found from here.
+    base: RepoPath,
+    errors: Vec<LoadError>,
+    /// Depth of nested imports, against import loops.
+    depth: usize,
+}
+impl<'a> Loader<'a> {
+    pub fn new(source: &'a dyn Source, templar: &'a Templar) -> Loader<'a> {
+        Loader {
+            source,
+            templar,
+            base: RepoPath::root(),
+            errors: Vec::new(),
+            depth: 0,
+        }
+    }
+
+    /// Loads and validates the playbook at `file` for the host known as `inventory_hostname`.
+    /// All errors found are returned together.
+    pub fn load(
+        mut self,
+        file: &RepoPath,
+        inventory_hostname: &str,
+    ) -> Result<Playbook, LoadErrors> {
+        self.base = file.parent();
+        let root = self.parse_file(file).map_err(LoadErrors::from)?;
+        let fname: Arc<str> = Arc::from(file.as_str());
+        let group_vars = self.optional_vars_file(&["group_vars/all.yml", "group_vars/all.yaml"]);
+        let host_vars = self.optional_vars_file(&[
+            &format!("host_vars/{inventory_hostname}.yml"),
+            &format!("host_vars/{inventory_hostname}.yaml"),
+        ]);
+        let mut plays = Vec::new();
+        match &root.kind {
+            NodeKind::Seq(items) => {
+                for item in items {
+                    if let Some(play) = self.play(item, &fname) {
+                        plays.push(play);
+                    }
+                }
+            }
+            NodeKind::Null => {}
+            _ => self.errors.push(LoadError::at(
+                Location::new(fname.clone(), root.line),
+                "a playbook must be a list of plays",
+            )),
+        }
+        if !self.errors.is_empty() {
+            return Err(LoadErrors(self.errors));
+        }
+        Ok(Playbook {
+            file: file.clone(),
+            plays,
+            group_vars,
+            host_vars,
+        })
+    }
+
+    fn parse_file(&self, path: &RepoPath) -> Result<Node, LoadError> {
+        let fname: Arc<str> = Arc::from(path.as_str());
+        let bytes = self
+            .source
+            .read(path)
+            .map_err(|e| LoadError::new(e.to_string()))?
+            .ok_or_else(|| LoadError::new(format!("{path}: no such file")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| LoadError::at(Location::new(fname.clone(), 1), "not UTF-8 text"))?;
+        yaml::parse(&fname, &text)
+    }
+
+    fn optional_vars_file(&mut self, candidates: &[&str]) -> RawVars {
+        for c in candidates {
+            let Ok(path) = self.base.join(c) else {
+                continue;
+            };
+            if let Ok(Some(_)) = self.source.kind(&path) {
+                return self.vars_file(&path, None);
+            }
+        }
+        RawVars::new()
+    }
+
+    fn vars_file(&mut self, path: &RepoPath, at: Option<&Location>) -> RawVars {
+        match self.parse_file(path) {
+            Ok(node) => self.vars_map(&node, &Arc::from(path.as_str())),
+            Err(mut e) => {
+                if e.location.is_none() {
+                    e.location = at.cloned();
+                }
+                self.errors.push(e);
+                RawVars::new()
+            }
+        }
+    }
+}
+
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Loads a task file named at run time by `include_tasks` (a templated name).
+pub fn load_task_file(
+    source: &dyn Source,
+    templar: &Templar,
+    dir: &RepoPath,
+    role: Option<Arc<Role>>,
+    name: &str,
+) -> Result<Vec<Item>, LoadErrors> {
+    let mut loader = Loader::new(source, templar);
+    let path = loader
+        .resolve_task_file(name, dir, role.as_ref())
+        .map_err(|e| LoadErrors::from(LoadError::new(e.to_string())))?;
+    let items = loader.task_file(&path, role, false);
+    if loader.errors.is_empty() {
+        Ok(items)
+    } else {
+        Err(LoadErrors(loader.errors))
+    }
+}
+
+/// Where a task's relative `src` is looked for, most specific first: its role's directory, the
+/// directory of its task file, the playbook's directory.
+pub fn search_dirs(role: Option<&Arc<Role>>, task_file: &str, base: &RepoPath) -> Vec<RepoPath> {
+    let mut search = Vec::with_capacity(3);
+    if let Some(r) = role {
+        search.push(r.path.clone());
+    }
+    let dir = RepoPath::new(task_file)
+        .map(|p| p.parent())
+        .unwrap_or_default();
+    if !search.contains(&dir) {
+        search.push(dir);
+    }
+    if !search.contains(base) {
+        search.push(base.clone());
+    }
+    search
+}
+
+/// Visits every task of `items` and of the blocks, static includes and included roles (their
+/// handlers too) in them, in order.
+pub fn visit_tasks<'i>(items: &'i [Item], f: &mut dyn FnMut(&'i Arc<Task>)) {
+    for item in items {
+        match item {
+            Item::Task(t) => {
+                f(t);
+                match &t.action {
+                    Action::IncludeTasks {
+                        preloaded: Some(items),
+                        ..
+                    } => visit_tasks(items, f),
+                    Action::IncludeRole { role, .. } => {
+                        visit_tasks(&role.tasks, f);
+                        visit_tasks(&role.handlers, f);
+                    }
+                    _ => {}
+                }
+            }
+            Item::Block(b) => {
+                visit_tasks(&b.block, f);
+                visit_tasks(&b.rescue, f);
+                visit_tasks(&b.always, f);
+            }
+        }
+    }
+}
+
+/// What the tasks of the playbook will ask of the host (every package and unit a task names
+/// literally, from each module's [`Module::host_queries`]), so the engine can read their state
+/// with one query for all.
+pub fn host_queries(playbook: &Playbook) -> HostQueries {
+    fn walk(items: &[Item], out: &mut HostQueries) {
+        visit_tasks(items, &mut |t| {
+            if let Action::Module { module, args, .. } = &t.action {
+                module.host_queries(args, out);
+            }
+        });
+    }
+    let mut out = HostQueries::default();
+    for play in &playbook.plays {
+        for items in [
+            &play.pre_tasks,
+            &play.tasks,
+            &play.post_tasks,
+            &play.handlers,
+        ] {
+            walk(items, &mut out);
+        }
+        for role in &play.roles {
+            walk(&role.handlers, &mut out);
+        }
+    }
+    out.dedup();
+    out
+}

@@ -1,0 +1,364 @@
+//! Plays and roles: their keys, the roles they use, the handlers their tasks notify.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::error::{LoadError, Location};
+use crate::yaml::{Entry, Node, NodeKind};
+
+impl Loader<'_> {
+    pub(super) fn play(&mut self, node: &Node, file: &Arc<str>) -> Option<Play> {
+        let loc = Location::new(file.clone(), node.line);
+        let Some(entries) = node.as_map() else {
+            self.errors
+                .push(LoadError::at(loc, "a play must be a mapping"));
+            return None;
+        };
+        if let Some(e) = entries.iter().find(|e| e.key == "import_playbook") {
+            self.errors.push(
+                LoadError::at(
+                    Location::new(file.clone(), e.key_line),
+                    "`import_playbook` is not supported",
+                )
+                .with_key("import_playbook"),
+            );
+            return None;
+        }
+        for e in entries {
+            if !PLAY_KEYS.contains(&e.key.as_str()) {
+                self.errors.push(
+                    LoadError::at(
+                        Location::new(file.clone(), e.key_line),
+                        format!("unsupported play keyword `{}`", e.key),
+                    )
+                    .with_key(e.key.clone()),
+                );
+            }
+        }
+        let hosts = match node.get("hosts") {
+            Some(h) => self.string_list(h, file, "hosts"),
+            None => {
+                self.errors
+                    .push(LoadError::at(loc.clone(), "a play needs `hosts`").with_key("hosts"));
+                Vec::new()
+            }
+        };
+        self.check_become(entries, file);
+        if let Some(c) = node.get("connection") {
+            if c.as_str() != Some("local") {
+                self.errors.push(
+                    LoadError::at(
+                        Location::new(file.clone(), c.line),
+                        "only `connection: local` is supported",
+                    )
+                    .with_key("connection"),
+                );
+            }
+        }
+        let name = node
+            .get("name")
+            .and_then(|n| n.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| hosts.join(","));
+        let gather_facts = node
+            .get("gather_facts")
+            .map(|n| self.bool_node(n, file, "gather_facts"))
+            .unwrap_or(true);
+        let vars = node
+            .get("vars")
+            .map(|n| self.vars_map(n, file))
+            .unwrap_or_default();
+        let mut vars_files = RawVars::new();
+        if let Some(vf) = node.get("vars_files") {
+            for name in self.string_list(vf, file, "vars_files") {
+                let at = Location::new(file.clone(), vf.line);
+                if Templar::is_template(&name) {
+                    self.errors.push(
+                        LoadError::at(at, "templated `vars_files` names are not supported")
+                            .with_key("vars_files"),
+                    );
+                    continue;
+                }
+                match self.base.join(&name) {
+                    Ok(p) => {
+                        let vars = self.vars_file(&p, Some(&at));
+                        vars_files.extend(vars);
+                    }
+                    Err(e) => self
+                        .errors
+                        .push(LoadError::at(at, e.to_string()).with_key("vars_files")),
+                }
+            }
+        }
+        let tags = node
+            .get("tags")
+            .map(|t| self.string_list(t, file, "tags"))
+            .unwrap_or_default();
+        let mut roles = Vec::new();
+        if let Some(r) = node.get("roles") {
+            match r.as_seq() {
+                Some(items) => {
+                    for item in items {
+                        if let Some(role) = self.role_ref(item, file) {
+                            roles.push(role);
+                        }
+                    }
+                }
+                None => self.errors.push(
+                    LoadError::at(
+                        Location::new(file.clone(), r.line),
+                        "`roles` must be a list",
+                    )
+                    .with_key("roles"),
+                ),
+            }
+        }
+        let pre_tasks = self.task_list_key(node, "pre_tasks", file, None, false);
+        let mut tasks: Vec<Item> = Vec::new();
+        let mut handlers: Vec<Item> = Vec::new();
+        for (role, extra) in &roles {
+            tasks.push(Item::Block(Arc::new(Block {
+                name: None,
+                common: extra.clone(),
+                block: role.tasks.clone(),
+                rescue: Vec::new(),
+                always: Vec::new(),
+                role: Some(role.clone()),
+                location: loc.clone(),
+            })));
+            handlers.extend(role.handlers.iter().cloned());
+        }
+        tasks.extend(self.task_list_key(node, "tasks", file, None, false));
+        let post_tasks = self.task_list_key(node, "post_tasks", file, None, false);
+        handlers.extend(self.task_list_key(node, "handlers", file, None, true));
+        self.check_notify(&[&pre_tasks, &tasks, &post_tasks], &handlers);
+        Some(Play {
+            name,
+            hosts,
+            gather_facts,
+            vars,
+            vars_files,
+            roles: roles.into_iter().map(|(r, _)| r).collect(),
+            pre_tasks,
+            tasks,
+            post_tasks,
+            handlers,
+            tags,
+            location: loc,
+        })
+    }
+
+    /// Every `notify` names a handler (by name, `role : name` or `listen` topic) of the play or
+    /// of a role it includes; Ansible fails the run when one is missing, we refuse it up front.
+    pub(super) fn check_notify(&mut self, sections: &[&Vec<Item>], handlers: &[Item]) {
+        fn walk<'i>(items: &'i [Item], out: &mut Vec<&'i Arc<Task>>) {
+            visit_tasks(items, &mut |t| out.push(t));
+        }
+        let mut tasks = Vec::new();
+        for s in sections {
+            walk(s, &mut tasks);
+        }
+        let mut handler_tasks = Vec::new();
+        walk(handlers, &mut handler_tasks);
+        let mut names: Vec<String> = Vec::new();
+        let mut add = |t: &Task| {
+            if let Some(n) = &t.name {
+                names.push(n.clone());
+                if let Some(r) = &t.role {
+                    names.push(format!("{} : {n}", r.name));
+                }
+            }
+            names.extend(t.listen.iter().cloned());
+        };
+        for t in &handler_tasks {
+            add(t);
+        }
+        for t in &tasks {
+            if let Action::IncludeRole { role, .. } = &t.action {
+                let mut hs = Vec::new();
+                walk(&role.handlers, &mut hs);
+                for h in hs {
+                    add(h);
+                }
+            }
+        }
+        for t in tasks.iter().chain(handler_tasks.iter()) {
+            for n in &t.notify {
+                if !Templar::is_template(n) && !names.contains(n) {
+                    self.errors.push(
+                        LoadError::at(
+                            t.location.clone(),
+                            format!("notify: no handler named or listening to `{n}`"),
+                        )
+                        .with_key("notify"),
+                    );
+                }
+            }
+        }
+    }
+
+    pub(super) fn check_become(&mut self, entries: &[Entry], file: &Arc<str>) {
+        for e in entries {
+            let bad = match e.key.as_str() {
+                "become_user" => e.value.as_str().is_some_and(|u| u != "root"),
+                "become_method" => e.value.as_str().is_some_and(|m| m != "sudo"),
+                _ => false,
+            };
+            if bad {
+                self.errors.push(
+                    LoadError::at(
+                        Location::new(file.clone(), e.key_line),
+                        format!(
+                            "`{}` other than root/sudo is not supported (the agent runs as root)",
+                            e.key
+                        ),
+                    )
+                    .with_key(e.key.clone()),
+                );
+            }
+        }
+    }
+
+    /// A `roles:` entry: a name, or a mapping with `role`/`name`, keywords and parameters.
+    pub(super) fn role_ref(&mut self, node: &Node, file: &Arc<str>) -> Option<(Arc<Role>, Common)> {
+        let at = Location::new(file.clone(), node.line);
+        let (name, entries): (String, &[Entry]) = match &node.kind {
+            NodeKind::Str(s) => (s.clone(), &[]),
+            NodeKind::Map(entries) => {
+                let name = node
+                    .get("role")
+                    .or_else(|| node.get("name"))
+                    .and_then(|n| n.as_str())
+                    .map(str::to_string);
+                match name {
+                    Some(n) => (n, entries),
+                    None => {
+                        self.errors
+                            .push(LoadError::at(at, "a role entry needs `role`").with_key("role"));
+                        return None;
+                    }
+                }
+            }
+            _ => {
+                self.errors.push(LoadError::at(
+                    at,
+                    "a role entry must be a name or a mapping",
+                ));
+                return None;
+            }
+        };
+        let mut common = Common::default();
+        let mut params = RawVars::new();
+        for e in entries {
+            match e.key.as_str() {
+                "role" | "name" => {}
+                "when" => common.when = self.conditions(&e.value, file, "when"),
+                "tags" => common.tags = self.string_list(&e.value, file, "tags"),
+                "vars" => params.extend(self.vars_map(&e.value, file)),
+                "become" | "become_user" | "become_method" => {}
+                k if is_identifier(k) => {
+                    self.check_templates(&e.value, file);
+                    params.insert(k.to_string(), e.value.to_value());
+                }
+                k => self.errors.push(
+                    LoadError::at(
+                        Location::new(file.clone(), e.key_line),
+                        format!("unsupported role keyword `{k}`"),
+                    )
+                    .with_key(k),
+                ),
+            }
+        }
+        self.check_become(entries, file);
+        let role = self.load_role(&name, None, params, &at)?;
+        Some((role, common))
+    }
+
+    pub(super) fn load_role(
+        &mut self,
+        name: &str,
+        tasks_from: Option<&str>,
+        params: RawVars,
+        at: &Location,
+    ) -> Option<Arc<Role>> {
+        if self.depth > 20 {
+            self.errors.push(LoadError::at(
+                at.clone(),
+                "roles or imports nested too deeply (a loop?)",
+            ));
+            return None;
+        }
+        let path = match self.base.join(&format!("roles/{name}")) {
+            Ok(p) => p,
+            Err(e) => {
+                self.errors.push(LoadError::at(at.clone(), e.to_string()));
+                return None;
+            }
+        };
+        if !matches!(
+            self.source.kind(&path),
+            Ok(Some(crate::source::SourceKind::Dir))
+        ) {
+            self.errors.push(LoadError::at(
+                at.clone(),
+                format!("role `{name}` not found (looked in {path})"),
+            ));
+            return None;
+        }
+        let main = |dir: &str, file: &str| -> Option<RepoPath> {
+            for ext in ["yml", "yaml"] {
+                let p = path.join(&format!("{dir}/{file}.{ext}")).ok()?;
+                if let Ok(Some(_)) = self.source.kind(&p) {
+                    return Some(p);
+                }
+            }
+            None
+        };
+        let defaults_path = main("defaults", "main");
+        let vars_path = main("vars", "main");
+        let tasks_name = tasks_from.unwrap_or("main");
+        let tasks_path = main("tasks", tasks_name.trim_end_matches(".yml"));
+        let handlers_path = main("handlers", "main");
+        if tasks_from.is_some() && tasks_path.is_none() {
+            self.errors.push(LoadError::at(
+                at.clone(),
+                format!("role `{name}` has no tasks file `{tasks_name}`"),
+            ));
+            return None;
+        }
+        let defaults = defaults_path
+            .map(|p| self.vars_file(&p, Some(at)))
+            .unwrap_or_default();
+        let vars = vars_path
+            .map(|p| self.vars_file(&p, Some(at)))
+            .unwrap_or_default();
+        // Tasks refer to their role (for files and variables): build the role first, then
+        // attach the tasks through a second Arc.
+        let shell = Arc::new(Role {
+            name: name.to_string(),
+            path: path.clone(),
+            defaults: defaults.clone(),
+            vars: vars.clone(),
+            params: params.clone(),
+            tasks: Vec::new(),
+            handlers: Vec::new(),
+        });
+        self.depth += 1;
+        let tasks = tasks_path
+            .map(|p| self.task_file(&p, Some(shell.clone()), false))
+            .unwrap_or_default();
+        let handlers = handlers_path
+            .map(|p| self.task_file(&p, Some(shell.clone()), true))
+            .unwrap_or_default();
+        self.depth -= 1;
+        Some(Arc::new(Role {
+            name: name.to_string(),
+            path,
+            defaults,
+            vars,
+            params,
+            tasks,
+            handlers,
+        }))
+    }
+}
