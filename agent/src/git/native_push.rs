@@ -84,20 +84,7 @@ impl StatusPush for NativePush {
                 .map_err(|e| local("configuring the HTTP transport".into())(e.into()))?;
         }
         let credentials = req.opts.http_credentials.clone();
-        // Never prompt and never ask a credential helper: the configured account or nothing.
-        let authenticate = move |action| match (action, &credentials) {
-            (gix::credentials::helper::Action::Get(ctx), Some((user, password))) => {
-                Ok(Some(gix::credentials::protocol::Outcome {
-                    identity: gix::sec::identity::Account {
-                        username: user.clone(),
-                        password: password.clone(),
-                        oauth_refresh_token: None,
-                    },
-                    next: ctx.into(),
-                }))
-            }
-            _ => Ok(None),
-        };
+        let authenticate = super::transport::configured_account(credentials);
         let handshake = gix::protocol::handshake(
             &mut transport,
             Service::ReceivePack,

@@ -158,20 +158,7 @@ pub(super) fn fetch_ref(
     let mut connection = remote
         .connect(Direction::Fetch)
         .map_err(err)?
-        // Never prompt and never ask a credential helper: the configured account or nothing.
-        .with_credentials(move |action| match (action, &credentials) {
-            (gix::credentials::helper::Action::Get(ctx), Some((user, password))) => {
-                Ok(Some(gix::credentials::protocol::Outcome {
-                    identity: gix::sec::identity::Account {
-                        username: user.clone(),
-                        password: password.clone(),
-                        oauth_refresh_token: None,
-                    },
-                    next: ctx.into(),
-                }))
-            }
-            _ => Ok(None),
-        });
+        .with_credentials(configured_account(credentials));
     if let Some(http) = http {
         connection.set_transport_options(Box::new(http));
     }
@@ -189,4 +176,27 @@ pub(super) fn fetch_ref(
         .receive(gix::progress::Discard, &AtomicBool::new(false))
         .map_err(err)?;
     Ok(())
+}
+
+/// The credentials callback of fetch and push: never prompt and never ask a credential helper,
+/// answer with the configured account or nothing.
+pub(crate) fn configured_account(
+    credentials: Option<(String, String)>,
+) -> impl FnMut(
+    gix::credentials::helper::Action,
+) -> gix::error::Result<Option<gix::credentials::protocol::Outcome>>
+       + Clone {
+    move |action| match (action, &credentials) {
+        (gix::credentials::helper::Action::Get(ctx), Some((user, password))) => {
+            Ok(Some(gix::credentials::protocol::Outcome {
+                identity: gix::sec::identity::Account {
+                    username: user.clone(),
+                    password: password.clone(),
+                    oauth_refresh_token: None,
+                },
+                next: ctx.into(),
+            }))
+        }
+        _ => Ok(None),
+    }
 }
