@@ -24,9 +24,7 @@ pub use apply::{
     apply, apply_all, attr_changes, create_dirs, hard_link, remove, set_mode, set_owner, symlink,
     touch,
 };
-pub use owners::{
-    gid_for, group_name, invalidate_id_cache, path_facts, path_facts_at, uid_for, user_name,
-};
+pub use owners::{path_facts, path_facts_at, IdCache, IdSource};
 pub use stat::{lstat, read_current, stat, Current, Kind, Stat};
 pub use validate::run_validate;
 pub use write::{backup_name, write_file, Applied};

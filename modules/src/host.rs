@@ -1,6 +1,7 @@
 //! State of the host that many tasks ask about, read once per run and shared: the package
-//! database, systemd units and the local account databases. This is what makes a play of fifty `apt` and `service` tasks cost
-//! one database read and one `systemctl show` rather than one process per task.
+//! database, systemd units, the local account databases and user/group name lookups. This is
+//! what makes a play of fifty `apt` and `service` tasks cost one database read and one
+//! `systemctl show` rather than one process per task.
 //!
 //! Caches are filled lazily on first use, from hints the engine gathers before the run (every
 //! package and unit a task names literally anywhere in the playbook, as each module declares in
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+use crate::fsops::IdCache;
 use crate::modules::accounts::{Db, Etc};
 use crate::resource::ModuleError;
 
@@ -140,6 +142,8 @@ pub struct HostState {
     unit_hints: Mutex<BTreeSet<String>>,
     /// The account databases by `/etc` directory (one read covers every account).
     accounts: Mutex<HashMap<PathBuf, Arc<Db>>>,
+    /// User and group names and ids looked up so far (forgotten with the account databases).
+    ids: IdCache,
 }
 
 impl Default for HostState {
@@ -158,6 +162,7 @@ impl HostState {
             units: Mutex::new(HashMap::new()),
             unit_hints: Mutex::new(BTreeSet::new()),
             accounts: Mutex::new(HashMap::new()),
+            ids: IdCache::new(),
         }
     }
 
@@ -306,9 +311,17 @@ impl HostState {
         Ok(db)
     }
 
-    /// Forget the account databases (after a task that may have changed them).
+    /// Forget the account databases and the user and group lookups (after a task that may
+    /// have changed them: an owner name may now mean another id).
     pub fn invalidate_accounts(&self) {
         lock(&self.accounts).clear();
+        self.ids.clear();
+    }
+
+    /// User and group lookups through the system's name service (not only the local `/etc`
+    /// files read by [`HostState::accounts`]), cached until [`HostState::invalidate_accounts`].
+    pub fn ids(&self) -> &IdCache {
+        &self.ids
     }
 }
 
@@ -570,6 +583,52 @@ mod tests {
         );
         host.invalidate_accounts();
         assert!(host.accounts(&etc).unwrap().user("b").is_some());
+    }
+
+    /// A name service whose accounts the test changes, as `useradd`/`usermod` would.
+    #[derive(Clone, Default)]
+    struct Accounts(Arc<Mutex<HashMap<String, u32>>>);
+
+    impl crate::fsops::IdSource for Accounts {
+        fn id(&self, group: bool, name: &str) -> Option<u32> {
+            (!group).then(|| lock(&self.0).get(name).copied())?
+        }
+        fn name(&self, group: bool, id: u32) -> Option<String> {
+            if group {
+                return None;
+            }
+            let users = lock(&self.0);
+            users
+                .iter()
+                .find(|(_, u)| **u == id)
+                .map(|(n, _)| n.clone())
+        }
+    }
+
+    #[test]
+    fn user_lookups_are_forgotten_with_the_accounts() {
+        let users = Accounts::default();
+        let host = HostState {
+            ids: IdCache::with_source(Box::new(users.clone())),
+            ..HostState::new()
+        };
+        assert_eq!(
+            host.ids().uid_for("deploy").unwrap_err().to_string(),
+            "chown failed: failed to look up user deploy"
+        );
+        lock(&users.0).insert("deploy".into(), 1001);
+        assert_eq!(host.ids().uid_for("deploy").unwrap(), 1001, "created later");
+        assert_eq!(host.ids().user_name(1001), "deploy");
+        // A task changes the user's uid: within the run the answer is cached...
+        lock(&users.0).insert("deploy".into(), 1002);
+        assert_eq!(host.ids().uid_for("deploy").unwrap(), 1001, "cached");
+        assert_eq!(host.ids().user_name(1002), "deploy");
+        lock(&users.0).insert("other".into(), 1001);
+        assert_eq!(host.ids().user_name(1001), "deploy", "cached");
+        // ...until the engine forgets the account state after the task's apply.
+        host.invalidate_accounts();
+        assert_eq!(host.ids().uid_for("deploy").unwrap(), 1002);
+        assert_eq!(host.ids().user_name(1001), "other");
     }
 
     #[test]

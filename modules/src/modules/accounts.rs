@@ -344,8 +344,6 @@ pub fn run_steps(
             }
         }
     }
-    // Owner names resolved before the change may now mean other ids.
-    crate::fsops::invalidate_id_cache();
     Ok(printed)
 }
 

@@ -48,7 +48,7 @@ impl Module for BlockinfileModule {
         &SPEC
     }
 
-    fn prepare(&self, args: &Args, _ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
+    fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
         let marker = args
             .str("marker")
             .unwrap_or_else(|| "# {mark} ANSIBLE MANAGED BLOCK".into());
@@ -84,7 +84,7 @@ impl Module for BlockinfileModule {
             validate: args.str("validate"),
             append_newline: args.bool_or("append_newline", false),
             prepend_newline: args.bool_or("prepend_newline", false),
-            attrs: FileAttrs::from_args(args)?,
+            attrs: FileAttrs::from_args(args, ctx.host.ids())?,
         }))
     }
 }

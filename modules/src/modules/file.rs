@@ -13,9 +13,11 @@
 //!   changed on every run unless both are `preserve`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
 use crate::fsops::{self, Kind, Stat};
+use crate::host::HostState;
 use crate::mode::{self, Mode};
 use crate::resource::{
     Attrs, Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, Resource,
@@ -57,7 +59,7 @@ impl Module for FileModule {
         &SPEC
     }
 
-    fn prepare(&self, args: &Args, _ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
+    fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
         let mode = args
             .get("mode")
             .map(Mode::parse)
@@ -85,17 +87,19 @@ impl Module for FileModule {
                 "access_time and modification_time must both be `now` or both `preserve`",
             ));
         }
+        let ids = ctx.host.ids();
         Ok(Box::new(FileResource {
             path: PathBuf::from(args.str("path").unwrap_or_default()),
             state: args.str("state"),
             mode,
-            uid: args.str("owner").map(|o| fsops::uid_for(&o)).transpose()?,
-            gid: args.str("group").map(|g| fsops::gid_for(&g)).transpose()?,
+            uid: args.str("owner").map(|o| ids.uid_for(&o)).transpose()?,
+            gid: args.str("group").map(|g| ids.gid_for(&g)).transpose()?,
             recurse: args.bool_or("recurse", false),
             force: args.bool_or("force", false),
             follow: args.bool_or("follow", true),
             src: args.str("src"),
             times_now: atime.or(mtime),
+            host: ctx.host.clone(),
         }))
     }
 }
@@ -112,6 +116,8 @@ struct FileResource {
     src: Option<String>,
     /// `Some(true)`: times set to now; `Some(false)`: preserved; `None`: the state's default.
     times_now: Option<bool>,
+    /// For the owner and group names of the facts reported.
+    host: Arc<HostState>,
 }
 
 fn fail(msg: String) -> ModuleError {
@@ -526,7 +532,7 @@ impl Resource for FileResource {
         let (changes, mut outcome, path) = self.plan()?;
         if changes.is_empty() {
             if let Some(st) = fsops::lstat(&path)? {
-                fsops::path_facts(&mut outcome, &st);
+                fsops::path_facts(&mut outcome, &st, self.host.ids());
             } else {
                 outcome = outcome.with("state", "absent");
             }
@@ -542,7 +548,7 @@ impl Resource for FileResource {
         fsops::apply_all(&check.changes)?;
         let mut outcome = check.outcome;
         if let Some(path) = &check.path {
-            fsops::path_facts_at(&mut outcome, path);
+            fsops::path_facts_at(&mut outcome, path, self.host.ids());
         }
         Ok(outcome)
     }

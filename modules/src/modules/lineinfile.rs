@@ -20,7 +20,7 @@ use std::sync::Arc;
 use regex::bytes::{Captures, Regex, RegexBuilder};
 
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
-use crate::fsops::{self, Current, Kind};
+use crate::fsops::{self, Current, IdCache, Kind};
 use crate::mode::{self, Mode};
 use crate::resource::{
     Attrs, Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, Resource,
@@ -170,7 +170,7 @@ pub(crate) struct FileAttrs {
 }
 
 impl FileAttrs {
-    pub fn from_args(args: &Args) -> Result<FileAttrs, ModuleError> {
+    pub fn from_args(args: &Args, ids: &IdCache) -> Result<FileAttrs, ModuleError> {
         let mode = args
             .get("mode")
             .map(Mode::parse)
@@ -183,8 +183,8 @@ impl FileAttrs {
         }
         Ok(FileAttrs {
             mode,
-            uid: args.str("owner").map(|o| fsops::uid_for(&o)).transpose()?,
-            gid: args.str("group").map(|g| fsops::gid_for(&g)).transpose()?,
+            uid: args.str("owner").map(|o| ids.uid_for(&o)).transpose()?,
+            gid: args.str("group").map(|g| ids.gid_for(&g)).transpose()?,
         })
     }
 
@@ -309,7 +309,7 @@ impl Module for LineinfileModule {
         &SPEC
     }
 
-    fn prepare(&self, args: &Args, _ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
+    fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
         let present = args.str("state").as_deref() != Some("absent");
         let regexp = args.str("regexp");
         let backrefs = args.bool_or("backrefs", false);
@@ -355,7 +355,7 @@ impl Module for LineinfileModule {
             backup: args.bool_or("backup", false),
             firstmatch: args.bool_or("firstmatch", false),
             validate: args.str("validate"),
-            attrs: FileAttrs::from_args(args)?,
+            attrs: FileAttrs::from_args(args, ctx.host.ids())?,
         }))
     }
 }

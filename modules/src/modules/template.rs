@@ -41,7 +41,7 @@ impl Module for TemplateModule {
     }
 
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
-        let common = Common::from_args(args)?;
+        let common = Common::from_args(args, ctx.host.ids())?;
         let src = args.str("src").unwrap_or_default();
         let dest = args.str("dest").unwrap_or_default();
         let (path, kind) = find_source(ctx, "templates", &src)?;
@@ -69,6 +69,7 @@ impl Module for TemplateModule {
             src: Some(path.to_string()),
             common,
             create_parent: dest.ends_with('/'),
+            host: ctx.host.clone(),
         }))
     }
 }

@@ -20,7 +20,8 @@ use minijinja::Value;
 
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
 use crate::error::LoadError;
-use crate::fsops::{self, Current, Kind};
+use crate::fsops::{self, Current, IdCache, Kind};
+use crate::host::HostState;
 use crate::mode::{self, Mode};
 use crate::resource::{
     Attrs, Change, Check, LoadContext, Module, ModuleContext, ModuleError, Outcome, Owned,
@@ -64,7 +65,7 @@ impl Module for CopyModule {
     }
 
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
-        let common = Common::from_args(args)?;
+        let common = Common::from_args(args, ctx.host.ids())?;
         let dest = args.str("dest").unwrap_or_default();
         if let Some(content) = args.get("content") {
             if dest.ends_with('/')
@@ -80,11 +81,12 @@ impl Module for CopyModule {
                 src: None,
                 common,
                 create_parent: false,
+                host: ctx.host.clone(),
             }));
         }
         let src = args.str("src").unwrap_or_default();
         if args.bool_or("remote_src", false) {
-            return prepare_remote(&src, &dest, common);
+            return prepare_remote(&src, &dest, common, ctx.host);
         }
         let (path, kind) = find_source(ctx, "files", &src)?;
         match kind {
@@ -101,6 +103,7 @@ impl Module for CopyModule {
                     src: Some(path.to_string()),
                     common,
                     create_parent: dest.ends_with('/'),
+                    host: ctx.host.clone(),
                 }))
             }
             SourceKind::Dir => {
@@ -116,6 +119,7 @@ impl Module for CopyModule {
                     root,
                     items,
                     common,
+                    host: ctx.host.clone(),
                 }))
             }
         }
@@ -146,7 +150,7 @@ pub(crate) struct Common {
 }
 
 impl Common {
-    pub fn from_args(args: &Args) -> Result<Common, ModuleError> {
+    pub fn from_args(args: &Args, ids: &IdCache) -> Result<Common, ModuleError> {
         let mode = args
             .get("mode")
             .map(Mode::parse)
@@ -165,8 +169,8 @@ impl Common {
         Ok(Common {
             mode,
             directory_mode,
-            uid: args.str("owner").map(|o| fsops::uid_for(&o)).transpose()?,
-            gid: args.str("group").map(|g| fsops::gid_for(&g)).transpose()?,
+            uid: args.str("owner").map(|o| ids.uid_for(&o)).transpose()?,
+            gid: args.str("group").map(|g| ids.gid_for(&g)).transpose()?,
             backup: args.bool_or("backup", false),
             force: args.bool_or("force", true),
             validate: args.str("validate"),
@@ -222,7 +226,12 @@ pub(crate) fn file_dest(dest: &str, name: &str) -> Result<PathBuf, ModuleError> 
     }
 }
 
-fn prepare_remote(src: &str, dest: &str, common: Common) -> Result<Box<dyn Resource>, ModuleError> {
+fn prepare_remote(
+    src: &str,
+    dest: &str,
+    common: Common,
+    host: &Arc<HostState>,
+) -> Result<Box<dyn Resource>, ModuleError> {
     let p = Path::new(src);
     match fsops::stat(p)? {
         None => Err(ModuleError::new(format!("Source {src} not found"))),
@@ -243,6 +252,7 @@ fn prepare_remote(src: &str, dest: &str, common: Common) -> Result<Box<dyn Resou
                 src: Some(src.to_string()),
                 common,
                 create_parent: dest.ends_with('/'),
+                host: host.clone(),
             }))
         }
     }
@@ -373,6 +383,8 @@ pub(crate) struct FileCopy {
     pub common: Common,
     /// `dest` ended in `/`: missing parent directories are created.
     pub create_parent: bool,
+    /// For the owner and group names of the facts reported.
+    pub host: Arc<HostState>,
 }
 
 impl FileCopy {
@@ -406,7 +418,7 @@ impl Resource for FileCopy {
         let mut outcome = self.base_outcome(&path);
         if changes.is_empty() && self.common.force {
             if let Some(st) = fsops::lstat(&path)? {
-                fsops::path_facts(&mut outcome, &st);
+                fsops::path_facts(&mut outcome, &st, self.host.ids());
             }
         } else if changes.is_empty() {
             outcome = outcome.with("msg", "file already exists");
@@ -428,7 +440,7 @@ impl Resource for FileCopy {
         if let Some(b) = applied.backup_file {
             outcome = outcome.with("backup_file", b.display().to_string());
         }
-        fsops::path_facts_at(&mut outcome, &path);
+        fsops::path_facts_at(&mut outcome, &path, self.host.ids());
         Ok(outcome)
     }
 
@@ -521,6 +533,8 @@ struct TreeCopy {
     root: PathBuf,
     items: Vec<TreeItem>,
     common: Common,
+    /// For the owner and group names of the facts reported.
+    host: Arc<HostState>,
 }
 
 impl Resource for TreeCopy {
@@ -561,7 +575,7 @@ impl Resource for TreeCopy {
         let changes = &check.changes;
         fsops::apply_all(changes)?;
         let mut outcome = Outcome::default().with("dest", self.dest.display().to_string());
-        fsops::path_facts_at(&mut outcome, &self.root);
+        fsops::path_facts_at(&mut outcome, &self.root, self.host.ids());
         Ok(outcome)
     }
 
