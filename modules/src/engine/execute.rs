@@ -8,7 +8,9 @@ use super::{Engine, Exec, Inherit, TAG_DRIFT_CORRECT, TAG_DRIFT_REPORT, VAR_DRIF
 use crate::args::python_str;
 use crate::playbook::{Action, RawVars, Task};
 use crate::report::{Drift, Status};
-use crate::resource::{Change, Check, Module, ModuleContext, Outcome, Owned, Resource};
+use crate::resource::{
+    Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, Resource,
+};
 use crate::vars::Scope;
 
 impl Exec {
@@ -36,6 +38,27 @@ struct Converged {
     changed: bool,
     /// A module that cannot predict its effect, in check mode with something to do.
     skipped: bool,
+}
+
+/// Why a task's changes were not applied.
+#[derive(Debug, thiserror::Error)]
+enum ConvergeError {
+    /// A drift pass refuses to write through a directory that became a symbolic link.
+    #[error(
+        "{} was a directory when the playbook last ran and is now a symbolic link to {to}: not \
+         changing {} through it (drift left for a human or a commit)",
+        dir.display(),
+        path.display()
+    )]
+    ThroughSymlink {
+        dir: std::path::PathBuf,
+        /// The link's target ("" when it cannot be read).
+        to: String,
+        path: std::path::PathBuf,
+    },
+    /// The module's apply failed.
+    #[error(transparent)]
+    Apply(#[from] ModuleError),
 }
 
 impl Engine<'_> {
@@ -72,7 +95,7 @@ impl Engine<'_> {
         };
         let done = match self.converge(resource.as_ref(), check, check_mode || drift_check_only) {
             Ok(done) => done,
-            Err(msg) => return Exec::failure(msg, owns),
+            Err(e) => return Exec::failure(e.to_string(), owns),
         };
         let status = if done.outcome.failed.is_some() {
             Status::Failed
@@ -171,7 +194,7 @@ impl Engine<'_> {
         resource: &dyn Resource,
         check: Check,
         check_mode: bool,
-    ) -> Result<Converged, String> {
+    ) -> Result<Converged, ConvergeError> {
         if check.changes.is_empty() {
             let changed = check.outcome.changed.unwrap_or(false);
             return Ok(Converged {
@@ -197,8 +220,8 @@ impl Engine<'_> {
             });
         }
         if let Some(d) = &self.opts.drift {
-            if let Some(msg) = through_symlink(&check.changes, &d.guard) {
-                return Err(msg);
+            if let Some(refused) = through_symlink(&check.changes, &d.guard) {
+                return Err(refused);
             }
         }
         let applied = resource.apply(check);
@@ -207,7 +230,7 @@ impl Engine<'_> {
         self.host.invalidate_packages();
         self.host.invalidate_units();
         self.host.invalidate_accounts();
-        let outcome = applied.map_err(|e| e.0)?;
+        let outcome = applied?;
         // A module that failed changed nothing unless it says otherwise (as fail_json).
         let changed = outcome.changed.unwrap_or(outcome.failed.is_none());
         Ok(Converged {
@@ -355,7 +378,7 @@ fn change_path(c: &Change) -> Option<&std::path::Path> {
 }
 
 /// In a drift pass: a change under a directory of `guard` that has become a symbolic link.
-fn through_symlink(changes: &[Change], guard: &[std::path::PathBuf]) -> Option<String> {
+fn through_symlink(changes: &[Change], guard: &[std::path::PathBuf]) -> Option<ConvergeError> {
     for path in changes.iter().filter_map(change_path) {
         for dir in guard {
             if path != dir.as_path()
@@ -365,12 +388,11 @@ fn through_symlink(changes: &[Change], guard: &[std::path::PathBuf]) -> Option<S
                 let to = std::fs::read_link(dir)
                     .map(|t| t.display().to_string())
                     .unwrap_or_default();
-                return Some(format!(
-                    "{} was a directory when the playbook last ran and is now a symbolic link \
-                     to {to}: not changing {} through it (drift left for a human or a commit)",
-                    dir.display(),
-                    path.display()
-                ));
+                return Some(ConvergeError::ThroughSymlink {
+                    dir: dir.clone(),
+                    to,
+                    path: path.to_path_buf(),
+                });
             }
         }
     }
