@@ -5,12 +5,13 @@ use indexmap::IndexMap;
 use minijinja::Value;
 
 use super::{Engine, Exec, Inherit, TAG_DRIFT_CORRECT, TAG_DRIFT_REPORT, VAR_DRIFT};
-use crate::args::python_str;
+use crate::args::{python_str, ArgError};
 use crate::playbook::{Action, RawVars, Task};
 use crate::report::{Drift, Status};
 use crate::resource::{
     Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, Resource,
 };
+use crate::template::TemplateError;
 use crate::vars::Scope;
 
 impl Exec {
@@ -38,6 +39,26 @@ struct Converged {
     changed: bool,
     /// A module that cannot predict its effect, in check mode with something to do.
     skipped: bool,
+}
+
+/// Why a task's module could not be made ready to run (before any check).
+#[derive(Debug, thiserror::Error)]
+enum PrepareError {
+    /// An argument does not render; `detail` is the variable's own error when there is one,
+    /// else the template's.
+    #[error("{location}: argument `{key}`: {detail}")]
+    Argument {
+        location: crate::error::Location,
+        key: String,
+        detail: String,
+    },
+    #[error("environment: {0}")]
+    Environment(#[source] TemplateError),
+    /// The rendered arguments do not fit the module's spec.
+    #[error("{action}: {source}")]
+    Bind { action: String, source: ArgError },
+    #[error(transparent)]
+    Prepare(#[from] ModuleError),
 }
 
 /// Why a task's changes were not applied.
@@ -73,7 +94,7 @@ impl Engine<'_> {
             .and_then(|rendered| self.resource(task, inh, *module, &rendered, vars, check_mode))
         {
             Ok(r) => r,
-            Err(msg) => return Exec::failure(msg, Vec::new()),
+            Err(e) => return Exec::failure(e.to_string(), Vec::new()),
         };
         let owns = resource.owns();
         // A drift pass applies only declarative tasks whose policy is `correct`; handlers run
@@ -126,7 +147,7 @@ impl Engine<'_> {
         args: &IndexMap<String, Value>,
         vars: &Value,
         scope: &Scope,
-    ) -> Result<IndexMap<String, Value>, String> {
+    ) -> Result<IndexMap<String, Value>, PrepareError> {
         let mut rendered = IndexMap::new();
         for (k, v) in args {
             match self.templar.render_value(v, vars) {
@@ -135,10 +156,11 @@ impl Engine<'_> {
                 }
                 Err(e) => {
                     let detail = scope.take_error().unwrap_or_else(|| e.to_string());
-                    return Err(format!(
-                        "{}:{}: argument `{k}`: {detail}",
-                        task.location.file, task.location.line
-                    ));
+                    return Err(PrepareError::Argument {
+                        location: task.location.clone(),
+                        key: k.clone(),
+                        detail,
+                    });
                 }
             }
         }
@@ -154,7 +176,7 @@ impl Engine<'_> {
         rendered: &IndexMap<String, Value>,
         vars: &Value,
         check_mode: bool,
-    ) -> Result<Box<dyn Resource>, String> {
+    ) -> Result<Box<dyn Resource>, PrepareError> {
         if let Some(resource) = module.prepare_free(rendered) {
             return Ok(resource);
         }
@@ -166,7 +188,7 @@ impl Engine<'_> {
         let env = match &inh.environment {
             Some(e) => match self.templar.render_value(e, vars) {
                 Ok(v) => env_pairs(&v),
-                Err(e) => return Err(format!("environment: {e}")),
+                Err(e) => return Err(PrepareError::Environment(e)),
             },
             None => Vec::new(),
         };
@@ -183,8 +205,11 @@ impl Engine<'_> {
         let bound = module
             .spec()
             .bind(rendered)
-            .map_err(|e| format!("{}: {e}", task.action_name()))?;
-        module.prepare(&bound, &ctx).map_err(|e| e.0)
+            .map_err(|source| PrepareError::Bind {
+                action: task.action_name().to_string(),
+                source,
+            })?;
+        Ok(module.prepare(&bound, &ctx)?)
     }
 
     /// Applies the check's changes, unless there are none or this is check mode (then the
