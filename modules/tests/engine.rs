@@ -511,3 +511,21 @@ fn a_drift_pass_does_not_write_through_a_directory_become_symlink() {
     );
     assert!(!outside.path().join("x.conf").exists());
 }
+
+#[test]
+fn a_task_whose_arguments_do_not_render_fails_naming_the_argument() {
+    let f = Fixture::new(
+        "- hosts: all\n  tasks:\n    - name: write\n      copy:\n        dest: \"{{ root }}/f\"\n        content: \"{{ nowhere }}\"\n",
+    );
+    let r = f.run();
+    assert_eq!(r.stats.failed, 1, "{:?} {:?}", r.tasks, r.error);
+    let task = r
+        .tasks
+        .iter()
+        .find(|t| t.name == "write")
+        .expect("the task ran");
+    assert_eq!(
+        task.msg.as_deref(),
+        Some("site.yml:3: argument `content`: 'nowhere' is undefined")
+    );
+}

@@ -44,24 +44,47 @@ const PLACEHOLDERS: [&str; 3] = ["hostname", "fqdn", "machine_id"];
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BranchTemplate(String);
 
+/// Why a branch template is refused; each names the template as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BranchError {
+    #[error(
+        "unknown placeholder `{{{name}}}` in branch `{text}` (known: {{hostname}}, {{fqdn}}, \
+         {{machine_id}})"
+    )]
+    UnknownPlaceholder { name: String, text: String },
+    #[error("unmatched `}}` in `{text}`")]
+    UnmatchedClose { text: String },
+    #[error("unmatched `{{` in `{text}`")]
+    UnmatchedOpen { text: String },
+    /// The full ref was given where a branch name is meant.
+    #[error("`{text}`: write the branch name without `refs/heads/` (e.g. `hosts/{{hostname}}`)")]
+    FullRef { text: String },
+    /// Not a valid Git branch name once the placeholders are filled in; `why` is Git's rule.
+    #[error("invalid branch name `{text}`: {why}")]
+    InvalidName { text: String, why: &'static str },
+}
+
 impl BranchTemplate {
-    pub fn new(text: &str) -> Result<BranchTemplate, String> {
+    pub fn new(text: &str) -> Result<BranchTemplate, BranchError> {
         let filled = fill(text, |name| {
             if PLACEHOLDERS.contains(&name) {
                 Ok("x".to_string())
             } else {
-                Err(format!(
-                    "unknown placeholder `{{{name}}}` in branch `{text}` (known: {{hostname}}, \
-                     {{fqdn}}, {{machine_id}})"
-                ))
+                Err(BranchError::UnknownPlaceholder {
+                    name: name.to_string(),
+                    text: text.to_string(),
+                })
             }
         })?;
         if filled.starts_with("refs/") {
-            return Err(format!(
-                "`{text}`: write the branch name without `refs/heads/` (e.g. `hosts/{{hostname}}`)"
-            ));
+            return Err(BranchError::FullRef {
+                text: text.to_string(),
+            });
         }
-        check_ref_name(&filled).map_err(|why| format!("invalid branch name `{text}`: {why}"))?;
+        check_ref_name(&filled).map_err(|why| BranchError::InvalidName {
+            text: text.to_string(),
+            why,
+        })?;
         Ok(BranchTemplate(text.to_string()))
     }
 
@@ -90,8 +113,8 @@ impl BranchTemplate {
 }
 
 impl FromStr for BranchTemplate {
-    type Err = String;
-    fn from_str(s: &str) -> Result<BranchTemplate, String> {
+    type Err = BranchError;
+    fn from_str(s: &str) -> Result<BranchTemplate, BranchError> {
         BranchTemplate::new(s)
     }
 }
@@ -103,17 +126,24 @@ impl fmt::Display for BranchTemplate {
 }
 
 /// Replaces each `{name}` of `text` by `value(name)`.
-fn fill(text: &str, value: impl Fn(&str) -> Result<String, String>) -> Result<String, String> {
+fn fill(
+    text: &str,
+    value: impl Fn(&str) -> Result<String, BranchError>,
+) -> Result<String, BranchError> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(i) = rest.find(['{', '}']) {
         out.push_str(&rest[..i]);
         if rest[i..].starts_with('}') {
-            return Err(format!("unmatched `}}` in `{text}`"));
+            return Err(BranchError::UnmatchedClose {
+                text: text.to_string(),
+            });
         }
         let end = rest[i..]
             .find('}')
-            .ok_or_else(|| format!("unmatched `{{` in `{text}`"))?;
+            .ok_or_else(|| BranchError::UnmatchedOpen {
+                text: text.to_string(),
+            })?;
         out.push_str(&value(&rest[i + 1..i + end])?);
         rest = &rest[i + end + 1..];
     }

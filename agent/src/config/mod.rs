@@ -37,11 +37,12 @@ use gitops_modules::yaml;
 
 use crate::duration::DURATION_SYNTAX;
 pub use crate::duration::{Duration, ParseDurationError};
+pub use branch::BranchError;
 pub use branch::{BranchTemplate, HostIds};
 pub use credentials::HttpCredentials;
-pub use overrides::ConfigOverrides;
-pub use repo::{RepoKind, RepoUrl};
-pub use value::Definition;
+pub use overrides::{ConfigOverrides, OverrideError};
+pub use repo::{RepoKind, RepoUrl, RepoUrlError};
+pub use value::{Definition, EmptyPathError, ValueError};
 
 /// Where the configuration file is read from unless `--config` names another.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/gitops-agent/config.yml";
@@ -70,14 +71,30 @@ impl DriftPolicy {
     }
 
     /// `correct`, `report` or `off`.
-    pub fn parse(text: &str) -> Result<DriftPolicy, String> {
+    pub fn parse(text: &str) -> Result<DriftPolicy, DriftPolicyError> {
         match text {
             "correct" => Ok(DriftPolicy::Correct),
             "report" => Ok(DriftPolicy::Report),
             "off" => Ok(DriftPolicy::Off),
-            other => Err(format!("`{other}`: expected correct, report or off")),
+            other => Err(DriftPolicyError(other.to_string())),
         }
     }
+}
+
+/// A `drift` value that is none of the policies (the text given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}`: expected correct, report or off")]
+pub struct DriftPolicyError(pub String);
+
+/// Why a `playbook` path is refused: it must stay inside the repository.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlaybookPathError {
+    #[error("empty playbook path")]
+    Empty,
+    #[error("`{0}`: the playbook is a path inside the repository, not an absolute path")]
+    Absolute(String),
+    #[error("`{0}`: `..` would leave the repository")]
+    LeavesRepository(String),
 }
 
 /// `http:` — how to authenticate over HTTP(S).
@@ -320,7 +337,7 @@ impl Config {
         }
         if let Some(p) = &self.playbook {
             if let Err(why) = check_playbook(p) {
-                errors.push(self.error("playbook", why));
+                errors.push(self.error("playbook", why.to_string()));
             }
         }
         if self.status.enabled
@@ -385,18 +402,16 @@ impl Config {
     }
 }
 
-fn check_playbook(p: &str) -> Result<(), String> {
+fn check_playbook(p: &str) -> Result<(), PlaybookPathError> {
     let path = Path::new(p);
     if p.trim().is_empty() {
-        return Err("empty playbook path".to_string());
+        return Err(PlaybookPathError::Empty);
     }
     if path.is_absolute() {
-        return Err(format!(
-            "`{p}`: the playbook is a path inside the repository, not an absolute path"
-        ));
+        return Err(PlaybookPathError::Absolute(p.to_string()));
     }
     if path.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(format!("`{p}`: `..` would leave the repository"));
+        return Err(PlaybookPathError::LeavesRepository(p.to_string()));
     }
     Ok(())
 }

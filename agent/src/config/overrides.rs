@@ -5,7 +5,21 @@ use gitops_modules::playbook::RawVars;
 
 use super::keys::{self, Key};
 use super::repo::current_dir;
-use super::value::Value;
+use super::value::{Value, ValueError};
+
+/// A flag's value that cannot be used; the message names the flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OverrideError {
+    #[error("unknown configuration key `{0}`")]
+    UnknownKey(String),
+    /// The value does not parse as the key's type.
+    #[error("--{flag}: {source}")]
+    Value {
+        /// The long flag, without `--`.
+        flag: &'static str,
+        source: ValueError,
+    },
+}
 
 /// Values given on the command line; each beats the file (a list replaces the file's list,
 /// extra variables are merged key by key). There is deliberately no way to pass HTTP
@@ -18,10 +32,14 @@ pub struct ConfigOverrides {
 impl ConfigOverrides {
     /// Sets the key `name` (dotted) from a flag's text; relative paths are resolved against the
     /// current directory, and a list key adds `text` to its list. The error names the flag.
-    pub fn set(&mut self, name: &str, text: &str) -> Result<(), String> {
-        let key = keys::find(name).ok_or_else(|| format!("unknown configuration key `{name}`"))?;
-        let value = Value::parse(key.kind, text, &current_dir())
-            .map_err(|e| format!("--{}: {e}", key.flag.name()))?;
+    pub fn set(&mut self, name: &str, text: &str) -> Result<(), OverrideError> {
+        let key = keys::find(name).ok_or_else(|| OverrideError::UnknownKey(name.to_string()))?;
+        let value = Value::parse(key.kind, text, &current_dir()).map_err(|source| {
+            OverrideError::Value {
+                flag: key.flag.name(),
+                source,
+            }
+        })?;
         self.put(key, value);
         Ok(())
     }
@@ -29,7 +47,7 @@ impl ConfigOverrides {
     /// From the pairs the generated flags give (`crate::cli::KeyFlags::values`).
     pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(
         pairs: &[(K, V)],
-    ) -> Result<ConfigOverrides, String> {
+    ) -> Result<ConfigOverrides, OverrideError> {
         let mut o = ConfigOverrides::default();
         for (k, v) in pairs {
             o.set(k.as_ref(), v.as_ref())?;

@@ -146,8 +146,15 @@ impl Reader {
         }
     }
 
-    fn checked<T>(&mut self, key: &str, node: &Node, r: Result<T, String>) -> Option<T> {
-        r.map_err(|e| self.error(node.line, key, e)).ok()
+    /// `r`'s value, or `None` with its error recorded at `node`'s line.
+    fn checked<T, E: std::fmt::Display>(
+        &mut self,
+        key: &str,
+        node: &Node,
+        r: Result<T, E>,
+    ) -> Option<T> {
+        r.map_err(|e| self.error(node.line, key, e.to_string()))
+            .ok()
     }
 
     fn path(&mut self, key: &str, node: &Node) -> Option<PathBuf> {
@@ -207,7 +214,7 @@ impl Reader {
             NodeKind::Null => None,
             NodeKind::Int(i) if *i >= 0 => Some(Duration::from_secs(*i as u64)),
             NodeKind::Str(s) => {
-                let r = s.parse::<Duration>().map_err(|e| e.0);
+                let r = s.parse::<Duration>();
                 self.checked(key, node, r)
             }
             NodeKind::Int(i) => {

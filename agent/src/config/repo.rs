@@ -21,6 +21,50 @@ pub enum RepoKind {
     Path,
 }
 
+/// Why a repository URL is refused; each names the URL as written (trimmed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepoUrlError {
+    #[error("empty repository URL")]
+    Empty,
+    #[error("repository URL `{url}` contains a space or a control character")]
+    Whitespace { url: String },
+    #[error(
+        "repository URL `{url}`: unsupported scheme `{scheme}://` (use https://, http://, \
+         ssh://, user@host:path, file:// or a path)"
+    )]
+    UnsupportedScheme { url: String, scheme: String },
+    #[error(
+        "repository URL `{url}`: a file:// URL needs an absolute path (file:///srv/git/fleet.git)"
+    )]
+    FileNotAbsolute { url: String },
+    /// scp-like `[user@]host:path` without a host.
+    #[error("repository URL `{url}`: no host before `:`")]
+    NoHostBeforeColon { url: String },
+    #[error("repository URL `{url}`: no repository path after `:`")]
+    NoPathAfterColon { url: String },
+    #[error("repository URL `{url}`: invalid user or host")]
+    InvalidUserOrHost { url: String },
+    #[error("repository URL `{url}`: no repository path")]
+    NoPath { url: String },
+    /// `user:password@host`: a secret would end up in logs and status reports.
+    #[error(
+        "repository URL `{url}`: a password in the URL is refused (it would end up in logs and \
+         status reports); put credentials in the file named by `http.credentials_file`, or use \
+         `ssh_key` for SSH"
+    )]
+    Password { url: String },
+    #[error("repository URL `{url}`: empty user name before `@`")]
+    EmptyUser { url: String },
+    #[error("repository URL `{url}`: unclosed `[` in the host")]
+    UnclosedBracket { url: String },
+    #[error("repository URL `{url}`: invalid host")]
+    InvalidHost { url: String },
+    #[error("repository URL `{url}`: no host")]
+    NoHost { url: String },
+    #[error("repository URL `{url}`: invalid port `{port}`")]
+    InvalidPort { url: String, port: String },
+}
+
 /// A repository location whose form was checked (see [`RepoKind`]); a password in it is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RepoUrl {
@@ -30,15 +74,14 @@ pub struct RepoUrl {
 
 impl RepoUrl {
     /// Checks `text`; a bare path is made absolute against `base`.
-    pub fn parse(text: &str, base: &Path) -> Result<RepoUrl, String> {
+    pub fn parse(text: &str, base: &Path) -> Result<RepoUrl, RepoUrlError> {
         let t = text.trim();
+        let url = || t.to_string();
         if t.is_empty() {
-            return Err("empty repository URL".to_string());
+            return Err(RepoUrlError::Empty);
         }
         if t.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!(
-                "repository URL `{t}` contains a space or a control character"
-            ));
+            return Err(RepoUrlError::Whitespace { url: url() });
         }
         if let Some((scheme, rest)) = t.split_once("://") {
             let kind = match scheme.to_ascii_lowercase().as_str() {
@@ -47,18 +90,15 @@ impl RepoUrl {
                 "ssh" => RepoKind::Ssh,
                 "file" => RepoKind::File,
                 other => {
-                    return Err(format!(
-                        "repository URL `{t}`: unsupported scheme `{other}://` (use https://, \
-                         http://, ssh://, user@host:path, file:// or a path)"
-                    ))
+                    return Err(RepoUrlError::UnsupportedScheme {
+                        url: url(),
+                        scheme: other.to_string(),
+                    })
                 }
             };
             if kind == RepoKind::File {
                 if !rest.starts_with('/') || rest.len() < 2 {
-                    return Err(format!(
-                        "repository URL `{t}`: a file:// URL needs an absolute path \
-                         (file:///srv/git/fleet.git)"
-                    ));
+                    return Err(RepoUrlError::FileNotAbsolute { url: url() });
                 }
             } else {
                 check_authority(t, rest)?;
@@ -74,15 +114,13 @@ impl RepoUrl {
                 let (userhost, path) = (&t[..colon], &t[colon + 1..]);
                 let host = userhost.rsplit_once('@').map_or(userhost, |(_, h)| h);
                 if host.is_empty() || userhost.starts_with('@') {
-                    return Err(format!("repository URL `{t}`: no host before `:`"));
+                    return Err(RepoUrlError::NoHostBeforeColon { url: url() });
                 }
                 if path.is_empty() {
-                    return Err(format!(
-                        "repository URL `{t}`: no repository path after `:`"
-                    ));
+                    return Err(RepoUrlError::NoPathAfterColon { url: url() });
                 }
                 if userhost.contains(':') || userhost.matches('@').count() > 1 {
-                    return Err(format!("repository URL `{t}`: invalid user or host"));
+                    return Err(RepoUrlError::InvalidUserOrHost { url: url() });
                 }
                 return Ok(RepoUrl {
                     kind: RepoKind::Scp,
@@ -113,24 +151,19 @@ impl RepoUrl {
 }
 
 /// Checks `[user@]host[:port]/path` after `scheme://`.
-fn check_authority(url: &str, rest: &str) -> Result<(), String> {
+fn check_authority(text: &str, rest: &str) -> Result<(), RepoUrlError> {
+    let url = || text.to_string();
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     if path.is_empty() {
-        return Err(format!("repository URL `{url}`: no repository path"));
+        return Err(RepoUrlError::NoPath { url: url() });
     }
     let hostport = match authority.rsplit_once('@') {
         Some((userinfo, hostport)) => {
             if userinfo.contains(':') {
-                return Err(format!(
-                    "repository URL `{url}`: a password in the URL is refused (it would end up \
-                     in logs and status reports); put credentials in the file named by \
-                     `http.credentials_file`, or use `ssh_key` for SSH"
-                ));
+                return Err(RepoUrlError::Password { url: url() });
             }
             if userinfo.is_empty() {
-                return Err(format!(
-                    "repository URL `{url}`: empty user name before `@`"
-                ));
+                return Err(RepoUrlError::EmptyUser { url: url() });
             }
             hostport
         }
@@ -139,12 +172,12 @@ fn check_authority(url: &str, rest: &str) -> Result<(), String> {
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
         let (host, after) = v6
             .split_once(']')
-            .ok_or_else(|| format!("repository URL `{url}`: unclosed `[` in the host"))?;
+            .ok_or_else(|| RepoUrlError::UnclosedBracket { url: url() })?;
         match after {
             "" => (host, None),
             p => match p.strip_prefix(':') {
                 Some(port) => (host, Some(port)),
-                None => return Err(format!("repository URL `{url}`: invalid host")),
+                None => return Err(RepoUrlError::InvalidHost { url: url() }),
             },
         }
     } else {
@@ -154,20 +187,23 @@ fn check_authority(url: &str, rest: &str) -> Result<(), String> {
         }
     };
     if host.is_empty() {
-        return Err(format!("repository URL `{url}`: no host"));
+        return Err(RepoUrlError::NoHost { url: url() });
     }
     if let Some(port) = port {
         if !matches!(port.parse::<u16>(), Ok(p) if p != 0) {
-            return Err(format!("repository URL `{url}`: invalid port `{port}`"));
+            return Err(RepoUrlError::InvalidPort {
+                url: url(),
+                port: port.to_string(),
+            });
         }
     }
     Ok(())
 }
 
 impl FromStr for RepoUrl {
-    type Err = String;
+    type Err = RepoUrlError;
     /// As on the command line: a relative path is resolved against the current directory.
-    fn from_str(s: &str) -> Result<RepoUrl, String> {
+    fn from_str(s: &str) -> Result<RepoUrl, RepoUrlError> {
         RepoUrl::parse(s, &current_dir())
     }
 }

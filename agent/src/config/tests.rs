@@ -273,7 +273,7 @@ fn repository_urls() {
         (":fleet", "no host"),
         ("a b", "space"),
     ] {
-        let e = RepoUrl::parse(bad, base).unwrap_err();
+        let e = RepoUrl::parse(bad, base).unwrap_err().to_string();
         assert!(e.contains(why), "{bad}: {e}");
     }
     let e = error("repo: https://u:p@h/x\n");
@@ -304,7 +304,7 @@ fn branch_expansion() {
         ("refs/heads/main", "refs/heads/"),
         ("", "empty"),
     ] {
-        let e = BranchTemplate::new(bad).unwrap_err();
+        let e = BranchTemplate::new(bad).unwrap_err().to_string();
         assert!(e.contains(why), "{bad}: {e}");
     }
     let e = error("\nbranch: hosts/{nodename}\n");
@@ -619,14 +619,20 @@ fn every_key_has_a_flag_and_every_flag_a_key() {
 
 #[test]
 fn a_flag_names_itself_in_its_error() {
-    let e = ConfigOverrides::from_pairs(&[("status.heartbeat", "soon")]).unwrap_err();
+    let e = ConfigOverrides::from_pairs(&[("status.heartbeat", "soon")])
+        .unwrap_err()
+        .to_string();
     assert!(
         e.starts_with("--status-heartbeat: invalid duration `soon`"),
         "{e}"
     );
-    let e = ConfigOverrides::from_pairs(&[("drift", "fix")]).unwrap_err();
+    let e = ConfigOverrides::from_pairs(&[("drift", "fix")])
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("--drift: `fix`"), "{e}");
-    let e = ConfigOverrides::from_pairs(&[("repo", "https://u:p@h/x")]).unwrap_err();
+    let e = ConfigOverrides::from_pairs(&[("repo", "https://u:p@h/x")])
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("--repo: ") && e.contains("password"), "{e}");
     // Repeated: the list grows.
     let mut c = Config::default();
@@ -641,4 +647,62 @@ fn a_flag_names_itself_in_its_error() {
         c.signing.openpgp_keys,
         vec![PathBuf::from("/a"), PathBuf::from("/b")]
     );
+}
+
+#[test]
+fn parse_errors_are_typed_with_the_messages_users_see() {
+    use std::error::Error as _;
+    let base = Path::new("/etc");
+    // Whole messages, as they were when the parsers returned strings (escaped braces and
+    // continued lines are where a typed message would drift).
+    assert_eq!(
+        BranchTemplate::new("hosts/{host}").unwrap_err().to_string(),
+        "unknown placeholder `{host}` in branch `hosts/{host}` (known: {hostname}, {fqdn}, \
+         {machine_id})"
+    );
+    assert_eq!(
+        BranchTemplate::new("refs/heads/x").unwrap_err(),
+        BranchError::FullRef {
+            text: "refs/heads/x".into()
+        }
+    );
+    assert_eq!(
+        BranchTemplate::new("refs/heads/x").unwrap_err().to_string(),
+        "`refs/heads/x`: write the branch name without `refs/heads/` (e.g. `hosts/{hostname}`)"
+    );
+    assert_eq!(
+        BranchTemplate::new("a}").unwrap_err().to_string(),
+        "unmatched `}` in `a}`"
+    );
+    assert_eq!(
+        RepoUrl::parse("https://u:p@h/x", base)
+            .unwrap_err()
+            .to_string(),
+        "repository URL `https://u:p@h/x`: a password in the URL is refused (it would end up in \
+         logs and status reports); put credentials in the file named by \
+         `http.credentials_file`, or use `ssh_key` for SSH"
+    );
+    assert_eq!(
+        RepoUrl::parse("ftp://h/x", base).unwrap_err().to_string(),
+        "repository URL `ftp://h/x`: unsupported scheme `ftp://` (use https://, http://, ssh://, \
+         user@host:path, file:// or a path)"
+    );
+    assert_eq!(
+        RepoUrl::parse("https://h:0/x", base).unwrap_err(),
+        RepoUrlError::InvalidPort {
+            url: "https://h:0/x".into(),
+            port: "0".into()
+        }
+    );
+    // A flag's error keeps the value's error as its source.
+    let e = ConfigOverrides::from_pairs(&[("signing.require", "yes")]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "--require-signatures: `yes`: expected true or false"
+    );
+    let source = e.source().map(ToString::to_string);
+    assert_eq!(source.as_deref(), Some("`yes`: expected true or false"));
+    let e = ConfigOverrides::from_pairs(&[("nope", "x")]).unwrap_err();
+    assert_eq!(e, OverrideError::UnknownKey("nope".into()));
+    assert_eq!(e.to_string(), "unknown configuration key `nope`");
 }

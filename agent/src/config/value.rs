@@ -7,8 +7,11 @@ use gitops_modules::error::Location;
 use gitops_modules::playbook::RawVars;
 
 use super::keys::{self, Kind};
-use super::repo::absolute;
-use super::{BranchTemplate, Config, DriftPolicy, Duration, RepoUrl};
+use super::repo::{absolute, RepoUrlError};
+use super::{
+    BranchError, BranchTemplate, Config, DriftPolicy, DriftPolicyError, Duration,
+    ParseDurationError, RepoUrl,
+};
 
 /// Where a key's value came from (cargo's `Definition`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,34 +39,57 @@ pub enum Value {
     Bool(bool),
 }
 
+/// Why a text is not a value of its key's [`Kind`]; the message is the parser's own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error(transparent)]
+    Repo(#[from] RepoUrlError),
+    #[error(transparent)]
+    Branch(#[from] BranchError),
+    /// Variables have their own flag, `-e`, not a key flag.
+    #[error("extra variables are given with -e")]
+    Vars,
+    #[error(transparent)]
+    Duration(#[from] ParseDurationError),
+    #[error(transparent)]
+    Drift(#[from] DriftPolicyError),
+    #[error(transparent)]
+    Path(#[from] EmptyPathError),
+    #[error("`{0}`: expected true or false")]
+    Bool(String),
+}
+
+/// An empty path where a path is expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("empty path")]
+pub struct EmptyPathError;
+
 impl Value {
     /// Reads `text` (a default of the schema, or a flag's value) as a value of `kind`; relative
     /// paths are resolved against `base`. A list takes `text` as its one element.
-    pub fn parse(kind: Kind, text: &str, base: &Path) -> Result<Value, String> {
+    pub fn parse(kind: Kind, text: &str, base: &Path) -> Result<Value, ValueError> {
         Ok(match kind {
             Kind::Repo => Value::Repo(RepoUrl::parse(text, base)?),
             Kind::Branch => Value::Branch(BranchTemplate::new(text)?),
             Kind::Playbook => Value::Text(text.to_string()),
-            Kind::Vars => return Err("extra variables are given with -e".to_string()),
-            Kind::Duration => {
-                Value::Duration(text.parse().map_err(|e: super::ParseDurationError| e.0)?)
-            }
+            Kind::Vars => return Err(ValueError::Vars),
+            Kind::Duration => Value::Duration(text.parse()?),
             Kind::Drift => Value::Drift(DriftPolicy::parse(text)?),
             Kind::Path => Value::Path(path(text, base)?),
             Kind::Paths => Value::Paths(vec![path(text, base)?]),
             Kind::Bool => Value::Bool(match text {
                 "true" => true,
                 "false" => false,
-                other => return Err(format!("`{other}`: expected true or false")),
+                other => return Err(ValueError::Bool(other.to_string())),
             }),
         })
     }
 }
 
 /// A path made absolute against `base`; empty is an error.
-pub(super) fn path(text: &str, base: &Path) -> Result<PathBuf, String> {
+pub(super) fn path(text: &str, base: &Path) -> Result<PathBuf, EmptyPathError> {
     if text.is_empty() {
-        return Err("empty path".to_string());
+        return Err(EmptyPathError);
     }
     Ok(absolute(base, Path::new(text)))
 }

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::cli::ConvergeArgs;
-use crate::config::{Config, ConfigError, ConfigOverrides, HostIds, HttpCredentials};
+use crate::config::{
+    Config, ConfigError, ConfigOverrides, HostIds, HttpCredentials, OverrideError,
+};
 use crate::git::FetchOptions;
 
 use super::playbook::{extra_vars, ExtraVarsError};
@@ -14,8 +16,8 @@ use super::playbook::{extra_vars, ExtraVarsError};
 pub enum PlanError {
     /// A command-line value that does not parse (`--repo`, `--branch`, ...); the message names
     /// the flag.
-    #[error("{0}")]
-    Flag(String),
+    #[error(transparent)]
+    Flag(OverrideError),
     #[error(transparent)]
     ExtraVars(#[from] ExtraVarsError),
     #[error(transparent)]

@@ -5,10 +5,13 @@ use indexmap::IndexMap;
 use minijinja::Value;
 
 use super::{Engine, Exec, Inherit, TAG_DRIFT_CORRECT, TAG_DRIFT_REPORT, VAR_DRIFT};
-use crate::args::python_str;
+use crate::args::{python_str, ArgError};
 use crate::playbook::{Action, RawVars, Task};
 use crate::report::{Drift, Status};
-use crate::resource::{Change, Check, Module, ModuleContext, Outcome, Owned, Resource};
+use crate::resource::{
+    Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, Resource,
+};
+use crate::template::TemplateError;
 use crate::vars::Scope;
 
 impl Exec {
@@ -38,6 +41,47 @@ struct Converged {
     skipped: bool,
 }
 
+/// Why a task's module could not be made ready to run (before any check).
+#[derive(Debug, thiserror::Error)]
+enum PrepareError {
+    /// An argument does not render; `detail` is the variable's own error when there is one,
+    /// else the template's.
+    #[error("{location}: argument `{key}`: {detail}")]
+    Argument {
+        location: crate::error::Location,
+        key: String,
+        detail: String,
+    },
+    #[error("environment: {0}")]
+    Environment(#[source] TemplateError),
+    /// The rendered arguments do not fit the module's spec.
+    #[error("{action}: {source}")]
+    Bind { action: String, source: ArgError },
+    #[error(transparent)]
+    Prepare(#[from] ModuleError),
+}
+
+/// Why a task's changes were not applied.
+#[derive(Debug, thiserror::Error)]
+enum ConvergeError {
+    /// A drift pass refuses to write through a directory that became a symbolic link.
+    #[error(
+        "{} was a directory when the playbook last ran and is now a symbolic link to {to}: not \
+         changing {} through it (drift left for a human or a commit)",
+        dir.display(),
+        path.display()
+    )]
+    ThroughSymlink {
+        dir: std::path::PathBuf,
+        /// The link's target ("" when it cannot be read).
+        to: String,
+        path: std::path::PathBuf,
+    },
+    /// The module's apply failed.
+    #[error(transparent)]
+    Apply(#[from] ModuleError),
+}
+
 impl Engine<'_> {
     /// Renders the arguments, checks, and applies (unless in check mode).
     pub(super) fn execute(&self, task: &Task, inh: &Inherit, vars: &Value, scope: &Scope) -> Exec {
@@ -50,7 +94,7 @@ impl Engine<'_> {
             .and_then(|rendered| self.resource(task, inh, *module, &rendered, vars, check_mode))
         {
             Ok(r) => r,
-            Err(msg) => return Exec::failure(msg, Vec::new()),
+            Err(e) => return Exec::failure(e.to_string(), Vec::new()),
         };
         let owns = resource.owns();
         // A drift pass applies only declarative tasks whose policy is `correct`; handlers run
@@ -72,7 +116,7 @@ impl Engine<'_> {
         };
         let done = match self.converge(resource.as_ref(), check, check_mode || drift_check_only) {
             Ok(done) => done,
-            Err(msg) => return Exec::failure(msg, owns),
+            Err(e) => return Exec::failure(e.to_string(), owns),
         };
         let status = if done.outcome.failed.is_some() {
             Status::Failed
@@ -103,7 +147,7 @@ impl Engine<'_> {
         args: &IndexMap<String, Value>,
         vars: &Value,
         scope: &Scope,
-    ) -> Result<IndexMap<String, Value>, String> {
+    ) -> Result<IndexMap<String, Value>, PrepareError> {
         let mut rendered = IndexMap::new();
         for (k, v) in args {
             match self.templar.render_value(v, vars) {
@@ -112,10 +156,11 @@ impl Engine<'_> {
                 }
                 Err(e) => {
                     let detail = scope.take_error().unwrap_or_else(|| e.to_string());
-                    return Err(format!(
-                        "{}:{}: argument `{k}`: {detail}",
-                        task.location.file, task.location.line
-                    ));
+                    return Err(PrepareError::Argument {
+                        location: task.location.clone(),
+                        key: k.clone(),
+                        detail,
+                    });
                 }
             }
         }
@@ -131,7 +176,7 @@ impl Engine<'_> {
         rendered: &IndexMap<String, Value>,
         vars: &Value,
         check_mode: bool,
-    ) -> Result<Box<dyn Resource>, String> {
+    ) -> Result<Box<dyn Resource>, PrepareError> {
         if let Some(resource) = module.prepare_free(rendered) {
             return Ok(resource);
         }
@@ -143,7 +188,7 @@ impl Engine<'_> {
         let env = match &inh.environment {
             Some(e) => match self.templar.render_value(e, vars) {
                 Ok(v) => env_pairs(&v),
-                Err(e) => return Err(format!("environment: {e}")),
+                Err(e) => return Err(PrepareError::Environment(e)),
             },
             None => Vec::new(),
         };
@@ -160,8 +205,11 @@ impl Engine<'_> {
         let bound = module
             .spec()
             .bind(rendered)
-            .map_err(|e| format!("{}: {e}", task.action_name()))?;
-        module.prepare(&bound, &ctx).map_err(|e| e.0)
+            .map_err(|source| PrepareError::Bind {
+                action: task.action_name().to_string(),
+                source,
+            })?;
+        Ok(module.prepare(&bound, &ctx)?)
     }
 
     /// Applies the check's changes, unless there are none or this is check mode (then the
@@ -171,7 +219,7 @@ impl Engine<'_> {
         resource: &dyn Resource,
         check: Check,
         check_mode: bool,
-    ) -> Result<Converged, String> {
+    ) -> Result<Converged, ConvergeError> {
         if check.changes.is_empty() {
             let changed = check.outcome.changed.unwrap_or(false);
             return Ok(Converged {
@@ -197,8 +245,8 @@ impl Engine<'_> {
             });
         }
         if let Some(d) = &self.opts.drift {
-            if let Some(msg) = through_symlink(&check.changes, &d.guard) {
-                return Err(msg);
+            if let Some(refused) = through_symlink(&check.changes, &d.guard) {
+                return Err(refused);
             }
         }
         let applied = resource.apply(check);
@@ -207,7 +255,7 @@ impl Engine<'_> {
         self.host.invalidate_packages();
         self.host.invalidate_units();
         self.host.invalidate_accounts();
-        let outcome = applied.map_err(|e| e.0)?;
+        let outcome = applied?;
         // A module that failed changed nothing unless it says otherwise (as fail_json).
         let changed = outcome.changed.unwrap_or(outcome.failed.is_none());
         Ok(Converged {
@@ -355,7 +403,7 @@ fn change_path(c: &Change) -> Option<&std::path::Path> {
 }
 
 /// In a drift pass: a change under a directory of `guard` that has become a symbolic link.
-fn through_symlink(changes: &[Change], guard: &[std::path::PathBuf]) -> Option<String> {
+fn through_symlink(changes: &[Change], guard: &[std::path::PathBuf]) -> Option<ConvergeError> {
     for path in changes.iter().filter_map(change_path) {
         for dir in guard {
             if path != dir.as_path()
@@ -365,12 +413,11 @@ fn through_symlink(changes: &[Change], guard: &[std::path::PathBuf]) -> Option<S
                 let to = std::fs::read_link(dir)
                     .map(|t| t.display().to_string())
                     .unwrap_or_default();
-                return Some(format!(
-                    "{} was a directory when the playbook last ran and is now a symbolic link \
-                     to {to}: not changing {} through it (drift left for a human or a commit)",
-                    dir.display(),
-                    path.display()
-                ));
+                return Some(ConvergeError::ThroughSymlink {
+                    dir: dir.clone(),
+                    to,
+                    path: path.to_path_buf(),
+                });
             }
         }
     }
