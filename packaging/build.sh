@@ -198,7 +198,8 @@ Description: $summary
  .
  Transports: https:// is built in (rustls; ca-certificates for the system's CA
  store); ssh:// and git@host:path run ssh (openssh-client); file:// and local
- paths run git-upload-pack (git) and, for the status push, git-receive-pack.
+ paths run git-upload-pack (git) and, for the status push,
+ git-receive-pack.
 EOF
   echo /etc/gitops-agent/config.yml > "$root/DEBIAN/conffiles"
   install -m 0755 packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm "$root/DEBIAN/"
@@ -245,7 +246,8 @@ a status commit back. It runs as a systemd service (Type=notify, watchdog).
 
 Transports: https:// is built in (rustls; ca-certificates for the system's CA
 store); ssh:// and git@host:path run ssh (openssh-clients); file:// and local
-paths run git-upload-pack (git-core) and, for the status push, git-receive-pack.
+paths run git-upload-pack (git-core) and, for the status push,
+git-receive-pack.
 
 %install
 cp -a "$root/." "%{buildroot}/"
