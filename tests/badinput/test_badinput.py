@@ -100,6 +100,19 @@ case(name="yaml-invalid-group-vars",
      files={"site.yml": _play('- debug: msg={{ gv }}\n'), "group_vars/all.yml": "gv: [1, 2\nother: 3\n"},
      rc=(3,), file="group_vars/all.yml", line=(1, 2, 3))
 
+# --- handlers ------------------------------------------------------------------------------------
+# Ansible 2.19 refuses to notify a task inside an `include_tasks` handler (only the include itself
+# can be notified); the agent refuses it at load, naming the notifying task.
+_notify_inner = _play('- name: notifies a task inside an included handler file\n  copy:\n'
+                      '    content: "x\\n"\n    dest: "{{ root }}/n"\n  notify: inner handler\n',
+                      head="  handlers:\n    - name: included handlers\n"
+                           "      include_tasks: handlers/inc.yml\n")
+case(name="notify-task-inside-included-handlers",
+     files={"site.yml": _notify_inner, "handlers/inc.yml": "- name: inner handler\n  debug: msg=x\n"},
+     rc=(3,), file="site.yml",
+     line=(line_of(_notify_inner, "- name: notifies"), line_of(_notify_inner, "notify: inner handler")),
+     keys=("inner handler",))
+
 # --- unknown module / argument / keyword ---------------------------------------------------------
 _unknown_mod = _play('- name: unknown module\n  frobnicate:\n    path: "{{ root }}/x"\n')
 case(name="unknown-module", files={"site.yml": _unknown_mod}, rc=(3,), file="site.yml",

@@ -335,14 +335,31 @@ impl<'a> Engine<'a> {
 
     fn collect_handlers(&mut self, item: &Item, inherit: &Inherit) {
         match item {
-            Item::Task(t) => {
-                let mut inh = inherit.clone();
-                inh.role = t.role.clone().or(inh.role);
-                self.handlers.push(Handler {
-                    task: t.clone(),
-                    inherit: inh,
-                })
-            }
+            // An `import_tasks` under `handlers:` is its tasks, each a handler (notified by its
+            // own name or `listen`), inheriting the import's keywords as in a task list. An
+            // `include_tasks` stays one handler: notifying it runs the whole file (Ansible's
+            // dynamic include; names inside it cannot be notified, the loader refuses them).
+            Item::Task(t) => match &t.action {
+                Action::IncludeTasks {
+                    preloaded: Some(items),
+                    import: true,
+                    ..
+                } => {
+                    let mut inh = inherit.with(&t.common);
+                    inh.role = t.role.clone().or(inh.role);
+                    for i in items {
+                        self.collect_handlers(i, &inh);
+                    }
+                }
+                _ => {
+                    let mut inh = inherit.clone();
+                    inh.role = t.role.clone().or(inh.role);
+                    self.handlers.push(Handler {
+                        task: t.clone(),
+                        inherit: inh,
+                    })
+                }
+            },
             Item::Block(b) => {
                 let mut inh = inherit.with(&b.common);
                 inh.role = b.role.clone().or(inh.role);

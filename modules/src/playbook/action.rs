@@ -28,6 +28,7 @@ impl Loader<'_> {
         file: &Arc<str>,
         role: Option<Arc<Role>>,
         at: &Location,
+        handler: bool,
     ) -> Option<Action> {
         let name = entry.key.as_str();
         let short = name
@@ -37,7 +38,7 @@ impl Loader<'_> {
         match short {
             "meta" => self.meta_action(entry, at),
             "import_tasks" | "include_tasks" => {
-                self.include_tasks_action(entry, short, file, role, at)
+                self.include_tasks_action(entry, short, file, role, at, handler)
             }
             "import_role" | "include_role" => self.include_role_action(entry, short, file, at),
             _ => self.module_action(entry, args_kw, file, role, at),
@@ -66,7 +67,8 @@ impl Loader<'_> {
     }
 
     /// `include_tasks`/`import_tasks`: an import is loaded now; an include with a static name
-    /// too (for its errors), else when it runs.
+    /// too (for its errors), else when it runs. Under `handlers:` the file's tasks are handlers
+    /// (`listen` allowed).
     fn include_tasks_action(
         &mut self,
         entry: &Entry,
@@ -74,6 +76,7 @@ impl Loader<'_> {
         file: &Arc<str>,
         role: Option<Arc<Role>>,
         at: &Location,
+        handler: bool,
     ) -> Option<Action> {
         let (file_name, extra) = self.include_target(&entry.value, file, short)?;
         if !extra.is_empty() {
@@ -104,7 +107,7 @@ impl Loader<'_> {
                     return None;
                 }
             };
-            let items = self.nested(|this| this.task_file(&path, role.clone(), false));
+            let items = self.nested(|this| this.task_file(&path, role.clone(), handler));
             // An import is its tasks, in place: represented as an unnamed block.
             return Some(Action::IncludeTasks {
                 file: Value::from(n),
@@ -114,7 +117,7 @@ impl Loader<'_> {
         }
         let preloaded = match static_name {
             Some(n) => match resolve(self, n) {
-                Ok(path) => Some(self.nested(|this| this.task_file(&path, role.clone(), false))),
+                Ok(path) => Some(self.nested(|this| this.task_file(&path, role.clone(), handler))),
                 Err(e) => {
                     self.errors
                         .push(LoadError::at(at.clone(), e.to_string()).with_key(short));

@@ -158,8 +158,29 @@ impl Loader<'_> {
         for s in sections {
             walk(s, &mut tasks);
         }
+        // The handlers that can be notified: tasks under `handlers:`, through static imports;
+        // not the tasks inside an `include_tasks` (only the include itself, as in Ansible).
+        fn notifiable<'i>(items: &'i [Item], out: &mut Vec<&'i Arc<Task>>) {
+            for item in items {
+                match item {
+                    Item::Task(t) => match &t.action {
+                        Action::IncludeTasks {
+                            preloaded: Some(inner),
+                            import: true,
+                            ..
+                        } => notifiable(inner, out),
+                        _ => out.push(t),
+                    },
+                    Item::Block(b) => {
+                        notifiable(&b.block, out);
+                        notifiable(&b.rescue, out);
+                        notifiable(&b.always, out);
+                    }
+                }
+            }
+        }
         let mut handler_tasks = Vec::new();
-        walk(handlers, &mut handler_tasks);
+        notifiable(handlers, &mut handler_tasks);
         let mut names: Vec<String> = Vec::new();
         let mut add = |t: &Task| {
             if let Some(n) = &t.name {

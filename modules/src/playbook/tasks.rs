@@ -205,7 +205,14 @@ impl Loader<'_> {
         };
         let common = self.common(entries, file);
         let key_loc = Location::new(file.clone(), action_entry.key_line);
-        let action = self.action(action_entry, node.get("args"), file, role.clone(), &key_loc)?;
+        let action = self.action(
+            action_entry,
+            node.get("args"),
+            file,
+            role.clone(),
+            &key_loc,
+            handler,
+        )?;
 
         let mut loop_items = None;
         for (key, flatten) in [("loop", false), ("with_items", true), ("with_list", false)] {
