@@ -541,3 +541,11 @@ fn tests_regex_and_paths() {
     );
     assert!(b("'/etc' is exists"));
 }
+
+#[test]
+fn a_python_method_given_an_undefined_argument_fails() {
+    // As Jinja's StrictUndefined in ansible-core: the task fails instead of joining nothing.
+    assert!(e("{{ ' '.join(nope) }}").contains("undefined"));
+    assert!(e("{{ 'a,b'.split(nope) }}").contains("undefined"));
+    assert_eq!(r("{{ ' '.join(['a', 'b']) }}"), "a b");
+}

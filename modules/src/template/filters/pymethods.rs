@@ -57,6 +57,15 @@ pub(crate) fn call_py_method(
     method: &str,
     args: &[Value],
 ) -> Result<Value, Error> {
+    // An undefined argument is an error, as Jinja's StrictUndefined raises when Python uses it:
+    // `' '.join(pkgs)` with an undefined `pkgs` (or one whose template failed) must fail the
+    // task, not join nothing.
+    if args.iter().any(Value::is_undefined) {
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            format!("an argument of `{method}()` is undefined"),
+        ));
+    }
     let arg_str = |i: usize| -> Option<String> { args.get(i).filter(|a| !a.is_none()).map(py_str) };
     match value.kind() {
         ValueKind::String => {
