@@ -330,7 +330,7 @@ impl Loader<'_> {
         file: &Arc<str>,
         key: &str,
     ) -> Option<(Value, Vec<String>)> {
-        match &node.kind {
+        let found = match &node.kind {
             NodeKind::Str(s) => Some((Value::from(s.as_str()), Vec::new())),
             NodeKind::Map(entries) => {
                 let mut name = None;
@@ -341,31 +341,20 @@ impl Loader<'_> {
                         k => extra.push(k.to_string()),
                     }
                 }
-                match name {
-                    Some(n) => Some((n, extra)),
-                    None => {
-                        self.errors.push(
-                            LoadError::at(
-                                Location::new(file.clone(), node.line),
-                                format!("`{key}` needs a file name"),
-                            )
-                            .with_key(key),
-                        );
-                        None
-                    }
-                }
+                name.map(|n| (n, extra))
             }
-            _ => {
-                self.errors.push(
-                    LoadError::at(
-                        Location::new(file.clone(), node.line),
-                        format!("`{key}` needs a file name"),
-                    )
-                    .with_key(key),
-                );
-                None
-            }
+            _ => None,
+        };
+        if found.is_none() {
+            self.errors.push(
+                LoadError::at(
+                    Location::new(file.clone(), node.line),
+                    format!("`{key}` needs a file name"),
+                )
+                .with_key(key),
+            );
         }
+        found
     }
 }
 
