@@ -177,8 +177,17 @@ impl Builder {
         match event {
             Event::Scalar(text, style, anchor, tag) => {
                 let tag = tag.map(|t| t.suffix.clone());
-                let kind = resolve_scalar(&text, style, tag.as_deref())
-                    .map_err(|e| self.err(line, e.to_string()))?;
+                let kind = if tag.as_deref() == Some("unsafe") {
+                    // A mapping key is never templated: it keeps its text.
+                    if self.expects_key() {
+                        NodeKind::Str(text.to_string())
+                    } else {
+                        unsafe_str(&text).map_err(|e| self.err(line, e.to_string()))?
+                    }
+                } else {
+                    resolve_scalar(&text, style, tag.as_deref())
+                        .map_err(|e| self.err(line, e.to_string()))?
+                };
                 let node = Node::new(kind, line);
                 if anchor > 0 {
                     self.anchors.insert(anchor, node.clone());
@@ -197,7 +206,8 @@ impl Builder {
                 }
                 self.push(node)
             }
-            Event::SequenceStart(anchor, _) => {
+            Event::SequenceStart(anchor, tag) => {
+                self.collection_tag(tag.as_deref().map(|t| t.suffix.as_str()), line)?;
                 self.stack.push(Frame::Seq {
                     items: Vec::new(),
                     line,
@@ -205,7 +215,8 @@ impl Builder {
                 });
                 Ok(())
             }
-            Event::MappingStart(anchor, _) => {
+            Event::MappingStart(anchor, tag) => {
+                self.collection_tag(tag.as_deref().map(|t| t.suffix.as_str()), line)?;
                 self.stack.push(Frame::Map {
                     entries: Vec::new(),
                     merged: Vec::new(),
@@ -251,6 +262,29 @@ impl Builder {
                 _ => Err(self.err(line, "invalid YAML: unbalanced mapping")),
             },
             _ => Ok(()),
+        }
+    }
+
+    /// Whether the next node completes a mapping key (rather than a value or an item).
+    fn expects_key(&self) -> bool {
+        matches!(
+            self.stack.last(),
+            Some(Frame::Map {
+                pending_key: None,
+                ..
+            })
+        )
+    }
+
+    /// Tags on a sequence or mapping: only YAML's own are meaningful; anything else
+    /// (`!unsafe` on a list, a custom tag) is refused rather than silently ignored.
+    fn collection_tag(&self, tag: Option<&str>, line: u32) -> Result<(), LoadError> {
+        match tag {
+            None | Some("seq") | Some("map") | Some("omap") => Ok(()),
+            Some(other) => Err(self.err(
+                line,
+                format!("unsupported YAML tag `!{other}` on a sequence or mapping"),
+            )),
         }
     }
 
@@ -355,9 +389,26 @@ enum ScalarError {
     NotFloat(String),
     #[error("invalid YAML: `{0}` is not a boolean")]
     NotBool(String),
-    /// Ansible's own tags (!unsafe, !vault) are not supported: refused rather than guessed.
+    /// Jinja's raw block cannot hold its own end tag.
+    #[error("`!unsafe` text containing `endraw` is not supported")]
+    UnsafeEndraw,
+    /// Ansible's `!vault` and unknown tags are not supported: refused rather than guessed.
     #[error("unsupported YAML tag `!{0}`")]
     UnsupportedTag(String),
+}
+
+/// Ansible's `!unsafe`: the text is never templated. It is kept as a string that renders to
+/// itself (a Jinja raw block around it; `+%}` so trim_blocks keeps a leading newline), so every
+/// later rendering — lazy variables, module
+/// arguments — yields the text as written, with no special case downstream.
+fn unsafe_str(text: &str) -> Result<NodeKind, ScalarError> {
+    if !crate::template::Templar::is_template(text) {
+        return Ok(NodeKind::Str(text.to_string()));
+    }
+    if text.contains("endraw") {
+        return Err(ScalarError::UnsafeEndraw);
+    }
+    Ok(NodeKind::Str(format!("{{% raw +%}}{text}{{% endraw %}}")))
 }
 
 /// YAML 1.1 plain-scalar resolution as PyYAML's SafeLoader does it.
@@ -494,14 +545,38 @@ mod tests {
     }
 
     #[test]
+    fn unsafe_text_renders_as_written() {
+        let t = crate::template::Templar::new();
+        let vars =
+            minijinja::Value::from(std::collections::BTreeMap::<String, minijinja::Value>::new());
+        let doc = "a: !unsafe \"\\n{{ x }} {% if %}\\n\"\nb: !unsafe plain\n!unsafe k: 1\n";
+        let node = parse(&Arc::from("t.yml"), doc).unwrap();
+        let v = node.to_value();
+        let a = t.render_str(v.get_attr("a").unwrap().as_str().unwrap(), &vars);
+        assert_eq!(a.unwrap().as_str(), Some("\n{{ x }} {% if %}\n"));
+        assert_eq!(v.get_attr("b").unwrap().as_str(), Some("plain"));
+        assert_eq!(v.get_attr("k").unwrap().as_i64(), Some(1));
+    }
+
+    #[test]
     fn tag_errors_name_line_and_tag() {
         let e = parse(&Arc::from("t.yml"), "a: 1\nb: !!int x1\n").unwrap_err();
         assert_eq!(
             e.to_string(),
             "t.yml:2: invalid YAML: `x1` is not an integer"
         );
-        let e = parse(&Arc::from("t.yml"), "a: !unsafe '{{ x }}'\n").unwrap_err();
-        assert_eq!(e.to_string(), "t.yml:1: unsupported YAML tag `!unsafe`");
+        let e = parse(&Arc::from("t.yml"), "a: !vault '$ANSIBLE_VAULT'\n").unwrap_err();
+        assert_eq!(e.to_string(), "t.yml:1: unsupported YAML tag `!vault`");
+        let e = parse(&Arc::from("t.yml"), "a: !unsafe [1]\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.yml:1: unsupported YAML tag `!unsafe` on a sequence or mapping"
+        );
+        let e = parse(&Arc::from("t.yml"), "a: !unsafe '{% endraw %}'\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.yml:1: `!unsafe` text containing `endraw` is not supported"
+        );
         let e = parse(&Arc::from("t.yml"), "a: !!bool maybe\n").unwrap_err();
         assert_eq!(
             e.to_string(),
