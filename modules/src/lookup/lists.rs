@@ -86,6 +86,68 @@ pub(super) fn nested(terms: Vec<Value>) -> Result<Vec<Value>, Error> {
         .collect())
 }
 
+/// `cartesian` (community.general): the product of the lists, each combination flattened one
+/// level (a term that is not a list is a list of itself).
+pub(super) fn cartesian(terms: Vec<Value>) -> Result<Vec<Value>, Error> {
+    if terms.is_empty() {
+        return Err(err(
+            "with_cartesian requires at least one element in each list",
+        ));
+    }
+    let lists: Vec<Vec<Value>> = terms
+        .iter()
+        .map(|t| seq(t).unwrap_or_else(|| vec![t.clone()]))
+        .collect();
+    let mut result: Vec<Vec<Value>> = vec![Vec::new()];
+    for list in &lists {
+        let mut next = Vec::with_capacity(result.len() * list.len());
+        for prefix in &result {
+            for x in list {
+                let mut row = prefix.clone();
+                row.push(x.clone());
+                next.push(row);
+            }
+        }
+        result = next;
+    }
+    Ok(result
+        .into_iter()
+        .map(|row| Value::from(flatten_one(row)))
+        .collect())
+}
+
+/// A list of one list (of one list…) is its innermost item.
+fn unwrap_list_of_one(v: Value) -> Value {
+    match seq(&v) {
+        Some(mut l) if l.len() == 1 => {
+            let inner = l.remove(0);
+            if inner.kind() == ValueKind::Seq {
+                unwrap_list_of_one(inner)
+            } else {
+                inner
+            }
+        }
+        _ => v,
+    }
+}
+
+/// `flattened` (community.general): lists flattened at every depth; a `None`/`null` string
+/// ends the list (as the plugin does).
+pub(super) fn flattened(terms: Vec<Value>) -> Vec<Value> {
+    let mut out = Vec::new();
+    for t in terms {
+        let t = unwrap_list_of_one(t);
+        if matches!(t.as_str(), Some("None" | "null")) {
+            break;
+        }
+        match seq(&t) {
+            Some(inner) => out.extend(flattened(inner)),
+            None => out.push(t),
+        }
+    }
+    out
+}
+
 /// `together`: the lists side by side, the shorter ones padded with `None`.
 pub(super) fn together(terms: Vec<Value>) -> Result<Vec<Value>, Error> {
     if terms.is_empty() {

@@ -46,7 +46,26 @@ pub const NAMES: &[&str] = &[
     "lines",
     "pipe",
     "password",
+    "flattened",
+    "cartesian",
 ];
+
+/// The short name of a lookup written with its collection: `ansible.builtin.file` (and
+/// `ansible.legacy.`) for the builtin ones, `community.general.` for `flattened`/`cartesian`.
+pub fn short_name(name: &str) -> &str {
+    for prefix in ["ansible.builtin.", "ansible.legacy."] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            if !matches!(rest, "flattened" | "cartesian") {
+                return rest;
+            }
+        }
+    }
+    match name {
+        "community.general.flattened" => "flattened",
+        "community.general.cartesian" => "cartesian",
+        _ => name,
+    }
+}
 
 /// Whether `name` is a lookup the agent implements.
 pub fn is_known(name: &str) -> bool {
@@ -148,6 +167,8 @@ fn run(name: &str, terms: Vec<Value>, call: &Call) -> Result<Vec<Value>, Error> 
         "together" => lists::together(terms),
         "subelements" => lists::subelements(terms),
         "random_choice" => Ok(lists::random_choice(terms)),
+        "flattened" => Ok(lists::flattened(terms)),
+        "cartesian" => lists::cartesian(terms),
         "inventory_hostnames" => need_frame(name, |fr| lists::inventory_hostnames(terms, fr)),
         "sequence" => sequence::run(terms, call),
         "env" => system::env(terms, call),
@@ -202,6 +223,7 @@ fn invoke(
     kwargs: Kwargs,
     query: bool,
 ) -> Result<Value, Error> {
+    let name = short_name(name);
     let wantlist = query || kwargs.get::<Option<bool>>("wantlist")?.unwrap_or(false);
     let errors = kwargs
         .get::<Option<String>>("errors")?

@@ -162,3 +162,32 @@ fn file_lookups_need_a_task() {
     let e = render("{{ lookup('file', 'x') }}").unwrap_err();
     assert!(e.contains("only available while a task runs"), "{e}");
 }
+
+#[test]
+fn collection_names_flattened_and_cartesian() {
+    assert_eq!(
+        render("{{ lookup('ansible.builtin.items', l) }}")
+            .unwrap()
+            .as_str(),
+        Some("x,y")
+    );
+    assert_eq!(
+        render("{{ query('community.general.flattened', [1, [2, [3, [4]]]], [[5]]) }}")
+            .unwrap()
+            .to_string(),
+        "[1, 2, 3, 4, 5]"
+    );
+    assert_eq!(
+        render("{{ query('flattened', [1, 'None', 2]) }}")
+            .unwrap()
+            .to_string(),
+        "[1]"
+    );
+    assert_eq!(
+        render("{{ query('cartesian', ['a', 'b'], [1], 'z') }}")
+            .unwrap()
+            .to_string(),
+        "[['a', 1, 'z'], ['b', 1, 'z']]"
+    );
+    assert!(render("{{ lookup('ansible.builtin.flattened', [1]) }}").is_err());
+}
