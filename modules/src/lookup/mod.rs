@@ -187,6 +187,28 @@ fn run(name: &str, terms: Vec<Value>, call: &Call) -> Result<Vec<Value>, Error> 
     }
 }
 
+/// The options (keyword arguments) each lookup takes, besides `wantlist` and `errors`.
+fn options_of(name: &str) -> &'static [&'static str] {
+    match name {
+        "file" => &["lstrip", "rstrip"],
+        "template" => &[
+            "convert_data",
+            "template_vars",
+            "variable_start_string",
+            "variable_end_string",
+            "comment_start_string",
+            "comment_end_string",
+            "trim_blocks",
+            "jinja2_native",
+        ],
+        "first_found" => &["files", "paths", "skip"],
+        "sequence" => &["start", "end", "count", "stride", "format"],
+        "env" | "vars" => &["default"],
+        "password" => &["length", "chars", "seed", "encrypt", "ident"],
+        _ => &[],
+    }
+}
+
 /// How a failing lookup is reported: `errors=strict|warn|ignore`.
 fn on_error(name: &str, e: Error, errors: &str, wantlist: bool) -> Result<Value, Error> {
     match errors {
@@ -237,6 +259,22 @@ fn invoke(
         return Err(err(format!(
             "lookup plugin '{name}' not found (the agent implements: {})",
             NAMES.join(", ")
+        )));
+    }
+    // An option the lookup does not take is an error whatever `errors=` says (ansible-core
+    // ignores it for some lookups: the agent never ignores a key).
+    let allowed = options_of(name);
+    if let Some(bad) = kwargs
+        .args()
+        .find(|k| !matches!(*k, "wantlist" | "errors") && !allowed.contains(k))
+    {
+        return Err(err(format!(
+            "lookup '{name}' has no option `{bad}`{}",
+            if allowed.is_empty() {
+                " (it takes none)".to_string()
+            } else {
+                format!(" (options: {})", allowed.join(", "))
+            }
         )));
     }
     let call = Call {

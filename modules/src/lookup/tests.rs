@@ -191,3 +191,9 @@ fn collection_names_flattened_and_cartesian() {
     );
     assert!(render("{{ lookup('ansible.builtin.flattened', [1]) }}").is_err());
 }
+
+#[test]
+fn an_unknown_option_fails_even_when_errors_are_ignored() {
+    let e = render("{{ lookup('dict', 1, errors='ignore', bogus=1) }}").unwrap_err();
+    assert!(e.contains("bogus"), "{e}");
+}
