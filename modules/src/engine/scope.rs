@@ -145,10 +145,14 @@ impl Engine<'_> {
         vars: &Value,
         scope: &Scope,
     ) -> Result<Vec<Value>, EvalError> {
-        let rendered = self
-            .templar
-            .render_value(raw, vars)
-            .map_err(|e| EvalError::Loop(scope.take_error().unwrap_or_else(|| e.to_string())))?;
+        let rendered = if with == Some("first_found") {
+            self.render_omitting_undefined(raw, vars, scope)?
+                .unwrap_or_default()
+        } else {
+            self.templar
+                .render_value(raw, vars)
+                .map_err(|e| EvalError::Loop(scope.take_error().unwrap_or_else(|| e.to_string())))?
+        };
         if let Some(name) = with {
             return crate::lookup::with_items(name, rendered).map_err(EvalError::Loop);
         }
@@ -162,6 +166,50 @@ impl Engine<'_> {
             .try_iter()
             .map_err(|_| EvalError::Loop(format!("expected a list, got {rendered}")))?;
         Ok(iter.collect())
+    }
+
+    /// Renders `with_first_found` terms as ansible-core does: a term (in a list or a mapping)
+    /// that renders undefined is left out; any other error fails the loop.
+    fn render_omitting_undefined(
+        &self,
+        raw: &Value,
+        vars: &Value,
+        scope: &Scope,
+    ) -> Result<Option<Value>, EvalError> {
+        use minijinja::value::ValueKind;
+        match raw.kind() {
+            ValueKind::Seq => {
+                let mut out = Vec::new();
+                for v in raw.try_iter().into_iter().flatten() {
+                    if let Some(r) = self.render_omitting_undefined(&v, vars, scope)? {
+                        out.push(r);
+                    }
+                }
+                Ok(Some(Value::from(out)))
+            }
+            ValueKind::Map => {
+                let mut out = indexmap::IndexMap::new();
+                for k in raw.try_iter().into_iter().flatten() {
+                    let v = raw.get_item(&k).unwrap_or_default();
+                    if let Some(r) = self.render_omitting_undefined(&v, vars, scope)? {
+                        out.insert(k, r);
+                    }
+                }
+                Ok(Some(Value::from(out)))
+            }
+            _ => match self.templar.render_value(raw, vars) {
+                Ok(v) if v.is_undefined() => Ok(None),
+                Ok(v) => Ok(Some(v)),
+                Err(e) => {
+                    let detail = scope.take_error().unwrap_or_else(|| e.to_string());
+                    if detail.contains("undefined") {
+                        Ok(None)
+                    } else {
+                        Err(EvalError::Loop(detail))
+                    }
+                }
+            },
+        }
     }
 
     /// `loop_control.pause`: the seconds to wait between items.
