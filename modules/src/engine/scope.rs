@@ -18,6 +18,8 @@ pub(super) enum EvalError {
     Loop(String),
     #[error("Invalid data passed to 'loop', it requires a list, got this instead: {0}")]
     LoopOfText(String),
+    #[error("The `loop` value must resolve to a 'list', not 'NoneType'.")]
+    LoopOfNone,
 }
 
 impl Engine<'_> {
@@ -157,7 +159,7 @@ impl Engine<'_> {
             return crate::lookup::with_items(name, rendered).map_err(EvalError::Loop);
         }
         if rendered.is_none() || rendered.is_undefined() {
-            return Ok(Vec::new());
+            return Err(EvalError::LoopOfNone);
         }
         if rendered.as_str().is_some() {
             return Err(EvalError::LoopOfText(rendered.to_string()));

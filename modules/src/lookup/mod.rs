@@ -330,15 +330,15 @@ pub fn register(env: &mut Environment<'static>) {
 }
 
 /// The items of a `with_<name>` loop whose (rendered) value is `rendered`: Ansible passes a
-/// string as one term, a list as its terms, anything else as one term.
+/// string as one term, a list as its terms, anything else (`None` too) as one term.
 pub fn with_items(name: &str, rendered: Value) -> Result<Vec<Value>, String> {
     let terms = if rendered.kind() == ValueKind::Seq {
         rendered
             .try_iter()
             .map(|it| it.collect())
             .unwrap_or_default()
-    } else if rendered.is_none() || rendered.is_undefined() {
-        Vec::new()
+    } else if rendered.is_undefined() {
+        return Err(format!("the terms of with_{name} are undefined"));
     } else {
         vec![rendered]
     };

@@ -69,6 +69,15 @@ impl Loader<'_> {
                     .with_key(e.key.clone()),
                 );
             }
+            if with.is_some() && matches!(e.value.kind, NodeKind::Null) {
+                self.errors.push(
+                    LoadError::at(
+                        Location::new(file.clone(), e.key_line),
+                        format!("you must specify a value when using {}", e.key),
+                    )
+                    .with_key(e.key.clone()),
+                );
+            }
             self.check_templates(&e.value, file);
             loop_items = Some(Loop {
                 items: e.value.to_value(),
