@@ -9,6 +9,7 @@ pub mod error;
 pub mod facts;
 pub mod fsops;
 pub mod host;
+pub mod lookup;
 pub mod mode;
 pub mod modules;
 pub mod playbook;

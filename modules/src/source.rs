@@ -264,6 +264,17 @@ impl Source for DirSource {
     }
 }
 
+/// An absolute path into the repository as the host sees it (`role_path`, a path a lookup
+/// found: `<source.describe()>/<path>`): the path inside the repository.
+pub fn repo_relative<'p>(source: &dyn Source, path: &'p str) -> Option<&'p str> {
+    let describe = source.describe();
+    let prefix = describe.trim_end_matches('/');
+    if !path.starts_with('/') || prefix.is_empty() {
+        return None;
+    }
+    path.strip_prefix(prefix)?.strip_prefix('/')
+}
+
 /// Finds a relative `src` as Ansible's search does: for each search directory (role, then
 /// playbook), `<dir>/<sub>/<src>` then `<dir>/<src>`. `Ok(None)` when found nowhere; an error
 /// when the path escapes the repository.
@@ -273,6 +284,7 @@ pub fn find_in(
     sub: &str,
     src: &str,
 ) -> Result<Option<(RepoPath, SourceKind)>, SourceError> {
+    let src = repo_relative(source, src).unwrap_or(src);
     if src.starts_with('/') {
         return Err(EscapeError(src.to_string()).into());
     }

@@ -146,6 +146,7 @@ fn make_env(behavior: UndefinedBehavior, loaded: Arc<AtomicUsize>) -> Environmen
     env.add_global("omit", Value::from(OMIT));
     filters::register(&mut env);
     tests_impl::register(&mut env);
+    crate::lookup::register(&mut env);
     env
 }
 

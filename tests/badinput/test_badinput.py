@@ -272,6 +272,31 @@ case(name="planted-symlink-parent-dir", files={"site.yml": _planted_dir}, rc=(1,
      xfail="policy question: a symlinked parent directory is followed by Ansible and by Unix tools alike")
 
 
+# --- loops and lookups -----------------------------------------------------------------------------
+_unknown_with = _play('- name: a loop over a lookup that does not exist\n  debug:\n    msg: "{{ item }}"\n  with_nosuchlookup: [1, 2]\n')
+case(name="unknown-with-loop", files={"site.yml": _unknown_with}, rc=(3,), file="site.yml",
+     line=line_of(_unknown_with, "with_nosuchlookup"), keys=("with_nosuchlookup",))
+
+_lookup_abs = _play('- name: file lookup outside the repository\n  copy:\n    content: "{{ lookup(\'file\', outside ~ \'/secret.txt\') }}"\n    dest: "{{ root }}/stolen"\n', pre=False)
+case(name="lookup-file-absolute-outside", files={"site.yml": _lookup_abs}, rc=(1,), file="site.yml",
+     line=line_of(_lookup_abs, "- name: file lookup outside"), keys=("secret.txt", "outside the repository"))
+
+_lookup_rel = _play('- name: file lookup climbing out\n  copy:\n    content: "{{ lookup(\'file\', \'../../secret.txt\') }}"\n    dest: "{{ root }}/stolen"\n', pre=False)
+case(name="lookup-file-escapes-relative", files={"site.yml": _lookup_rel}, rc=(1,), file="site.yml",
+     line=line_of(_lookup_rel, "- name: file lookup climbing out"), keys=("secret.txt", "escapes the repository"))
+
+_with_file_esc = _play('- name: with_file climbing out\n  copy:\n    content: "{{ item }}"\n    dest: "{{ root }}/stolen"\n  with_file:\n    - ../secret.txt\n', pre=False)
+case(name="with-file-escapes", files={"site.yml": _with_file_esc}, rc=(1,), file="site.yml",
+     line=line_of(_with_file_esc, "- name: with_file climbing out"), keys=("secret.txt",))
+
+_tpl_lookup_abs = _play('- name: template lookup of /etc/passwd\n  copy:\n    content: "{{ lookup(\'template\', \'/etc/passwd\') }}"\n    dest: "{{ root }}/stolen"\n', pre=False)
+case(name="lookup-template-etc-passwd", files={"site.yml": _tpl_lookup_abs}, rc=(1,), file="site.yml",
+     line=line_of(_tpl_lookup_abs, "- name: template lookup of"), keys=("/etc/passwd", "outside the repository"))
+
+_unknown_lookup = _play('- name: unknown lookup\n  copy:\n    content: "{{ lookup(\'nosuchplugin\', \'x\') }}"\n    dest: "{{ root }}/f"\n', pre=False)
+case(name="unknown-lookup", files={"site.yml": _unknown_lookup}, rc=(1,), file="site.yml",
+     line=line_of(_unknown_lookup, "- name: unknown lookup"), keys=("nosuchplugin",))
+
 # ------------------------------------------------------------------------------------------------
 def _populate_root(root: Path):
     (root / "existing.conf").write_text("original\n")

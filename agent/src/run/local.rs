@@ -124,6 +124,15 @@ fn run_and_print(
         extra_vars,
         inventory_hostname: host_name,
         drift: None,
+        // Only when given (`--state-dir`): a local converge keeps no state of its own.
+        state_dir: args
+            .pull
+            .keys
+            .values
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == "state_dir")
+            .map(|(_, v)| std::path::PathBuf::from(v)),
     };
     let mut reporter = TextReporter::new(args.format == Format::Text, args.diff);
     let report = Engine::new(templar, source, opts, &mut reporter).run(playbook);

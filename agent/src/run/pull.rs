@@ -480,6 +480,7 @@ fn converge_commit(
             report: d.report,
             guard: Arc::new(d.guard.clone()),
         }),
+        state_dir: Some(plan.config.state_dir.clone()),
     };
     let run = {
         let mut progress = ProgressReporter {

@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub inventory_hostname: String,
     /// A drift pass (the daemon, after a watched target changed): see [`DriftOptions`].
     pub drift: Option<DriftOptions>,
+    /// The agent's state directory: the `password` lookup keeps relative files there.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// How a drift pass runs. The whole playbook runs again, but only declarative tasks whose

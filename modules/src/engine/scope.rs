@@ -18,6 +18,8 @@ pub(super) enum EvalError {
     Loop(String),
     #[error("Invalid data passed to 'loop', it requires a list, got this instead: {0}")]
     LoopOfText(String),
+    #[error("The `loop` value must resolve to a 'list', not 'NoneType'.")]
+    LoopOfNone,
 }
 
 impl Engine<'_> {
@@ -114,50 +116,145 @@ impl Engine<'_> {
         Ok(true)
     }
 
-    pub(super) fn loop_vars(&self, task: &Task, item: &Value, index: usize) -> RawVars {
+    /// The variables of item `index` of `items`: the loop variable, `index_var`, and with
+    /// `loop_control.extended`, `ansible_loop`.
+    pub(super) fn loop_vars(&self, task: &Task, items: &[Value], index: usize) -> RawVars {
         let mut lv = RawVars::new();
-        lv.insert(task.loop_var.clone(), item.clone());
+        let item = items.get(index).cloned().unwrap_or_default();
+        lv.insert(task.loop_var.clone(), item);
         lv.insert(
             "ansible_loop_var".into(),
             Value::from(task.loop_var.as_str()),
         );
         if let Some(iv) = &task.index_var {
             lv.insert(iv.clone(), Value::from(index));
+            lv.insert("ansible_index_var".into(), Value::from(iv.as_str()));
+        }
+        if let Some(l) = task.loop_items.as_ref().filter(|l| l.extended) {
+            lv.insert(
+                "ansible_loop".into(),
+                extended_loop(items, index, l.extended_allitems),
+            );
         }
         lv
     }
 
+    /// A loop's items: `loop`'s rendered list, or the results of a `with_<lookup>`.
     pub(super) fn loop_items(
         &self,
         raw: &Value,
-        flatten: bool,
+        with: Option<&str>,
         vars: &Value,
         scope: &Scope,
     ) -> Result<Vec<Value>, EvalError> {
-        let rendered = self
-            .templar
-            .render_value(raw, vars)
-            .map_err(|e| EvalError::Loop(scope.take_error().unwrap_or_else(|| e.to_string())))?;
+        let rendered = if with == Some("first_found") {
+            self.render_omitting_undefined(raw, vars, scope)?
+                .unwrap_or_default()
+        } else {
+            self.templar
+                .render_value(raw, vars)
+                .map_err(|e| EvalError::Loop(scope.take_error().unwrap_or_else(|| e.to_string())))?
+        };
+        if let Some(name) = with {
+            return crate::lookup::with_items(name, rendered).map_err(EvalError::Loop);
+        }
         if rendered.is_none() || rendered.is_undefined() {
-            return Ok(Vec::new());
+            return Err(EvalError::LoopOfNone);
         }
         if rendered.as_str().is_some() {
-            if flatten {
-                return Ok(vec![rendered]);
-            }
             return Err(EvalError::LoopOfText(rendered.to_string()));
         }
         let iter = rendered
             .try_iter()
             .map_err(|_| EvalError::Loop(format!("expected a list, got {rendered}")))?;
-        let mut out = Vec::new();
-        for v in iter {
-            if flatten && v.kind() == minijinja::value::ValueKind::Seq {
-                out.extend(v.try_iter().into_iter().flatten());
-            } else {
-                out.push(v);
-            }
-        }
-        Ok(out)
+        Ok(iter.collect())
     }
+
+    /// Renders `with_first_found` terms as ansible-core does: a term (in a list or a mapping)
+    /// that renders undefined is left out; any other error fails the loop.
+    fn render_omitting_undefined(
+        &self,
+        raw: &Value,
+        vars: &Value,
+        scope: &Scope,
+    ) -> Result<Option<Value>, EvalError> {
+        use minijinja::value::ValueKind;
+        match raw.kind() {
+            ValueKind::Seq => {
+                let mut out = Vec::new();
+                for v in raw.try_iter().into_iter().flatten() {
+                    if let Some(r) = self.render_omitting_undefined(&v, vars, scope)? {
+                        out.push(r);
+                    }
+                }
+                Ok(Some(Value::from(out)))
+            }
+            ValueKind::Map => {
+                let mut out = indexmap::IndexMap::new();
+                for k in raw.try_iter().into_iter().flatten() {
+                    let v = raw.get_item(&k).unwrap_or_default();
+                    if let Some(r) = self.render_omitting_undefined(&v, vars, scope)? {
+                        out.insert(k, r);
+                    }
+                }
+                Ok(Some(Value::from(out)))
+            }
+            _ => match self.templar.render_value(raw, vars) {
+                Ok(v) if v.is_undefined() => Ok(None),
+                Ok(v) => Ok(Some(v)),
+                Err(e) => {
+                    let detail = scope.take_error().unwrap_or_else(|| e.to_string());
+                    if detail.contains("undefined") {
+                        Ok(None)
+                    } else {
+                        Err(EvalError::Loop(detail))
+                    }
+                }
+            },
+        }
+    }
+
+    /// `loop_control.pause`: the seconds to wait between items.
+    pub(super) fn loop_pause(&self, task: &Task, vars: &Value) -> Result<f64, EvalError> {
+        let Some(p) = task.loop_items.as_ref().and_then(|l| l.pause.as_ref()) else {
+            return Ok(0.0);
+        };
+        let v = self
+            .templar
+            .render_value(p, vars)
+            .map_err(|e| EvalError::Loop(format!("loop_control.pause: {e}")))?;
+        let secs = match v.as_str() {
+            Some(s) => s.trim().parse::<f64>().ok(),
+            None => f64::try_from(v.clone()).ok(),
+        };
+        match secs {
+            Some(s) if s >= 0.0 && s.is_finite() => Ok(s),
+            _ => Err(EvalError::Loop(format!(
+                "loop_control.pause must be a number of seconds, got {v}"
+            ))),
+        }
+    }
+}
+
+/// `ansible_loop` for item `index` of `items` (ansible-core's keys).
+fn extended_loop(items: &[Value], index: usize, allitems: bool) -> Value {
+    let len = items.len();
+    let mut m = RawVars::new();
+    if allitems {
+        m.insert("allitems".into(), Value::from(items.to_vec()));
+    }
+    m.insert("index".into(), Value::from(index + 1));
+    m.insert("index0".into(), Value::from(index));
+    m.insert("first".into(), Value::from(index == 0));
+    m.insert("last".into(), Value::from(index + 1 == len));
+    m.insert("length".into(), Value::from(len));
+    m.insert("revindex".into(), Value::from(len - index));
+    m.insert("revindex0".into(), Value::from(len - index - 1));
+    if let Some(next) = items.get(index + 1) {
+        m.insert("nextitem".into(), next.clone());
+    }
+    if index > 0 {
+        m.insert("previtem".into(), items[index - 1].clone());
+    }
+    crate::vars::map_value(m)
 }

@@ -46,17 +46,55 @@ impl Engine<'_> {
         let no_log = inh.no_log.unwrap_or(false);
         let report = self.base_report(task, handler, no_log);
         let (vars, scope) = self.scope(Some(task), &inh, None);
-        let Some(l) = &task.loop_items else {
-            return self.run_once(task, &inh, report, &vars, &scope);
+        let role = task.role.as_ref().or(inh.role.as_ref());
+        let search = crate::playbook::search_dirs(role, &task.location.file, &self.base);
+        let search_path = lookup_search_path(role, &task.location.file);
+        let source = self.source;
+        let playbook_dir = self.playbook_dir.clone();
+        let state_dir = self.opts.state_dir.clone();
+        let hostname = self.opts.inventory_hostname.clone();
+        let templar = self.templar.clone();
+        let frame = crate::lookup::Frame {
+            source,
+            search,
+            search_path,
+            playbook_dir: &playbook_dir,
+            state_dir: state_dir.as_deref(),
+            templar: &templar,
+            vars: vars.clone(),
+            action: task.action_name(),
+            inventory_hostname: &hostname,
         };
-        let items = match self.loop_items(&l.items, l.flatten, &vars, &scope) {
+        // Lookups in anything this task renders see where the task is (see `crate::lookup`).
+        crate::lookup::scoped(&frame, || {
+            self.run_task_keywords(task, &inh, report, &vars, &scope)
+        })
+    }
+
+    /// A task's loop (or none), once its variables are known.
+    fn run_task_keywords(
+        &mut self,
+        task: &Arc<Task>,
+        inh: &Inherit,
+        report: TaskReport,
+        vars: &Value,
+        scope: &Scope,
+    ) -> Flow {
+        let Some(l) = &task.loop_items else {
+            return self.run_once(task, inh, report, vars, scope);
+        };
+        let items = match self.loop_items(&l.items, l.with, vars, scope) {
             Ok(items) => items,
-            Err(msg) => return self.fail_task(task, &inh, report, msg),
+            Err(msg) => return self.fail_task(task, inh, report, msg),
+        };
+        let pause = match self.loop_pause(task, vars) {
+            Ok(p) => p,
+            Err(msg) => return self.fail_task(task, inh, report, msg),
         };
         if let Action::IncludeTasks { .. } | Action::IncludeRole { .. } = &task.action {
-            return self.run_include_loop(task, &inh, report, items);
+            return self.run_include_loop(task, inh, report, items, pause);
         }
-        self.run_loop(task, &inh, report, items)
+        self.run_loop(task, inh, report, items, pause)
     }
 
     /// Static imports run their tasks in place, inheriting the import's keywords; `meta`
@@ -156,10 +194,12 @@ impl Engine<'_> {
         inh: &Inherit,
         report: TaskReport,
         items: Vec<Value>,
+        pause: f64,
     ) -> Flow {
         let mut flow = Flow::Continue;
-        for (index, item) in items.into_iter().enumerate() {
-            let lv = self.loop_vars(task, &item, index);
+        for index in 0..items.len() {
+            pause_between(index, pause);
+            let lv = self.loop_vars(task, &items, index);
             let (ivars, iscope) = self.scope(Some(task), inh, Some(&lv));
             match self.conditions(&inh.when, &ivars, &iscope) {
                 Ok(true) => {}
@@ -181,20 +221,20 @@ impl Engine<'_> {
         inh: &Inherit,
         mut report: TaskReport,
         items: Vec<Value>,
+        pause: f64,
     ) -> Flow {
         let mut totals = LoopTotals {
             all_skipped: true,
             ..LoopTotals::default()
         };
         let total = items.len();
-        for (index, item) in items.into_iter().enumerate() {
+        for index in 0..total {
+            pause_between(index, pause);
             let (mut res, item_report) =
-                self.run_item(task, inh, &mut report, &mut totals, &item, index);
-            res.insert(task.loop_var.clone(), item.clone());
-            res.insert(
-                "ansible_loop_var".into(),
-                Value::from(task.loop_var.as_str()),
-            );
+                self.run_item(task, inh, &mut report, &mut totals, &items, index);
+            // As ansible-core: the item, `ansible_loop_var`, `index_var`/`ansible_index_var`
+            // and `ansible_loop` in each result.
+            res.extend(self.loop_vars(task, &items, index));
             if report.no_log {
                 report.items.push(ItemReport {
                     item: serde_json::Value::String("(no_log)".into()),
@@ -241,10 +281,11 @@ impl Engine<'_> {
         inh: &Inherit,
         report: &mut TaskReport,
         totals: &mut LoopTotals,
-        item: &Value,
+        items: &[Value],
         index: usize,
     ) -> (IndexMap<String, Value>, ItemReport) {
-        let lv = self.loop_vars(task, item, index);
+        let item = &items[index];
+        let lv = self.loop_vars(task, items, index);
         let (ivars, iscope) = self.scope(Some(task), inh, Some(&lv));
         let label = match &task.label {
             Some(l) => self
@@ -525,4 +566,26 @@ fn loop_result(
     );
     agg.insert("results".to_string(), Value::from(results));
     agg
+}
+
+/// `loop_control.pause`: waits before every item but the first.
+fn pause_between(index: usize, pause: f64) {
+    if index > 0 && pause > 0.0 {
+        std::thread::sleep(std::time::Duration::from_secs_f64(pause));
+    }
+}
+
+/// Ansible's `ansible_search_path` of a task: its role's directory, then its task file's.
+fn lookup_search_path(role: Option<&Arc<crate::playbook::Role>>, task_file: &str) -> Vec<RepoPath> {
+    let mut out = Vec::with_capacity(2);
+    if let Some(r) = role {
+        out.push(r.path.clone());
+    }
+    let dir = RepoPath::new(task_file)
+        .map(|p| p.parent())
+        .unwrap_or_default();
+    if !out.contains(&dir) {
+        out.push(dir);
+    }
+    out
 }

@@ -302,6 +302,14 @@ impl Loader<'_> {
         if self.depth > 20 {
             return Err(IncludeError::TooDeep);
         }
+        // An absolute path into the repository (`role_path`, a `first_found` result).
+        if let Some(rel) = crate::source::repo_relative(self.source, name) {
+            let p = RepoPath::new(rel)?;
+            return match self.source.kind(&p) {
+                Ok(Some(crate::source::SourceKind::File)) => Ok(p),
+                _ => Err(IncludeError::NotFound(name.to_string())),
+            };
+        }
         let mut candidates = vec![dir.join(name)];
         if let Some(r) = role {
             candidates.push(r.path.join(&format!("tasks/{name}")));

@@ -17,6 +17,7 @@ use crate::template::Templar;
 use crate::yaml::{self, Node, NodeKind};
 
 mod action;
+mod loops;
 mod nodes;
 mod play;
 mod tasks;
@@ -114,8 +115,15 @@ pub struct Task {
 #[derive(Debug, Clone)]
 pub struct Loop {
     pub items: Value,
-    /// `with_items` flattens one level of nested lists; `loop` does not.
-    pub flatten: bool,
+    /// `with_<lookup>`: the lookup whose results are the items (`with_items` is `items`, which
+    /// flattens one level); `None` for `loop`.
+    pub with: Option<&'static str>,
+    /// `loop_control.pause`: seconds between items (a number or a template).
+    pub pause: Option<Value>,
+    /// `loop_control.extended`: `ansible_loop` is set for each item.
+    pub extended: bool,
+    /// `loop_control.extended_allitems`: `ansible_loop.allitems` too (default true).
+    pub extended_allitems: bool,
 }
 
 #[derive(Debug)]
@@ -231,7 +239,14 @@ const TASK_KEYS: &[&str] = &[
 
 const BLOCK_KEYS: &[&str] = &["block", "rescue", "always"];
 
-const LOOP_CONTROL_KEYS: &[&str] = &["loop_var", "index_var", "label"];
+const LOOP_CONTROL_KEYS: &[&str] = &[
+    "loop_var",
+    "index_var",
+    "label",
+    "pause",
+    "extended",
+    "extended_allitems",
+];
 
 /// Reads a playbook and everything it refers to from `source`.
 pub struct Loader<'a> {

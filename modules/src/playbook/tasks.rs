@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::loops::LoopKeywords;
 use super::*;
 use crate::error::{LoadError, Location};
 use crate::yaml::{Entry, Node, NodeKind};
@@ -160,17 +161,9 @@ impl Loader<'_> {
                 !COMMON_KEYS.contains(&k) && !TASK_KEYS.contains(&k) && !k.starts_with("with_")
             })
             .collect();
+        self.check_with_keys(entries, file);
         for e in entries {
             let k = e.key.as_str();
-            if k.starts_with("with_") && k != "with_items" && k != "with_list" {
-                self.errors.push(
-                    LoadError::at(
-                        Location::new(file.clone(), e.key_line),
-                        format!("unsupported loop `{k}` (use `loop` or `with_items`)"),
-                    )
-                    .with_key(k),
-                );
-            }
             if k == "listen" && !handler {
                 self.errors.push(
                     LoadError::at(
@@ -214,67 +207,12 @@ impl Loader<'_> {
             handler,
         )?;
 
-        let mut loop_items = None;
-        for (key, flatten) in [("loop", false), ("with_items", true), ("with_list", false)] {
-            if let Some(n) = node.get(key) {
-                if loop_items.is_some() {
-                    self.errors.push(
-                        LoadError::at(
-                            Location::new(file.clone(), n.line),
-                            "only one loop keyword per task",
-                        )
-                        .with_key(key),
-                    );
-                }
-                self.check_templates(n, file);
-                loop_items = Some(Loop {
-                    items: n.to_value(),
-                    flatten,
-                });
-            }
-        }
-        let mut loop_var = "item".to_string();
-        let mut index_var = None;
-        let mut label = None;
-        if let Some(lc) = node.get("loop_control") {
-            match lc.as_map() {
-                Some(lce) => {
-                    for e in lce {
-                        match e.key.as_str() {
-                            "loop_var" => match e.value.as_str() {
-                                Some(v) if is_identifier(v) => loop_var = v.to_string(),
-                                _ => self.errors.push(
-                                    LoadError::at(
-                                        Location::new(file.clone(), e.key_line),
-                                        "`loop_var` must be a variable name",
-                                    )
-                                    .with_key("loop_var"),
-                                ),
-                            },
-                            "index_var" => index_var = e.value.as_str().map(str::to_string),
-                            "label" => label = Some(e.value.to_value()),
-                            k => self.errors.push(
-                                LoadError::at(
-                                    Location::new(file.clone(), e.key_line),
-                                    format!(
-                                        "unsupported `loop_control` key `{k}` (supported: {})",
-                                        LOOP_CONTROL_KEYS.join(", ")
-                                    ),
-                                )
-                                .with_key(k),
-                            ),
-                        }
-                    }
-                }
-                None => self.errors.push(
-                    LoadError::at(
-                        Location::new(file.clone(), lc.line),
-                        "`loop_control` must be a mapping",
-                    )
-                    .with_key("loop_control"),
-                ),
-            }
-        }
+        let LoopKeywords {
+            loop_items,
+            loop_var,
+            index_var,
+            label,
+        } = self.loop_keywords(node, entries, file);
         let conds =
             |this: &mut Self, key: &str| node.get(key).map(|n| this.conditions(n, file, key));
         let changed_when = conds(self, "changed_when");

@@ -186,7 +186,7 @@ pub(crate) fn find_source(
     sub: &str,
     src: &str,
 ) -> Result<(RepoPath, SourceKind), ModuleError> {
-    if src.starts_with('/') {
+    if src.starts_with('/') && crate::source::repo_relative(ctx.source, src).is_none() {
         return Err(ModuleError::new(format!(
             "src `{src}` is an absolute path: a source must be inside the repository \
              (use remote_src for a file on the host)"
