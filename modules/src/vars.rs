@@ -1,7 +1,7 @@
 //! The variables a task sees: layers merged by Ansible's precedence, with templates inside
 //! variables rendered lazily, when a variable is used (so `a: "{{ b }}"` sees the final `b`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
@@ -29,6 +29,9 @@ pub enum VarError {
 #[derive(Debug)]
 pub struct Scope {
     vars: IndexMap<String, Value>,
+    /// Names whose value is final data (a registered result, a fact): never rendered again,
+    /// as Ansible does not re-template results.
+    literal: HashSet<String>,
     templar: Arc<Templar>,
     cache: Mutex<HashMap<String, Value>>,
     resolving: Mutex<Vec<String>>,
@@ -43,14 +46,30 @@ impl Scope {
         templar: Arc<Templar>,
         layers: impl IntoIterator<Item = &'a IndexMap<String, Value>>,
     ) -> Scope {
+        Scope::with_literal_layers(templar, layers.into_iter().map(|l| (l, false)))
+    }
+
+    /// Merges `layers`, lowest precedence first; a layer marked `true` holds final data
+    /// (registered results, set facts) whose strings are not templates.
+    pub fn with_literal_layers<'a>(
+        templar: Arc<Templar>,
+        layers: impl IntoIterator<Item = (&'a IndexMap<String, Value>, bool)>,
+    ) -> Scope {
         let mut vars = IndexMap::new();
-        for layer in layers {
+        let mut literal = HashSet::new();
+        for (layer, is_literal) in layers {
             for (k, v) in layer {
                 vars.insert(k.clone(), v.clone());
+                if is_literal {
+                    literal.insert(k.clone());
+                } else {
+                    literal.remove(k);
+                }
             }
         }
         Scope {
             vars,
+            literal,
             templar,
             cache: Mutex::new(HashMap::new()),
             resolving: Mutex::new(Vec::new()),
@@ -120,7 +139,7 @@ impl Object for Scope {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let name = key.as_str()?;
         let raw = self.vars.get(name)?;
-        if !has_template(raw) {
+        if self.literal.contains(name) || !has_template(raw) {
             return Some(raw.clone());
         }
         if let Some(v) = self.cache.lock().ok()?.get(name) {

@@ -16,6 +16,7 @@ use crate::source::{RepoPath, Source};
 use crate::template::Templar;
 
 mod execute;
+mod failure;
 mod scope;
 mod task;
 
@@ -71,8 +72,9 @@ struct Inherit {
     environment: Option<Value>,
     check_mode: Option<bool>,
     role: Option<Arc<Role>>,
-    /// Variables only a `rescue` sees (`ansible_failed_task`, `ansible_failed_result`).
-    rescue_vars: Option<Arc<RawVars>>,
+    /// Inside the `block:` of a block that has a `rescue` (at any depth, Ansible's
+    /// `is_any_block_rescuing`): a failure here sets `ansible_failed_task`/`_result`.
+    rescuing: bool,
     /// Running a handler (a drift pass never holds a handler back).
     handler: bool,
 }
@@ -134,6 +136,8 @@ pub struct Engine<'a> {
     facts: Option<RawVars>,
     /// set_fact and registered results: they outlive plays.
     host_facts: RawVars,
+    /// Variables loaded by `include_vars` (below set_fact, as in Ansible); they outlive plays.
+    included_vars: RawVars,
     playbook_dir: String,
     /// The playbook's directory in the repository.
     base: RepoPath,
@@ -146,8 +150,9 @@ pub struct Engine<'a> {
     handlers: Vec<Handler>,
     notified: Vec<bool>,
     failed: bool,
-    /// The result of the last failed task, for a `rescue` (`ansible_failed_result`).
-    last_failure: Option<Value>,
+    /// The full result of the task being finished (set just before `finish_task`), for
+    /// `ansible_failed_result`.
+    pending_result: Option<IndexMap<String, Value>>,
     /// Package and unit state shared by the tasks of this run.
     host: Arc<HostState>,
 }
@@ -166,6 +171,7 @@ impl<'a> Engine<'a> {
             opts,
             facts: None,
             host_facts: RawVars::new(),
+            included_vars: RawVars::new(),
             reports: Vec::new(),
             reporter,
             play_name: String::new(),
@@ -175,7 +181,7 @@ impl<'a> Engine<'a> {
             handlers: Vec::new(),
             notified: Vec::new(),
             failed: false,
-            last_failure: None,
+            pending_result: None,
             host: Arc::new(HostState::new()),
         }
     }
@@ -390,34 +396,25 @@ impl<'a> Engine<'a> {
             inh.role = block.role.clone();
         }
         let start = self.reports.len();
-        let mut flow = self.run_items(&block.block, &inh);
+        let mut binh = inh.clone();
+        binh.rescuing |= !block.rescue.is_empty();
+        let mut flow = self.run_items(&block.block, &binh);
         if flow == Flow::Failed && !block.rescue.is_empty() {
             // The rescue takes over: the block's tasks after the failure are not "not run", and
-            // its failed task shows as rescued.
+            // its failed task shows as rescued. `ansible_failed_task`/`_result` were set as
+            // host facts when the task failed (they outlive the block, as in Ansible).
             let tail: Vec<TaskReport> = self
                 .reports
                 .drain(start..)
                 .filter(|r| r.status != Status::NotRun)
                 .collect();
-            let mut failed_task = None;
             for mut r in tail {
                 if r.status == Status::Failed {
                     r.rescued = true;
-                    failed_task = Some(r.name.clone());
                 }
                 self.reports.push(r);
             }
-            let mut rv = RawVars::new();
-            rv.insert(
-                "ansible_failed_task".into(),
-                crate::vars::map_value([("name", Value::from(failed_task.unwrap_or_default()))]),
-            );
-            if let Some(res) = self.last_failure.take() {
-                rv.insert("ansible_failed_result".into(), res);
-            }
-            let mut rinh = inh.clone();
-            rinh.rescue_vars = Some(Arc::new(rv));
-            flow = self.run_items(&block.rescue, &rinh);
+            flow = self.run_items(&block.rescue, &inh);
         }
         if !block.always.is_empty() {
             if flow == Flow::Failed {

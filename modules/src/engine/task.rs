@@ -114,6 +114,7 @@ impl Engine<'_> {
                 .insert(r.clone(), crate::vars::map_value(exec.result.clone()));
         }
         self.absorb_facts(&exec.result);
+        self.pending_result = Some(exec.result);
         self.finish_task(task, inh, report, exec.changed)
     }
 
@@ -208,11 +209,12 @@ impl Engine<'_> {
         let skipped = total == 0 || totals.all_skipped;
         let any_changed = totals.any_changed;
         let failed_msg = totals.failed_msg.take();
+        let agg = loop_result(totals.results, any_changed, failed_msg.is_some(), skipped);
         if let Some(r) = &task.register {
-            let agg = loop_result(totals.results, any_changed, failed_msg.is_some(), skipped);
             self.host_facts
-                .insert(r.clone(), crate::vars::map_value(agg));
+                .insert(r.clone(), crate::vars::map_value(agg.clone()));
         }
+        self.pending_result = Some(agg);
         report.changed = any_changed;
         report.status = if failed_msg.is_some() {
             Status::Failed
@@ -331,20 +333,14 @@ impl Engine<'_> {
     ) -> Flow {
         let mut flow = Flow::Continue;
         if report.status == Status::Failed {
-            let mut res = vec![
-                ("failed", Value::from(true)),
-                ("changed", Value::from(changed)),
-            ];
-            if let Some(m) = &report.msg {
-                res.push(("msg", Value::from(m.as_str())));
-            }
-            self.last_failure = Some(crate::vars::map_value(res));
             if inh.ignore_errors.unwrap_or(false) {
                 report.status = Status::Ignored;
             } else {
+                self.record_failure(task, inh, &report);
                 flow = Flow::Failed;
             }
         }
+        self.pending_result = None;
         // In a drift pass, a change only reported (check mode) notifies no handler.
         if changed && report.drift != Some(Drift::Reported) {
             let notify = task.notify.clone();
@@ -511,13 +507,23 @@ fn loop_result(
 ) -> IndexMap<String, Value> {
     let mut agg = IndexMap::new();
     agg.insert("changed".to_string(), Value::from(changed));
-    agg.insert("failed".to_string(), Value::from(failed));
-    if skipped {
+    if results.is_empty() {
+        // Ansible's result for an empty loop.
         agg.insert("skipped".to_string(), Value::from(true));
+        agg.insert(
+            "skipped_reason".to_string(),
+            Value::from("No items in the list"),
+        );
+        agg.insert("results".to_string(), Value::from(results));
+        return agg;
     }
+    agg.insert("failed".to_string(), Value::from(failed));
+    agg.insert("skipped".to_string(), Value::from(skipped));
     agg.insert(
         "msg".to_string(),
-        Value::from(if failed {
+        Value::from(if skipped {
+            "All items skipped"
+        } else if failed {
             "One or more items failed"
         } else {
             "All items completed"
