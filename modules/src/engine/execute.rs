@@ -11,6 +11,7 @@ use crate::report::{Drift, Status};
 use crate::resource::{
     Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, Resource,
 };
+use crate::source::RepoPath;
 use crate::template::TemplateError;
 use crate::vars::Scope;
 
@@ -192,11 +193,17 @@ impl Engine<'_> {
             },
             None => Vec::new(),
         };
+        let role = task.role.as_ref().or(inh.role.as_ref());
+        let task_dir = RepoPath::new(&task.location.file)
+            .map(|p| p.parent())
+            .unwrap_or_default();
         let ctx = ModuleContext {
             templar: &self.templar,
             vars,
             source: self.source,
             search: &search,
+            role_dir: role.map(|r| &r.path),
+            task_dir: &task_dir,
             check_mode,
             diff: self.opts.diff,
             env: &env,
@@ -341,16 +348,22 @@ impl Engine<'_> {
         exec
     }
 
-    /// `set_fact` results become host variables.
-    pub(super) fn absorb_facts(&mut self, result: &IndexMap<String, Value>) {
+    /// `set_fact` results become host variables; `include_vars` ones go one level below them.
+    pub(super) fn absorb_facts(&mut self, task: &Task, result: &IndexMap<String, Value>) {
         if result.get("failed").is_some_and(|f| f.is_true()) {
             return;
         }
+        let included = task.action_name() == "include_vars";
         if let Some(facts) = result.get("ansible_facts") {
             if let Ok(keys) = facts.try_iter() {
                 for k in keys {
                     if let (Some(name), Ok(v)) = (k.as_str(), facts.get_item(&k)) {
-                        self.host_facts.insert(name.to_string(), v);
+                        let target = if included {
+                            &mut self.included_vars
+                        } else {
+                            &mut self.host_facts
+                        };
+                        target.insert(name.to_string(), v);
                     }
                 }
             }

@@ -113,7 +113,7 @@ impl Engine<'_> {
             self.host_facts
                 .insert(r.clone(), crate::vars::map_value(exec.result.clone()));
         }
-        self.absorb_facts(&exec.result);
+        self.absorb_facts(task, &exec.result);
         self.pending_result = Some(exec.result);
         self.finish_task(task, inh, report, exec.changed)
     }
@@ -305,7 +305,7 @@ impl Engine<'_> {
                     }
                     (a, b) => a.or(b),
                 };
-                self.absorb_facts(&exec.result);
+                self.absorb_facts(task, &exec.result);
                 let res = exec.result;
                 let msg = if report.no_log {
                     None
