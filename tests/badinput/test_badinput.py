@@ -272,6 +272,18 @@ case(name="planted-symlink-parent-dir", files={"site.yml": _planted_dir}, rc=(1,
      xfail="policy question: a symlinked parent directory is followed by Ansible and by Unix tools alike")
 
 
+# --- control flow (h/flow): run-time refusals, nothing applied --------------------------------------
+_deleg = _play('- name: delegated elsewhere\n  copy:\n    content: x\n    dest: "{{ root }}/existing.conf"\n'
+               '  delegate_to: otherhost.example\n', pre=False)
+case(name="delegate-to-another-host", files={"site.yml": _deleg}, rc=(1,), file="site.yml",
+     line=line_of(_deleg, "- name: delegated elsewhere"), keys=("delegate_to", "otherhost.example"))
+
+_iv_out = _play('- name: vars from outside\n  include_vars: /etc/hostname\n'
+                '- name: not reached\n  copy:\n    content: x\n    dest: "{{ root }}/existing.conf"\n', pre=False)
+case(name="include-vars-outside-repository", files={"site.yml": _iv_out}, rc=(1,), file="site.yml",
+     line=line_of(_iv_out, "- name: vars from outside"), keys=("/etc/hostname", "outside the repository"))
+
+
 # ------------------------------------------------------------------------------------------------
 def _populate_root(root: Path):
     (root / "existing.conf").write_text("original\n")

@@ -17,7 +17,7 @@ use crate::vars::Scope;
 
 impl Exec {
     /// A run that failed before the module could report (arguments, check, apply).
-    fn failure(msg: String, owns: Vec<Owned>) -> Exec {
+    pub(super) fn failure(msg: String, owns: Vec<Owned>) -> Exec {
         Exec {
             status: Status::Failed,
             changed: false,

@@ -17,6 +17,7 @@ use crate::template::Templar;
 
 mod execute;
 mod failure;
+mod flow;
 mod scope;
 mod task;
 
@@ -77,6 +78,10 @@ struct Inherit {
     rescuing: bool,
     /// Running a handler (a drift pass never holds a handler back).
     handler: bool,
+    delegate_to: Option<Value>,
+    delegate_facts: Option<Value>,
+    /// The nearest `notify` (the task's, else its block's).
+    notify: Option<Vec<String>>,
 }
 
 impl Inherit {
@@ -98,6 +103,15 @@ impl Inherit {
         }
         if c.check_mode.is_some() {
             out.check_mode = c.check_mode;
+        }
+        if c.delegate_to.is_some() {
+            out.delegate_to = c.delegate_to.clone();
+        }
+        if c.delegate_facts.is_some() {
+            out.delegate_facts = c.delegate_facts.clone();
+        }
+        if c.notify.is_some() {
+            out.notify = c.notify.clone();
         }
         out
     }
@@ -153,6 +167,8 @@ pub struct Engine<'a> {
     /// The full result of the task being finished (set just before `finish_task`), for
     /// `ansible_failed_result`.
     pending_result: Option<IndexMap<String, Value>>,
+    /// The handler names the task being finished notifies (a loop's, gathered per item).
+    pending_notify: Option<Vec<String>>,
     /// Package and unit state shared by the tasks of this run.
     host: Arc<HostState>,
 }
@@ -182,6 +198,7 @@ impl<'a> Engine<'a> {
             notified: Vec::new(),
             failed: false,
             pending_result: None,
+            pending_notify: None,
             host: Arc::new(HostState::new()),
         }
     }
@@ -233,7 +250,11 @@ impl<'a> Engine<'a> {
                 }
                 Status::Ignored => {
                     stats.ok += 1;
-                    stats.ignored += 1
+                    stats.ignored += 1;
+                    // Ansible counts an ignored failure that changed something as changed.
+                    if t.changed {
+                        stats.changed += 1
+                    }
                 }
                 Status::NotRun => stats.not_run += 1,
             }

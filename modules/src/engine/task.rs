@@ -106,8 +106,7 @@ impl Engine<'_> {
         if let Action::IncludeTasks { .. } | Action::IncludeRole { .. } = &task.action {
             return self.run_include(task, inh, None);
         }
-        let exec = self.execute(task, inh, vars, scope);
-        let exec = self.judge(task, inh, exec, None);
+        let exec = self.run_module(task, inh, vars, scope, None);
         self.report_exec(&mut report, &exec, inh);
         if let Some(r) = &task.register {
             self.host_facts
@@ -207,6 +206,7 @@ impl Engine<'_> {
             totals.results.push(crate::vars::map_value(res));
         }
         let skipped = total == 0 || totals.all_skipped;
+        self.pending_notify = Some(std::mem::take(&mut totals.notify));
         let any_changed = totals.any_changed;
         let failed_msg = totals.failed_msg.take();
         let agg = loop_result(totals.results, any_changed, failed_msg.is_some(), skipped);
@@ -283,10 +283,22 @@ impl Engine<'_> {
                 )
             }
             Ok(true) => {
-                let exec = self.execute(task, inh, &ivars, &iscope);
-                let exec = self.judge(task, inh, exec, Some(&lv));
+                let exec = self.run_module(task, inh, &ivars, &iscope, Some(&lv));
                 if exec.status != Status::Skipped {
                     totals.all_skipped = false;
+                    // Every run item's handlers are notified if the task changed (Ansible).
+                    match self.notify_names(task, inh, Some(&lv)) {
+                        Ok(names) => {
+                            for n in names {
+                                if !totals.notify.contains(&n) {
+                                    totals.notify.push(n);
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            totals.failed_msg.get_or_insert(e.to_string());
+                        }
+                    }
                 }
                 totals.any_changed |= exec.changed;
                 if exec.status == Status::Failed {
@@ -341,11 +353,37 @@ impl Engine<'_> {
             }
         }
         self.pending_result = None;
-        // In a drift pass, a change only reported (check mode) notifies no handler.
-        if changed && report.drift != Some(Drift::Reported) {
-            let notify = task.notify.clone();
-            for name in &notify {
-                self.notify(name, task);
+        // A failed task (even ignored) notifies nothing; in a drift pass, a change only
+        // reported (check mode) notifies no handler either.
+        let pending = self.pending_notify.take();
+        if changed
+            && report.drift != Some(Drift::Reported)
+            && !matches!(report.status, Status::Failed | Status::Ignored)
+        {
+            let names = match pending {
+                Some(n) => Ok(n),
+                None => self
+                    .notify_names(task, inh, None)
+                    .map_err(|e| e.to_string()),
+            };
+            let missing = match names {
+                Ok(names) => names.into_iter().find(|n| !self.notify(n, task)).map(|n| {
+                    format!(
+                        "{}: notify: the requested handler '{n}' was not found in either \
+                             the main handlers list nor in the listening handlers list",
+                        task.location
+                    )
+                }),
+                Err(e) => Some(e),
+            };
+            if let Some(msg) = missing {
+                report.status = Status::Failed;
+                report.msg = Some(msg);
+                if inh.ignore_errors.unwrap_or(false) {
+                    report.status = Status::Ignored;
+                } else {
+                    flow = Flow::Failed;
+                }
             }
         }
         self.push_report(report);
@@ -364,7 +402,9 @@ impl Engine<'_> {
         self.finish_task(task, inh, report, false)
     }
 
-    pub(super) fn notify(&mut self, name: &str, from: &Task) {
+    /// Marks the handlers `name` designates (by name, `role : name` or `listen`); false when
+    /// there is none.
+    pub(super) fn notify(&mut self, name: &str, from: &Task) -> bool {
         let role_prefixed = |h: &Handler| {
             h.task
                 .role
@@ -372,14 +412,17 @@ impl Engine<'_> {
                 .map(|r| format!("{} : {}", r.name, h.task.name.clone().unwrap_or_default()))
         };
         let _ = from;
+        let mut found = false;
         for (i, h) in self.handlers.iter().enumerate() {
             if h.task.name.as_deref() == Some(name)
                 || h.task.listen.iter().any(|l| l == name)
                 || role_prefixed(h).as_deref() == Some(name)
             {
                 self.notified[i] = true;
+                found = true;
             }
         }
+        found
     }
 
     /// Runs notified handlers in the order they are defined, each once, until none is pending.
@@ -484,6 +527,8 @@ struct LoopTotals {
     any_changed: bool,
     failed_msg: Option<String>,
     all_skipped: bool,
+    /// Handler names notified by the items that ran.
+    notify: Vec<String>,
 }
 
 /// The registered result of a task (or item) whose `when` was false.

@@ -79,6 +79,14 @@ pub struct Common {
     pub no_log: Option<bool>,
     pub environment: Option<Value>,
     pub check_mode: Option<bool>,
+    /// `run_once`: on this one host, the task runs once as it would anyway.
+    pub run_once: Option<Value>,
+    /// `delegate_to` (a template): this host only, checked when the task runs.
+    pub delegate_to: Option<Value>,
+    pub delegate_facts: Option<Value>,
+    /// `notify` as written on a task or block: the nearest one applies (a block's is
+    /// inherited by its tasks that have none).
+    pub notify: Option<Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -106,6 +114,11 @@ pub struct Task {
     pub register: Option<String>,
     pub changed_when: Option<Vec<Value>>,
     pub failed_when: Option<Vec<Value>>,
+    /// `until`: conditions a result must meet, else the task is tried again.
+    pub until: Option<Vec<Value>>,
+    /// `retries` and `delay` as written (templates allowed).
+    pub retries: Option<Value>,
+    pub delay: Option<Value>,
     /// The role the task came from (for `files/`, `templates/` and role variables).
     pub role: Option<Arc<Role>>,
     pub location: Location,
@@ -214,6 +227,10 @@ const COMMON_KEYS: &[&str] = &[
     "become_method",
     "environment",
     "check_mode",
+    "run_once",
+    "delegate_to",
+    "delegate_facts",
+    "notify",
 ];
 
 const TASK_KEYS: &[&str] = &[
@@ -221,8 +238,10 @@ const TASK_KEYS: &[&str] = &[
     "with_items",
     "with_list",
     "loop_control",
-    "notify",
     "listen",
+    "until",
+    "retries",
+    "delay",
     "register",
     "changed_when",
     "failed_when",
