@@ -151,9 +151,24 @@ impl Engine<'_> {
     ) -> Result<IndexMap<String, Value>, PrepareError> {
         let mut rendered = IndexMap::new();
         for (k, v) in args {
+            // A templated key (only set_fact's pass the load checks): rendered too.
+            let key = if crate::template::Templar::is_template(k) {
+                match self.templar.render_value(&Value::from(k.as_str()), vars) {
+                    Ok(r) => python_str(&r),
+                    Err(e) => {
+                        return Err(PrepareError::Argument {
+                            location: task.location.clone(),
+                            key: k.clone(),
+                            detail: scope.take_error().unwrap_or_else(|| e.to_string()),
+                        })
+                    }
+                }
+            } else {
+                k.clone()
+            };
             match self.templar.render_value(v, vars) {
                 Ok(r) => {
-                    rendered.insert(k.clone(), r);
+                    rendered.insert(key, r);
                 }
                 Err(e) => {
                     let detail = scope.take_error().unwrap_or_else(|| e.to_string());
@@ -355,6 +370,9 @@ impl Engine<'_> {
         }
         let included = task.action_name() == "include_vars";
         if let Some(facts) = result.get("ansible_facts") {
+            if result.get(CACHEABLE).is_some_and(|c| c.is_true()) {
+                self.cache_facts(facts);
+            }
             if let Ok(keys) = facts.try_iter() {
                 for k in keys {
                     if let (Some(name), Ok(v)) = (k.as_str(), facts.get_item(&k)) {
@@ -370,6 +388,10 @@ impl Engine<'_> {
         }
     }
 }
+
+/// The result key by which `set_fact` says its facts are `cacheable` (internal: not kept in a
+/// registered result).
+pub(super) const CACHEABLE: &str = "_ansible_facts_cacheable";
 
 fn env_pairs(v: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();

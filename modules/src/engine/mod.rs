@@ -18,6 +18,8 @@ use crate::template::Templar;
 mod execute;
 mod failure;
 mod flow;
+mod hostfacts;
+mod meta;
 mod scope;
 mod task;
 
@@ -123,6 +125,11 @@ enum Flow {
     Continue,
     /// An unhandled failure: the host is done for this run.
     Failed,
+    /// `meta: end_host`/`end_play`/`end_batch`: the play is over for this host, without a
+    /// failure (no `always`, no handlers); the next play goes on.
+    EndPlay,
+    /// `meta: end_role`: the rest of the current role is skipped.
+    EndRole,
 }
 
 struct Handler {
@@ -152,6 +159,13 @@ pub struct Engine<'a> {
     host_facts: RawVars,
     /// Variables loaded by `include_vars` (below set_fact, as in Ansible); they outlive plays.
     included_vars: RawVars,
+    /// `set_fact` with `cacheable: true`: facts as gathered ones are (`ansible_facts.NAME`),
+    /// until `meta: clear_facts`.
+    cached_facts: RawVars,
+    /// The play's facts layer (in `play_vars`), replaced when facts change.
+    play_facts: Arc<RawVars>,
+    /// `meta: clear_host_errors` ran (an `always` after a failure then lets the play go on).
+    errors_cleared: bool,
     playbook_dir: String,
     /// The playbook's directory in the repository.
     base: RepoPath,
@@ -188,6 +202,9 @@ impl<'a> Engine<'a> {
             facts: None,
             host_facts: RawVars::new(),
             included_vars: RawVars::new(),
+            cached_facts: RawVars::new(),
+            play_facts: Arc::new(RawVars::new()),
+            errors_cleared: false,
             reports: Vec::new(),
             reporter,
             play_name: String::new(),
@@ -313,6 +330,8 @@ impl<'a> Engine<'a> {
         } else {
             Arc::new(RawVars::new())
         };
+        let facts = self.with_cached_facts(facts);
+        self.play_facts = facts.clone();
         // Layers below task level, lowest first, split around role defaults/vars.
         self.play_role_defaults = play
             .roles
@@ -343,19 +362,20 @@ impl<'a> Engine<'a> {
 
         let sections = [&play.pre_tasks, &play.tasks, &play.post_tasks];
         for (i, section) in sections.iter().enumerate() {
-            if self.run_items(section, &base) == Flow::Failed {
-                self.failed = true;
-                for rest in &sections[i + 1..] {
-                    self.not_run_items(rest);
-                }
-                return;
+            let mut flow = self.run_items(section, &base);
+            if flow == Flow::Continue {
+                flow = self.flush_handlers();
             }
-            if self.flush_handlers() == Flow::Failed {
-                self.failed = true;
-                for rest in &sections[i + 1..] {
-                    self.not_run_items(rest);
+            match flow {
+                Flow::Continue | Flow::EndRole => {}
+                Flow::EndPlay => return,
+                Flow::Failed => {
+                    self.failed = true;
+                    for rest in &sections[i + 1..] {
+                        self.not_run_items(rest);
+                    }
+                    return;
                 }
-                return;
             }
         }
     }
@@ -403,15 +423,34 @@ impl<'a> Engine<'a> {
                 Item::Task(t) => self.run_task(t, inherit, false),
                 Item::Block(b) => self.run_block(b, inherit),
             };
-            if flow == Flow::Failed {
-                self.not_run_items(&items[i + 1..]);
-                return Flow::Failed;
+            match flow {
+                Flow::Continue => {}
+                Flow::Failed => {
+                    self.not_run_items(&items[i + 1..]);
+                    return Flow::Failed;
+                }
+                Flow::EndPlay | Flow::EndRole => return flow,
             }
         }
         Flow::Continue
     }
 
     fn run_block(&mut self, block: &Block, inherit: &Inherit) -> Flow {
+        let flow = self.run_block_sections(block, inherit);
+        // A play's `roles:` entry is a block of the role's tasks: `end_role` stops there.
+        let enters_role = block.role.as_ref().is_some_and(|r| {
+            inherit
+                .role
+                .as_ref()
+                .is_none_or(|outer| outer.path != r.path)
+        });
+        if flow == Flow::EndRole && enters_role {
+            return Flow::Continue;
+        }
+        flow
+    }
+
+    fn run_block_sections(&mut self, block: &Block, inherit: &Inherit) -> Flow {
         let mut inh = inherit.with(&block.common);
         if block.role.is_some() {
             inh.role = block.role.clone();
@@ -437,27 +476,35 @@ impl<'a> Engine<'a> {
             }
             flow = self.run_items(&block.rescue, &inh);
         }
-        if !block.always.is_empty() {
-            if flow == Flow::Failed {
-                // Remove the block's not-run entries: `always` runs before the host stops.
-                let pos = self.reports[start..]
-                    .iter()
-                    .position(|r| r.status == Status::NotRun)
-                    .map(|p| p + start);
-                let pending: Vec<TaskReport> = match pos {
-                    Some(p) => self.reports.drain(p..).collect(),
-                    None => Vec::new(),
-                };
-                let always_flow = self.run_items(&block.always, &inh);
-                self.reports.extend(pending);
-                if always_flow == Flow::Failed {
-                    return Flow::Failed;
-                }
-            } else {
-                flow = self.run_items(&block.always, &inh);
-            }
+        if matches!(flow, Flow::EndPlay | Flow::EndRole) || block.always.is_empty() {
+            // Ending the play or the role skips every `always` on the way (Ansible's iterator
+            // completes the host).
+            return flow;
         }
-        flow
+        if flow != Flow::Failed {
+            return self.run_items(&block.always, &inh);
+        }
+        // Remove the block's not-run entries: `always` runs before the host stops.
+        let pos = self.reports[start..]
+            .iter()
+            .position(|r| r.status == Status::NotRun)
+            .map(|p| p + start);
+        let pending: Vec<TaskReport> = match pos {
+            Some(p) => self.reports.drain(p..).collect(),
+            None => Vec::new(),
+        };
+        self.errors_cleared = false;
+        let always_flow = self.run_items(&block.always, &inh);
+        if std::mem::take(&mut self.errors_cleared) && always_flow != Flow::Failed {
+            // `meta: clear_host_errors` in `always`: the failure no longer stops the host,
+            // which goes on after the block (the failed task still counts as failed).
+            return always_flow;
+        }
+        self.reports.extend(pending);
+        match always_flow {
+            Flow::Continue => Flow::Failed,
+            other => other,
+        }
     }
 
     /// Tags: is a task with these tags selected by `--tags`/`--skip-tags`?
@@ -492,7 +539,7 @@ impl<'a> Engine<'a> {
                     Action::IncludeRole {
                         role, import: true, ..
                     } => self.not_run_items(&role.tasks),
-                    Action::FlushHandlers | Action::MetaNoop(_) => {}
+                    Action::FlushHandlers | Action::MetaNoop(_) | Action::Meta(_) => {}
                     _ => {
                         if !self.selected(&t.common.tags)
                             && t.common.tags.is_empty()

@@ -43,6 +43,9 @@ impl Engine<'_> {
         if !handler && !self.selected(&inh.tags) {
             return Flow::Continue;
         }
+        if let Some(flow) = self.run_meta(task, &inh) {
+            return flow;
+        }
         let no_log = inh.no_log.unwrap_or(false);
         let report = self.base_report(task, handler, no_log);
         let (vars, scope) = self.scope(Some(task), &inh, None);
@@ -59,8 +62,8 @@ impl Engine<'_> {
         self.run_loop(task, &inh, report, items)
     }
 
-    /// Static imports run their tasks in place, inheriting the import's keywords; `meta`
-    /// actions act on the engine. None for a task that runs by itself.
+    /// Static imports run their tasks in place, inheriting the import's keywords. None for a
+    /// task that runs by itself.
     fn run_in_place(&mut self, task: &Task, inh: &Inherit) -> Option<Flow> {
         match &task.action {
             Action::IncludeTasks {
@@ -73,10 +76,11 @@ impl Engine<'_> {
             } => {
                 let mut rinh = inh.clone();
                 rinh.role = Some(role.clone());
-                Some(self.run_items(&role.tasks, &rinh))
+                Some(match self.run_items(&role.tasks, &rinh) {
+                    Flow::EndRole => Flow::Continue,
+                    flow => flow,
+                })
             }
-            Action::FlushHandlers => Some(self.flush_handlers()),
-            Action::MetaNoop(_) => Some(Flow::Continue),
             _ => None,
         }
     }
@@ -110,10 +114,10 @@ impl Engine<'_> {
         self.report_exec(&mut report, &exec, inh);
         if let Some(r) = &task.register {
             self.host_facts
-                .insert(r.clone(), crate::vars::map_value(exec.result.clone()));
+                .insert(r.clone(), crate::vars::map_value(public(&exec.result)));
         }
         self.absorb_facts(task, &exec.result);
-        self.pending_result = Some(exec.result);
+        self.pending_result = Some(public(&exec.result));
         self.finish_task(task, inh, report, exec.changed)
     }
 
@@ -167,7 +171,7 @@ impl Engine<'_> {
                 Err(msg) => return self.fail_task(task, inh, report, msg),
             }
             flow = self.run_include(task, inh, Some(&lv));
-            if flow == Flow::Failed {
+            if flow != Flow::Continue {
                 break;
             }
         }
@@ -318,7 +322,7 @@ impl Engine<'_> {
                     (a, b) => a.or(b),
                 };
                 self.absorb_facts(task, &exec.result);
-                let res = exec.result;
+                let res = public(&exec.result);
                 let msg = if report.no_log {
                     None
                 } else {
@@ -434,8 +438,9 @@ impl Engine<'_> {
             self.notified[i] = false;
             let task = self.handlers[i].task.clone();
             let inh = self.handlers[i].inherit.clone();
-            if self.run_task(&task, &inh, true) == Flow::Failed {
-                return Flow::Failed;
+            match self.run_task(&task, &inh, true) {
+                Flow::Continue | Flow::EndRole => {}
+                flow => return flow,
             }
         }
     }
@@ -513,11 +518,23 @@ impl Engine<'_> {
                     }
                     self.notified.resize(self.handlers.len(), false);
                 }
-                self.run_items(&role.tasks, &inner)
+                match self.run_items(&role.tasks, &inner) {
+                    Flow::EndRole => Flow::Continue,
+                    flow => flow,
+                }
             }
             _ => Flow::Continue,
         }
     }
+}
+
+/// A result without Ansible's internal `_ansible_*` keys (as a registered value shows it).
+fn public(result: &IndexMap<String, Value>) -> IndexMap<String, Value> {
+    result
+        .iter()
+        .filter(|(k, _)| !k.starts_with("_ansible_"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// What the items of a loop add up to.

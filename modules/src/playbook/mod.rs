@@ -158,6 +158,25 @@ pub enum Action {
     FlushHandlers,
     /// `meta: noop` and the like that do nothing here.
     MetaNoop(String),
+    /// The other `meta` actions, which change how the play goes on.
+    Meta(Meta),
+}
+
+/// A `meta` action that acts on the run (ansible-core's strategy `_execute_meta`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Meta {
+    EndHost,
+    EndPlay,
+    EndBatch,
+    EndRole,
+    ClearFacts,
+    ClearHostErrors,
+    /// No persistent connection here: nothing to reset (`when` is ignored, as Ansible does).
+    ResetConnection,
+    /// The inventory is read once per run: nothing changes (`when` ignored, as Ansible does).
+    RefreshInventory,
+    /// Only meaningful when Ansible inserts it itself: written in a task it does nothing.
+    RoleComplete,
 }
 
 impl std::fmt::Debug for dyn Module {
@@ -173,7 +192,7 @@ impl Task {
             Action::Module { name, .. } => name,
             Action::IncludeTasks { .. } => "include_tasks",
             Action::IncludeRole { .. } => "include_role",
-            Action::FlushHandlers | Action::MetaNoop(_) => "meta",
+            Action::FlushHandlers | Action::MetaNoop(_) | Action::Meta(_) => "meta",
         }
     }
 
