@@ -1,7 +1,7 @@
 //! The variables a task sees: layers merged by Ansible's precedence, with templates inside
 //! variables rendered lazily, when a variable is used (so `a: "{{ b }}"` sees the final `b`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
@@ -29,9 +29,9 @@ pub enum VarError {
 #[derive(Debug)]
 pub struct Scope {
     vars: IndexMap<String, Value>,
-    /// Names whose value is final data (a registered result, a fact): never rendered again,
-    /// as Ansible does not re-template results.
-    literal: HashSet<String>,
+    /// Per variable (by index in `vars`): its value is final data (a registered result, a
+    /// fact), never rendered again, as Ansible does not re-template results.
+    literal: Vec<bool>,
     templar: Arc<Templar>,
     cache: Mutex<HashMap<String, Value>>,
     resolving: Mutex<Vec<String>>,
@@ -56,14 +56,14 @@ impl Scope {
         layers: impl IntoIterator<Item = (&'a IndexMap<String, Value>, bool)>,
     ) -> Scope {
         let mut vars = IndexMap::new();
-        let mut literal = HashSet::new();
+        let mut literal = Vec::new();
         for (layer, is_literal) in layers {
             for (k, v) in layer {
-                vars.insert(k.clone(), v.clone());
-                if is_literal {
-                    literal.insert(k.clone());
+                let (i, _) = vars.insert_full(k.clone(), v.clone());
+                if i == literal.len() {
+                    literal.push(is_literal);
                 } else {
-                    literal.remove(k);
+                    literal[i] = is_literal;
                 }
             }
         }
@@ -138,8 +138,8 @@ impl Object for Scope {
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let name = key.as_str()?;
-        let raw = self.vars.get(name)?;
-        if self.literal.contains(name) || !has_template(raw) {
+        let (i, _, raw) = self.vars.get_full(name)?;
+        if self.literal.get(i).copied().unwrap_or(false) || !has_template(raw) {
             return Some(raw.clone());
         }
         if let Some(v) = self.cache.lock().ok()?.get(name) {
