@@ -203,6 +203,25 @@ mod tests {
     }
 
     #[test]
+    fn literal_layers_are_never_rendered_again() {
+        let templar = Arc::new(Templar::new());
+        let mut result = IndexMap::new();
+        result.insert("out".to_string(), Value::from("{{ not_defined }}"));
+        result.insert("over".to_string(), Value::from("{{ 1 + 1 }}"));
+        let mut high = IndexMap::new();
+        high.insert("over".to_string(), Value::from("{{ 2 + 2 }}"));
+        let empty = IndexMap::new();
+        let (v, _) = Scope::with_literal_layers(
+            templar.clone(),
+            [(&empty, false), (&result, true), (&high, false)],
+        )
+        .into_value();
+        let out = templar.render_str("{{ out }}|{{ over }}", &v).unwrap();
+        // A later template layer over a literal one is rendered as usual.
+        assert_eq!(out.as_str(), Some("{{ not_defined }}|4"));
+    }
+
+    #[test]
     fn recursion_is_an_error_not_a_hang() {
         let templar = Arc::new(Templar::new());
         let mut vars = IndexMap::new();
