@@ -82,6 +82,8 @@ struct Inherit {
     handler: bool,
     delegate_to: Option<Value>,
     delegate_facts: Option<Value>,
+    /// `run_once`: one host, so the task runs once anyway; a template must still render.
+    run_once: Option<Value>,
     /// The nearest `notify` (the task's, else its block's).
     notify: Option<Vec<String>>,
 }
@@ -111,6 +113,9 @@ impl Inherit {
         }
         if c.delegate_facts.is_some() {
             out.delegate_facts = c.delegate_facts.clone();
+        }
+        if c.run_once.is_some() {
+            out.run_once = c.run_once.clone();
         }
         if c.notify.is_some() {
             out.notify = c.notify.clone();
