@@ -43,6 +43,12 @@ impl Reporter for TextReporter {
         }
     }
 
+    fn task_retry(&mut self, task: &str, left: i64) {
+        if self.enabled {
+            println!("FAILED - RETRYING: {task} ({left} retries left).");
+        }
+    }
+
     fn task_done(&mut self, t: &TaskReport) {
         if !self.enabled {
             return;

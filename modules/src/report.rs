@@ -158,6 +158,8 @@ pub struct RunReport {
 pub trait Reporter {
     fn play_start(&mut self, _name: &str) {}
     fn task_done(&mut self, _task: &TaskReport) {}
+    /// A task's `until` did not hold: it runs again (`left` attempts remain).
+    fn task_retry(&mut self, _task: &str, _left: i64) {}
 }
 
 /// A reporter that says nothing.

@@ -34,6 +34,10 @@ pub struct ModuleContext<'a> {
     /// Directories searched for a relative `src`, most specific first: the role's directory
     /// (if any), then the playbook's. Modules add `files/` or `templates/` as Ansible does.
     pub search: &'a [RepoPath],
+    /// The directory of the task's role, if it comes from one (`include_vars dir:`).
+    pub role_dir: Option<&'a RepoPath>,
+    /// The directory of the file the task is written in.
+    pub task_dir: &'a RepoPath,
     pub check_mode: bool,
     pub diff: bool,
     /// The task's `environment` keyword, rendered: extra variables for commands it runs.

@@ -29,6 +29,9 @@ pub enum VarError {
 #[derive(Debug)]
 pub struct Scope {
     vars: IndexMap<String, Value>,
+    /// Per variable (by index in `vars`): its value is final data (a registered result, a
+    /// fact), never rendered again, as Ansible does not re-template results.
+    literal: Vec<bool>,
     templar: Arc<Templar>,
     cache: Mutex<HashMap<String, Value>>,
     resolving: Mutex<Vec<String>>,
@@ -43,14 +46,30 @@ impl Scope {
         templar: Arc<Templar>,
         layers: impl IntoIterator<Item = &'a IndexMap<String, Value>>,
     ) -> Scope {
+        Scope::with_literal_layers(templar, layers.into_iter().map(|l| (l, false)))
+    }
+
+    /// Merges `layers`, lowest precedence first; a layer marked `true` holds final data
+    /// (registered results, set facts) whose strings are not templates.
+    pub fn with_literal_layers<'a>(
+        templar: Arc<Templar>,
+        layers: impl IntoIterator<Item = (&'a IndexMap<String, Value>, bool)>,
+    ) -> Scope {
         let mut vars = IndexMap::new();
-        for layer in layers {
+        let mut literal = Vec::new();
+        for (layer, is_literal) in layers {
             for (k, v) in layer {
-                vars.insert(k.clone(), v.clone());
+                let (i, _) = vars.insert_full(k.clone(), v.clone());
+                if i == literal.len() {
+                    literal.push(is_literal);
+                } else {
+                    literal[i] = is_literal;
+                }
             }
         }
         Scope {
             vars,
+            literal,
             templar,
             cache: Mutex::new(HashMap::new()),
             resolving: Mutex::new(Vec::new()),
@@ -119,8 +138,8 @@ impl Object for Scope {
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let name = key.as_str()?;
-        let raw = self.vars.get(name)?;
-        if !has_template(raw) {
+        let (i, _, raw) = self.vars.get_full(name)?;
+        if self.literal.get(i).copied().unwrap_or(false) || !has_template(raw) {
             return Some(raw.clone());
         }
         if let Some(v) = self.cache.lock().ok()?.get(name) {
@@ -181,6 +200,25 @@ mod tests {
         let (v, _) = Scope::new(templar.clone(), [&low, &high]).into_value();
         let out = templar.render_str("{{ a }}", &v).unwrap();
         assert_eq!(out.as_str(), Some("high-x"));
+    }
+
+    #[test]
+    fn literal_layers_are_never_rendered_again() {
+        let templar = Arc::new(Templar::new());
+        let mut result = IndexMap::new();
+        result.insert("out".to_string(), Value::from("{{ not_defined }}"));
+        result.insert("over".to_string(), Value::from("{{ 1 + 1 }}"));
+        let mut high = IndexMap::new();
+        high.insert("over".to_string(), Value::from("{{ 2 + 2 }}"));
+        let empty = IndexMap::new();
+        let (v, _) = Scope::with_literal_layers(
+            templar.clone(),
+            [(&empty, false), (&result, true), (&high, false)],
+        )
+        .into_value();
+        let out = templar.render_str("{{ out }}|{{ over }}", &v).unwrap();
+        // A later template layer over a literal one is rendered as usual.
+        assert_eq!(out.as_str(), Some("{{ not_defined }}|4"));
     }
 
     #[test]

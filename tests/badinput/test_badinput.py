@@ -297,6 +297,18 @@ _unknown_lookup = _play('- name: unknown lookup\n  copy:\n    content: "{{ looku
 case(name="unknown-lookup", files={"site.yml": _unknown_lookup}, rc=(1,), file="site.yml",
      line=line_of(_unknown_lookup, "- name: unknown lookup"), keys=("nosuchplugin",))
 
+# --- control flow (h/flow): run-time refusals, nothing applied --------------------------------------
+_deleg = _play('- name: delegated elsewhere\n  copy:\n    content: x\n    dest: "{{ root }}/existing.conf"\n'
+               '  delegate_to: otherhost.example\n', pre=False)
+case(name="delegate-to-another-host", files={"site.yml": _deleg}, rc=(1,), file="site.yml",
+     line=line_of(_deleg, "- name: delegated elsewhere"), keys=("delegate_to", "otherhost.example"))
+
+_iv_out = _play('- name: vars from outside\n  include_vars: /etc/hostname\n'
+                '- name: not reached\n  copy:\n    content: x\n    dest: "{{ root }}/existing.conf"\n', pre=False)
+case(name="include-vars-outside-repository", files={"site.yml": _iv_out}, rc=(1,), file="site.yml",
+     line=line_of(_iv_out, "- name: vars from outside"), keys=("/etc/hostname", "outside the repository"))
+
+
 # ------------------------------------------------------------------------------------------------
 def _populate_root(root: Path):
     (root / "existing.conf").write_text("original\n")

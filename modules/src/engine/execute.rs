@@ -11,12 +11,13 @@ use crate::report::{Drift, Status};
 use crate::resource::{
     Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, Resource,
 };
+use crate::source::RepoPath;
 use crate::template::TemplateError;
 use crate::vars::Scope;
 
 impl Exec {
     /// A run that failed before the module could report (arguments, check, apply).
-    fn failure(msg: String, owns: Vec<Owned>) -> Exec {
+    pub(super) fn failure(msg: String, owns: Vec<Owned>) -> Exec {
         Exec {
             status: Status::Failed,
             changed: false,
@@ -150,9 +151,24 @@ impl Engine<'_> {
     ) -> Result<IndexMap<String, Value>, PrepareError> {
         let mut rendered = IndexMap::new();
         for (k, v) in args {
+            // A templated key (only set_fact's pass the load checks): rendered too.
+            let key = if crate::template::Templar::is_template(k) {
+                match self.templar.render_value(&Value::from(k.as_str()), vars) {
+                    Ok(r) => python_str(&r),
+                    Err(e) => {
+                        return Err(PrepareError::Argument {
+                            location: task.location.clone(),
+                            key: k.clone(),
+                            detail: scope.take_error().unwrap_or_else(|| e.to_string()),
+                        })
+                    }
+                }
+            } else {
+                k.clone()
+            };
             match self.templar.render_value(v, vars) {
                 Ok(r) => {
-                    rendered.insert(k.clone(), r);
+                    rendered.insert(key, r);
                 }
                 Err(e) => {
                     let detail = scope.take_error().unwrap_or_else(|| e.to_string());
@@ -192,11 +208,17 @@ impl Engine<'_> {
             },
             None => Vec::new(),
         };
+        let role = task.role.as_ref().or(inh.role.as_ref());
+        let task_dir = RepoPath::new(&task.location.file)
+            .map(|p| p.parent())
+            .unwrap_or_default();
         let ctx = ModuleContext {
             templar: &self.templar,
             vars,
             source: self.source,
             search: &search,
+            role_dir: role.map(|r| &r.path),
+            task_dir: &task_dir,
             check_mode,
             diff: self.opts.diff,
             env: &env,
@@ -341,22 +363,35 @@ impl Engine<'_> {
         exec
     }
 
-    /// `set_fact` results become host variables.
-    pub(super) fn absorb_facts(&mut self, result: &IndexMap<String, Value>) {
+    /// `set_fact` results become host variables; `include_vars` ones go one level below them.
+    pub(super) fn absorb_facts(&mut self, task: &Task, result: &IndexMap<String, Value>) {
         if result.get("failed").is_some_and(|f| f.is_true()) {
             return;
         }
+        let included = task.action_name() == "include_vars";
         if let Some(facts) = result.get("ansible_facts") {
+            if result.get(CACHEABLE).is_some_and(|c| c.is_true()) {
+                self.cache_facts(facts);
+            }
             if let Ok(keys) = facts.try_iter() {
                 for k in keys {
                     if let (Some(name), Ok(v)) = (k.as_str(), facts.get_item(&k)) {
-                        self.host_facts.insert(name.to_string(), v);
+                        let target = if included {
+                            &mut self.included_vars
+                        } else {
+                            &mut self.host_facts
+                        };
+                        target.insert(name.to_string(), v);
                     }
                 }
             }
         }
     }
 }
+
+/// The result key by which `set_fact` says its facts are `cacheable` (internal: not kept in a
+/// registered result).
+pub(super) const CACHEABLE: &str = "_ansible_facts_cacheable";
 
 fn env_pairs(v: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();

@@ -16,6 +16,10 @@ use crate::source::{RepoPath, Source};
 use crate::template::Templar;
 
 mod execute;
+mod failure;
+mod flow;
+mod hostfacts;
+mod meta;
 mod scope;
 mod task;
 
@@ -73,10 +77,17 @@ struct Inherit {
     environment: Option<Value>,
     check_mode: Option<bool>,
     role: Option<Arc<Role>>,
-    /// Variables only a `rescue` sees (`ansible_failed_task`, `ansible_failed_result`).
-    rescue_vars: Option<Arc<RawVars>>,
+    /// Inside the `block:` of a block that has a `rescue` (at any depth, Ansible's
+    /// `is_any_block_rescuing`): a failure here sets `ansible_failed_task`/`_result`.
+    rescuing: bool,
     /// Running a handler (a drift pass never holds a handler back).
     handler: bool,
+    delegate_to: Option<Value>,
+    delegate_facts: Option<Value>,
+    /// `run_once`: one host, so the task runs once anyway; a template must still render.
+    run_once: Option<Value>,
+    /// The nearest `notify` (the task's, else its block's).
+    notify: Option<Vec<String>>,
 }
 
 impl Inherit {
@@ -99,6 +110,18 @@ impl Inherit {
         if c.check_mode.is_some() {
             out.check_mode = c.check_mode;
         }
+        if c.delegate_to.is_some() {
+            out.delegate_to = c.delegate_to.clone();
+        }
+        if c.delegate_facts.is_some() {
+            out.delegate_facts = c.delegate_facts.clone();
+        }
+        if c.run_once.is_some() {
+            out.run_once = c.run_once.clone();
+        }
+        if c.notify.is_some() {
+            out.notify = c.notify.clone();
+        }
         out
     }
 }
@@ -109,6 +132,11 @@ enum Flow {
     Continue,
     /// An unhandled failure: the host is done for this run.
     Failed,
+    /// `meta: end_host`/`end_play`/`end_batch`: the play is over for this host, without a
+    /// failure (no `always`, no handlers); the next play goes on.
+    EndPlay,
+    /// `meta: end_role`: the rest of the current role is skipped.
+    EndRole,
 }
 
 struct Handler {
@@ -136,6 +164,15 @@ pub struct Engine<'a> {
     facts: Option<RawVars>,
     /// set_fact and registered results: they outlive plays.
     host_facts: RawVars,
+    /// Variables loaded by `include_vars` (below set_fact, as in Ansible); they outlive plays.
+    included_vars: RawVars,
+    /// `set_fact` with `cacheable: true`: facts as gathered ones are (`ansible_facts.NAME`),
+    /// until `meta: clear_facts`.
+    cached_facts: RawVars,
+    /// The play's facts layer (in `play_vars`), replaced when facts change.
+    play_facts: Arc<RawVars>,
+    /// `meta: clear_host_errors` ran (an `always` after a failure then lets the play go on).
+    errors_cleared: bool,
     playbook_dir: String,
     /// The playbook's directory in the repository.
     base: RepoPath,
@@ -148,8 +185,11 @@ pub struct Engine<'a> {
     handlers: Vec<Handler>,
     notified: Vec<bool>,
     failed: bool,
-    /// The result of the last failed task, for a `rescue` (`ansible_failed_result`).
-    last_failure: Option<Value>,
+    /// The full result of the task being finished (set just before `finish_task`), for
+    /// `ansible_failed_result`.
+    pending_result: Option<IndexMap<String, Value>>,
+    /// The handler names the task being finished notifies (a loop's, gathered per item).
+    pending_notify: Option<Vec<String>>,
     /// Package and unit state shared by the tasks of this run.
     host: Arc<HostState>,
 }
@@ -168,6 +208,10 @@ impl<'a> Engine<'a> {
             opts,
             facts: None,
             host_facts: RawVars::new(),
+            included_vars: RawVars::new(),
+            cached_facts: RawVars::new(),
+            play_facts: Arc::new(RawVars::new()),
+            errors_cleared: false,
             reports: Vec::new(),
             reporter,
             play_name: String::new(),
@@ -177,7 +221,8 @@ impl<'a> Engine<'a> {
             handlers: Vec::new(),
             notified: Vec::new(),
             failed: false,
-            last_failure: None,
+            pending_result: None,
+            pending_notify: None,
             host: Arc::new(HostState::new()),
         }
     }
@@ -229,7 +274,11 @@ impl<'a> Engine<'a> {
                 }
                 Status::Ignored => {
                     stats.ok += 1;
-                    stats.ignored += 1
+                    stats.ignored += 1;
+                    // Ansible counts an ignored failure that changed something as changed.
+                    if t.changed {
+                        stats.changed += 1
+                    }
                 }
                 Status::NotRun => stats.not_run += 1,
             }
@@ -288,6 +337,8 @@ impl<'a> Engine<'a> {
         } else {
             Arc::new(RawVars::new())
         };
+        let facts = self.with_cached_facts(facts);
+        self.play_facts = facts.clone();
         // Layers below task level, lowest first, split around role defaults/vars.
         self.play_role_defaults = play
             .roles
@@ -318,19 +369,20 @@ impl<'a> Engine<'a> {
 
         let sections = [&play.pre_tasks, &play.tasks, &play.post_tasks];
         for (i, section) in sections.iter().enumerate() {
-            if self.run_items(section, &base) == Flow::Failed {
-                self.failed = true;
-                for rest in &sections[i + 1..] {
-                    self.not_run_items(rest);
-                }
-                return;
+            let mut flow = self.run_items(section, &base);
+            if flow == Flow::Continue {
+                flow = self.flush_handlers();
             }
-            if self.flush_handlers() == Flow::Failed {
-                self.failed = true;
-                for rest in &sections[i + 1..] {
-                    self.not_run_items(rest);
+            match flow {
+                Flow::Continue | Flow::EndRole => {}
+                Flow::EndPlay => return,
+                Flow::Failed => {
+                    self.failed = true;
+                    for rest in &sections[i + 1..] {
+                        self.not_run_items(rest);
+                    }
+                    return;
                 }
-                return;
             }
         }
     }
@@ -378,70 +430,88 @@ impl<'a> Engine<'a> {
                 Item::Task(t) => self.run_task(t, inherit, false),
                 Item::Block(b) => self.run_block(b, inherit),
             };
-            if flow == Flow::Failed {
-                self.not_run_items(&items[i + 1..]);
-                return Flow::Failed;
+            match flow {
+                Flow::Continue => {}
+                Flow::Failed => {
+                    self.not_run_items(&items[i + 1..]);
+                    return Flow::Failed;
+                }
+                Flow::EndPlay | Flow::EndRole => return flow,
             }
         }
         Flow::Continue
     }
 
     fn run_block(&mut self, block: &Block, inherit: &Inherit) -> Flow {
+        let flow = self.run_block_sections(block, inherit);
+        // A play's `roles:` entry is a block of the role's tasks: `end_role` stops there.
+        let enters_role = block.role.as_ref().is_some_and(|r| {
+            inherit
+                .role
+                .as_ref()
+                .is_none_or(|outer| outer.path != r.path)
+        });
+        if flow == Flow::EndRole && enters_role {
+            return Flow::Continue;
+        }
+        flow
+    }
+
+    fn run_block_sections(&mut self, block: &Block, inherit: &Inherit) -> Flow {
         let mut inh = inherit.with(&block.common);
         if block.role.is_some() {
             inh.role = block.role.clone();
         }
         let start = self.reports.len();
-        let mut flow = self.run_items(&block.block, &inh);
+        let mut binh = inh.clone();
+        binh.rescuing |= !block.rescue.is_empty();
+        let mut flow = self.run_items(&block.block, &binh);
         if flow == Flow::Failed && !block.rescue.is_empty() {
             // The rescue takes over: the block's tasks after the failure are not "not run", and
-            // its failed task shows as rescued.
+            // its failed task shows as rescued. `ansible_failed_task`/`_result` were set as
+            // host facts when the task failed (they outlive the block, as in Ansible).
             let tail: Vec<TaskReport> = self
                 .reports
                 .drain(start..)
                 .filter(|r| r.status != Status::NotRun)
                 .collect();
-            let mut failed_task = None;
             for mut r in tail {
                 if r.status == Status::Failed {
                     r.rescued = true;
-                    failed_task = Some(r.name.clone());
                 }
                 self.reports.push(r);
             }
-            let mut rv = RawVars::new();
-            rv.insert(
-                "ansible_failed_task".into(),
-                crate::vars::map_value([("name", Value::from(failed_task.unwrap_or_default()))]),
-            );
-            if let Some(res) = self.last_failure.take() {
-                rv.insert("ansible_failed_result".into(), res);
-            }
-            let mut rinh = inh.clone();
-            rinh.rescue_vars = Some(Arc::new(rv));
-            flow = self.run_items(&block.rescue, &rinh);
+            flow = self.run_items(&block.rescue, &inh);
         }
-        if !block.always.is_empty() {
-            if flow == Flow::Failed {
-                // Remove the block's not-run entries: `always` runs before the host stops.
-                let pos = self.reports[start..]
-                    .iter()
-                    .position(|r| r.status == Status::NotRun)
-                    .map(|p| p + start);
-                let pending: Vec<TaskReport> = match pos {
-                    Some(p) => self.reports.drain(p..).collect(),
-                    None => Vec::new(),
-                };
-                let always_flow = self.run_items(&block.always, &inh);
-                self.reports.extend(pending);
-                if always_flow == Flow::Failed {
-                    return Flow::Failed;
-                }
-            } else {
-                flow = self.run_items(&block.always, &inh);
-            }
+        if matches!(flow, Flow::EndPlay | Flow::EndRole) || block.always.is_empty() {
+            // Ending the play or the role skips every `always` on the way (Ansible's iterator
+            // completes the host).
+            return flow;
         }
-        flow
+        if flow != Flow::Failed {
+            return self.run_items(&block.always, &inh);
+        }
+        // Remove the block's not-run entries: `always` runs before the host stops.
+        let pos = self.reports[start..]
+            .iter()
+            .position(|r| r.status == Status::NotRun)
+            .map(|p| p + start);
+        let pending: Vec<TaskReport> = match pos {
+            Some(p) => self.reports.drain(p..).collect(),
+            None => Vec::new(),
+        };
+        self.errors_cleared = false;
+        let always_flow = self.run_items(&block.always, &inh);
+        if std::mem::take(&mut self.errors_cleared) && always_flow != Flow::Failed {
+            // `meta: clear_host_errors` in `always`: the failure no longer stops the host,
+            // which goes on after the block (the failed task still counts as failed).
+            return always_flow;
+        }
+        self.reports.extend(pending);
+        match always_flow {
+            Flow::Continue => Flow::Failed,
+            other => other,
+        }
     }
 
     /// Tags: is a task with these tags selected by `--tags`/`--skip-tags`?
@@ -476,7 +546,7 @@ impl<'a> Engine<'a> {
                     Action::IncludeRole {
                         role, import: true, ..
                     } => self.not_run_items(&role.tasks),
-                    Action::FlushHandlers | Action::MetaNoop(_) => {}
+                    Action::FlushHandlers | Action::MetaNoop(_) | Action::Meta(_) => {}
                     _ => {
                         if !self.selected(&t.common.tags)
                             && t.common.tags.is_empty()

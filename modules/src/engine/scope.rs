@@ -68,25 +68,24 @@ impl Engine<'_> {
         let role_vars = role.as_ref().map(|r| &r.vars).unwrap_or(&empty);
         let role_params = role.as_ref().map(|r| &r.params).unwrap_or(&empty);
         let task_vars = task.map(|t| &t.common.vars).unwrap_or(&empty);
-        let mut layers: Vec<&RawVars> = Vec::with_capacity(20);
-        layers.extend(self.play_role_defaults.iter().map(|a| a.as_ref()));
-        layers.push(role_defaults);
-        layers.extend(self.play_vars.iter().map(|a| a.as_ref()));
-        layers.extend(self.play_role_vars.iter().map(|a| a.as_ref()));
-        layers.push(role_vars);
-        layers.extend(inherit.vars.iter().map(|a| a.as_ref()));
-        layers.push(task_vars);
-        layers.push(&self.host_facts);
-        layers.push(role_params);
-        if let Some(rv) = &inherit.rescue_vars {
-            layers.push(rv);
-        }
-        layers.push(&self.opts.extra_vars);
+        let mut layers: Vec<(&RawVars, bool)> = Vec::with_capacity(20);
+        layers.extend(self.play_role_defaults.iter().map(|a| (a.as_ref(), false)));
+        layers.push((role_defaults, false));
+        layers.extend(self.play_vars.iter().map(|a| (a.as_ref(), false)));
+        layers.extend(self.play_role_vars.iter().map(|a| (a.as_ref(), false)));
+        layers.push((role_vars, false));
+        layers.extend(inherit.vars.iter().map(|a| (a.as_ref(), false)));
+        layers.push((task_vars, false));
+        // include_vars, then set_fact/registered results (Ansible's order: set_fact wins).
+        layers.push((&self.included_vars, false));
+        layers.push((&self.host_facts, true));
+        layers.push((role_params, false));
+        layers.push((&self.opts.extra_vars, false));
         if let Some(x) = extra {
-            layers.push(x);
+            layers.push((x, true));
         }
-        layers.push(&magic);
-        Scope::new(self.templar.clone(), layers).into_value()
+        layers.push((&magic, false));
+        Scope::with_literal_layers(self.templar.clone(), layers).into_value()
     }
 
     /// Evaluates conditions (all must hold). Err is a run-time error in a condition.

@@ -43,6 +43,9 @@ impl Engine<'_> {
         if !handler && !self.selected(&inh.tags) {
             return Flow::Continue;
         }
+        if let Some(flow) = self.run_meta(task, &inh) {
+            return flow;
+        }
         let no_log = inh.no_log.unwrap_or(false);
         let report = self.base_report(task, handler, no_log);
         let (vars, scope) = self.scope(Some(task), &inh, None);
@@ -97,8 +100,8 @@ impl Engine<'_> {
         self.run_loop(task, inh, report, items, pause)
     }
 
-    /// Static imports run their tasks in place, inheriting the import's keywords; `meta`
-    /// actions act on the engine. None for a task that runs by itself.
+    /// Static imports run their tasks in place, inheriting the import's keywords. None for a
+    /// task that runs by itself.
     fn run_in_place(&mut self, task: &Task, inh: &Inherit) -> Option<Flow> {
         match &task.action {
             Action::IncludeTasks {
@@ -111,10 +114,11 @@ impl Engine<'_> {
             } => {
                 let mut rinh = inh.clone();
                 rinh.role = Some(role.clone());
-                Some(self.run_items(&role.tasks, &rinh))
+                Some(match self.run_items(&role.tasks, &rinh) {
+                    Flow::EndRole => Flow::Continue,
+                    flow => flow,
+                })
             }
-            Action::FlushHandlers => Some(self.flush_handlers()),
-            Action::MetaNoop(_) => Some(Flow::Continue),
             _ => None,
         }
     }
@@ -144,14 +148,14 @@ impl Engine<'_> {
         if let Action::IncludeTasks { .. } | Action::IncludeRole { .. } = &task.action {
             return self.run_include(task, inh, None);
         }
-        let exec = self.execute(task, inh, vars, scope);
-        let exec = self.judge(task, inh, exec, None);
+        let exec = self.run_module(task, inh, vars, scope, None);
         self.report_exec(&mut report, &exec, inh);
         if let Some(r) = &task.register {
             self.host_facts
-                .insert(r.clone(), crate::vars::map_value(exec.result.clone()));
+                .insert(r.clone(), crate::vars::map_value(public(&exec.result)));
         }
-        self.absorb_facts(&exec.result);
+        self.absorb_facts(task, &exec.result);
+        self.pending_result = Some(public(&exec.result));
         self.finish_task(task, inh, report, exec.changed)
     }
 
@@ -207,7 +211,7 @@ impl Engine<'_> {
                 Err(msg) => return self.fail_task(task, inh, report, msg),
             }
             flow = self.run_include(task, inh, Some(&lv));
-            if flow == Flow::Failed {
+            if flow != Flow::Continue {
                 break;
             }
         }
@@ -246,13 +250,15 @@ impl Engine<'_> {
             totals.results.push(crate::vars::map_value(res));
         }
         let skipped = total == 0 || totals.all_skipped;
+        self.pending_notify = Some(std::mem::take(&mut totals.notify));
         let any_changed = totals.any_changed;
         let failed_msg = totals.failed_msg.take();
+        let agg = loop_result(totals.results, any_changed, failed_msg.is_some(), skipped);
         if let Some(r) = &task.register {
-            let agg = loop_result(totals.results, any_changed, failed_msg.is_some(), skipped);
             self.host_facts
-                .insert(r.clone(), crate::vars::map_value(agg));
+                .insert(r.clone(), crate::vars::map_value(agg.clone()));
         }
+        self.pending_result = Some(agg);
         report.changed = any_changed;
         report.status = if failed_msg.is_some() {
             Status::Failed
@@ -322,10 +328,22 @@ impl Engine<'_> {
                 )
             }
             Ok(true) => {
-                let exec = self.execute(task, inh, &ivars, &iscope);
-                let exec = self.judge(task, inh, exec, Some(&lv));
+                let exec = self.run_module(task, inh, &ivars, &iscope, Some(&lv));
                 if exec.status != Status::Skipped {
                     totals.all_skipped = false;
+                    // Every run item's handlers are notified if the task changed (Ansible).
+                    match self.notify_names(task, inh, Some(&lv)) {
+                        Ok(names) => {
+                            for n in names {
+                                if !totals.notify.contains(&n) {
+                                    totals.notify.push(n);
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            totals.failed_msg.get_or_insert(e.to_string());
+                        }
+                    }
                 }
                 totals.any_changed |= exec.changed;
                 if exec.status == Status::Failed {
@@ -344,8 +362,8 @@ impl Engine<'_> {
                     }
                     (a, b) => a.or(b),
                 };
-                self.absorb_facts(&exec.result);
-                let res = exec.result;
+                self.absorb_facts(task, &exec.result);
+                let res = public(&exec.result);
                 let msg = if report.no_log {
                     None
                 } else {
@@ -372,25 +390,45 @@ impl Engine<'_> {
     ) -> Flow {
         let mut flow = Flow::Continue;
         if report.status == Status::Failed {
-            let mut res = vec![
-                ("failed", Value::from(true)),
-                ("changed", Value::from(changed)),
-            ];
-            if let Some(m) = &report.msg {
-                res.push(("msg", Value::from(m.as_str())));
-            }
-            self.last_failure = Some(crate::vars::map_value(res));
             if inh.ignore_errors.unwrap_or(false) {
                 report.status = Status::Ignored;
             } else {
+                self.record_failure(task, inh, &report);
                 flow = Flow::Failed;
             }
         }
-        // In a drift pass, a change only reported (check mode) notifies no handler.
-        if changed && report.drift != Some(Drift::Reported) {
-            let notify = task.notify.clone();
-            for name in &notify {
-                self.notify(name, task);
+        self.pending_result = None;
+        // A failed task (even ignored) notifies nothing; in a drift pass, a change only
+        // reported (check mode) notifies no handler either.
+        let pending = self.pending_notify.take();
+        if changed
+            && report.drift != Some(Drift::Reported)
+            && !matches!(report.status, Status::Failed | Status::Ignored)
+        {
+            let names = match pending {
+                Some(n) => Ok(n),
+                None => self
+                    .notify_names(task, inh, None)
+                    .map_err(|e| e.to_string()),
+            };
+            let missing = match names {
+                Ok(names) => names.into_iter().find(|n| !self.notify(n, task)).map(|n| {
+                    format!(
+                        "{}: notify: the requested handler '{n}' was not found in either \
+                             the main handlers list nor in the listening handlers list",
+                        task.location
+                    )
+                }),
+                Err(e) => Some(e),
+            };
+            if let Some(msg) = missing {
+                report.status = Status::Failed;
+                report.msg = Some(msg);
+                if inh.ignore_errors.unwrap_or(false) {
+                    report.status = Status::Ignored;
+                } else {
+                    flow = Flow::Failed;
+                }
             }
         }
         self.push_report(report);
@@ -409,7 +447,9 @@ impl Engine<'_> {
         self.finish_task(task, inh, report, false)
     }
 
-    pub(super) fn notify(&mut self, name: &str, from: &Task) {
+    /// Marks the handlers `name` designates (by name, `role : name` or `listen`); false when
+    /// there is none.
+    pub(super) fn notify(&mut self, name: &str, from: &Task) -> bool {
         let role_prefixed = |h: &Handler| {
             h.task
                 .role
@@ -417,14 +457,17 @@ impl Engine<'_> {
                 .map(|r| format!("{} : {}", r.name, h.task.name.clone().unwrap_or_default()))
         };
         let _ = from;
+        let mut found = false;
         for (i, h) in self.handlers.iter().enumerate() {
             if h.task.name.as_deref() == Some(name)
                 || h.task.listen.iter().any(|l| l == name)
                 || role_prefixed(h).as_deref() == Some(name)
             {
                 self.notified[i] = true;
+                found = true;
             }
         }
+        found
     }
 
     /// Runs notified handlers in the order they are defined, each once, until none is pending.
@@ -436,8 +479,9 @@ impl Engine<'_> {
             self.notified[i] = false;
             let task = self.handlers[i].task.clone();
             let inh = self.handlers[i].inherit.clone();
-            if self.run_task(&task, &inh, true) == Flow::Failed {
-                return Flow::Failed;
+            match self.run_task(&task, &inh, true) {
+                Flow::Continue | Flow::EndRole => {}
+                flow => return flow,
             }
         }
     }
@@ -515,11 +559,23 @@ impl Engine<'_> {
                     }
                     self.notified.resize(self.handlers.len(), false);
                 }
-                self.run_items(&role.tasks, &inner)
+                match self.run_items(&role.tasks, &inner) {
+                    Flow::EndRole => Flow::Continue,
+                    flow => flow,
+                }
             }
             _ => Flow::Continue,
         }
     }
+}
+
+/// A result without Ansible's internal `_ansible_*` keys (as a registered value shows it).
+fn public(result: &IndexMap<String, Value>) -> IndexMap<String, Value> {
+    result
+        .iter()
+        .filter(|(k, _)| !k.starts_with("_ansible_"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// What the items of a loop add up to.
@@ -529,6 +585,8 @@ struct LoopTotals {
     any_changed: bool,
     failed_msg: Option<String>,
     all_skipped: bool,
+    /// Handler names notified by the items that ran.
+    notify: Vec<String>,
 }
 
 /// The registered result of a task (or item) whose `when` was false.
@@ -552,13 +610,23 @@ fn loop_result(
 ) -> IndexMap<String, Value> {
     let mut agg = IndexMap::new();
     agg.insert("changed".to_string(), Value::from(changed));
-    agg.insert("failed".to_string(), Value::from(failed));
-    if skipped {
+    if results.is_empty() {
+        // Ansible's result for an empty loop.
         agg.insert("skipped".to_string(), Value::from(true));
+        agg.insert(
+            "skipped_reason".to_string(),
+            Value::from("No items in the list"),
+        );
+        agg.insert("results".to_string(), Value::from(results));
+        return agg;
     }
+    agg.insert("failed".to_string(), Value::from(failed));
+    agg.insert("skipped".to_string(), Value::from(skipped));
     agg.insert(
         "msg".to_string(),
-        Value::from(if failed {
+        Value::from(if skipped {
+            "All items skipped"
+        } else if failed {
             "One or more items failed"
         } else {
             "All items completed"

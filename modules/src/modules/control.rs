@@ -73,16 +73,41 @@ static SET_FACT: ArgSpec = ArgSpec {
 };
 
 /// `set_fact` arguments are variable names, not a fixed set: they are checked by
-/// `check_free_args` and turned into facts by `prepare_free` instead of through the spec.
+/// `check_free_args` and turned into facts by `prepare_free` instead of through the spec. A
+/// name may be a template (rendered when the task runs, then checked, as ansible-core does).
 impl SetFactModule {
     fn facts(rendered: &IndexMap<String, Value>) -> Outcome {
-        let facts: IndexMap<String, Value> = rendered
-            .iter()
-            .filter(|(k, _)| k.as_str() != "cacheable")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        Outcome::default().with("ansible_facts", crate::vars::map_value(facts))
+        let mut facts: IndexMap<String, Value> = IndexMap::new();
+        for (k, v) in rendered.iter().filter(|(k, _)| k.as_str() != "cacheable") {
+            if !valid_variable_name(k) {
+                let msg = format!(
+                    "Invalid variable name '{k}'. Variable names must be strings starting with a \
+                     letter or underscore character, and contain only letters, numbers and \
+                     underscores."
+                );
+                let mut out = Outcome::default().with("msg", msg.clone());
+                out.failed = Some(msg);
+                return out;
+            }
+            facts.insert(k.clone(), v.clone());
+        }
+        let cacheable = rendered
+            .get("cacheable")
+            .and_then(crate::args::to_bool)
+            .unwrap_or(false);
+        Outcome::default()
+            .with("ansible_facts", crate::vars::map_value(facts))
+            .with("_ansible_facts_cacheable", cacheable)
     }
+}
+
+/// Ansible's `validate_variable_name`: an ASCII identifier that is not a Jinja keyword.
+fn valid_variable_name(k: &str) -> bool {
+    crate::playbook::is_identifier(k)
+        && !matches!(
+            k,
+            "true" | "false" | "none" | "True" | "False" | "None" | "not"
+        )
 }
 
 impl Module for SetFactModule {
@@ -90,15 +115,22 @@ impl Module for SetFactModule {
         &SET_FACT
     }
     fn check_free_args(&self, args: &TaskArgs, ctx: &LoadContext) -> Option<Vec<LoadError>> {
-        let mut errors: Vec<LoadError> = args
-            .pairs
-            .iter()
-            .filter(|(k, _)| k != "cacheable" && !crate::playbook::is_identifier(k))
-            .map(|(k, v)| {
-                LoadError::at(ctx.at(v), format!("`{k}` is not a valid variable name"))
-                    .with_key(k.clone())
-            })
-            .collect();
+        let mut errors: Vec<LoadError> = Vec::new();
+        for (k, v) in args.pairs.iter().filter(|(k, _)| k != "cacheable") {
+            if crate::template::Templar::is_template(k) {
+                if let Err(e) = ctx.templar.check_syntax(k) {
+                    errors.push(
+                        LoadError::at(ctx.at(v), format!("template error in `{k}`: {e}"))
+                            .with_key(k.clone()),
+                    );
+                }
+            } else if !valid_variable_name(k) {
+                errors.push(
+                    LoadError::at(ctx.at(v), format!("`{k}` is not a valid variable name"))
+                        .with_key(k.clone()),
+                );
+            }
+        }
         if args.pairs.is_empty() {
             errors.push(LoadError::at(
                 ctx.task.clone(),

@@ -13,6 +13,7 @@ pub mod deb822_repository;
 pub mod dnf;
 pub mod file;
 pub mod group;
+pub mod include_vars;
 pub mod lineinfile;
 pub mod package;
 pub mod pkg;
@@ -42,6 +43,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("fail", &control::FailModule),
     ("file", &file::FileModule),
     ("group", &group::GroupModule),
+    ("include_vars", &include_vars::IncludeVarsModule),
     ("lineinfile", &lineinfile::LineinfileModule),
     ("package", &package::PackageModule),
     ("service", &systemd::ServiceModule),

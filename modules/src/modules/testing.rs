@@ -72,6 +72,8 @@ impl Harness {
             vars: &self.vars,
             source: &self.source,
             search: &search,
+            role_dir: None,
+            task_dir: &search[0],
             check_mode: false,
             diff: false,
             env: &[],

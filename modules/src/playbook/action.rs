@@ -36,7 +36,7 @@ impl Loader<'_> {
             .or_else(|| name.strip_prefix("ansible.legacy."))
             .unwrap_or(name);
         match short {
-            "meta" => self.meta_action(entry, at),
+            "meta" => self.meta_action(entry, at, role.is_some(), handler),
             "import_tasks" | "include_tasks" => {
                 self.include_tasks_action(entry, short, file, role, at, handler)
             }
@@ -45,25 +45,60 @@ impl Loader<'_> {
         }
     }
 
-    /// `meta: flush_handlers` and `meta: noop`.
-    fn meta_action(&mut self, entry: &Entry, at: &Location) -> Option<Action> {
-        match entry.value.as_str() {
-            Some("flush_handlers") => Some(Action::FlushHandlers),
-            Some("noop") => Some(Action::MetaNoop("noop".to_string())),
+    /// `meta: ACTION`, every action ansible-core 2.19 has. `end_role` only inside a role and
+    /// not in a handler (ansible-core refuses it at load too).
+    fn meta_action(
+        &mut self,
+        entry: &Entry,
+        at: &Location,
+        in_role: bool,
+        handler: bool,
+    ) -> Option<Action> {
+        let name = entry.value.as_str().map(str::trim);
+        let action = match name {
+            Some("flush_handlers") => Action::FlushHandlers,
+            Some("noop") => Action::MetaNoop("noop".to_string()),
+            Some("end_host") => Action::Meta(Meta::EndHost),
+            Some("end_play") => Action::Meta(Meta::EndPlay),
+            Some("end_batch") => Action::Meta(Meta::EndBatch),
+            Some("end_role") => Action::Meta(Meta::EndRole),
+            Some("clear_facts") => Action::Meta(Meta::ClearFacts),
+            Some("clear_host_errors") => Action::Meta(Meta::ClearHostErrors),
+            Some("reset_connection") => Action::Meta(Meta::ResetConnection),
+            Some("refresh_inventory") => Action::Meta(Meta::RefreshInventory),
+            Some("role_complete") => Action::Meta(Meta::RoleComplete),
             other => {
                 self.errors.push(
                     LoadError::at(
                         at.clone(),
                         format!(
-                            "unsupported meta action `{}` (supported: flush_handlers, noop)",
+                            "invalid meta action requested: {} (ansible-core 2.19 has: \
+                             clear_facts, clear_host_errors, end_batch, end_host, end_play, \
+                             end_role, flush_handlers, noop, refresh_inventory, \
+                             reset_connection, role_complete)",
                             other.unwrap_or("?")
                         ),
                     )
                     .with_key("meta"),
                 );
-                None
+                return None;
             }
+        };
+        let refused = match action {
+            Action::Meta(Meta::EndRole) if handler => {
+                Some("Cannot execute 'end_role' from a handler")
+            }
+            Action::Meta(Meta::EndRole) if !in_role => {
+                Some("Cannot execute 'end_role' from outside of a role")
+            }
+            _ => None,
+        };
+        if let Some(msg) = refused {
+            self.errors
+                .push(LoadError::at(at.clone(), msg).with_key("meta"));
+            return None;
         }
+        Some(action)
     }
 
     /// `include_tasks`/`import_tasks`: an import is loaded now; an include with a static name
@@ -443,5 +478,37 @@ mod tests {
         let e = load("    - set_fact: {a: '{{ b'}\n", &[]);
         assert!(!e.is_empty(), "a template that does not parse");
         assert_eq!(load("    - set_fact: {a: 1, cacheable: true}\n", &[]), "");
+        // A templated name is rendered when the task runs; its syntax is checked now.
+        assert_eq!(load("    - set_fact: {'{{ n }}_x': 1}\n", &[]), "");
+        let e = load("    - set_fact: {'{{ n': 1}\n", &[]);
+        assert!(e.contains("template error"), "{e}");
+    }
+
+    #[test]
+    fn meta_actions_load_as_ansible_core_allows() {
+        for ok in [
+            "end_host",
+            "end_play",
+            "end_batch",
+            "clear_facts",
+            "clear_host_errors",
+            "reset_connection",
+            "refresh_inventory",
+            "role_complete",
+            "noop",
+            "flush_handlers",
+        ] {
+            assert_eq!(load(&format!("    - meta: {ok}\n"), &[]), "", "{ok}");
+        }
+        let e = load("    - meta: end_role\n", &[]);
+        assert!(
+            e.contains("Cannot execute 'end_role' from outside of a role"),
+            "{e}"
+        );
+        let e = load("    - meta: stop_everything\n", &[]);
+        assert!(
+            e.contains("invalid meta action requested: stop_everything"),
+            "{e}"
+        );
     }
 }

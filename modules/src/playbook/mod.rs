@@ -80,6 +80,14 @@ pub struct Common {
     pub no_log: Option<bool>,
     pub environment: Option<Value>,
     pub check_mode: Option<bool>,
+    /// `run_once`: on this one host, the task runs once as it would anyway.
+    pub run_once: Option<Value>,
+    /// `delegate_to` (a template): this host only, checked when the task runs.
+    pub delegate_to: Option<Value>,
+    pub delegate_facts: Option<Value>,
+    /// `notify` as written on a task or block: the nearest one applies (a block's is
+    /// inherited by its tasks that have none).
+    pub notify: Option<Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -107,6 +115,11 @@ pub struct Task {
     pub register: Option<String>,
     pub changed_when: Option<Vec<Value>>,
     pub failed_when: Option<Vec<Value>>,
+    /// `until`: conditions a result must meet, else the task is tried again.
+    pub until: Option<Vec<Value>>,
+    /// `retries` and `delay` as written (templates allowed).
+    pub retries: Option<Value>,
+    pub delay: Option<Value>,
     /// The role the task came from (for `files/`, `templates/` and role variables).
     pub role: Option<Arc<Role>>,
     pub location: Location,
@@ -153,6 +166,25 @@ pub enum Action {
     FlushHandlers,
     /// `meta: noop` and the like that do nothing here.
     MetaNoop(String),
+    /// The other `meta` actions, which change how the play goes on.
+    Meta(Meta),
+}
+
+/// A `meta` action that acts on the run (ansible-core's strategy `_execute_meta`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Meta {
+    EndHost,
+    EndPlay,
+    EndBatch,
+    EndRole,
+    ClearFacts,
+    ClearHostErrors,
+    /// No persistent connection here: nothing to reset (`when` is ignored, as Ansible does).
+    ResetConnection,
+    /// The inventory is read once per run: nothing changes (`when` ignored, as Ansible does).
+    RefreshInventory,
+    /// Only meaningful when Ansible inserts it itself: written in a task it does nothing.
+    RoleComplete,
 }
 
 impl std::fmt::Debug for dyn Module {
@@ -168,7 +200,7 @@ impl Task {
             Action::Module { name, .. } => name,
             Action::IncludeTasks { .. } => "include_tasks",
             Action::IncludeRole { .. } => "include_role",
-            Action::FlushHandlers | Action::MetaNoop(_) => "meta",
+            Action::FlushHandlers | Action::MetaNoop(_) | Action::Meta(_) => "meta",
         }
     }
 
@@ -222,6 +254,10 @@ const COMMON_KEYS: &[&str] = &[
     "become_method",
     "environment",
     "check_mode",
+    "run_once",
+    "delegate_to",
+    "delegate_facts",
+    "notify",
 ];
 
 const TASK_KEYS: &[&str] = &[
@@ -229,8 +265,10 @@ const TASK_KEYS: &[&str] = &[
     "with_items",
     "with_list",
     "loop_control",
-    "notify",
     "listen",
+    "until",
+    "retries",
+    "delay",
     "register",
     "changed_when",
     "failed_when",

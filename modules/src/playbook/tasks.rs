@@ -79,6 +79,10 @@ impl Loader<'_> {
                     self.check_templates(&e.value, file);
                     c.environment = Some(e.value.to_value());
                 }
+                "run_once" => c.run_once = Some(self.templated_scalar(&e.value, file)),
+                "delegate_to" => c.delegate_to = Some(self.templated_scalar(&e.value, file)),
+                "delegate_facts" => c.delegate_facts = Some(self.templated_scalar(&e.value, file)),
+                "notify" => c.notify = Some(self.notify_list(&e.value, file)),
                 _ => {}
             }
         }
@@ -196,8 +200,26 @@ impl Loader<'_> {
                 return None;
             }
         };
-        let common = self.common(entries, file);
+        let mut common = self.common(entries, file);
         let key_loc = Location::new(file.clone(), action_entry.key_line);
+        let local;
+        let action_entry = if action_entry.key == "local_action" {
+            if common.delegate_to.is_some() {
+                self.errors.push(
+                    LoadError::at(
+                        key_loc.clone(),
+                        "`local_action` and `delegate_to` are mutually exclusive",
+                    )
+                    .with_key("local_action"),
+                );
+                return None;
+            }
+            local = self.local_action(action_entry, file)?;
+            common.delegate_to = Some(Value::from("localhost"));
+            &local
+        } else {
+            action_entry
+        };
         let action = self.action(
             action_entry,
             node.get("args"),
@@ -217,6 +239,14 @@ impl Loader<'_> {
             |this: &mut Self, key: &str| node.get(key).map(|n| this.conditions(n, file, key));
         let changed_when = conds(self, "changed_when");
         let failed_when = conds(self, "failed_when");
+        let until = conds(self, "until");
+        let retries = node
+            .get("retries")
+            .map(|n| self.number(n, file, "retries", false));
+        let delay = node
+            .get("delay")
+            .map(|n| self.number(n, file, "delay", true));
+        let notify = common.notify.clone().unwrap_or_default();
         Some(Arc::new(Task {
             name: node.get("name").map(|n| match &n.kind {
                 NodeKind::Str(s) => s.clone(),
@@ -228,10 +258,7 @@ impl Loader<'_> {
             loop_var,
             index_var,
             label,
-            notify: node
-                .get("notify")
-                .map(|n| self.string_list(n, file, "notify"))
-                .unwrap_or_default(),
+            notify,
             listen: node
                 .get("listen")
                 .map(|n| self.string_list(n, file, "listen"))
@@ -254,8 +281,110 @@ impl Loader<'_> {
             },
             changed_when,
             failed_when,
+            until,
+            retries,
+            delay,
             role,
             location: loc,
         }))
+    }
+}
+
+/// Keywords of task control flow: `notify`, `until`'s `retries`/`delay`, `delegate_to`,
+/// `run_once`, `local_action`.
+impl Loader<'_> {
+    /// `local_action: MODULE ARGS` (text, or a mapping with `module:`): the module's entry,
+    /// run with `delegate_to: localhost`.
+    fn local_action(&mut self, entry: &Entry, file: &Arc<str>) -> Option<Entry> {
+        let at = Location::new(file.clone(), entry.key_line);
+        let (module, value) = match &entry.value.kind {
+            NodeKind::Str(text) => {
+                let text = text.trim_start();
+                let (m, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+                let args = if rest.trim().is_empty() {
+                    NodeKind::Null
+                } else {
+                    NodeKind::Str(rest.trim().to_string())
+                };
+                (m.to_string(), Node::new(args, entry.value.line))
+            }
+            NodeKind::Map(entries) => {
+                let module = entries
+                    .iter()
+                    .find(|e| e.key == "module")
+                    .and_then(|e| e.value.as_str())
+                    .map(str::to_string);
+                let rest: Vec<Entry> = entries
+                    .iter()
+                    .filter(|e| e.key != "module")
+                    .cloned()
+                    .collect();
+                match module {
+                    Some(m) => (m, Node::new(NodeKind::Map(rest), entry.value.line)),
+                    None => (String::new(), Node::new(NodeKind::Null, entry.value.line)),
+                }
+            }
+            _ => (String::new(), Node::new(NodeKind::Null, entry.value.line)),
+        };
+        if module.is_empty() {
+            self.errors.push(
+                LoadError::at(at, "`local_action` needs a module name").with_key("local_action"),
+            );
+            return None;
+        }
+        Some(Entry {
+            key: module,
+            key_line: entry.key_line,
+            value,
+        })
+    }
+
+    /// A scalar keyword that may be a template (rendered when the task runs).
+    fn templated_scalar(&mut self, node: &Node, file: &Arc<str>) -> Value {
+        self.check_templates(node, file);
+        node.to_value()
+    }
+
+    /// `notify`: a handler name or a list of them (a string is one name, commas included).
+    fn notify_list(&mut self, node: &Node, file: &Arc<str>) -> Vec<String> {
+        match &node.kind {
+            NodeKind::Str(s) => vec![s.clone()],
+            NodeKind::Null => Vec::new(),
+            _ => self.string_list(node, file, "notify"),
+        }
+    }
+
+    /// `retries` (an integer) or `delay` (a number): literal, or a template rendered when the
+    /// task runs.
+    fn number(&mut self, node: &Node, file: &Arc<str>, key: &str, float: bool) -> Value {
+        let ok = match &node.kind {
+            NodeKind::Int(_) => true,
+            NodeKind::Float(_) => float,
+            NodeKind::Str(s) if Templar::is_template(s) => {
+                self.check_templates(node, file);
+                true
+            }
+            NodeKind::Str(s) => {
+                if float {
+                    s.trim().parse::<f64>().is_ok()
+                } else {
+                    s.trim().parse::<i64>().is_ok()
+                }
+            }
+            _ => false,
+        };
+        if !ok {
+            self.errors.push(
+                LoadError::at(
+                    Location::new(file.clone(), node.line),
+                    format!(
+                        "`{key}` must be {}",
+                        if float { "a number" } else { "an integer" }
+                    ),
+                )
+                .with_key(key),
+            );
+        }
+        node.to_value()
     }
 }
