@@ -9,6 +9,8 @@ pub mod error;
 pub mod facts;
 pub mod fsops;
 pub mod host;
+pub mod inventory;
+pub mod magic;
 pub mod mode;
 pub mod modules;
 pub mod playbook;

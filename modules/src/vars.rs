@@ -85,6 +85,30 @@ pub fn map_value<K: Into<Value>>(pairs: impl IntoIterator<Item = (K, Value)>) ->
     )
 }
 
+/// ansible-core's `merge_hash` (ansible.cfg `hash_behaviour = merge`): two mappings merge
+/// recursively, anything else is replaced by `new`.
+pub fn merge_hash(old: &Value, new: &Value) -> Value {
+    use minijinja::value::ValueKind;
+    if old.kind() != ValueKind::Map || new.kind() != ValueKind::Map {
+        return new.clone();
+    }
+    let mut out: IndexMap<Value, Value> = IndexMap::new();
+    for k in old.try_iter().into_iter().flatten() {
+        if let Ok(v) = old.get_item(&k) {
+            out.insert(k, v);
+        }
+    }
+    for k in new.try_iter().into_iter().flatten() {
+        let Ok(v) = new.get_item(&k) else { continue };
+        let v = match out.get(&k) {
+            Some(o) => merge_hash(o, &v),
+            None => v,
+        };
+        out.insert(k, v);
+    }
+    Value::from(out)
+}
+
 /// True when a string anywhere inside `v` holds a template.
 pub fn has_template(v: &Value) -> bool {
     if let Some(s) = v.as_str() {
@@ -119,6 +143,11 @@ impl Object for Scope {
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let name = key.as_str()?;
+        if name == "hostvars" && !self.vars.contains_key(name) {
+            // This host's variables, all of them (other hosts are not known to a local run).
+            let me = self.vars.get("inventory_hostname")?.clone();
+            return Some(map_value([(me, Value::from_dyn_object(self.clone()))]));
+        }
         let raw = self.vars.get(name)?;
         if !has_template(raw) {
             return Some(raw.clone());
@@ -181,6 +210,26 @@ mod tests {
         let (v, _) = Scope::new(templar.clone(), [&low, &high]).into_value();
         let out = templar.render_str("{{ a }}", &v).unwrap();
         assert_eq!(out.as_str(), Some("high-x"));
+    }
+
+    #[test]
+    fn merge_hash_merges_mappings_recursively() {
+        let a = map_value([
+            (
+                "x",
+                map_value([("a", Value::from(1)), ("b", Value::from(2))]),
+            ),
+            ("l", Value::from(vec![1])),
+        ]);
+        let b = map_value([
+            (
+                "x",
+                map_value([("b", Value::from(3)), ("c", Value::from(4))]),
+            ),
+            ("l", Value::from(vec![2])),
+        ]);
+        let m = merge_hash(&a, &b);
+        assert_eq!(m.to_string(), "{'x': {'a': 1, 'b': 3, 'c': 4}, 'l': [2]}");
     }
 
     #[test]

@@ -150,6 +150,9 @@ pub struct Engine<'a> {
     last_failure: Option<Value>,
     /// Package and unit state shared by the tasks of this run.
     host: Arc<HostState>,
+    /// Magic variables of the run and of the current play ([`crate::magic`]).
+    run_magic: Arc<RawVars>,
+    play_magic: Arc<RawVars>,
 }
 impl<'a> Engine<'a> {
     pub fn new(
@@ -177,6 +180,8 @@ impl<'a> Engine<'a> {
             failed: false,
             last_failure: None,
             host: Arc::new(HostState::new()),
+            run_magic: Arc::default(),
+            play_magic: Arc::default(),
         }
     }
 
@@ -193,6 +198,13 @@ impl<'a> Engine<'a> {
         let dir = playbook.file.parent();
         self.base = dir.clone();
         self.host.hint(crate::playbook::host_queries(playbook));
+        self.run_magic = Arc::new(crate::magic::run_vars(&crate::magic::RunContext {
+            host: &playbook.host,
+            root: &self.playbook_dir,
+            tags: &self.opts.tags,
+            skip_tags: &self.opts.skip_tags,
+            config_file: playbook.config_file.as_deref(),
+        }));
         for (i, play) in playbook.plays.iter().enumerate() {
             if self.failed {
                 for rest in &playbook.plays[i..] {
@@ -200,7 +212,7 @@ impl<'a> Engine<'a> {
                 }
                 break;
             }
-            if !self.matches_host(&play.hosts) {
+            if !play.runs_here {
                 continue;
             }
             self.run_play(play, &group_vars, &host_vars, &dir);
@@ -248,14 +260,6 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn matches_host(&self, patterns: &[String]) -> bool {
-        let me = &self.opts.inventory_hostname;
-        patterns.iter().any(|p| {
-            let p = p.trim();
-            p == "all" || p == "*" || p == "localhost" || p == "127.0.0.1" || p == me
-        })
-    }
-
     fn facts(&mut self) -> RawVars {
         self.facts
             .get_or_insert_with(|| Facts::gather().to_vars())
@@ -270,6 +274,7 @@ impl<'a> Engine<'a> {
         _dir: &RepoPath,
     ) {
         self.play_name = play.name.clone();
+        self.play_magic = Arc::new(crate::magic::play_vars(play));
         self.reporter.play_start(&play.name);
         let facts = if play.gather_facts {
             let facts = Arc::new(self.facts());

@@ -83,6 +83,8 @@ impl Engine<'_> {
         if let Some(x) = extra {
             layers.push(x);
         }
+        layers.push(&self.run_magic);
+        layers.push(&self.play_magic);
         layers.push(&magic);
         Scope::new(self.templar.clone(), layers).into_value()
     }
