@@ -3,6 +3,7 @@
 //!
 //! This crate knows nothing of Git, async runtimes or the daemon: `gitops-agent` drives it.
 
+pub mod ansible_cfg;
 pub mod args;
 pub mod engine;
 pub mod error;

@@ -20,6 +20,8 @@ pub struct RunContext<'a> {
     pub skip_tags: &'a [String],
     /// The repository's ansible.cfg, as a path on this host, if there is one.
     pub config_file: Option<&'a str>,
+    /// ansible.cfg's `ansible_managed`, or Ansible's default.
+    pub ansible_managed: &'a str,
 }
 
 /// The variables that hold for the whole run.
@@ -81,6 +83,8 @@ pub fn run_vars(cx: &RunContext<'_>) -> RawVars {
         "ansible_config_file".into(),
         cx.config_file.map_or(Value::from(()), Value::from),
     );
+    // Ansible defines it only while rendering a `template`; here it is defined everywhere.
+    m.insert("ansible_managed".into(), Value::from(cx.ansible_managed));
     // One host per run: the play's hosts are this one.
     let me = list(std::slice::from_ref(&cx.host.name));
     for k in [

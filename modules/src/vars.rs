@@ -43,10 +43,24 @@ impl Scope {
         templar: Arc<Templar>,
         layers: impl IntoIterator<Item = &'a IndexMap<String, Value>>,
     ) -> Scope {
-        let mut vars = IndexMap::new();
+        Scope::with_hash_merge(templar, layers, false)
+    }
+
+    /// As [`Scope::new`]; with `merge` (ansible.cfg `hash_behaviour = merge`) a mapping over a
+    /// mapping merges recursively ([`merge_hash`]) instead of replacing it.
+    pub fn with_hash_merge<'a>(
+        templar: Arc<Templar>,
+        layers: impl IntoIterator<Item = &'a IndexMap<String, Value>>,
+        merge: bool,
+    ) -> Scope {
+        let mut vars: IndexMap<String, Value> = IndexMap::new();
         for layer in layers {
             for (k, v) in layer {
-                vars.insert(k.clone(), v.clone());
+                let v = match vars.get(k) {
+                    Some(old) if merge => merge_hash(old, v),
+                    _ => v.clone(),
+                };
+                vars.insert(k.clone(), v);
             }
         }
         Scope {

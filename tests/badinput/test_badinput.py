@@ -288,6 +288,15 @@ for _inv_name, _inv_text, _inv_line, _inv_key in [
 case(name="inventory-without-this-host", files={"site.yml": _play(""), "inventory.ini": "[web]\nweb01\n"},
      rc=(3,), file="inventory.ini", line=None, keys=("not in the inventory",), inventory="inventory.ini")
 
+for _cfg_text, _cfg_line, _cfg_key in [
+    ("[defaults]\nforks = 5\nvault_password_file = ~/.vault_pass\n", 3, "vault_password_file"),
+    ("[defaults]\nerror_on_undefined_vars = False\n", 2, "error_on_undefined_vars"),
+    ("[defaults]\nhash_behavior = merge\n", 2, "hash_behavior"),
+    ("[defaults]\nforks = 5\nforks = 6\n", 3, "forks"),
+]:
+    case(name=f"ansible-cfg-refused-{_cfg_key}-{_cfg_line}", files={"site.yml": _play(""), "ansible.cfg": _cfg_text},
+         rc=(3,), file="ansible.cfg", line=_cfg_line, keys=(_cfg_key,))
+
 _tpl_hosts = "- hosts: \"{{ target }}\"\n  gather_facts: false\n  tasks:\n" + textwrap.indent(PRE, "    ")
 case(name="templated-hosts-pattern", files={"site.yml": _tpl_hosts}, rc=(3,), file="site.yml", line=1,
      keys=("hosts",))

@@ -11,6 +11,8 @@ Markers in a playbook's site.yml (a comment line "# differential: ..."):
   extra-vars=k=v      pass -e k=v to both (repeatable)
   inventory=FILE      ansible: -i FILE -l HOST; agent: --inventory FILE --host-name HOST
   host=NAME           the inventory host (default localhost; without inventory=, `-i NAME,`)
+  ansible-cfg         ansible reads the playbook directory's ansible.cfg (no ANSIBLE_CONFIG, no -i
+                      unless inventory=; `-l HOST`); the agent reads it always
 
 GITOPS_DIFF_ORACLE_ONLY=1 replaces the agent by a second ansible-playbook run (validates the
 playbooks themselves: they pass under ansible-core and leave deterministic trees).

@@ -183,6 +183,7 @@ class Markers:
     extra_vars: list[str] = field(default_factory=list)
     inventory: str | None = None
     host: str = "localhost"
+    ansible_cfg: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -211,6 +212,8 @@ def read_markers(site: Path) -> Markers:
                 m.inventory = tok[len("inventory="):]
             elif tok.startswith("host="):
                 m.host = tok[len("host="):]
+            elif tok == "ansible-cfg":
+                m.ansible_cfg = True
             else:
                 m.notes.append(tok)
     return m
@@ -294,7 +297,12 @@ def run_ansible(pbdir: Path, root: Path, tmp: Path, *, check=False, diff=False, 
     markers = markers or Markers()
     out = tmp / f"ansible-{time.monotonic_ns()}.json"
     # ansible-pull's inventory: `localhost,`, or an inventory file limited to this host.
-    inventory = ["-i", markers.inventory, "-l", markers.host] if markers.inventory else ["-i", f"{markers.host},"]
+    if markers.inventory:
+        inventory = ["-i", markers.inventory, "-l", markers.host]
+    elif markers.ansible_cfg:
+        inventory = ["-l", markers.host]  # the playbook directory's ansible.cfg names the inventory
+    else:
+        inventory = ["-i", f"{markers.host},"]
     argv = [str(ansible_bin_dir() / "ansible-playbook"), "-c", "local", *inventory, "site.yml",
             "-e", f"root={root}"]
     for ev in list(markers.extra_vars) + list(extra):
@@ -311,6 +319,8 @@ def run_ansible(pbdir: Path, root: Path, tmp: Path, *, check=False, diff=False, 
         argv.append("--diff")
     env = ansible_env(tmp)
     env["DIFFTEST_OUT"] = str(out)
+    if markers.ansible_cfg:
+        del env["ANSIBLE_CONFIG"]  # ansible reads ./ansible.cfg (the playbook directory's)
     t0 = time.monotonic()
     p = subprocess.run(argv, cwd=pbdir, env=env, capture_output=True, text=True, timeout=timeout,
                        stdin=subprocess.DEVNULL)

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use gitops_modules::ansible_cfg::AnsibleCfg;
 use gitops_modules::error::{LoadError, LoadErrors};
 use gitops_modules::facts::Facts;
 use gitops_modules::inventory::{Inventory, InventoryHost};
@@ -111,8 +112,17 @@ pub fn load_playbook(
     host_name: Option<&str>,
 ) -> Result<Playbook, PlaybookError> {
     let path = select_playbook(source, explicit)?;
+    let cfg = AnsibleCfg::load(source)?;
+    let inventory = inventory.or(cfg.as_ref().and_then(|c| c.inventory.as_deref()));
     let host = inventory_host(source, inventory, host_name)?;
-    Ok(Loader::new(source, templar).load(&path, &host)?)
+    let cfg_path = format!(
+        "{}/{}",
+        source.describe(),
+        gitops_modules::ansible_cfg::FILE
+    );
+    Ok(Loader::new(source, templar)
+        .with_ansible_cfg(cfg, cfg_path)
+        .load(&path, &host)?)
 }
 
 /// This host in the inventory: without an inventory file, ansible-pull's `-i localhost,` (or

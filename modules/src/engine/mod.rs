@@ -153,6 +153,8 @@ pub struct Engine<'a> {
     /// Magic variables of the run and of the current play ([`crate::magic`]).
     run_magic: Arc<RawVars>,
     play_magic: Arc<RawVars>,
+    /// ansible.cfg `hash_behaviour = merge`.
+    hash_merge: bool,
 }
 impl<'a> Engine<'a> {
     pub fn new(
@@ -182,6 +184,7 @@ impl<'a> Engine<'a> {
             host: Arc::new(HostState::new()),
             run_magic: Arc::default(),
             play_magic: Arc::default(),
+            hash_merge: false,
         }
     }
 
@@ -204,7 +207,9 @@ impl<'a> Engine<'a> {
             tags: &self.opts.tags,
             skip_tags: &self.opts.skip_tags,
             config_file: playbook.config_file.as_deref(),
+            ansible_managed: &playbook.ansible_managed,
         }));
+        self.hash_merge = playbook.hash_merge;
         for (i, play) in playbook.plays.iter().enumerate() {
             if self.failed {
                 for rest in &playbook.plays[i..] {

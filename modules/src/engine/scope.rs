@@ -86,7 +86,7 @@ impl Engine<'_> {
         layers.push(&self.run_magic);
         layers.push(&self.play_magic);
         layers.push(&magic);
-        Scope::new(self.templar.clone(), layers).into_value()
+        Scope::with_hash_merge(self.templar.clone(), layers, self.hash_merge).into_value()
     }
 
     /// Evaluates conditions (all must hold). Err is a run-time error in a condition.

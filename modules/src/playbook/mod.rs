@@ -38,6 +38,10 @@ pub struct Playbook {
     pub host: InventoryHost,
     /// The repository's ansible.cfg as a path on this host (`ansible_config_file`).
     pub config_file: Option<String>,
+    /// ansible.cfg `hash_behaviour = merge`: variable layers merge dictionaries.
+    pub hash_merge: bool,
+    /// The `ansible_managed` text (ansible.cfg's, or Ansible's default).
+    pub ansible_managed: String,
 }
 
 #[derive(Debug)]
@@ -254,6 +258,8 @@ pub struct Loader<'a> {
     host: Option<InventoryHost>,
     /// ansible.cfg `hash_behaviour = merge`: dictionaries of variable layers merge.
     hash_merge: bool,
+    /// The repository's ansible.cfg and where it is on this host.
+    cfg: Option<(crate::ansible_cfg::AnsibleCfg, String)>,
 }
 impl<'a> Loader<'a> {
     pub fn new(source: &'a dyn Source, templar: &'a Templar) -> Loader<'a> {
@@ -265,12 +271,18 @@ impl<'a> Loader<'a> {
             depth: 0,
             host: None,
             hash_merge: false,
+            cfg: None,
         }
     }
 
-    /// ansible.cfg `hash_behaviour = merge`: group and host variable files merge dictionaries.
-    pub fn with_hash_merge(mut self, merge: bool) -> Self {
-        self.hash_merge = merge;
+    /// The repository's ansible.cfg (see [`crate::ansible_cfg`]), found at `path` on this host.
+    pub fn with_ansible_cfg(
+        mut self,
+        cfg: Option<crate::ansible_cfg::AnsibleCfg>,
+        path: String,
+    ) -> Self {
+        self.hash_merge = cfg.as_ref().is_some_and(|c| c.hash_merge);
+        self.cfg = cfg.map(|c| (c, path));
         self
     }
 
@@ -306,7 +318,12 @@ impl<'a> Loader<'a> {
             group_vars,
             host_vars,
             host: host.clone(),
-            config_file: None,
+            config_file: self.cfg.as_ref().map(|(_, path)| path.clone()),
+            hash_merge: self.hash_merge,
+            ansible_managed: match &self.cfg {
+                Some((c, _)) => c.ansible_managed().to_string(),
+                None => crate::ansible_cfg::DEFAULT_MANAGED.to_string(),
+            },
         })
     }
 
