@@ -29,6 +29,10 @@ pub enum VarError {
 #[derive(Debug)]
 pub struct Scope {
     vars: IndexMap<String, Value>,
+    /// The host-level variables `hostvars[inventory_hostname]` shows (inventory, group and
+    /// host vars, facts, set_fact/register, extra vars, magic; not play, role, block or task
+    /// vars); `None`: all of `vars`.
+    host_level: Option<IndexMap<String, Value>>,
     templar: Arc<Templar>,
     cache: Mutex<HashMap<String, Value>>,
     resolving: Mutex<Vec<String>>,
@@ -55,16 +59,37 @@ impl Scope {
     ) -> Scope {
         let mut vars: IndexMap<String, Value> = IndexMap::new();
         for layer in layers {
-            for (k, v) in layer {
-                let v = match vars.get(k) {
-                    Some(old) if merge => merge_hash(old, v),
-                    _ => v.clone(),
-                };
-                vars.insert(k.clone(), v);
+            put_layer(&mut vars, layer, merge);
+        }
+        Scope::from_vars(templar, vars, None)
+    }
+
+    /// As [`Scope::with_hash_merge`], with each layer marked host-level (seen through
+    /// `hostvars`) or not.
+    pub fn with_host_layers<'a>(
+        templar: Arc<Templar>,
+        layers: impl IntoIterator<Item = (&'a IndexMap<String, Value>, bool)>,
+        merge: bool,
+    ) -> Scope {
+        let mut vars: IndexMap<String, Value> = IndexMap::new();
+        let mut host: IndexMap<String, Value> = IndexMap::new();
+        for (layer, host_level) in layers {
+            put_layer(&mut vars, layer, merge);
+            if host_level {
+                put_layer(&mut host, layer, merge);
             }
         }
+        Scope::from_vars(templar, vars, Some(host))
+    }
+
+    fn from_vars(
+        templar: Arc<Templar>,
+        vars: IndexMap<String, Value>,
+        host_level: Option<IndexMap<String, Value>>,
+    ) -> Scope {
         Scope {
             vars,
+            host_level,
             templar,
             cache: Mutex::new(HashMap::new()),
             resolving: Mutex::new(Vec::new()),
@@ -97,6 +122,16 @@ pub fn map_value<K: Into<Value>>(pairs: impl IntoIterator<Item = (K, Value)>) ->
             .map(|(k, v)| (k.into(), v))
             .collect::<IndexMap<Value, Value>>(),
     )
+}
+
+fn put_layer(vars: &mut IndexMap<String, Value>, layer: &IndexMap<String, Value>, merge: bool) {
+    for (k, v) in layer {
+        let v = match vars.get(k) {
+            Some(old) if merge => merge_hash(old, v),
+            _ => v.clone(),
+        };
+        vars.insert(k.clone(), v);
+    }
 }
 
 /// ansible-core's `merge_hash` (ansible.cfg `hash_behaviour = merge`): two mappings merge
@@ -158,9 +193,17 @@ impl Object for Scope {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let name = key.as_str()?;
         if name == "hostvars" && !self.vars.contains_key(name) {
-            // This host's variables, all of them (other hosts are not known to a local run).
+            // This host's host-level variables (other hosts are not known to a local run).
             let me = self.vars.get("inventory_hostname")?.clone();
-            return Some(map_value([(me, Value::from_dyn_object(self.clone()))]));
+            let scope = match &self.host_level {
+                Some(host) => Arc::new(Scope::from_vars(
+                    self.templar.clone(),
+                    host.clone(),
+                    Some(host.clone()),
+                )),
+                None => self.clone(),
+            };
+            return Some(map_value([(me, Value::from_dyn_object(scope))]));
         }
         let raw = self.vars.get(name)?;
         if !has_template(raw) {

@@ -44,10 +44,12 @@ impl Engine<'_> {
                     .unwrap_or_default(),
             ),
         );
-        magic.insert(
-            "playbook_dir".into(),
-            Value::from(self.playbook_dir.as_str()),
-        );
+        // The playbook's own directory (the repository's top unless it is in a subdirectory).
+        let playbook_dir = match self.base.as_str() {
+            "" => self.playbook_dir.clone(),
+            sub => format!("{}/{sub}", self.playbook_dir),
+        };
+        magic.insert("playbook_dir".into(), Value::from(playbook_dir));
         magic.insert("ansible_check_mode".into(), Value::from(self.opts.check));
         magic.insert("ansible_diff_mode".into(), Value::from(self.opts.diff));
         magic.insert(
@@ -66,27 +68,34 @@ impl Engine<'_> {
         let role_vars = role.as_ref().map(|r| &r.vars).unwrap_or(&empty);
         let role_params = role.as_ref().map(|r| &r.params).unwrap_or(&empty);
         let task_vars = task.map(|t| &t.common.vars).unwrap_or(&empty);
-        let mut layers: Vec<&RawVars> = Vec::with_capacity(20);
-        layers.extend(self.play_role_defaults.iter().map(|a| a.as_ref()));
-        layers.push(role_defaults);
-        layers.extend(self.play_vars.iter().map(|a| a.as_ref()));
-        layers.extend(self.play_role_vars.iter().map(|a| a.as_ref()));
-        layers.push(role_vars);
-        layers.extend(inherit.vars.iter().map(|a| a.as_ref()));
-        layers.push(task_vars);
-        layers.push(&self.host_facts);
-        layers.push(role_params);
+        // (layer, host-level: seen through `hostvars`)
+        let mut layers: Vec<(&RawVars, bool)> = Vec::with_capacity(20);
+        layers.extend(self.play_role_defaults.iter().map(|a| (a.as_ref(), false)));
+        layers.push((role_defaults, false));
+        // group_vars, host_vars and facts are host-level; play vars and vars_files are not.
+        layers.extend(
+            self.play_vars
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (a.as_ref(), i < 3)),
+        );
+        layers.extend(self.play_role_vars.iter().map(|a| (a.as_ref(), false)));
+        layers.push((role_vars, false));
+        layers.extend(inherit.vars.iter().map(|a| (a.as_ref(), false)));
+        layers.push((task_vars, false));
+        layers.push((&self.host_facts, true));
+        layers.push((role_params, false));
         if let Some(rv) = &inherit.rescue_vars {
-            layers.push(rv);
+            layers.push((rv, false));
         }
-        layers.push(&self.opts.extra_vars);
+        layers.push((&self.opts.extra_vars, true));
         if let Some(x) = extra {
-            layers.push(x);
+            layers.push((x, false));
         }
-        layers.push(&self.run_magic);
-        layers.push(&self.play_magic);
-        layers.push(&magic);
-        Scope::with_hash_merge(self.templar.clone(), layers, self.hash_merge).into_value()
+        layers.push((&self.run_magic, true));
+        layers.push((&self.play_magic, false));
+        layers.push((&magic, true));
+        Scope::with_host_layers(self.templar.clone(), layers, self.hash_merge).into_value()
     }
 
     /// Evaluates conditions (all must hold). Err is a run-time error in a condition.
