@@ -29,10 +29,14 @@ pub enum VarError {
 #[derive(Debug)]
 pub struct Scope {
     vars: IndexMap<String, Value>,
-    /// The host-level variables `hostvars[inventory_hostname]` shows (inventory, group and
-    /// host vars, facts, set_fact/register, extra vars, magic; not play, role, block or task
-    /// vars); `None`: all of `vars`.
-    host_level: Option<IndexMap<String, Value>>,
+    /// For `hostvars[inventory_hostname]`, which shows only host-level variables (inventory,
+    /// group and host vars, facts, set_fact/register, extra vars, magic; not play, role, block
+    /// or task vars): the keys whose value in `vars` is not host-level, each with the
+    /// host-level value it hides (`None`: none). `None` here: every variable is host-level.
+    not_host: Option<HashMap<String, Option<Value>>>,
+    /// Variables above every layer, looked up before `vars` instead of merged into it (the
+    /// run's and the play's magic variables: shared, and many, for every task's scope).
+    over: Vec<Arc<IndexMap<String, Value>>>,
     templar: Arc<Templar>,
     cache: Mutex<HashMap<String, Value>>,
     resolving: Mutex<Vec<String>>,
@@ -71,25 +75,60 @@ impl Scope {
         layers: impl IntoIterator<Item = (&'a IndexMap<String, Value>, bool)>,
         merge: bool,
     ) -> Scope {
+        // One map, and beside it the few keys a non-host layer set (cheaper than a second map
+        // of the host-level layers: a scope is built for every task).
         let mut vars: IndexMap<String, Value> = IndexMap::new();
-        let mut host: IndexMap<String, Value> = IndexMap::new();
+        let mut not_host: HashMap<String, Option<Value>> = HashMap::new();
         for (layer, host_level) in layers {
-            put_layer(&mut vars, layer, merge);
             if host_level {
-                put_layer(&mut host, layer, merge);
+                if !not_host.is_empty() {
+                    for k in layer.keys() {
+                        not_host.remove(k);
+                    }
+                }
+            } else {
+                for k in layer.keys() {
+                    if !not_host.contains_key(k) {
+                        not_host.insert(k.clone(), vars.get(k).cloned());
+                    }
+                }
             }
+            put_layer(&mut vars, layer, merge);
         }
-        Scope::from_vars(templar, vars, Some(host))
+        Scope::from_vars(templar, vars, Some(not_host))
+    }
+
+    /// Adds variables that win over every layer (no template is rendered in them).
+    pub fn with_over(mut self, over: Vec<Arc<IndexMap<String, Value>>>) -> Scope {
+        self.over = over;
+        self
+    }
+
+    /// The host-level variables only (see `not_host`).
+    fn host_level(self: &Arc<Self>) -> Arc<Scope> {
+        let Some(not_host) = &self.not_host else {
+            return self.clone();
+        };
+        let vars = self
+            .vars
+            .iter()
+            .filter_map(|(k, v)| match not_host.get(k) {
+                None => Some((k.clone(), v.clone())),
+                Some(hidden) => hidden.clone().map(|h| (k.clone(), h)),
+            })
+            .collect();
+        Arc::new(Scope::from_vars(self.templar.clone(), vars, None).with_over(self.over.clone()))
     }
 
     fn from_vars(
         templar: Arc<Templar>,
         vars: IndexMap<String, Value>,
-        host_level: Option<IndexMap<String, Value>>,
+        not_host: Option<HashMap<String, Option<Value>>>,
     ) -> Scope {
         Scope {
             vars,
-            host_level,
+            not_host,
+            over: Vec::new(),
             templar,
             cache: Mutex::new(HashMap::new()),
             resolving: Mutex::new(Vec::new()),
@@ -195,17 +234,17 @@ impl Object for Scope {
         if name == "hostvars" && !self.vars.contains_key(name) {
             // This host's host-level variables (other hosts are not known to a local run).
             let me = self.vars.get("inventory_hostname")?.clone();
-            let scope = match &self.host_level {
-                Some(host) => Arc::new(Scope::from_vars(
-                    self.templar.clone(),
-                    host.clone(),
-                    Some(host.clone()),
-                )),
-                None => self.clone(),
-            };
-            return Some(map_value([(me, Value::from_dyn_object(scope))]));
+            return Some(map_value([(me, Value::from_dyn_object(self.host_level()))]));
+        }
+        if let Some(v) = self.over.iter().find_map(|o| o.get(name)) {
+            return Some(v.clone());
         }
         let raw = self.vars.get(name)?;
+        if crate::facts::lazy::is_fact_value(raw) {
+            // Facts hold no templates; a lazy one is read now.
+            let v = crate::facts::lazy::resolve(raw);
+            return (!v.is_undefined()).then_some(v);
+        }
         if !has_template(raw) {
             return Some(raw.clone());
         }
@@ -248,7 +287,15 @@ impl Object for Scope {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Values(self.vars.keys().map(|k| Value::from(k.as_str())).collect())
+        let mut keys: Vec<Value> = self.vars.keys().map(|k| Value::from(k.as_str())).collect();
+        for o in &self.over {
+            for k in o.keys() {
+                if !self.vars.contains_key(k) {
+                    keys.push(Value::from(k.as_str()));
+                }
+            }
+        }
+        Enumerator::Values(keys)
     }
 }
 

@@ -92,10 +92,11 @@ impl Engine<'_> {
         if let Some(x) = extra {
             layers.push((x, false));
         }
-        layers.push((&self.run_magic, true));
-        layers.push((&self.play_magic, false));
         layers.push((&magic, true));
-        Scope::with_host_layers(self.templar.clone(), layers, self.hash_merge).into_value()
+        // The run's and the play's magic variables: above all, not merged (see `Scope::over`).
+        Scope::with_host_layers(self.templar.clone(), layers, self.hash_merge)
+            .with_over(vec![self.run_magic.clone(), self.play_magic.clone()])
+            .into_value()
     }
 
     /// Evaluates conditions (all must hold). Err is a run-time error in a condition.
