@@ -150,7 +150,7 @@ pub struct Engine<'a> {
     last_failure: Option<Value>,
     /// Package and unit state shared by the tasks of this run.
     host: Arc<HostState>,
-    /// Magic variables of the run and of the current play ([`crate::magic`]).
+    /// Magic variables of the run, and those with the current play's ([`crate::magic`]).
     run_magic: Arc<RawVars>,
     play_magic: Arc<RawVars>,
     /// ansible.cfg `hash_behaviour = merge`.
@@ -210,6 +210,7 @@ impl<'a> Engine<'a> {
             ansible_managed: &playbook.ansible_managed,
         }));
         self.hash_merge = playbook.hash_merge;
+        self.play_magic = self.run_magic.clone();
         for (i, play) in playbook.plays.iter().enumerate() {
             if self.failed {
                 for rest in &playbook.plays[i..] {
@@ -279,7 +280,10 @@ impl<'a> Engine<'a> {
         _dir: &RepoPath,
     ) {
         self.play_name = play.name.clone();
-        self.play_magic = Arc::new(crate::magic::play_vars(play));
+        // The run's magic variables with the play's: one map to look in for every variable.
+        let mut magic = (*self.run_magic).clone();
+        magic.extend(crate::magic::play_vars(play));
+        self.play_magic = Arc::new(magic);
         self.reporter.play_start(&play.name);
         let facts = if play.gather_facts {
             let facts = Arc::new(self.facts());

@@ -95,7 +95,7 @@ impl Engine<'_> {
         layers.push((&magic, true));
         // The run's and the play's magic variables: above all, not merged (see `Scope::over`).
         Scope::with_host_layers(self.templar.clone(), layers, self.hash_merge)
-            .with_over(vec![self.run_magic.clone(), self.play_magic.clone()])
+            .with_over(vec![self.play_magic.clone()])
             .into_value()
     }
 
