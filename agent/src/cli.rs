@@ -117,8 +117,9 @@ pub struct RunArgs {
         default_value = "/etc/gitops-agent/config.yml"
     )]
     pub config: PathBuf,
-    /// The name this host is known by: matched against plays' `hosts` and used for
-    /// host_vars/<name>.yml. Default: the short hostname.
+    /// This host's inventory name (`inventory_hostname`): matched against plays' `hosts` and
+    /// used for host_vars/<name>. Default: `localhost` as ansible-pull, or with an inventory
+    /// the host of it named as this machine's FQDN or short name.
     #[arg(long, value_name = "NAME")]
     pub host_name: Option<String>,
     /// The configuration keys (each overrides the same key of the file, also after SIGHUP).
@@ -158,8 +159,13 @@ pub struct PlaybookArgs {
     /// local.yml, as ansible-pull picks it.
     #[arg(long, value_name = "FILE")]
     pub playbook: Option<String>,
-    /// The name this host is known by: matched against plays' `hosts` and used for
-    /// host_vars/<name>.yml. Default: the short hostname.
+    /// Inventory file (INI or YAML) inside the directory, as ansible's `-i`. Default:
+    /// ansible.cfg's `inventory`, else `localhost,` as ansible-pull.
+    #[arg(short = 'i', long, value_name = "FILE")]
+    pub inventory: Option<String>,
+    /// This host's inventory name (`inventory_hostname`): matched against plays' `hosts` and
+    /// used for host_vars/<name>. Default: `localhost` as ansible-pull, or with an inventory
+    /// the host of it named as this machine's FQDN or short name.
     #[arg(long, value_name = "NAME")]
     pub host_name: Option<String>,
     /// Extra variables, highest precedence: `key=value` (several separated by spaces), a JSON
@@ -177,8 +183,14 @@ pub struct ConvergeArgs {
     /// ansible-pull picks it (in pull mode also settable as `playbook` in the config).
     #[arg(long, value_name = "FILE")]
     pub playbook: Option<String>,
-    /// The name this host is known by: matched against plays' `hosts` and used for
-    /// host_vars/<name>.yml. Default: the short hostname.
+    /// Inventory file (INI or YAML) inside the repository or directory, as ansible's `-i`.
+    /// Default: ansible.cfg's `inventory`, else `localhost,` as ansible-pull (in pull mode
+    /// also settable as `inventory` in the config).
+    #[arg(short = 'i', long, value_name = "FILE")]
+    pub inventory: Option<String>,
+    /// This host's inventory name (`inventory_hostname`): matched against plays' `hosts` and
+    /// used for host_vars/<name>. Default: `localhost` as ansible-pull, or with an inventory
+    /// the host of it named as this machine's FQDN or short name.
     #[arg(long, value_name = "NAME")]
     pub host_name: Option<String>,
     /// Extra variables, highest precedence: `key=value` (several separated by spaces), a JSON
@@ -232,8 +244,8 @@ pub struct PullArgs {
 /// The flags of the configuration keys, generated from the schema
 /// (`crate::config::keys::KEYS`): `--repo`, `--status-heartbeat`, ... Each overrides the key of
 /// the file. `DAEMON`: the daemon's keys (`interval`, `drift`, ...) and `--playbook` are included
-/// (`run`); without it they are left out (`converge` declares `--playbook` itself, for local
-/// mode too). `-e` is always declared by hand.
+/// (`run`); without it they are left out (`converge` declares `--playbook` and `--inventory`
+/// itself, for local mode too). `-e` is always declared by hand.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyFlags<const DAEMON: bool> {
     /// (key, value as given), in the order of the schema; a repeated flag gives one pair each.

@@ -7,6 +7,14 @@
 
 use std::net::Ipv4Addr;
 
+mod extra;
+pub mod lazy;
+mod mounts;
+mod net;
+mod virt;
+
+use lazy::LazyFact;
+
 use indexmap::IndexMap;
 use minijinja::Value;
 
@@ -599,6 +607,37 @@ impl Facts {
                 Value::from(u.shell.to_string_lossy().into_owned()),
             );
         }
+        // Read only when a template asks (a process or a statvfs per mount each).
+        put("python", LazyFact::value(extra::python));
+        put("python_version", LazyFact::value(extra::python_version));
+        put("date_time", LazyFact::value(extra::date_time));
+        put("env", LazyFact::value(extra::env));
+        put("dns", LazyFact::value(extra::dns));
+        put("memory_mb", LazyFact::value(extra::memory_mb));
+        put("selinux", LazyFact::value(extra::selinux));
+        put("lsb", LazyFact::value(extra::lsb));
+        put("mounts", LazyFact::value(mounts::mounts));
+        put(
+            "virtualization_type",
+            LazyFact::value(|| Value::from(virt::detect().0.as_str())),
+        );
+        put(
+            "virtualization_role",
+            LazyFact::value(|| Value::from(virt::detect().1.as_str())),
+        );
+        let names = net::interface_names();
+        for n in &names {
+            // An interface named as another fact (none in practice) does not replace it.
+            let key = n.replace(['-', ':', '.'], "_");
+            if !map.contains_key(&key) {
+                let name = n.clone();
+                map.insert(key, LazyFact::value(move || net::interface(&name)));
+            }
+        }
+        map.insert(
+            "interfaces".into(),
+            Value::from(names.into_iter().map(Value::from).collect::<Vec<_>>()),
+        );
         Facts { map }
     }
 
@@ -609,12 +648,10 @@ impl Facts {
         for (k, v) in &self.map {
             out.insert(format!("ansible_{k}"), v.clone());
         }
-        let facts: IndexMap<Value, Value> = self
-            .map
-            .iter()
-            .map(|(k, v)| (Value::from(k.as_str()), v.clone()))
-            .collect();
-        out.insert("ansible_facts".to_string(), Value::from(facts));
+        out.insert(
+            "ansible_facts".to_string(),
+            Value::from_object(lazy::FactsMap(self.map.clone())),
+        );
         out
     }
 }

@@ -3,13 +3,16 @@
 //!
 //! This crate knows nothing of Git, async runtimes or the daemon: `gitops-agent` drives it.
 
+pub mod ansible_cfg;
 pub mod args;
 pub mod engine;
 pub mod error;
 pub mod facts;
 pub mod fsops;
 pub mod host;
+pub mod inventory;
 pub mod lookup;
+pub mod magic;
 pub mod mode;
 pub mod modules;
 pub mod playbook;

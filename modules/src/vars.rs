@@ -1,7 +1,7 @@
 //! The variables a task sees: layers merged by Ansible's precedence, with templates inside
 //! variables rendered lazily, when a variable is used (so `a: "{{ b }}"` sees the final `b`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
@@ -29,9 +29,17 @@ pub enum VarError {
 #[derive(Debug)]
 pub struct Scope {
     vars: IndexMap<String, Value>,
-    /// Per variable (by index in `vars`): its value is final data (a registered result, a
-    /// fact), never rendered again, as Ansible does not re-template results.
-    literal: Vec<bool>,
+    /// For `hostvars[inventory_hostname]`, which shows only host-level variables (inventory,
+    /// group and host vars, facts, set_fact/register, extra vars, magic; not play, role, block
+    /// or task vars): the keys whose value in `vars` is not host-level, each with the
+    /// host-level value it hides (`None`: none). `None` here: every variable is host-level.
+    not_host: Option<HashMap<String, Option<Value>>>,
+    /// Variables above every layer, looked up before `vars` instead of merged into it (the
+    /// run's and the play's magic variables: shared, and many, for every task's scope).
+    over: Vec<Arc<IndexMap<String, Value>>>,
+    /// Variables whose value is final data (a registered result, a set fact, a loop item),
+    /// never rendered again: Ansible does not re-template results.
+    literal: HashSet<String>,
     templar: Arc<Templar>,
     cache: Mutex<HashMap<String, Value>>,
     resolving: Mutex<Vec<String>>,
@@ -46,30 +54,116 @@ impl Scope {
         templar: Arc<Templar>,
         layers: impl IntoIterator<Item = &'a IndexMap<String, Value>>,
     ) -> Scope {
-        Scope::with_literal_layers(templar, layers.into_iter().map(|l| (l, false)))
+        Scope::with_hash_merge(templar, layers, false)
     }
 
-    /// Merges `layers`, lowest precedence first; a layer marked `true` holds final data
+    /// As [`Scope::new`]; with `merge` (ansible.cfg `hash_behaviour = merge`) a mapping over a
+    /// mapping merges recursively ([`merge_hash`]) instead of replacing it.
+    pub fn with_hash_merge<'a>(
+        templar: Arc<Templar>,
+        layers: impl IntoIterator<Item = &'a IndexMap<String, Value>>,
+        merge: bool,
+    ) -> Scope {
+        let mut vars: IndexMap<String, Value> = IndexMap::new();
+        for layer in layers {
+            put_layer(&mut vars, layer, merge);
+        }
+        Scope::from_vars(templar, vars, None)
+    }
+
+    /// Merges `layers`, lowest precedence first; a layer marked `literal` holds final data
     /// (registered results, set facts) whose strings are not templates.
     pub fn with_literal_layers<'a>(
         templar: Arc<Templar>,
         layers: impl IntoIterator<Item = (&'a IndexMap<String, Value>, bool)>,
     ) -> Scope {
-        let mut vars = IndexMap::new();
-        let mut literal = Vec::new();
-        for (layer, is_literal) in layers {
-            for (k, v) in layer {
-                let (i, _) = vars.insert_full(k.clone(), v.clone());
-                if i == literal.len() {
-                    literal.push(is_literal);
-                } else {
-                    literal[i] = is_literal;
+        let layers = layers.into_iter().map(|(l, literal)| {
+            (
+                l,
+                Layer {
+                    host_level: true,
+                    literal,
+                },
+            )
+        });
+        Scope::with_layers(templar, layers, false)
+    }
+
+    /// As [`Scope::with_hash_merge`], with each layer marked host-level (seen through
+    /// `hostvars`) or not, and literal (final data, not templates) or not.
+    pub fn with_layers<'a>(
+        templar: Arc<Templar>,
+        layers: impl IntoIterator<Item = (&'a IndexMap<String, Value>, Layer)>,
+        merge: bool,
+    ) -> Scope {
+        // One map, and beside it the few keys a non-host layer set (cheaper than a second map
+        // of the host-level layers: a scope is built for every task).
+        let mut vars: IndexMap<String, Value> = IndexMap::new();
+        let mut not_host: HashMap<String, Option<Value>> = HashMap::new();
+        let mut literal: HashSet<String> = HashSet::new();
+        for (layer, kind) in layers {
+            if kind.host_level {
+                if !not_host.is_empty() {
+                    for k in layer.keys() {
+                        not_host.remove(k);
+                    }
+                }
+            } else {
+                for k in layer.keys() {
+                    if !not_host.contains_key(k) {
+                        not_host.insert(k.clone(), vars.get(k).cloned());
+                    }
                 }
             }
+            if kind.literal {
+                literal.extend(layer.keys().cloned());
+            } else if !literal.is_empty() {
+                for k in layer.keys() {
+                    literal.remove(k);
+                }
+            }
+            put_layer(&mut vars, layer, merge);
         }
+        let mut scope = Scope::from_vars(templar, vars, Some(not_host));
+        scope.literal = literal;
+        scope
+    }
+
+    /// Adds variables that win over every layer (no template is rendered in them).
+    pub fn with_over(mut self, over: Vec<Arc<IndexMap<String, Value>>>) -> Scope {
+        self.over = over;
+        self
+    }
+
+    /// The host-level variables only (see `not_host`).
+    fn host_level(self: &Arc<Self>) -> Arc<Scope> {
+        let Some(not_host) = &self.not_host else {
+            return self.clone();
+        };
+        let vars = self
+            .vars
+            .iter()
+            .filter_map(|(k, v)| match not_host.get(k) {
+                None => Some((k.clone(), v.clone())),
+                Some(hidden) => hidden.clone().map(|h| (k.clone(), h)),
+            })
+            .collect();
+        let mut scope =
+            Scope::from_vars(self.templar.clone(), vars, None).with_over(self.over.clone());
+        scope.literal = self.literal.clone();
+        Arc::new(scope)
+    }
+
+    fn from_vars(
+        templar: Arc<Templar>,
+        vars: IndexMap<String, Value>,
+        not_host: Option<HashMap<String, Option<Value>>>,
+    ) -> Scope {
         Scope {
             vars,
-            literal,
+            not_host,
+            over: Vec::new(),
+            literal: HashSet::new(),
             templar,
             cache: Mutex::new(HashMap::new()),
             resolving: Mutex::new(Vec::new()),
@@ -93,6 +187,15 @@ impl Scope {
     }
 }
 
+/// What a layer of variables is, for [`Scope::with_layers`].
+#[derive(Debug, Clone, Copy)]
+pub struct Layer {
+    /// Seen through `hostvars[inventory_hostname]` (inventory, group/host vars, facts, …).
+    pub host_level: bool,
+    /// Final data (registered results, set facts, loop items): never rendered again.
+    pub literal: bool,
+}
+
 /// A mapping value with its keys in the given order. (`Value::from_iter` of pairs makes a list
 /// of pairs, not a mapping.)
 pub fn map_value<K: Into<Value>>(pairs: impl IntoIterator<Item = (K, Value)>) -> Value {
@@ -102,6 +205,40 @@ pub fn map_value<K: Into<Value>>(pairs: impl IntoIterator<Item = (K, Value)>) ->
             .map(|(k, v)| (k.into(), v))
             .collect::<IndexMap<Value, Value>>(),
     )
+}
+
+fn put_layer(vars: &mut IndexMap<String, Value>, layer: &IndexMap<String, Value>, merge: bool) {
+    for (k, v) in layer {
+        let v = match vars.get(k) {
+            Some(old) if merge => merge_hash(old, v),
+            _ => v.clone(),
+        };
+        vars.insert(k.clone(), v);
+    }
+}
+
+/// ansible-core's `merge_hash` (ansible.cfg `hash_behaviour = merge`): two mappings merge
+/// recursively, anything else is replaced by `new`.
+pub fn merge_hash(old: &Value, new: &Value) -> Value {
+    use minijinja::value::ValueKind;
+    if old.kind() != ValueKind::Map || new.kind() != ValueKind::Map {
+        return new.clone();
+    }
+    let mut out: IndexMap<Value, Value> = IndexMap::new();
+    for k in old.try_iter().into_iter().flatten() {
+        if let Ok(v) = old.get_item(&k) {
+            out.insert(k, v);
+        }
+    }
+    for k in new.try_iter().into_iter().flatten() {
+        let Ok(v) = new.get_item(&k) else { continue };
+        let v = match out.get(&k) {
+            Some(o) => merge_hash(o, &v),
+            None => v,
+        };
+        out.insert(k, v);
+    }
+    Value::from(out)
 }
 
 /// True when a string anywhere inside `v` holds a template.
@@ -138,8 +275,21 @@ impl Object for Scope {
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let name = key.as_str()?;
-        let (i, _, raw) = self.vars.get_full(name)?;
-        if self.literal.get(i).copied().unwrap_or(false) || !has_template(raw) {
+        if name == "hostvars" && !self.vars.contains_key(name) {
+            // This host's host-level variables (other hosts are not known to a local run).
+            let me = self.vars.get("inventory_hostname")?.clone();
+            return Some(map_value([(me, Value::from_dyn_object(self.host_level()))]));
+        }
+        if let Some(v) = self.over.iter().find_map(|o| o.get(name)) {
+            return Some(v.clone());
+        }
+        let raw = self.vars.get(name)?;
+        if crate::facts::lazy::is_fact_value(raw) {
+            // Facts hold no templates; a lazy one is read now.
+            let v = crate::facts::lazy::resolve(raw);
+            return (!v.is_undefined()).then_some(v);
+        }
+        if !has_template(raw) || self.literal.contains(name) {
             return Some(raw.clone());
         }
         if let Some(v) = self.cache.lock().ok()?.get(name) {
@@ -181,7 +331,15 @@ impl Object for Scope {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Values(self.vars.keys().map(|k| Value::from(k.as_str())).collect())
+        let mut keys: Vec<Value> = self.vars.keys().map(|k| Value::from(k.as_str())).collect();
+        for o in &self.over {
+            for k in o.keys() {
+                if !self.vars.contains_key(k) {
+                    keys.push(Value::from(k.as_str()));
+                }
+            }
+        }
+        Enumerator::Values(keys)
     }
 }
 
@@ -219,6 +377,26 @@ mod tests {
         let out = templar.render_str("{{ out }}|{{ over }}", &v).unwrap();
         // A later template layer over a literal one is rendered as usual.
         assert_eq!(out.as_str(), Some("{{ not_defined }}|4"));
+    }
+
+    #[test]
+    fn merge_hash_merges_mappings_recursively() {
+        let a = map_value([
+            (
+                "x",
+                map_value([("a", Value::from(1)), ("b", Value::from(2))]),
+            ),
+            ("l", Value::from(vec![1])),
+        ]);
+        let b = map_value([
+            (
+                "x",
+                map_value([("b", Value::from(3)), ("c", Value::from(4))]),
+            ),
+            ("l", Value::from(vec![2])),
+        ]);
+        let m = merge_hash(&a, &b);
+        assert_eq!(m.to_string(), "{'x': {'a': 1, 'b': 3, 'c': 4}, 'l': [2]}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use gitops_modules::template::Templar;
 use minijinja::Value;
 
 /// One engine test's setup: a playbook directory and a scratch root (each a temp dir, removed on
-/// drop); the engine runs the directory's `site.yml` for the host `testhost` with the extra var
+/// drop); the engine runs the directory's `site.yml` for the host `localhost` with the extra var
 /// `root` set to the scratch root, so every path a playbook writes lives under it.
 struct Fixture {
     dir: tempfile::TempDir,
@@ -51,7 +51,10 @@ impl Fixture {
     fn load(&self, templar: &Templar) -> Playbook {
         let source = DirSource::new(self.dir.path()).unwrap();
         Loader::new(&source, templar)
-            .load(&RepoPath::new("site.yml").unwrap(), "testhost")
+            .load(
+                &RepoPath::new("site.yml").unwrap(),
+                &gitops_modules::inventory::InventoryHost::implicit("localhost"),
+            )
             .unwrap_or_else(|e| panic!("load: {e}"))
     }
 
@@ -67,7 +70,7 @@ impl Fixture {
         );
         let opts = RunOptions {
             extra_vars: extra,
-            inventory_hostname: "testhost".into(),
+            inventory_hostname: "localhost".into(),
             ..opts
         };
         let mut silent = Silent;
@@ -109,7 +112,10 @@ fn load_err(text: &str) -> String {
     let source = DirSource::new(f.dir.path()).unwrap();
     let templar = Templar::new();
     Loader::new(&source, &templar)
-        .load(&RepoPath::new("site.yml").unwrap(), "h")
+        .load(
+            &RepoPath::new("site.yml").unwrap(),
+            &gitops_modules::inventory::InventoryHost::implicit("h"),
+        )
         .map(|_| ())
         .expect_err("should be invalid")
         .to_string()
@@ -221,7 +227,7 @@ fn variable_precedence_follows_ansible() {
 "#,
     );
     f.write("group_vars/all.yml", "a: group\nb: group\nc: group\n")
-        .write("host_vars/testhost.yml", "a: host\nd: host\n")
+        .write("host_vars/localhost.yml", "a: host\nd: host\n")
         .write("vars/x.yml", "b: vars_file\n")
         .write(
             "roles/r/defaults/main.yml",

@@ -56,6 +56,7 @@ class Case:
     outside_unchanged: bool = True
     may_replace_link: str | None = None     # root-relative path that may become a regular file instead
     xfail: str | None = None                # policy question rather than a hard requirement
+    inventory: str | None = None            # --inventory FILE (repo-relative)
 
 
 def line_of(text: str, needle: str) -> int:
@@ -271,6 +272,35 @@ case(name="planted-symlink-parent-dir", files={"site.yml": _planted_dir}, rc=(1,
      line=None, keys=("linkdir",), root_links={"linkdir": "{outside}"},
      xfail="policy question: a symlinked parent directory is followed by Ansible and by Unix tools alike")
 
+# --- inventories that do not parse (ansible-core refuses them too) --------------------------------
+for _inv_name, _inv_text, _inv_line, _inv_key in [
+    ("inventory.ini", "[web]\nweb01\n[web:bogus]\nx=1\n", 3, "unknown type"),
+    ("inventory.ini", "[web]\nweb01 port\n", 2, "key=value"),
+    ("inventory.ini", "[prod:children]\nweb\n", 2, "undefined group"),
+    ("inventory.ini", "[web]\nweb[9:1]\n", 2, "begin <= end"),
+    ("hosts.yml", "all:\n  hosts:\n    web01:\n  childs:\n    web: {}\n", 4, "childs"),
+    ("hosts.yml", "all:\n  hosts: [web01\n", 3, "YAML"),
+]:
+    case(name=f"inventory-does-not-parse-{_inv_name}-{_inv_line}-{_inv_key.split()[0]}",
+         files={"site.yml": _play(""), _inv_name: _inv_text}, rc=(3,), file=_inv_name, line=_inv_line,
+         keys=(_inv_key,), inventory=_inv_name)
+
+case(name="inventory-without-this-host", files={"site.yml": _play(""), "inventory.ini": "[web]\nweb01\n"},
+     rc=(3,), file="inventory.ini", line=None, keys=("not in the inventory",), inventory="inventory.ini")
+
+for _cfg_text, _cfg_line, _cfg_key in [
+    ("[defaults]\nforks = 5\nvault_password_file = ~/.vault_pass\n", 3, "vault_password_file"),
+    ("[defaults]\nerror_on_undefined_vars = False\n", 2, "error_on_undefined_vars"),
+    ("[defaults]\nhash_behavior = merge\n", 2, "hash_behavior"),
+    ("[defaults]\nforks = 5\nforks = 6\n", 3, "forks"),
+]:
+    case(name=f"ansible-cfg-refused-{_cfg_key}-{_cfg_line}", files={"site.yml": _play(""), "ansible.cfg": _cfg_text},
+         rc=(3,), file="ansible.cfg", line=_cfg_line, keys=(_cfg_key,))
+
+_tpl_hosts = "- hosts: \"{{ target }}\"\n  gather_facts: false\n  tasks:\n" + textwrap.indent(PRE, "    ")
+case(name="templated-hosts-pattern", files={"site.yml": _tpl_hosts}, rc=(3,), file="site.yml", line=1,
+     keys=("hosts",))
+
 
 # --- loops and lookups -----------------------------------------------------------------------------
 _unknown_with = _play('- name: a loop over a lookup that does not exist\n  debug:\n    msg: "{{ item }}"\n  with_nosuchlookup: [1, 2]\n')
@@ -355,7 +385,8 @@ def test_bad_input(c: Case, tmp_path, agent):
 
     # human output: invalid input (rc 3) must be explained on stderr; a failed task (rc 1) may be
     # reported in the per-task output on stdout
-    r = harness.run_agent(repo, root, extra=[f"outside={outside}"], fmt_json=False)
+    markers = harness.Markers(inventory=c.inventory) if c.inventory else None
+    r = harness.run_agent(repo, root, extra=[f"outside={outside}"], fmt_json=False, markers=markers)
     info = r.describe()
 
     problems = []

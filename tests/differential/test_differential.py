@@ -9,6 +9,10 @@ Markers in a playbook's site.yml (a comment line "# differential: ..."):
   tags=a,b            run both tools with --tags a,b
   skip-tags=x         run both tools with --skip-tags x
   extra-vars=k=v      pass -e k=v to both (repeatable)
+  inventory=FILE      ansible: -i FILE -l HOST; agent: --inventory FILE --host-name HOST
+  host=NAME           the inventory host (default localhost; without inventory=, `-i NAME,`)
+  ansible-cfg         ansible reads the playbook directory's ansible.cfg (no ANSIBLE_CONFIG, no -i
+                      unless inventory=; `-l HOST`); the agent reads it always
 
 GITOPS_DIFF_ORACLE_ONLY=1 replaces the agent by a second ansible-playbook run (validates the
 playbooks themselves: they pass under ansible-core and leave deterministic trees).
@@ -41,10 +45,10 @@ def _other_pairs(run):
     return ansible_pairs(run) if run.tool.startswith("ansible") else run.pairs()
 
 
-def _expected_agent_rc(a_run) -> int:
+def _expected_agent_rc(a_run, host: str) -> int:
     if a_run.rc != 0:
         return 1
-    stats = (a_run.raw or {}).get("stats", {}).get("localhost", {})
+    stats = (a_run.raw or {}).get("stats", {}).get(host, {})
     return 2 if stats.get("changed", 0) > 0 else 0
 
 
@@ -72,13 +76,13 @@ def _compare_runs(probs: Problems, phase: str, a, g, markers: Markers, *, fail_e
         probs.add(f"[{phase}] {g.tool} produced no parseable JSON", [g.describe()])
         return
     if g.tool == "agent":
-        want = _expected_agent_rc(a)
+        want = _expected_agent_rc(a, markers.host)
         if g.rc != want:
             probs.add(f"[{phase}] agent exit code {g.rc}, expected {want} (ansible rc={a.rc}); "
                       f"agent result={g.raw.get('result')!r} error={g.raw.get('error')!r}",
                       ["  agent stderr tail:", harness._tail(g.stderr, 15)])
     if g.tool == "agent":
-        ast = (a.raw or {}).get("stats", {}).get("localhost", {})
+        ast = (a.raw or {}).get("stats", {}).get(markers.host, {})
         gst = g.raw.get("stats") or {}
         for ak, gk in (("failures", "failed"), ("rescued", "rescued"), ("ignored", "ignored")):
             if ast.get(ak, 0) != gst.get(gk, 0):

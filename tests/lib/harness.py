@@ -181,6 +181,9 @@ class Markers:
     tags: str | None = None
     skip_tags: str | None = None
     extra_vars: list[str] = field(default_factory=list)
+    inventory: str | None = None
+    host: str = "localhost"
+    ansible_cfg: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -205,6 +208,12 @@ def read_markers(site: Path) -> Markers:
                 m.skip_tags = tok[10:]
             elif tok.startswith("extra-vars="):
                 m.extra_vars.append(tok[len("extra-vars="):])
+            elif tok.startswith("inventory="):
+                m.inventory = tok[len("inventory="):]
+            elif tok.startswith("host="):
+                m.host = tok[len("host="):]
+            elif tok == "ansible-cfg":
+                m.ansible_cfg = True
             else:
                 m.notes.append(tok)
     return m
@@ -287,7 +296,14 @@ def run_ansible(pbdir: Path, root: Path, tmp: Path, *, check=False, diff=False, 
                 extra: list[str] = (), tags=None, skip_tags=None, timeout=600) -> Run:
     markers = markers or Markers()
     out = tmp / f"ansible-{time.monotonic_ns()}.json"
-    argv = [str(ansible_bin_dir() / "ansible-playbook"), "-c", "local", "-i", "localhost,", "site.yml",
+    # ansible-pull's inventory: `localhost,`, or an inventory file limited to this host.
+    if markers.inventory:
+        inventory = ["-i", markers.inventory, "-l", markers.host]
+    elif markers.ansible_cfg:
+        inventory = ["-l", markers.host]  # the playbook directory's ansible.cfg names the inventory
+    else:
+        inventory = ["-i", f"{markers.host},"]
+    argv = [str(ansible_bin_dir() / "ansible-playbook"), "-c", "local", *inventory, "site.yml",
             "-e", f"root={root}"]
     for ev in list(markers.extra_vars) + list(extra):
         argv += ["-e", ev]
@@ -303,6 +319,8 @@ def run_ansible(pbdir: Path, root: Path, tmp: Path, *, check=False, diff=False, 
         argv.append("--diff")
     env = ansible_env(tmp)
     env["DIFFTEST_OUT"] = str(out)
+    if markers.ansible_cfg:
+        del env["ANSIBLE_CONFIG"]  # ansible reads ./ansible.cfg (the playbook directory's)
     t0 = time.monotonic()
     p = subprocess.run(argv, cwd=pbdir, env=env, capture_output=True, text=True, timeout=timeout,
                        stdin=subprocess.DEVNULL)
@@ -326,7 +344,9 @@ def run_agent(pbdir: Path, root: Path, *, check=False, diff=False, markers: Mark
               playbook="site.yml") -> Run:
     markers = markers or Markers()
     argv = [str(agent_bin()), "converge", "--playbook-dir", str(pbdir), "--playbook", playbook,
-            "--host-name", "localhost", "-e", f"root={root}"]
+            "--host-name", markers.host, "-e", f"root={root}"]
+    if markers.inventory:
+        argv += ["--inventory", markers.inventory]
     for ev in list(markers.extra_vars) + list(extra):
         argv += ["-e", ev]
     tags = tags if tags is not None else markers.tags

@@ -136,6 +136,9 @@ pub const KEYS: &[Key] = &[
     key("playbook", Playbook, Value("playbook"), "FILE")
         .shared()
         .doc("Playbook file inside the repository. Default: the first of <fqdn>.yml, <hostname>.yml, local.yml"),
+    key("inventory", Playbook, Value("inventory"), "FILE")
+        .shared()
+        .doc("Inventory file (INI or YAML) inside the repository. Default: ansible.cfg's `inventory`, else `localhost,` as ansible-pull"),
     key("extra_vars", Vars, Repeated("extra-vars"), "VARS")
         .shared()
         .doc("Extra variables, highest precedence (merged key by key over the file's)"),

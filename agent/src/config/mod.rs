@@ -86,12 +86,12 @@ impl DriftPolicy {
 #[error("`{0}`: expected correct, report or off")]
 pub struct DriftPolicyError(pub String);
 
-/// Why a `playbook` path is refused: it must stay inside the repository.
+/// Why a `playbook` (or `inventory`) path is refused: it must stay inside the repository.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlaybookPathError {
-    #[error("empty playbook path")]
+    #[error("empty path")]
     Empty,
-    #[error("`{0}`: the playbook is a path inside the repository, not an absolute path")]
+    #[error("`{0}`: a path inside the repository is expected, not an absolute path")]
     Absolute(String),
     #[error("`{0}`: `..` would leave the repository")]
     LeavesRepository(String),
@@ -144,6 +144,8 @@ pub struct Config {
     pub branch: BranchTemplate,
     /// Playbook path inside the repository; `None` = ansible-pull's order.
     pub playbook: Option<String>,
+    /// Inventory file inside the repository; `None` = ansible.cfg's, else `localhost,`.
+    pub inventory: Option<String>,
     pub extra_vars: RawVars,
     pub interval: Duration,
     pub splay: Duration,
@@ -283,6 +285,7 @@ impl Config {
             repo: None,
             branch: BranchTemplate::placeholder(),
             playbook: None,
+            inventory: None,
             extra_vars: RawVars::new(),
             interval: Duration::ZERO,
             splay: Duration::ZERO,
@@ -338,6 +341,11 @@ impl Config {
         if let Some(p) = &self.playbook {
             if let Err(why) = check_playbook(p) {
                 errors.push(self.error("playbook", why.to_string()));
+            }
+        }
+        if let Some(p) = &self.inventory {
+            if let Err(why) = check_playbook(p) {
+                errors.push(self.error("inventory", why.to_string()));
             }
         }
         if self.status.enabled

@@ -71,6 +71,13 @@ impl ConfigOverrides {
         }
     }
 
+    /// The inventory (`--inventory`), checked with the rest by `Config::validate`.
+    pub fn inventory(&mut self, inventory: Option<String>) {
+        if let (Some(p), Some(key)) = (inventory, keys::find("inventory")) {
+            self.put(key, Value::Text(p));
+        }
+    }
+
     fn put(&mut self, key: &'static Key, value: Value) {
         let slot = self.values.iter_mut().find(|(k, _)| k.name == key.name);
         match (slot, value) {

@@ -103,6 +103,7 @@ impl Config {
             ("repo", V::Repo(v)) => self.repo = Some(v),
             ("branch", V::Branch(v)) => self.branch = v,
             ("playbook", V::Text(v)) => self.playbook = Some(v),
+            ("inventory", V::Text(v)) => self.inventory = Some(v),
             // The command line's variables are merged key by key over the file's.
             ("extra_vars", V::Vars(v)) => self.extra_vars.extend(v),
             ("interval", V::Duration(v)) => self.interval = v,

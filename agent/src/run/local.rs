@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use gitops_modules::engine::{Engine, RunOptions};
-use gitops_modules::playbook::{Loader, Playbook, RawVars};
+use gitops_modules::playbook::{Playbook, RawVars};
 use gitops_modules::report::RunReport;
 use gitops_modules::source::{DirSource, Source};
 use gitops_modules::template::Templar;
 
-use super::playbook::{exit_code, extra_vars, select_playbook, short_hostname};
+use super::playbook::{exit_code, extra_vars, load_playbook};
 use super::playbook::{ExtraVarsError, PlaybookError};
 use crate::cli::{exit, ConvergeArgs, Format, PlaybookArgs};
 use crate::output::{report_invalid, TextReporter};
@@ -43,13 +43,16 @@ fn load(args: &PlaybookArgs) -> Result<Loaded, LocalError> {
         dir: args.playbook_dir.clone(),
         source,
     })?;
-    let path = select_playbook(&source, args.playbook.as_deref()).map_err(PlaybookError::from)?;
-    let host_name = args.host_name.clone().unwrap_or_else(short_hostname);
     let extra_vars = extra_vars(&args.extra_vars)?;
     let templar = Arc::new(Templar::new());
-    let playbook = Loader::new(&source, &templar)
-        .load(&path, &host_name)
-        .map_err(PlaybookError::from)?;
+    let playbook = load_playbook(
+        &source,
+        &templar,
+        args.playbook.as_deref(),
+        args.inventory.as_deref(),
+        args.host_name.as_deref(),
+    )?;
+    let host_name = playbook.host.name.clone();
     Ok(Loaded {
         source,
         playbook,
@@ -86,6 +89,7 @@ pub fn converge(args: &ConvergeArgs, dir: &std::path::Path) -> i32 {
     let playbook_args = PlaybookArgs {
         playbook_dir: dir.to_path_buf(),
         playbook: args.playbook.clone(),
+        inventory: args.inventory.clone(),
         host_name: args.host_name.clone(),
         extra_vars: args.extra_vars.clone(),
     };

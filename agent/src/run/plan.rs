@@ -42,7 +42,10 @@ pub struct Plan {
     /// Gathered once per converge; identifiers and the status summary come from it.
     pub(super) facts: gitops_modules::facts::Facts,
     pub ids: HostIds,
+    /// The host's name in the status (`--host-name`, else the short hostname).
     pub host: String,
+    /// `--host-name`: the inventory name asked for (else `localhost` or the inventory's).
+    pub inventory_hostname: Option<String>,
     pub(super) url: String,
     pub(super) branch: String,
     /// Status repository URL and branch, when status commits are enabled.
@@ -55,6 +58,7 @@ impl Plan {
     pub fn new(config: Config, host_name: Option<String>) -> Result<Plan, PlanError> {
         let facts = gitops_modules::facts::Facts::gather();
         let ids = HostIds::from_facts(&facts);
+        let inventory_hostname = host_name.clone();
         let host = host_name.unwrap_or_else(|| ids.hostname.clone());
         let url = config
             .repo
@@ -84,6 +88,7 @@ impl Plan {
             facts,
             ids,
             host,
+            inventory_hostname,
             url,
             branch,
             status,
@@ -102,6 +107,7 @@ pub fn from_args(args: &ConvergeArgs) -> Result<Plan, PlanError> {
 fn overrides(args: &ConvergeArgs) -> Result<ConfigOverrides, PlanError> {
     let mut o = ConfigOverrides::from_pairs(&args.pull.keys.values).map_err(PlanError::Flag)?;
     o.playbook(args.playbook.clone());
+    o.inventory(args.inventory.clone());
     o.extra_vars(extra_vars(&args.extra_vars)?);
     Ok(o)
 }

@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use gitops_modules::ansible_cfg::AnsibleCfg;
 use gitops_modules::error::{LoadError, LoadErrors};
 use gitops_modules::facts::Facts;
+use gitops_modules::inventory::{Inventory, InventoryHost};
 use gitops_modules::playbook::{Loader, Playbook, RawVars};
 use gitops_modules::report::{RunReport, RunResult};
 use gitops_modules::source::{EscapeError, RepoPath, Source, SourceError};
@@ -100,28 +102,96 @@ pub fn select_playbook(
     })
 }
 
-/// Picks the playbook of `source` ([`select_playbook`]) and loads it for `host`: parsed,
-/// roles and includes resolved, validated.
+/// Picks the playbook of `source` ([`select_playbook`]) and loads it for this host as the
+/// inventory sees it ([`inventory_host`]): parsed, roles and includes resolved, validated.
 pub fn load_playbook(
     source: &dyn Source,
     templar: &Templar,
     explicit: Option<&str>,
-    host: &str,
+    inventory: Option<&str>,
+    host_name: Option<&str>,
 ) -> Result<Playbook, PlaybookError> {
     let path = select_playbook(source, explicit)?;
-    Ok(Loader::new(source, templar).load(&path, host)?)
+    let cfg = AnsibleCfg::load(source)?;
+    let inventory = inventory.or(cfg.as_ref().and_then(|c| c.inventory.as_deref()));
+    let host = inventory_host(source, inventory, host_name)?;
+    let cfg_path = format!(
+        "{}/{}",
+        source.describe(),
+        gitops_modules::ansible_cfg::FILE
+    );
+    Ok(Loader::new(source, templar)
+        .with_ansible_cfg(cfg, cfg_path)
+        .load(&path, &host)?)
 }
 
-pub fn short_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| {
-            h.trim()
-                .split('.')
-                .next()
-                .unwrap_or("localhost")
-                .to_string()
-        })
-        .unwrap_or_else(|_| "localhost".to_string())
+/// This host in the inventory: without an inventory file, ansible-pull's `-i localhost,` (or
+/// `NAME,` with `--host-name`); with one, the host named `--host-name`, else the one named as
+/// this machine (FQDN, node name, short name, then `localhost`/`127.0.0.1`, as ansible-pull's
+/// `--limit`).
+pub fn inventory_host(
+    source: &dyn Source,
+    inventory: Option<&str>,
+    host_name: Option<&str>,
+) -> Result<InventoryHost, PlaybookError> {
+    let Some(file) = inventory else {
+        return Ok(InventoryHost::implicit(host_name.unwrap_or("localhost")));
+    };
+    let invalid = |msg: String| {
+        PlaybookError::Invalid(LoadErrors::from(
+            LoadError::new(format!("inventory {file}: {msg}")).with_key("inventory"),
+        ))
+    };
+    let path = RepoPath::new(file).map_err(|e| invalid(e.to_string()))?;
+    let bytes = source
+        .read(&path)
+        .map_err(|e| invalid(e.to_string()))?
+        .ok_or_else(|| invalid(format!("no such file in {}", source.describe())))?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid("not UTF-8 text".into()))?;
+    let inv = Inventory::parse(path.as_str(), &text)
+        .map_err(|e| PlaybookError::Invalid(LoadErrors::from(e.to_load_error())))?;
+    let name = match host_name {
+        Some(n) if inv.hosts.contains_key(n) => n.to_string(),
+        Some(n) => {
+            return Err(invalid(format!(
+                "--host-name `{n}` is not in the inventory"
+            )))
+        }
+        None => inv.find_host(&machine_names()).map_err(invalid)?,
+    };
+    Ok(InventoryHost {
+        name,
+        inventory: Arc::new(inv),
+    })
+}
+
+/// The names ansible-pull limits its run to: FQDN, node name, their short forms, localhost.
+fn machine_names() -> Vec<String> {
+    let facts = Facts::gather();
+    let get = |k: &str| {
+        facts
+            .map
+            .get(k)
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let mut names = Vec::new();
+    for n in [get("fqdn"), get("nodename"), get("hostname")] {
+        for n in [
+            n.clone(),
+            n.split('.').next().unwrap_or_default().to_string(),
+        ] {
+            if !n.is_empty() && !names.contains(&n) {
+                names.push(n);
+            }
+        }
+    }
+    for n in ["localhost", "127.0.0.1"] {
+        if !names.iter().any(|x| x == n) {
+            names.push(n.to_string());
+        }
+    }
+    names
 }
 
 /// `-e` values: `k=v k2=v2`, a JSON/YAML mapping, or `@file`.

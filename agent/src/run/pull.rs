@@ -441,7 +441,13 @@ fn converge_commit(
         }
     };
     let templar = Arc::new(Templar::new());
-    let loaded = load_playbook(&source, &templar, plan.config.playbook.as_deref(), host);
+    let loaded = load_playbook(
+        &source,
+        &templar,
+        plan.config.playbook.as_deref(),
+        plan.config.inventory.as_deref(),
+        plan.inventory_hostname.as_deref(),
+    );
     let playbook = match loaded {
         Ok(p) => p,
         Err(e) => {
@@ -475,7 +481,7 @@ fn converge_commit(
         tags: flags.tags.clone(),
         skip_tags: flags.skip_tags.clone(),
         extra_vars: plan.config.extra_vars.clone(),
-        inventory_hostname: host.to_string(),
+        inventory_hostname: playbook.host.name.clone(),
         drift: flags.drift.as_ref().map(|d| DriftOptions {
             report: d.report,
             guard: Arc::new(d.guard.clone()),

@@ -192,6 +192,11 @@ pub struct Engine<'a> {
     pending_notify: Option<Vec<String>>,
     /// Package and unit state shared by the tasks of this run.
     host: Arc<HostState>,
+    /// Magic variables of the run, and those with the current play's ([`crate::magic`]).
+    run_magic: Arc<RawVars>,
+    play_magic: Arc<RawVars>,
+    /// ansible.cfg `hash_behaviour = merge`.
+    hash_merge: bool,
 }
 impl<'a> Engine<'a> {
     pub fn new(
@@ -224,6 +229,9 @@ impl<'a> Engine<'a> {
             pending_result: None,
             pending_notify: None,
             host: Arc::new(HostState::new()),
+            run_magic: Arc::default(),
+            play_magic: Arc::default(),
+            hash_merge: false,
         }
     }
 
@@ -240,6 +248,16 @@ impl<'a> Engine<'a> {
         let dir = playbook.file.parent();
         self.base = dir.clone();
         self.host.hint(crate::playbook::host_queries(playbook));
+        self.run_magic = Arc::new(crate::magic::run_vars(&crate::magic::RunContext {
+            host: &playbook.host,
+            root: &self.playbook_dir,
+            tags: &self.opts.tags,
+            skip_tags: &self.opts.skip_tags,
+            config_file: playbook.config_file.as_deref(),
+            ansible_managed: &playbook.ansible_managed,
+        }));
+        self.hash_merge = playbook.hash_merge;
+        self.play_magic = self.run_magic.clone();
         for (i, play) in playbook.plays.iter().enumerate() {
             if self.failed {
                 for rest in &playbook.plays[i..] {
@@ -247,7 +265,7 @@ impl<'a> Engine<'a> {
                 }
                 break;
             }
-            if !self.matches_host(&play.hosts) {
+            if !play.runs_here {
                 continue;
             }
             self.run_play(play, &group_vars, &host_vars, &dir);
@@ -299,14 +317,6 @@ impl<'a> Engine<'a> {
         }
     }
 
-    fn matches_host(&self, patterns: &[String]) -> bool {
-        let me = &self.opts.inventory_hostname;
-        patterns.iter().any(|p| {
-            let p = p.trim();
-            p == "all" || p == "*" || p == "localhost" || p == "127.0.0.1" || p == me
-        })
-    }
-
     fn facts(&mut self) -> RawVars {
         self.facts
             .get_or_insert_with(|| Facts::gather().to_vars())
@@ -321,6 +331,10 @@ impl<'a> Engine<'a> {
         _dir: &RepoPath,
     ) {
         self.play_name = play.name.clone();
+        // The run's magic variables with the play's: one map to look in for every variable.
+        let mut magic = (*self.run_magic).clone();
+        magic.extend(crate::magic::play_vars(play));
+        self.play_magic = Arc::new(magic);
         self.reporter.play_start(&play.name);
         let facts = if play.gather_facts {
             let facts = Arc::new(self.facts());

@@ -7,7 +7,7 @@ use minijinja::Value;
 use super::{Engine, Inherit};
 use crate::args::python_str;
 use crate::playbook::{RawVars, Task};
-use crate::vars::Scope;
+use crate::vars::{Layer, Scope};
 
 /// A run-time error in a task's keywords (`when`, `changed_when`, `failed_when`, `loop`).
 #[derive(Debug, thiserror::Error)]
@@ -46,10 +46,12 @@ impl Engine<'_> {
                     .unwrap_or_default(),
             ),
         );
-        magic.insert(
-            "playbook_dir".into(),
-            Value::from(self.playbook_dir.as_str()),
-        );
+        // The playbook's own directory (the repository's top unless it is in a subdirectory).
+        let playbook_dir = match self.base.as_str() {
+            "" => self.playbook_dir.clone(),
+            sub => format!("{}/{sub}", self.playbook_dir),
+        };
+        magic.insert("playbook_dir".into(), Value::from(playbook_dir));
         magic.insert("ansible_check_mode".into(), Value::from(self.opts.check));
         magic.insert("ansible_diff_mode".into(), Value::from(self.opts.diff));
         magic.insert(
@@ -68,24 +70,54 @@ impl Engine<'_> {
         let role_vars = role.as_ref().map(|r| &r.vars).unwrap_or(&empty);
         let role_params = role.as_ref().map(|r| &r.params).unwrap_or(&empty);
         let task_vars = task.map(|t| &t.common.vars).unwrap_or(&empty);
-        let mut layers: Vec<(&RawVars, bool)> = Vec::with_capacity(20);
-        layers.extend(self.play_role_defaults.iter().map(|a| (a.as_ref(), false)));
-        layers.push((role_defaults, false));
-        layers.extend(self.play_vars.iter().map(|a| (a.as_ref(), false)));
-        layers.extend(self.play_role_vars.iter().map(|a| (a.as_ref(), false)));
-        layers.push((role_vars, false));
-        layers.extend(inherit.vars.iter().map(|a| (a.as_ref(), false)));
-        layers.push((task_vars, false));
+        // (layer, host-level: seen through `hostvars`, literal: final data never rendered)
+        let var = |host_level| Layer {
+            host_level,
+            literal: false,
+        };
+        let mut layers: Vec<(&RawVars, Layer)> = Vec::with_capacity(20);
+        layers.extend(
+            self.play_role_defaults
+                .iter()
+                .map(|a| (a.as_ref(), var(false))),
+        );
+        layers.push((role_defaults, var(false)));
+        // group_vars, host_vars and facts are host-level; play vars and vars_files are not.
+        layers.extend(
+            self.play_vars
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (a.as_ref(), var(i < 3))),
+        );
+        layers.extend(self.play_role_vars.iter().map(|a| (a.as_ref(), var(false))));
+        layers.push((role_vars, var(false)));
+        layers.extend(inherit.vars.iter().map(|a| (a.as_ref(), var(false))));
+        layers.push((task_vars, var(false)));
         // include_vars, then set_fact/registered results (Ansible's order: set_fact wins).
-        layers.push((&self.included_vars, false));
-        layers.push((&self.host_facts, true));
-        layers.push((role_params, false));
-        layers.push((&self.opts.extra_vars, false));
+        layers.push((&self.included_vars, var(true)));
+        layers.push((
+            &self.host_facts,
+            Layer {
+                host_level: true,
+                literal: true,
+            },
+        ));
+        layers.push((role_params, var(false)));
+        layers.push((&self.opts.extra_vars, var(true)));
         if let Some(x) = extra {
-            layers.push((x, true));
+            layers.push((
+                x,
+                Layer {
+                    host_level: false,
+                    literal: true,
+                },
+            ));
         }
-        layers.push((&magic, false));
-        Scope::with_literal_layers(self.templar.clone(), layers).into_value()
+        layers.push((&magic, var(true)));
+        // The run's and the play's magic variables: above all, not merged (see `Scope::over`).
+        Scope::with_layers(self.templar.clone(), layers, self.hash_merge)
+            .with_over(vec![self.play_magic.clone()])
+            .into_value()
     }
 
     /// Evaluates conditions (all must hold). Err is a run-time error in a condition.

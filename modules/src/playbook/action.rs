@@ -419,7 +419,10 @@ mod tests {
         }
         let source = DirSource::new(dir.path()).unwrap();
         let templar = Templar::new();
-        match Loader::new(&source, &templar).load(&RepoPath::new("site.yml").unwrap(), "h") {
+        match Loader::new(&source, &templar).load(
+            &RepoPath::new("site.yml").unwrap(),
+            &crate::inventory::InventoryHost::implicit("h"),
+        ) {
             Ok(_) => String::new(),
             Err(e) => e.to_string(),
         }

@@ -10,6 +10,7 @@ use minijinja::Value;
 use crate::args::parse_kv;
 use crate::error::{LoadError, LoadErrors, Location};
 use crate::host::HostQueries;
+use crate::inventory::InventoryHost;
 use crate::modules;
 use crate::resource::{LoadContext, Module, TaskArgs};
 use crate::source::{RepoPath, Source};
@@ -17,6 +18,7 @@ use crate::template::Templar;
 use crate::yaml::{self, Node, NodeKind};
 
 mod action;
+mod inventory_vars;
 mod loops;
 mod nodes;
 mod play;
@@ -29,16 +31,26 @@ pub type RawVars = IndexMap<String, Value>;
 pub struct Playbook {
     pub file: RepoPath,
     pub plays: Vec<Play>,
-    /// `group_vars/all.yml` beside the playbook.
+    /// The inventory's group variables and `group_vars/` for this host's groups, merged.
     pub group_vars: RawVars,
-    /// `host_vars/<inventory hostname>.yml` beside the playbook.
+    /// The inventory's host variables and `host_vars/<inventory_hostname>`, merged.
     pub host_vars: RawVars,
+    /// This host in the inventory (`inventory_hostname`, its groups).
+    pub host: InventoryHost,
+    /// The repository's ansible.cfg as a path on this host (`ansible_config_file`).
+    pub config_file: Option<String>,
+    /// ansible.cfg `hash_behaviour = merge`: variable layers merge dictionaries.
+    pub hash_merge: bool,
+    /// The `ansible_managed` text (ansible.cfg's, or Ansible's default).
+    pub ansible_managed: String,
 }
 
 #[derive(Debug)]
 pub struct Play {
     pub name: String,
     pub hosts: Vec<String>,
+    /// `hosts` selects this host (else the play is skipped: "no hosts matched").
+    pub runs_here: bool,
     pub gather_facts: bool,
     pub vars: RawVars,
     pub vars_files: RawVars,
@@ -295,6 +307,12 @@ pub struct Loader<'a> {
     errors: Vec<LoadError>,
     /// Depth of nested imports, against import loops.
     depth: usize,
+    /// The host plays are matched against (`None`: a task file loaded alone).
+    host: Option<InventoryHost>,
+    /// ansible.cfg `hash_behaviour = merge`: dictionaries of variable layers merge.
+    hash_merge: bool,
+    /// The repository's ansible.cfg and where it is on this host.
+    cfg: Option<(crate::ansible_cfg::AnsibleCfg, String)>,
 }
 impl<'a> Loader<'a> {
     pub fn new(source: &'a dyn Source, templar: &'a Templar) -> Loader<'a> {
@@ -304,24 +322,31 @@ impl<'a> Loader<'a> {
             base: RepoPath::root(),
             errors: Vec::new(),
             depth: 0,
+            host: None,
+            hash_merge: false,
+            cfg: None,
         }
     }
 
-    /// Loads and validates the playbook at `file` for the host known as `inventory_hostname`.
-    /// All errors found are returned together.
-    pub fn load(
+    /// The repository's ansible.cfg (see [`crate::ansible_cfg`]), found at `path` on this host.
+    pub fn with_ansible_cfg(
         mut self,
-        file: &RepoPath,
-        inventory_hostname: &str,
-    ) -> Result<Playbook, LoadErrors> {
+        cfg: Option<crate::ansible_cfg::AnsibleCfg>,
+        path: String,
+    ) -> Self {
+        self.hash_merge = cfg.as_ref().is_some_and(|c| c.hash_merge);
+        self.cfg = cfg.map(|c| (c, path));
+        self
+    }
+
+    /// Loads and validates the playbook at `file` for `host` (its inventory name and groups).
+    /// All errors found are returned together.
+    pub fn load(mut self, file: &RepoPath, host: &InventoryHost) -> Result<Playbook, LoadErrors> {
         self.base = file.parent();
+        self.host = Some(host.clone());
         let root = self.parse_file(file).map_err(LoadErrors::from)?;
         let fname: Arc<str> = Arc::from(file.as_str());
-        let group_vars = self.optional_vars_file(&["group_vars/all.yml", "group_vars/all.yaml"]);
-        let host_vars = self.optional_vars_file(&[
-            &format!("host_vars/{inventory_hostname}.yml"),
-            &format!("host_vars/{inventory_hostname}.yaml"),
-        ]);
+        let (group_vars, host_vars) = self.inventory_vars(host);
         let mut plays = Vec::new();
         match &root.kind {
             NodeKind::Seq(items) => {
@@ -345,6 +370,13 @@ impl<'a> Loader<'a> {
             plays,
             group_vars,
             host_vars,
+            host: host.clone(),
+            config_file: self.cfg.as_ref().map(|(_, path)| path.clone()),
+            hash_merge: self.hash_merge,
+            ansible_managed: match &self.cfg {
+                Some((c, _)) => c.ansible_managed().to_string(),
+                None => crate::ansible_cfg::DEFAULT_MANAGED.to_string(),
+            },
         })
     }
 
@@ -358,18 +390,6 @@ impl<'a> Loader<'a> {
         let text = String::from_utf8(bytes)
             .map_err(|_| LoadError::at(Location::new(fname.clone(), 1), "not UTF-8 text"))?;
         yaml::parse(&fname, &text)
-    }
-
-    fn optional_vars_file(&mut self, candidates: &[&str]) -> RawVars {
-        for c in candidates {
-            let Ok(path) = self.base.join(c) else {
-                continue;
-            };
-            if let Ok(Some(_)) = self.source.kind(&path) {
-                return self.vars_file(&path, None);
-            }
-        }
-        RawVars::new()
     }
 
     fn vars_file(&mut self, path: &RepoPath, at: Option<&Location>) -> RawVars {

@@ -43,6 +43,7 @@ impl Loader<'_> {
                 Vec::new()
             }
         };
+        let runs_here = self.runs_here(&hosts, node.get("hosts"), file);
         self.check_become(entries, file);
         if let Some(c) = node.get("connection") {
             if c.as_str() != Some("local") {
@@ -135,6 +136,7 @@ impl Loader<'_> {
         Some(Play {
             name,
             hosts,
+            runs_here,
             gather_facts,
             vars,
             vars_files,
