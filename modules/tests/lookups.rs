@@ -16,7 +16,10 @@ fn run(dir: &Path, root: &Path, state_dir: Option<&Path>) -> RunReport {
     let source = DirSource::new(dir).unwrap();
     let templar = Arc::new(Templar::new());
     let pb = Loader::new(&source, &templar)
-        .load(&RepoPath::new("site.yml").unwrap(), "testhost")
+        .load(
+            &RepoPath::new("site.yml").unwrap(),
+            &gitops_modules::inventory::InventoryHost::implicit("localhost"),
+        )
         .unwrap_or_else(|e| panic!("load: {e}"));
     let mut extra = indexmap::IndexMap::new();
     extra.insert(
@@ -25,7 +28,7 @@ fn run(dir: &Path, root: &Path, state_dir: Option<&Path>) -> RunReport {
     );
     let opts = RunOptions {
         extra_vars: extra,
-        inventory_hostname: "testhost".into(),
+        inventory_hostname: "localhost".into(),
         state_dir: state_dir.map(Path::to_path_buf),
         ..RunOptions::default()
     };
