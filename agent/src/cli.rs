@@ -89,8 +89,9 @@ pub enum Command {
     #[command(after_help = EXIT_CODES)]
     Converge(Box<ConvergeArgs>),
     /// Check a playbook (parse, resolve, validate every task) without touching the host.
+    /// Tasks the agent does not implement are listed as warnings (they fail only if they run).
     #[command(after_help = EXIT_CODES)]
-    Validate(PlaybookArgs),
+    Validate(ValidateArgs),
     /// Show, from the state directory, the last applied and last good commit, the last result,
     /// and whether a status commit is waiting to be pushed.
     Status(StatusArgs),
@@ -166,6 +167,16 @@ pub struct PlaybookArgs {
     /// or YAML mapping, or `@file.yml`. Repeatable.
     #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
     pub extra_vars: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub playbook: PlaybookArgs,
+    /// Exit 1 when a task uses what the agent does not implement (a module, an argument),
+    /// even where it would not run on this host.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

@@ -109,7 +109,9 @@ pub fn load_playbook(
     host: &str,
 ) -> Result<Playbook, PlaybookError> {
     let path = select_playbook(source, explicit)?;
-    Ok(Loader::new(source, templar).load(&path, host)?)
+    let playbook = Loader::new(source, templar).load(&path, host)?;
+    super::local::print_warnings(&playbook);
+    Ok(playbook)
 }
 
 pub fn short_hostname() -> String {

@@ -86,7 +86,12 @@ impl Engine<'_> {
     /// Renders the arguments, checks, and applies (unless in check mode).
     pub(super) fn execute(&self, task: &Task, inh: &Inherit, vars: &Value, scope: &Scope) -> Exec {
         let Action::Module { module, args, .. } = &task.action else {
-            return Exec::failure("not a module".into(), Vec::new());
+            let msg = match &task.action {
+                // Not implemented: loaded, and fails here, when reached (check mode too).
+                Action::Unsupported { error, .. } => error.to_string(),
+                _ => "not a module".into(),
+            };
+            return Exec::failure(msg, Vec::new());
         };
         let check_mode = inh.check_mode.unwrap_or(self.opts.check);
         let resource = match self

@@ -79,14 +79,10 @@ impl Loader<'_> {
         handler: bool,
     ) -> Option<Action> {
         let (file_name, extra) = self.include_target(&entry.value, file, short)?;
-        if !extra.is_empty() {
-            self.errors.push(
-                LoadError::at(
-                    at.clone(),
-                    format!("unsupported `{short}` argument `{}`", extra[0]),
-                )
-                .with_key(short),
-            );
+        if let Some(k) = extra.first() {
+            let e = LoadError::at(at.clone(), format!("unsupported `{short}` argument `{k}`"))
+                .with_key(short);
+            return self.unsupported(short, e);
         }
         let static_name = file_name.as_str().filter(|s| !Templar::is_template(s));
         let dir = RepoPath::new(file).map(|p| p.parent()).unwrap_or_default();
@@ -148,20 +144,27 @@ impl Loader<'_> {
         };
         let mut role_name = None;
         let mut tasks_from = None;
+        let mut unsupported = None;
         for e in map {
             match e.key.as_str() {
                 "name" => role_name = e.value.as_str().map(str::to_string),
                 "tasks_from" => tasks_from = e.value.as_str().map(str::to_string),
-                k => self.errors.push(
-                    LoadError::at(
-                        Location::new(file.clone(), e.key_line),
-                        format!(
-                            "unsupported `{short}` argument `{k}` (supported: name, tasks_from)"
-                        ),
-                    )
-                    .with_key(k),
-                ),
+                k => {
+                    self.check_templates(&e.value, file);
+                    unsupported.get_or_insert_with(|| {
+                        LoadError::at(
+                            Location::new(file.clone(), e.key_line),
+                            format!(
+                                "unsupported `{short}` argument `{k}` (supported: name, tasks_from)"
+                            ),
+                        )
+                        .with_key(k)
+                    });
+                }
             }
+        }
+        if let Some(e) = unsupported {
+            return self.unsupported(short, e);
         }
         let Some(role_name) = role_name else {
             self.errors
@@ -169,11 +172,10 @@ impl Loader<'_> {
             return None;
         };
         if Templar::is_template(&role_name) {
-            self.errors.push(
-                LoadError::at(at.clone(), "templated role names are not supported")
-                    .with_key("name"),
-            );
-            return None;
+            self.check_templates(&entry.value, file);
+            let e = LoadError::at(at.clone(), "templated role names are not supported")
+                .with_key("name");
+            return self.unsupported(short, e);
         }
         let role = self
             .nested(|this| this.load_role(&role_name, tasks_from.as_deref(), RawVars::new(), at))?;
@@ -197,10 +199,11 @@ impl Loader<'_> {
     ) -> Option<Action> {
         let name = entry.key.as_str();
         let Some(module) = modules::lookup(name) else {
-            self.errors.push(
-                LoadError::at(at.clone(), format!("unsupported module `{name}`")).with_key(name),
-            );
-            return None;
+            // Still a syntax check of its templates: only what is not implemented waits.
+            self.check_templates(&entry.value, file);
+            let e =
+                LoadError::at(at.clone(), format!("unsupported module `{name}`")).with_key(name);
+            return self.unsupported(name, e);
         };
         let spec = module.spec();
         let mut pairs: Vec<(String, Node)> = Vec::new();
@@ -266,6 +269,13 @@ impl Loader<'_> {
             for (_, v) in &pairs {
                 self.check_templates(v, file);
             }
+        } else if let Some(e) = unknown_argument(spec, &pairs, file) {
+            // An argument the module does not know (Ansible's may, or a newer one): the task
+            // fails when it runs.
+            for (_, v) in &pairs {
+                self.check_templates(v, file);
+            }
+            return self.unsupported(name, e);
         } else if let Err(e) = spec.validate(&pairs, file, self.templar) {
             self.errors.push(e);
         } else {
@@ -281,6 +291,16 @@ impl Loader<'_> {
             written: name.to_string(),
             module,
             args: pairs.into_iter().map(|(k, v)| (k, v.to_value())).collect(),
+        })
+    }
+
+    /// A task the agent does not implement: loading goes on; the task fails with `error` only
+    /// when it runs.
+    pub(super) fn unsupported(&mut self, written: &str, error: LoadError) -> Option<Action> {
+        self.warnings.push(error.clone());
+        Some(Action::Unsupported {
+            written: written.to_string(),
+            error,
         })
     }
 
@@ -356,6 +376,30 @@ impl Loader<'_> {
         }
         found
     }
+}
+
+/// The first argument `spec` does not know, as an error naming its line and key.
+fn unknown_argument(
+    spec: &crate::args::ArgSpec,
+    pairs: &[(String, Node)],
+    file: &Arc<str>,
+) -> Option<LoadError> {
+    let (k, node) = pairs
+        .iter()
+        .find(|(k, _)| k != crate::args::RAW_PARAMS && spec.find(k).is_none())?;
+    let mut names: Vec<&str> = spec.args.iter().map(|d| d.name).collect();
+    names.sort_unstable();
+    Some(
+        LoadError::at(
+            Location::new(file.clone(), node.line),
+            format!(
+                "unsupported argument `{k}` for module `{}` (supported: {})",
+                spec.module,
+                names.join(", ")
+            ),
+        )
+        .with_key(k.clone()),
+    )
 }
 
 #[cfg(test)]

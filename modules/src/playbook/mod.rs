@@ -32,6 +32,9 @@ pub struct Playbook {
     pub group_vars: RawVars,
     /// `host_vars/<inventory hostname>.yml` beside the playbook.
     pub host_vars: RawVars,
+    /// Tasks the agent does not implement (a module, an argument, an include's option): each
+    /// fails only when it runs. `validate` lists them; `converge` prints them once.
+    pub warnings: Vec<LoadError>,
 }
 
 #[derive(Debug)]
@@ -145,6 +148,13 @@ pub enum Action {
     FlushHandlers,
     /// `meta: noop` and the like that do nothing here.
     MetaNoop(String),
+    /// What the agent does not implement (a module, a module argument, an include option):
+    /// loading goes on, and the task fails with `error` (file, line, key) only when it runs.
+    Unsupported {
+        /// The action as written (`pacman`), shown for an unnamed task.
+        written: String,
+        error: LoadError,
+    },
 }
 
 impl std::fmt::Debug for dyn Module {
@@ -161,6 +171,7 @@ impl Task {
             Action::IncludeTasks { .. } => "include_tasks",
             Action::IncludeRole { .. } => "include_role",
             Action::FlushHandlers | Action::MetaNoop(_) => "meta",
+            Action::Unsupported { written, .. } => written,
         }
     }
 
@@ -169,7 +180,9 @@ impl Task {
         let base = match &self.name {
             Some(n) => n.clone(),
             None => match &self.action {
-                Action::Module { written, .. } => written.clone(),
+                Action::Module { written, .. } | Action::Unsupported { written, .. } => {
+                    written.clone()
+                }
                 other => match other {
                     Action::IncludeTasks { .. } => "include_tasks".into(),
                     Action::IncludeRole { .. } => "include_role".into(),
@@ -240,6 +253,8 @@ pub struct Loader<'a> {
     /// The directory the playbook is in: roles, vars files and `files/` are found from here.
     base: RepoPath,
     errors: Vec<LoadError>,
+    /// What is not implemented but only fails when reached (see [`Action::Unsupported`]).
+    warnings: Vec<LoadError>,
     /// Depth of nested imports, against import loops.
     depth: usize,
 }
@@ -250,6 +265,7 @@ impl<'a> Loader<'a> {
             templar,
             base: RepoPath::root(),
             errors: Vec::new(),
+            warnings: Vec::new(),
             depth: 0,
         }
     }
@@ -287,11 +303,19 @@ impl<'a> Loader<'a> {
         if !self.errors.is_empty() {
             return Err(LoadErrors(self.errors));
         }
+        let mut warnings: Vec<LoadError> = Vec::new();
+        for w in self.warnings {
+            // A role used twice is loaded twice: one warning per place.
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
+        }
         Ok(Playbook {
             file: file.clone(),
             plays,
             group_vars,
             host_vars,
+            warnings,
         })
     }
 
