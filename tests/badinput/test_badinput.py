@@ -162,6 +162,31 @@ case(name="unknown-argument-kv", files={"site.yml": _unknown_arg_kv}, rc=(1,), f
      line=(line_of(_unknown_arg_kv, "- name: unknown kv"), line_of(_unknown_arg_kv, "colour=red")),
      keys=("colour",))
 
+# --- keywords with no local meaning --------------------------------------------------------------
+# become_user other than root: the agent runs as root; the task fails when it runs (not at load).
+_become = _play("- name: as another user\n  copy: {content: x, dest: \"{{ root }}/x\"}\n"
+                "  become: true\n  become_user: postgres\n"
+                "- name: after\n  copy: {content: x, dest: \"{{ root }}/after\"}\n", pre=False)
+case(name="become-user-not-root-reached", files={"site.yml": _become}, rc=(1,), file="site.yml",
+     line=line_of(_become, "become_user: postgres"), keys=("become_user", "postgres"))
+
+# A daemon cannot prompt: a vars_prompt whose variable is not given with -e.
+_prompt = _play("- debug: msg={{ answer }}\n", head="  vars_prompt:\n    - name: answer\n      prompt: Answer?\n")
+case(name="vars-prompt-without-extra-var", files={"site.yml": _prompt}, rc=(3,), file="site.yml",
+     line=line_of(_prompt, "- name: answer"), keys=("vars_prompt", "answer", "-e"))
+
+_group = _play("- debug: msg=x\n", head="  module_defaults:\n    group/aws:\n      region: x\n")
+case(name="module-defaults-unknown-group", files={"site.yml": _group}, rc=(3,), file="site.yml",
+     line=line_of(_group, "group/aws"), keys=("group/aws",))
+
+_fire = _play("- name: fire and forget\n  command: sleep 1\n  async: 10\n  poll: 0\n", pre=False)
+case(name="async-poll-0-reached", files={"site.yml": _fire}, rc=(1,), file="site.yml",
+     line=line_of(_fire, "poll: 0"), keys=("poll",))
+
+_tflag = _play("- name: templated flag\n  debug: msg=x\n  no_log: \"{{ 'maybe' }}\"\n", pre=False)
+case(name="templated-flag-not-boolean", files={"site.yml": _tflag}, rc=(1,), file="site.yml",
+     line=line_of(_tflag, "no_log:"), keys=("no_log", "maybe"))
+
 _bad_choice = _play('- name: bad state\n  file:\n    path: "{{ root }}/f"\n    state: sideways\n')
 case(name="invalid-argument-value", files={"site.yml": _bad_choice}, rc=(3,), file="site.yml",
      line=(line_of(_bad_choice, "- name: bad state"), line_of(_bad_choice, "state: sideways"),

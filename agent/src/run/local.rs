@@ -48,6 +48,7 @@ fn load(args: &PlaybookArgs) -> Result<Loaded, LocalError> {
     let extra_vars = extra_vars(&args.extra_vars)?;
     let templar = Arc::new(Templar::new());
     let playbook = Loader::new(&source, &templar)
+        .with_extra_vars(extra_vars.keys().cloned())
         .load(&path, &host_name)
         .map_err(PlaybookError::from)?;
     Ok(Loaded {

@@ -107,9 +107,12 @@ pub fn load_playbook(
     templar: &Templar,
     explicit: Option<&str>,
     host: &str,
+    extra_vars: &RawVars,
 ) -> Result<Playbook, PlaybookError> {
     let path = select_playbook(source, explicit)?;
-    let playbook = Loader::new(source, templar).load(&path, host)?;
+    let playbook = Loader::new(source, templar)
+        .with_extra_vars(extra_vars.keys().cloned())
+        .load(&path, host)?;
     super::local::print_warnings(&playbook);
     Ok(playbook)
 }

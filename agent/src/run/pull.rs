@@ -441,7 +441,13 @@ fn converge_commit(
         }
     };
     let templar = Arc::new(Templar::new());
-    let loaded = load_playbook(&source, &templar, plan.config.playbook.as_deref(), host);
+    let loaded = load_playbook(
+        &source,
+        &templar,
+        plan.config.playbook.as_deref(),
+        host,
+        &plan.config.extra_vars,
+    );
     let playbook = match loaded {
         Ok(p) => p,
         Err(e) => {

@@ -114,7 +114,7 @@ impl Engine<'_> {
             Err(e) => return Exec::failure(e.0, owns),
         };
         let changes: Vec<String> = check.changes.iter().map(Change::describe).collect();
-        let diff = if self.opts.diff {
+        let diff = if inh.diff.unwrap_or(self.opts.diff) {
             check.changes.iter().filter_map(unified_diff).collect()
         } else {
             Vec::new()

@@ -16,6 +16,7 @@ use crate::source::{RepoPath, Source};
 use crate::template::Templar;
 
 mod execute;
+mod flags;
 mod scope;
 mod task;
 
@@ -70,6 +71,12 @@ struct Inherit {
     no_log: Option<bool>,
     environment: Option<Value>,
     check_mode: Option<bool>,
+    diff: Option<bool>,
+    become_: Option<bool>,
+    become_user: Option<(Value, crate::error::Location)>,
+    run_once: Option<bool>,
+    /// Templated boolean keywords, rendered when a task runs ([`Inherit::resolve_flags`]).
+    pending: Vec<crate::playbook::Flag>,
     role: Option<Arc<Role>>,
     /// Variables only a `rescue` sees (`ansible_failed_task`, `ansible_failed_result`).
     rescue_vars: Option<Arc<RawVars>>,
@@ -85,17 +92,9 @@ impl Inherit {
         if !c.vars.is_empty() {
             out.vars.push(Arc::new(c.vars.clone()));
         }
-        if c.ignore_errors.is_some() {
-            out.ignore_errors = c.ignore_errors;
-        }
-        if c.no_log.is_some() {
-            out.no_log = c.no_log;
-        }
+        out.with_flags(c);
         if c.environment.is_some() {
             out.environment = c.environment.clone();
-        }
-        if c.check_mode.is_some() {
-            out.check_mode = c.check_mode;
         }
         out
     }
@@ -305,19 +304,23 @@ impl<'a> Engine<'a> {
             .map(|r| Arc::new(r.vars.clone()))
             .collect();
         self.handlers.clear();
-        let base = Inherit {
-            tags: play.tags.clone(),
-            ..Inherit::default()
-        };
+        let base = Inherit::default().with(&play.common);
         for item in &play.handlers {
             self.collect_handlers(item, &base);
         }
         self.notified = vec![false; self.handlers.len()];
 
+        // An imported playbook's `when` is on each of its tasks, not on its handlers.
+        let mut tasks_base = base.clone();
+        tasks_base.when.extend(play.when.iter().cloned());
         let sections = [&play.pre_tasks, &play.tasks, &play.post_tasks];
         for (i, section) in sections.iter().enumerate() {
-            if self.run_items(section, &base) == Flow::Failed {
+            if self.run_items(section, &tasks_base) == Flow::Failed {
                 self.failed = true;
+                if play.force_handlers {
+                    // force_handlers: what was notified still runs after the failure.
+                    self.flush_handlers();
+                }
                 for rest in &sections[i + 1..] {
                     self.not_run_items(rest);
                 }

@@ -43,9 +43,16 @@ impl Engine<'_> {
         if !handler && !self.selected(&inh.tags) {
             return Flow::Continue;
         }
+        let (vars, scope) = self.scope(Some(task), &inh, None);
+        if let Err(msg) = inh.resolve_flags(&self.templar, &vars) {
+            // Only a task that runs needs its keywords.
+            if !matches!(self.conditions(&inh.when, &vars, &scope), Ok(false)) {
+                let report = self.base_report(task, handler, false);
+                return self.fail_task(task, &inh, report, msg);
+            }
+        }
         let no_log = inh.no_log.unwrap_or(false);
         let report = self.base_report(task, handler, no_log);
-        let (vars, scope) = self.scope(Some(task), &inh, None);
         let Some(l) = &task.loop_items else {
             return self.run_once(task, &inh, report, &vars, &scope);
         };

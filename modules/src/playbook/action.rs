@@ -111,6 +111,17 @@ impl Loader<'_> {
                 import: true,
             });
         }
+        if static_name.is_none() {
+            // Loaded when it runs, without the loading keywords around it: refuse them then.
+            if let Some((key, at)) = self.scope_for_dynamic() {
+                let e = LoadError::at(
+                    at,
+                    format!("`{key}` around an `include_tasks` of a templated file name is not supported"),
+                )
+                .with_key(key);
+                return self.unsupported(short, e);
+            }
+        }
         let preloaded = match static_name {
             Some(n) => match resolve(self, n) {
                 Ok(path) => Some(self.nested(|this| this.task_file(&path, role.clone(), handler))),
@@ -253,6 +264,17 @@ impl Loader<'_> {
                     .with_key("args"),
                 ),
             }
+        }
+        // module_defaults in scope: for the arguments the task does not set.
+        match self.defaults_for(name) {
+            Ok(defaults) => {
+                for (k, v) in defaults {
+                    if !pairs.iter().any(|(pk, _)| *pk == k) {
+                        pairs.push((k, v));
+                    }
+                }
+            }
+            Err(e) => return self.unsupported(name, e),
         }
         let short_name = modules::canonical_name(name).unwrap_or("?");
         let search = search_dirs(role.as_ref(), file, &self.base);

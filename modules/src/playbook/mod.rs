@@ -14,12 +14,16 @@ use crate::modules;
 use crate::resource::{LoadContext, Module, TaskArgs};
 use crate::source::{RepoPath, Source};
 use crate::template::Templar;
-use crate::yaml::{self, Node, NodeKind};
+use crate::yaml::{self, Node};
 
 mod action;
+mod import;
+mod keywords;
 mod nodes;
 mod play;
 mod tasks;
+
+use keywords::*;
 
 /// Variables as written (templates inside are rendered lazily, when used).
 pub type RawVars = IndexMap<String, Value>;
@@ -42,6 +46,10 @@ pub struct Play {
     pub name: String,
     pub hosts: Vec<String>,
     pub gather_facts: bool,
+    /// The play's keywords its tasks inherit (`become`, `no_log`, `environment`, tags...).
+    pub common: Common,
+    /// Notified handlers still run after a task failed.
+    pub force_handlers: bool,
     pub vars: RawVars,
     pub vars_files: RawVars,
     pub roles: Vec<Arc<Role>>,
@@ -51,6 +59,9 @@ pub struct Play {
     pub post_tasks: Vec<Item>,
     pub handlers: Vec<Item>,
     pub tags: Vec<String>,
+    /// The `when` of the `import_playbook` that brought the play: on each of its tasks (not
+    /// on its handlers), as ansible-core does.
+    pub when: Vec<Value>,
     pub location: Location,
 }
 
@@ -72,16 +83,36 @@ pub enum Item {
     Block(Arc<Block>),
 }
 
-/// Keywords shared by tasks and blocks, inherited from enclosing blocks.
+/// Keywords shared by plays, role entries, blocks and tasks, inherited from the enclosing ones.
 #[derive(Debug, Clone, Default)]
 pub struct Common {
     pub when: Vec<Value>,
     pub tags: Vec<String>,
     pub vars: RawVars,
-    pub ignore_errors: Option<bool>,
-    pub no_log: Option<bool>,
+    pub ignore_errors: Option<Flag>,
+    pub no_log: Option<Flag>,
     pub environment: Option<Value>,
-    pub check_mode: Option<bool>,
+    pub check_mode: Option<Flag>,
+    /// Per-task `--diff`.
+    pub diff: Option<Flag>,
+    /// `become` and `become_user`: the agent runs as root, so a task that becomes another
+    /// user fails when it runs.
+    pub become_: Option<Flag>,
+    pub become_user: Option<(Value, Location)>,
+    /// One host: a task runs once anyway.
+    pub run_once: Option<Flag>,
+}
+
+/// A boolean keyword: literal, or a template rendered with the task's variables when the task
+/// runs (`no_log: "{{ debops__no_log | d(True) }}"`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Flag {
+    Literal(bool),
+    Template {
+        text: String,
+        key: &'static str,
+        location: Location,
+    },
 }
 
 #[derive(Debug)]
@@ -197,55 +228,6 @@ impl Task {
     }
 }
 
-const PLAY_KEYS: &[&str] = &[
-    "hosts",
-    "name",
-    "vars",
-    "vars_files",
-    "roles",
-    "pre_tasks",
-    "tasks",
-    "post_tasks",
-    "handlers",
-    "gather_facts",
-    "become",
-    "become_user",
-    "become_method",
-    "tags",
-    "connection",
-];
-
-const COMMON_KEYS: &[&str] = &[
-    "name",
-    "when",
-    "tags",
-    "vars",
-    "ignore_errors",
-    "no_log",
-    "become",
-    "become_user",
-    "become_method",
-    "environment",
-    "check_mode",
-];
-
-const TASK_KEYS: &[&str] = &[
-    "loop",
-    "with_items",
-    "with_list",
-    "loop_control",
-    "notify",
-    "listen",
-    "register",
-    "changed_when",
-    "failed_when",
-    "args",
-];
-
-const BLOCK_KEYS: &[&str] = &["block", "rescue", "always"];
-
-const LOOP_CONTROL_KEYS: &[&str] = &["loop_var", "index_var", "label"];
-
 /// Reads a playbook and everything it refers to from `source`.
 pub struct Loader<'a> {
     source: &'a dyn Source,
@@ -257,6 +239,10 @@ pub struct Loader<'a> {
     warnings: Vec<LoadError>,
     /// Depth of nested imports, against import loops.
     depth: usize,
+    /// Loading keywords of the enclosing plays, roles and blocks.
+    scope: LoadScope,
+    /// The variables given on the command line (`-e`): a `vars_prompt` needs its variable there.
+    given_vars: Vec<String>,
 }
 impl<'a> Loader<'a> {
     pub fn new(source: &'a dyn Source, templar: &'a Templar) -> Loader<'a> {
@@ -267,7 +253,15 @@ impl<'a> Loader<'a> {
             errors: Vec::new(),
             warnings: Vec::new(),
             depth: 0,
+            scope: LoadScope::default(),
+            given_vars: Vec::new(),
         }
+    }
+
+    /// The names of the variables given with `-e` (what a `vars_prompt` would ask for).
+    pub fn with_extra_vars(mut self, names: impl IntoIterator<Item = String>) -> Self {
+        self.given_vars = names.into_iter().collect();
+        self
     }
 
     /// Loads and validates the playbook at `file` for the host known as `inventory_hostname`.
@@ -286,20 +280,7 @@ impl<'a> Loader<'a> {
             &format!("host_vars/{inventory_hostname}.yaml"),
         ]);
         let mut plays = Vec::new();
-        match &root.kind {
-            NodeKind::Seq(items) => {
-                for item in items {
-                    if let Some(play) = self.play(item, &fname) {
-                        plays.push(play);
-                    }
-                }
-            }
-            NodeKind::Null => {}
-            _ => self.errors.push(LoadError::at(
-                Location::new(fname.clone(), root.line),
-                "a playbook must be a list of plays",
-            )),
-        }
+        self.plays(&root, &fname, &mut plays);
         if !self.errors.is_empty() {
             return Err(LoadErrors(self.errors));
         }

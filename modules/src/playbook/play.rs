@@ -6,6 +6,8 @@ use super::*;
 use crate::error::{LoadError, Location};
 use crate::yaml::{Entry, Node, NodeKind};
 
+mod keys;
+
 impl Loader<'_> {
     pub(super) fn play(&mut self, node: &Node, file: &Arc<str>) -> Option<Play> {
         let loc = Location::new(file.clone(), node.line);
@@ -14,18 +16,8 @@ impl Loader<'_> {
                 .push(LoadError::at(loc, "a play must be a mapping"));
             return None;
         };
-        if let Some(e) = entries.iter().find(|e| e.key == "import_playbook") {
-            self.errors.push(
-                LoadError::at(
-                    Location::new(file.clone(), e.key_line),
-                    "`import_playbook` is not supported",
-                )
-                .with_key("import_playbook"),
-            );
-            return None;
-        }
         for e in entries {
-            if !PLAY_KEYS.contains(&e.key.as_str()) {
+            if !PLAY_KEYS.contains(&e.key.as_str()) && !BASE_KEYS.contains(&e.key.as_str()) {
                 self.errors.push(
                     LoadError::at(
                         Location::new(file.clone(), e.key_line),
@@ -43,18 +35,15 @@ impl Loader<'_> {
                 Vec::new()
             }
         };
-        self.check_become(entries, file);
-        if let Some(c) = node.get("connection") {
-            if c.as_str() != Some("local") {
-                self.errors.push(
-                    LoadError::at(
-                        Location::new(file.clone(), c.line),
-                        "only `connection: local` is supported",
-                    )
-                    .with_key("connection"),
-                );
-            }
-        }
+        let mut common = self.common(entries, file);
+        // Play variables are their own layer (below role vars), not a task-level one.
+        common.vars = RawVars::new();
+        self.play_keywords(node, file);
+        let saved_scope = self.push_scope(entries, file);
+        let force_handlers = node
+            .get("force_handlers")
+            .map(|n| self.bool_node(n, file, "force_handlers"))
+            .unwrap_or(false);
         let name = node
             .get("name")
             .and_then(|n| n.as_str())
@@ -131,11 +120,14 @@ impl Loader<'_> {
         tasks.extend(self.task_list_key(node, "tasks", file, None, false));
         let post_tasks = self.task_list_key(node, "post_tasks", file, None, false);
         handlers.extend(self.task_list_key(node, "handlers", file, None, true));
+        self.scope = saved_scope;
         self.check_notify(&[&pre_tasks, &tasks, &post_tasks], &handlers);
         Some(Play {
             name,
             hosts,
             gather_facts,
+            common,
+            force_handlers,
             vars,
             vars_files,
             roles: roles.into_iter().map(|(r, _)| r).collect(),
@@ -144,6 +136,7 @@ impl Loader<'_> {
             post_tasks,
             handlers,
             tags,
+            when: Vec::new(),
             location: loc,
         })
     }
@@ -218,28 +211,6 @@ impl Loader<'_> {
         }
     }
 
-    pub(super) fn check_become(&mut self, entries: &[Entry], file: &Arc<str>) {
-        for e in entries {
-            let bad = match e.key.as_str() {
-                "become_user" => e.value.as_str().is_some_and(|u| u != "root"),
-                "become_method" => e.value.as_str().is_some_and(|m| m != "sudo"),
-                _ => false,
-            };
-            if bad {
-                self.errors.push(
-                    LoadError::at(
-                        Location::new(file.clone(), e.key_line),
-                        format!(
-                            "`{}` other than root/sudo is not supported (the agent runs as root)",
-                            e.key
-                        ),
-                    )
-                    .with_key(e.key.clone()),
-                );
-            }
-        }
-    }
-
     /// A `roles:` entry: a name, or a mapping with `role`/`name`, keywords and parameters.
     pub(super) fn role_ref(&mut self, node: &Node, file: &Arc<str>) -> Option<(Arc<Role>, Common)> {
         let at = Location::new(file.clone(), node.line);
@@ -268,15 +239,16 @@ impl Loader<'_> {
                 return None;
             }
         };
-        let mut common = Common::default();
+        // Keywords apply to the role's tasks; any other key is a role parameter.
+        let mut common = self.common(entries, file);
+        common.vars = RawVars::new();
         let mut params = RawVars::new();
         for e in entries {
             match e.key.as_str() {
-                "role" | "name" => {}
-                "when" => common.when = self.conditions(&e.value, file, "when"),
-                "tags" => common.tags = self.string_list(&e.value, file, "tags"),
+                "role" => {}
                 "vars" => params.extend(self.vars_map(&e.value, file)),
-                "become" | "become_user" | "become_method" => {}
+                k if is_common_key(k) => {}
+                "delegate_to" | "delegate_facts" => self.role_delegation(e, file),
                 k if is_identifier(k) => {
                     self.check_templates(&e.value, file);
                     params.insert(k.to_string(), e.value.to_value());
@@ -290,9 +262,10 @@ impl Loader<'_> {
                 ),
             }
         }
-        self.check_become(entries, file);
-        let role = self.load_role(&name, None, params, &at)?;
-        Some((role, common))
+        let saved = self.push_scope(entries, file);
+        let role = self.load_role(&name, None, params, &at);
+        self.scope = saved;
+        Some((role?, common))
     }
 
     pub(super) fn load_role(

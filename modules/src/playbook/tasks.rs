@@ -62,29 +62,6 @@ impl Loader<'_> {
         }
     }
 
-    pub(super) fn common(&mut self, entries: &[Entry], file: &Arc<str>) -> Common {
-        let mut c = Common::default();
-        for e in entries {
-            match e.key.as_str() {
-                "when" => c.when = self.conditions(&e.value, file, "when"),
-                "tags" => c.tags = self.string_list(&e.value, file, "tags"),
-                "vars" => c.vars = self.vars_map(&e.value, file),
-                "ignore_errors" => {
-                    c.ignore_errors = Some(self.bool_node(&e.value, file, "ignore_errors"))
-                }
-                "no_log" => c.no_log = Some(self.bool_node(&e.value, file, "no_log")),
-                "check_mode" => c.check_mode = Some(self.bool_node(&e.value, file, "check_mode")),
-                "environment" => {
-                    self.check_templates(&e.value, file);
-                    c.environment = Some(e.value.to_value());
-                }
-                _ => {}
-            }
-        }
-        self.check_become(entries, file);
-        c
-    }
-
     pub(super) fn item(
         &mut self,
         node: &Node,
@@ -118,7 +95,7 @@ impl Loader<'_> {
     ) -> Option<Item> {
         for e in entries {
             let k = e.key.as_str();
-            if !COMMON_KEYS.contains(&k) && !BLOCK_KEYS.contains(&k) {
+            if !is_common_key(k) && !BLOCK_KEYS.contains(&k) {
                 self.errors.push(
                     LoadError::at(
                         Location::new(file.clone(), e.key_line),
@@ -129,7 +106,8 @@ impl Loader<'_> {
             }
         }
         let common = self.common(entries, file);
-        Some(Item::Block(Arc::new(Block {
+        let saved = self.push_scope(entries, file);
+        let block = Block {
             name: node
                 .get("name")
                 .and_then(|n| n.as_str())
@@ -140,7 +118,9 @@ impl Loader<'_> {
             always: self.task_list_key(node, "always", file, role.clone(), handler),
             role,
             location: loc,
-        })))
+        };
+        self.scope = saved;
+        Some(Item::Block(Arc::new(block)))
     }
 
     pub(super) fn task(
@@ -157,7 +137,7 @@ impl Loader<'_> {
             .iter()
             .filter(|e| {
                 let k = e.key.as_str();
-                !COMMON_KEYS.contains(&k) && !TASK_KEYS.contains(&k) && !k.starts_with("with_")
+                !is_common_key(k) && !TASK_KEYS.contains(&k) && !k.starts_with("with_")
             })
             .collect();
         for e in entries {
@@ -205,14 +185,21 @@ impl Loader<'_> {
         };
         let common = self.common(entries, file);
         let key_loc = Location::new(file.clone(), action_entry.key_line);
-        let action = self.action(
-            action_entry,
-            node.get("args"),
-            file,
-            role.clone(),
-            &key_loc,
-            handler,
-        )?;
+        // The task's own loading keywords apply to its action (and to what it imports).
+        let saved = self.push_scope(entries, file);
+        let action = match self.unsupported_task_keywords(node, file) {
+            Some(e) => self.unsupported(&action_entry.key, e),
+            None => self.action(
+                action_entry,
+                node.get("args"),
+                file,
+                role.clone(),
+                &key_loc,
+                handler,
+            ),
+        };
+        self.scope = saved;
+        let action = action?;
 
         let mut loop_items = None;
         for (key, flatten) in [("loop", false), ("with_items", true), ("with_list", false)] {
