@@ -187,6 +187,31 @@ _tflag = _play("- name: templated flag\n  debug: msg=x\n  no_log: \"{{ 'maybe' }
 case(name="templated-flag-not-boolean", files={"site.yml": _tflag}, rc=(1,), file="site.yml",
      line=line_of(_tflag, "no_log:"), keys=("no_log", "maybe"))
 
+# --- roles: meta/main.yml, argument_specs ----------------------------------------------------------
+_spec = "argument_specs:\n  main:\n    options:\n      greeting:\n        type: str\n        required: true\n"
+_role_task = "- name: role task\n  copy: {content: x, dest: \"{{ root }}/x\"}\n"
+case(name="role-argument-spec-rejects",
+     files={"site.yml": _play("", head="  roles:\n    - r\n", pre=False),
+            "roles/r/meta/argument_specs.yml": _spec, "roles/r/tasks/main.yml": _role_task},
+     rc=(1,), file="roles/r/meta/argument_specs.yml", line=2,
+     keys=("missing required arguments: greeting",))
+
+_spec_aliases = _spec + "        aliases: [hello]\n"
+case(name="role-argument-spec-unchecked-construct",
+     files={"site.yml": _play("", head="  roles:\n    - role: r\n      greeting: hi\n", pre=False),
+            "roles/r/meta/argument_specs.yml": _spec_aliases, "roles/r/tasks/main.yml": _role_task},
+     rc=(1,), file="roles/r/meta/argument_specs.yml", line=2, keys=("aliases", "argument_specs"))
+
+case(name="role-meta-unknown-key",
+     files={"site.yml": _play("", head="  roles:\n    - r\n"),
+            "roles/r/meta/main.yml": "dependencies: []\ndepends_on: [other]\n", "roles/r/tasks/main.yml": _role_task},
+     rc=(3,), file="roles/r/meta/main.yml", line=2, keys=("depends_on",))
+
+case(name="role-dependency-not-found",
+     files={"site.yml": _play("", head="  roles:\n    - r\n"),
+            "roles/r/meta/main.yml": "dependencies:\n  - role: nowhere\n", "roles/r/tasks/main.yml": _role_task},
+     rc=(3,), file="roles/r/meta/main.yml", line=2, keys=("nowhere",))
+
 _bad_choice = _play('- name: bad state\n  file:\n    path: "{{ root }}/f"\n    state: sideways\n')
 case(name="invalid-argument-value", files={"site.yml": _bad_choice}, rc=(3,), file="site.yml",
      line=(line_of(_bad_choice, "- name: bad state"), line_of(_bad_choice, "state: sideways"),

@@ -16,7 +16,7 @@ use crate::vars::Scope;
 
 impl Exec {
     /// A run that failed before the module could report (arguments, check, apply).
-    fn failure(msg: String, owns: Vec<Owned>) -> Exec {
+    pub(super) fn failure(msg: String, owns: Vec<Owned>) -> Exec {
         Exec {
             status: Status::Failed,
             changed: false,
@@ -85,6 +85,9 @@ enum ConvergeError {
 impl Engine<'_> {
     /// Renders the arguments, checks, and applies (unless in check mode).
     pub(super) fn execute(&self, task: &Task, inh: &Inherit, vars: &Value, scope: &Scope) -> Exec {
+        if let Action::ValidateArgs { options, params } = &task.action {
+            return self.validate_role_args(options, params, vars);
+        }
         let Action::Module { module, args, .. } = &task.action else {
             let msg = match &task.action {
                 // Not implemented: loaded, and fails here, when reached (check mode too).

@@ -15,6 +15,7 @@ use crate::resource::{HostState, Owned};
 use crate::source::{RepoPath, Source};
 use crate::template::Templar;
 
+mod argspec;
 mod execute;
 mod flags;
 mod scope;
@@ -149,6 +150,8 @@ pub struct Engine<'a> {
     last_failure: Option<Value>,
     /// Package and unit state shared by the tasks of this run.
     host: Arc<HostState>,
+    /// The roles of this play that ran a task ([`Block::run_key`]): not run again.
+    roles_done: Vec<String>,
 }
 impl<'a> Engine<'a> {
     pub fn new(
@@ -176,6 +179,7 @@ impl<'a> Engine<'a> {
             failed: false,
             last_failure: None,
             host: Arc::new(HostState::new()),
+            roles_done: Vec::new(),
         }
     }
 
@@ -304,6 +308,7 @@ impl<'a> Engine<'a> {
             .map(|r| Arc::new(r.vars.clone()))
             .collect();
         self.handlers.clear();
+        self.roles_done.clear();
         let base = Inherit::default().with(&play.common);
         for item in &play.handlers {
             self.collect_handlers(item, &base);
@@ -388,6 +393,32 @@ impl<'a> Engine<'a> {
     }
 
     fn run_block(&mut self, block: &Block, inherit: &Inherit) -> Flow {
+        // A role already run in this play with the same parameters (Ansible's dedupe).
+        if let Some(key) = &block.run_key {
+            if self.roles_done.contains(key) {
+                return Flow::Continue;
+            }
+        }
+        let start = self.reports.len();
+        let flow = self.run_block_items(block, inherit);
+        if let Some(key) = &block.run_key {
+            // A role counts as run once one of its tasks ran (was not skipped).
+            let ran = self.reports[start.min(self.reports.len())..]
+                .iter()
+                .any(|r| {
+                    matches!(
+                        r.status,
+                        Status::Ok | Status::Changed | Status::Failed | Status::Ignored
+                    )
+                });
+            if ran && !self.roles_done.contains(key) {
+                self.roles_done.push(key.clone());
+            }
+        }
+        flow
+    }
+
+    fn run_block_items(&mut self, block: &Block, inherit: &Inherit) -> Flow {
         let mut inh = inherit.with(&block.common);
         if block.role.is_some() {
             inh.role = block.role.clone();

@@ -190,6 +190,7 @@ impl Loader<'_> {
         }
         let role = self
             .nested(|this| this.load_role(&role_name, tasks_from.as_deref(), RawVars::new(), at))?;
+        let role = super::role::inline_dependencies(role, at);
         Some(Action::IncludeRole {
             name: role_name,
             tasks_from,

@@ -96,6 +96,8 @@ pub(super) struct LoadScope {
     pub collections: Vec<String>,
     /// `timeout` (the agent has no task timeout: a task under one fails when it runs).
     pub timeout: Option<Location>,
+    /// The directory holding the role whose dependencies are being loaded: its siblings.
+    pub role_basedir: Option<RepoPath>,
 }
 
 impl Loader<'_> {

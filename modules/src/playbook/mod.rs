@@ -17,13 +17,17 @@ use crate::template::Templar;
 use crate::yaml::{self, Node};
 
 mod action;
+mod argspec;
 mod import;
 mod keywords;
 mod nodes;
 mod play;
+mod role;
 mod tasks;
 
+pub use argspec::{option_names, validate_arguments};
 use keywords::*;
+use role::{role_handlers, role_item, roles_with_dependencies};
 
 /// Variables as written (templates inside are rendered lazily, when used).
 pub type RawVars = IndexMap<String, Value>;
@@ -75,6 +79,10 @@ pub struct Role {
     pub params: RawVars,
     pub tasks: Vec<Item>,
     pub handlers: Vec<Item>,
+    /// `meta/main.yml` `dependencies`, each with the keywords of its entry: run before the role.
+    pub dependencies: Vec<(Arc<Role>, Common)>,
+    /// `meta/main.yml` `allow_duplicates`: the role runs again when used again in a play.
+    pub allow_duplicates: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -123,6 +131,9 @@ pub struct Block {
     pub rescue: Vec<Item>,
     pub always: Vec<Item>,
     pub role: Option<Arc<Role>>,
+    /// A role's tasks as used in a play: run once per play for the same role, parameters and
+    /// keywords (Ansible's dedupe), unless the role allows duplicates. None for other blocks.
+    pub run_key: Option<String>,
     pub location: Location,
 }
 
@@ -179,6 +190,12 @@ pub enum Action {
     FlushHandlers,
     /// `meta: noop` and the like that do nothing here.
     MetaNoop(String),
+    /// A role's `argument_specs` for its entry point, checked against its variables and
+    /// parameters when its tasks start (ansible-core's `validate_argument_spec`).
+    ValidateArgs {
+        options: Value,
+        params: RawVars,
+    },
     /// What the agent does not implement (a module, a module argument, an include option):
     /// loading goes on, and the task fails with `error` (file, line, key) only when it runs.
     Unsupported {
@@ -203,6 +220,7 @@ impl Task {
             Action::IncludeRole { .. } => "include_role",
             Action::FlushHandlers | Action::MetaNoop(_) => "meta",
             Action::Unsupported { written, .. } => written,
+            Action::ValidateArgs { .. } => "validate_argument_spec",
         }
     }
 
@@ -243,6 +261,9 @@ pub struct Loader<'a> {
     scope: LoadScope,
     /// The variables given on the command line (`-e`): a `vars_prompt` needs its variable there.
     given_vars: Vec<String>,
+    /// Role directories of the repository besides `roles/` beside the playbook (ansible.cfg's
+    /// `roles_path`).
+    role_dirs: Vec<RepoPath>,
 }
 impl<'a> Loader<'a> {
     pub fn new(source: &'a dyn Source, templar: &'a Templar) -> Loader<'a> {
@@ -255,7 +276,15 @@ impl<'a> Loader<'a> {
             depth: 0,
             scope: LoadScope::default(),
             given_vars: Vec::new(),
+            role_dirs: Vec::new(),
         }
+    }
+
+    /// Directories (in the repository) where roles are also looked for, after `roles/` beside
+    /// the playbook: ansible.cfg's `roles_path`.
+    pub fn with_role_dirs(mut self, dirs: Vec<RepoPath>) -> Self {
+        self.role_dirs = dirs;
+        self
     }
 
     /// The names of the variables given with `-e` (what a `vars_prompt` would ask for).

@@ -117,6 +117,7 @@ impl Loader<'_> {
             rescue: self.task_list_key(node, "rescue", file, role.clone(), handler),
             always: self.task_list_key(node, "always", file, role.clone(), handler),
             role,
+            run_key: None,
             location: loc,
         };
         self.scope = saved;
