@@ -36,12 +36,72 @@ impl Loader<'_> {
             .or_else(|| name.strip_prefix("ansible.legacy."))
             .unwrap_or(name);
         match short {
+            "action" | "local_action" => {
+                // `local_action` runs on the controller, which is this host (ansible-pull).
+                let inner = self.action_keyword(entry, file)?;
+                self.action(&inner, args_kw, file, role, at, handler)
+            }
             "meta" => self.meta_action(entry, at),
             "import_tasks" | "include_tasks" => {
                 self.include_tasks_action(entry, short, file, role, at, handler)
             }
             "import_role" | "include_role" => self.include_role_action(entry, short, file, at),
             _ => self.module_action(entry, args_kw, file, role, at),
+        }
+    }
+
+    /// `action:`/`local_action:` as the action they name: `copy src=a dest=b`, or a mapping
+    /// with `module` and the arguments.
+    fn action_keyword(&mut self, entry: &Entry, file: &Arc<str>) -> Option<Entry> {
+        let line = entry.value.line;
+        let found = match &entry.value.kind {
+            NodeKind::Str(text) => {
+                let text = text.trim_start();
+                let (name, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+                let rest = rest.trim();
+                let value = if rest.is_empty() {
+                    NodeKind::Null
+                } else {
+                    NodeKind::Str(rest.to_string())
+                };
+                Some((name.to_string(), Node::new(value, line)))
+            }
+            NodeKind::Map(entries) => {
+                let name = entries
+                    .iter()
+                    .find(|e| e.key == "module")
+                    .and_then(|e| e.value.as_str())
+                    .map(str::to_string);
+                let rest: Vec<Entry> = entries
+                    .iter()
+                    .filter(|e| e.key != "module")
+                    .cloned()
+                    .collect();
+                name.map(|n| (n, Node::new(NodeKind::Map(rest), line)))
+            }
+            _ => None,
+        };
+        match found {
+            Some((name, value)) if !name.is_empty() && !Templar::is_template(&name) => {
+                Some(Entry {
+                    key: name,
+                    key_line: entry.key_line,
+                    value,
+                })
+            }
+            _ => {
+                self.errors.push(
+                    LoadError::at(
+                        Location::new(file.clone(), entry.key_line),
+                        format!(
+                            "`{}` needs a module name: `copy src=a dest=b` or a mapping with                              `module`",
+                            entry.key
+                        ),
+                    )
+                    .with_key(entry.key.clone()),
+                );
+                None
+            }
         }
     }
 
