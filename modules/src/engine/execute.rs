@@ -367,7 +367,17 @@ impl Engine<'_> {
 }
 
 fn env_pairs(v: &Value) -> Vec<(String, String)> {
-    let mut out = Vec::new();
+    let mut out: Vec<(String, String)> = Vec::new();
+    if v.kind() == minijinja::value::ValueKind::Seq {
+        // A list of mappings (Ansible's form, and enclosing environments): later ones win.
+        for item in v.try_iter().into_iter().flatten() {
+            for (k, val) in env_pairs(&item) {
+                out.retain(|(o, _)| *o != k);
+                out.push((k, val));
+            }
+        }
+        return out;
+    }
     if let Ok(keys) = v.try_iter() {
         for k in keys {
             if let Ok(val) = v.get_item(&k) {

@@ -94,8 +94,12 @@ impl Inherit {
             out.vars.push(Arc::new(c.vars.clone()));
         }
         out.with_flags(c);
-        if c.environment.is_some() {
-            out.environment = c.environment.clone();
+        if let Some(env) = &c.environment {
+            // Ansible extends the enclosing environment (the inner one wins per variable).
+            out.environment = Some(match out.environment.take() {
+                Some(outer) => Value::from(vec![outer, env.clone()]),
+                None => env.clone(),
+            });
         }
         out
     }
