@@ -278,17 +278,7 @@ impl<'a> Engine<'a> {
     ) {
         self.play_name = play.name.clone();
         self.reporter.play_start(&play.name);
-        let facts = if play.gather_facts {
-            let facts = Arc::new(self.facts());
-            // Reported as Ansible does, so both tools show the same task list.
-            self.push_report(TaskReport::new(
-                &play.name,
-                "Gathering Facts".into(),
-                "setup",
-                &play.location,
-            ));
-            facts
-        } else if self.facts.is_some() {
+        let facts = if play.gather_facts || self.facts.is_some() {
             Arc::new(self.facts())
         } else {
             Arc::new(RawVars::new())
@@ -322,6 +312,23 @@ impl<'a> Engine<'a> {
         // An imported playbook's `when` is on each of its tasks, not on its handlers.
         let mut tasks_base = base.clone();
         tasks_base.when.extend(play.when.iter().cloned());
+        if play.gather_facts {
+            // Reported as Ansible does, so both tools show the same task list; under an
+            // import's false `when`, skipped.
+            let mut report = TaskReport::new(
+                &play.name,
+                "Gathering Facts".into(),
+                "setup",
+                &play.location,
+            );
+            if !play.when.is_empty() {
+                let (vars, scope) = self.scope(None, &tasks_base, None);
+                if matches!(self.conditions(&play.when, &vars, &scope), Ok(false)) {
+                    report.status = Status::Skipped;
+                }
+            }
+            self.push_report(report);
+        }
         let sections = [&play.pre_tasks, &play.tasks, &play.post_tasks];
         for (i, section) in sections.iter().enumerate() {
             if self.run_items(section, &tasks_base) == Flow::Failed {
