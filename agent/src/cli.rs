@@ -26,8 +26,9 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success, nothing changed
   2  success, something changed (with --check: would change)
-  1  a task failed
-  3  invalid input (bad YAML, unknown module or argument, template syntax, a path escaping
+  1  a task failed (also a task using a module or argument the agent does not implement,
+     when it runs; `validate --strict`: there is such a task)
+  3  invalid input (bad YAML, unknown keyword, template syntax, a path escaping
      the repository, a bad configuration) or a refused commit (not signed by a trusted key,
      not a descendant of the last applied commit): nothing was applied";
 
@@ -38,7 +39,7 @@ Exit codes:
     about = "Keep this host in the state its Git branch describes, in Ansible playbook syntax",
     long_about = "gitops-agent reads desired state written as an Ansible playbook (files, templates, \
 commands, ...) and converges this host to it natively, without Python. Every file of the playbook \
-is parsed and every task validated before anything is applied.",
+is parsed and every task validated before anything is applied; a task using a module or argument the agent does not implement is a warning, and fails only if it runs.",
     after_help = EXIT_CODES
 )]
 pub struct Cli {
@@ -89,8 +90,9 @@ pub enum Command {
     #[command(after_help = EXIT_CODES)]
     Converge(Box<ConvergeArgs>),
     /// Check a playbook (parse, resolve, validate every task) without touching the host.
+    /// Tasks the agent does not implement are listed as warnings (they fail only if they run).
     #[command(after_help = EXIT_CODES)]
-    Validate(PlaybookArgs),
+    Validate(ValidateArgs),
     /// Show, from the state directory, the last applied and last good commit, the last result,
     /// and whether a status commit is waiting to be pushed.
     Status(StatusArgs),
@@ -172,6 +174,16 @@ pub struct PlaybookArgs {
     /// or YAML mapping, or `@file.yml`. Repeatable.
     #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
     pub extra_vars: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub playbook: PlaybookArgs,
+    /// Exit 1 when a task uses what the agent does not implement (a module, an argument),
+    /// even where it would not run on this host.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

@@ -86,13 +86,13 @@ fn a_failed_task_exits_1_and_invalid_input_exits_3() {
     write(
         dir.path(),
         "local.yml",
-        "- hosts: all\n  tasks:\n    - copy: {content: x, dest: \"{{ root }}/x\", colour: blue}\n",
+        "- hosts: all\n  tasks:\n    - copy: {content: x, dest: \"{{ root }}/x\"}\n    - file: {path: \"{{ root }}/y\", state: sideways}\n",
     );
     let out = converge(dir.path(), root.path(), &[]);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("local.yml:3") && err.contains("colour"),
+        err.contains("local.yml:4") && err.contains("sideways"),
         "{err}"
     );
     assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
@@ -118,6 +118,59 @@ fn validate_touches_nothing_and_picks_the_playbook_like_ansible_pull() {
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("local.yml"));
+}
+
+/// A task whose module (or argument) the agent does not implement: `validate` warns with file
+/// and line and exits 0 (1 with --strict); converge warns once and fails it only when reached.
+#[test]
+fn unsupported_tasks_are_warnings_until_they_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let play = "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: other systems\n      \
+                pacman: {name: vim}\n      when: reach | default(false) | bool\n    - copy: \
+                {content: x, dest: \"{{ root }}/x\", colour: blue}\n      when: false\n";
+    write(dir.path(), "local.yml", play);
+    let validate = |strict: bool| {
+        let mut cmd = agent();
+        cmd.args(["validate", "--playbook-dir"]).arg(dir.path());
+        if strict {
+            cmd.arg("--strict");
+        }
+        cmd.output().unwrap()
+    };
+    let out = validate(false);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: local.yml:5") && err.contains("pacman"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: local.yml:7") && err.contains("colour"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 unsupported tasks"));
+    assert_eq!(validate(true).status.code(), Some(1));
+
+    // Not reached: the run succeeds, with the warnings printed once.
+    let out = converge(dir.path(), root.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("pacman").count(), 1, "{err}");
+    // Reached: that task fails, naming the file and line, in check mode too.
+    for extra in [
+        &["-e", "reach=true"][..],
+        &["-e", "reach=true", "--check"][..],
+    ] {
+        let out = converge(dir.path(), root.path(), extra);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("local.yml:5") && text.contains("unsupported module `pacman`"),
+            "{text}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0);
 }
 
 #[test]

@@ -433,9 +433,10 @@ fn force_identical_status_and_allow_rollback() {
         "an identical status was committed again"
     );
 
-    // An unknown module argument: invalid, file and line, last good stays.
+    // An invalid module argument value: invalid, file and line, last good stays. (An unknown
+    // argument is not invalid input: the task fails only if it runs.)
     let bad = f.commit(
-        "- hosts: all\n  tasks:\n    - copy: {dest: /x, content: y, bogus: 1}\n",
+        "- hosts: all\n  tasks:\n    - file: {path: /x, state: sideways}\n",
         &[],
     );
     let out = f.converge(&[]);

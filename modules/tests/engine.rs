@@ -306,14 +306,6 @@ fn check_mode_changes_nothing() {
 
 #[test]
 fn validation_names_file_line_and_key() {
-    let e = load_err("- hosts: all\n  tasks:\n    - name: x\n      nosuchmodule: {a: 1}\n");
-    assert!(e.contains("site.yml:4"), "{e}");
-    assert!(e.contains("unsupported module `nosuchmodule`"), "{e}");
-
-    let e = load_err("- hosts: all\n  tasks:\n    - copy:\n        dest: /x\n        bogus: 1\n");
-    assert!(e.contains("site.yml:5"), "{e}");
-    assert!(e.contains("bogus"), "{e}");
-
     let e = load_err("- hosts: all\n  tasks:\n    - debug: {msg: \"{{ x \"}\n");
     assert!(e.contains("site.yml:3"), "{e}");
 
@@ -330,6 +322,83 @@ fn validation_names_file_line_and_key() {
 
     let e = load_err("- hosts: all\n  tasks:\n    - debug: msg=x\n      when: 'a =='\n");
     assert!(e.contains("site.yml:4"), "{e}");
+}
+
+/// The warnings of a one-file playbook `text` that loads.
+fn load_warnings(text: &str) -> Vec<String> {
+    let f = Fixture::new(text);
+    let templar = Templar::new();
+    f.load(&templar)
+        .warnings
+        .iter()
+        .map(|w| w.to_string())
+        .collect()
+}
+
+#[test]
+fn unsupported_modules_and_arguments_are_warnings_at_load() {
+    let w = load_warnings("- hosts: all\n  tasks:\n    - name: x\n      nosuchmodule: {a: 1}\n");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("site.yml:4"), "{w:?}");
+    assert!(w[0].contains("unsupported module `nosuchmodule`"), "{w:?}");
+
+    let w =
+        load_warnings("- hosts: all\n  tasks:\n    - copy:\n        dest: /x\n        bogus: 1\n");
+    assert!(
+        w[0].contains("site.yml:5") && w[0].contains("bogus"),
+        "{w:?}"
+    );
+
+    let w =
+        load_warnings("- hosts: all\n  tasks:\n    - ansible.posix.copy: {dest: /x, content: y}\n");
+    assert!(w[0].contains("unsupported module"), "{w:?}");
+
+    // Their templates are still checked for syntax at load.
+    let e = load_err("- hosts: all\n  tasks:\n    - pacman: {name: \"{{ x \"}\n");
+    assert!(e.contains("site.yml:3"), "{e}");
+    let e = load_err("- hosts: all\n  tasks:\n    - copy: {dest: /x, bogus: \"{{ x \"}\n");
+    assert!(e.contains("site.yml:3"), "{e}");
+}
+
+#[test]
+fn an_unsupported_task_fails_only_when_it_runs() {
+    let f = Fixture::new(
+        r#"
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: not on this system
+      pacman: {name: vim}
+      when: false
+    - name: tagged away
+      pacman: {name: vim}
+      tags: [never]
+    - copy: {content: "x", dest: "{{ root }}/before"}
+    - name: reached
+      pacman: {name: vim}
+    - copy: {content: "x", dest: "{{ root }}/after"}
+"#,
+    );
+    let names = |r: &RunReport| names_status(r);
+    for r in [f.check(), f.run()] {
+        let n = names(&r);
+        assert_eq!(
+            n[0],
+            ("not on this system".into(), Status::Skipped),
+            "{n:?}"
+        );
+        assert!(!r.tasks.iter().any(|t| t.name == "tagged away"), "{n:?}");
+        let reached = r.tasks.iter().find(|t| t.name == "reached").unwrap();
+        assert_eq!(reached.status, Status::Failed, "{n:?}");
+        let msg = reached.msg.clone().unwrap_or_default();
+        assert!(
+            msg.contains("site.yml:13") && msg.contains("pacman"),
+            "{msg}"
+        );
+        assert_eq!(n.last().unwrap().1, Status::NotRun, "{n:?}");
+    }
+    assert!(f.root().join("before").exists());
+    assert!(!f.root().join("after").exists());
 }
 
 #[test]
@@ -384,7 +453,9 @@ fn package_and_unit_names_are_gathered_for_one_batched_query() {
 fn package_and_service_tasks_validate_their_arguments() {
     let e = load_err("- hosts: all\n  tasks:\n    - apt: name=x state=build-dep\n");
     assert!(e.contains("state"), "{e}");
-    let e = load_err("- hosts: all\n  tasks:\n    - service: name=x stat=started\n");
+    // An argument the module does not know: a warning, the task fails if it runs.
+    let e =
+        load_warnings("- hosts: all\n  tasks:\n    - service: name=x stat=started\n").join("\n");
     assert!(e.contains("stat") && e.contains("service"), "{e}");
     let e = load_err("- hosts: all\n  tasks:\n    - apt: {deb: /x.deb, name: y}\n");
     assert!(e.contains("deb") && e.contains("name"), "{e}");
@@ -392,7 +463,10 @@ fn package_and_service_tasks_validate_their_arguments() {
 
 #[test]
 fn account_tasks_validate_their_arguments() {
-    let e = load_err("- hosts: all\n  tasks:\n    - user: {name: a, generate_ssh_key: true}\n");
+    // An argument the module does not know: a warning, the task fails if it runs.
+    let e =
+        load_warnings("- hosts: all\n  tasks:\n    - user: {name: a, generate_ssh_key: true}\n")
+            .join("\n");
     assert!(e.contains("generate_ssh_key") && e.contains("user"), "{e}");
     let e = load_err("- hosts: all\n  tasks:\n    - group: {name: g, non_unique: true}\n");
     assert!(e.contains("gid") && e.contains("site.yml:3"), "{e}");
@@ -406,8 +480,6 @@ fn account_tasks_validate_their_arguments() {
     );
     let e = load_err("- hosts: all\n  tasks:\n    - authorized_key: user=a key=https://x/keys\n");
     assert!(e.contains("URL"), "{e}");
-    let e = load_err("- hosts: all\n  tasks:\n    - ansible.posix.copy: {dest: /x, content: y}\n");
-    assert!(e.contains("unsupported module"), "{e}");
 }
 
 #[test]

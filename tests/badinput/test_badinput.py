@@ -115,41 +115,103 @@ case(name="notify-task-inside-included-handlers",
      keys=("inner handler",))
 
 # --- unknown module / argument / keyword ---------------------------------------------------------
-_unknown_mod = _play('- name: unknown module\n  frobnicate:\n    path: "{{ root }}/x"\n')
-case(name="unknown-module", files={"site.yml": _unknown_mod}, rc=(3,), file="site.yml",
+# A module or argument the agent does not implement is not a load error (real roles carry tasks for
+# other systems under `when`): the task fails when it RUNS, naming file, line and key. So these
+# cases have no PRE task (a task before it runs) and exit 1; nothing after the failed task runs.
+# (ansible-core refuses an unresolvable module name at load; an unknown argument fails at run.)
+_unknown_mod = _play('- name: unknown module\n  frobnicate:\n    path: "{{ root }}/x"\n', pre=False)
+case(name="unknown-module", files={"site.yml": _unknown_mod}, rc=(1,), file="site.yml",
      line=(line_of(_unknown_mod, "- name: unknown module"), line_of(_unknown_mod, "frobnicate:")),
      keys=("frobnicate",))
 
-_unknown_fqcn = _play('- name: unknown fqcn\n  community.general.frobnicate: {}\n')
-case(name="unknown-module-fqcn", files={"site.yml": _unknown_fqcn}, rc=(3,), file="site.yml",
+_unknown_fqcn = _play('- name: unknown fqcn\n  community.general.frobnicate: {}\n', pre=False)
+case(name="unknown-module-fqcn", files={"site.yml": _unknown_fqcn}, rc=(1,), file="site.yml",
      line=(line_of(_unknown_fqcn, "- name: unknown fqcn"), line_of(_unknown_fqcn, "frobnicate")),
      keys=("frobnicate",))
 
-_unknown_in_role = "- name: ok task\n  debug: msg=hi\n\n- name: bad task\n  frobnicate: {}\n"
+_unknown_in_role = "- name: bad task\n  frobnicate: {}\n\n- name: after\n  copy: {content: x, dest: \"{{ root }}/after\"}\n"
 case(name="unknown-module-in-role",
-     files={"site.yml": _play("", head="  roles:\n    - r\n"), "roles/r/tasks/main.yml": _unknown_in_role},
-     rc=(3,), file="roles/r/tasks/main.yml", line=(4, 5), keys=("frobnicate",))
+     files={"site.yml": _play("", head="  roles:\n    - r\n", pre=False), "roles/r/tasks/main.yml": _unknown_in_role},
+     rc=(1,), file="roles/r/tasks/main.yml", line=(1, 2), keys=("frobnicate",))
 
-_unknown_in_block = _play('- block:\n    - name: fine\n      debug: msg=x\n    - name: nested unknown\n      frobnicate: {}\n')
-case(name="unknown-module-in-block", files={"site.yml": _unknown_in_block}, rc=(3,), file="site.yml",
+_unknown_in_block = _play('- block:\n    - name: nested unknown\n      frobnicate: {}\n    - name: after\n'
+                          '      copy: {content: x, dest: "{{ root }}/after"}\n', pre=False)
+case(name="unknown-module-in-block", files={"site.yml": _unknown_in_block}, rc=(1,), file="site.yml",
      line=(line_of(_unknown_in_block, "- name: nested unknown"), line_of(_unknown_in_block, "frobnicate")),
      keys=("frobnicate",))
 
 _unknown_in_import = "- name: imported bad\n  frobnicate: {}\n"
 case(name="unknown-module-in-import_tasks",
-     files={"site.yml": _play("- import_tasks: other.yml\n"), "other.yml": _unknown_in_import},
-     rc=(3,), file="other.yml", line=(1, 2), keys=("frobnicate",))
+     files={"site.yml": _play("- import_tasks: other.yml\n", pre=False), "other.yml": _unknown_in_import},
+     rc=(1,), file="other.yml", line=(1, 2), keys=("frobnicate",))
 
-_unknown_arg = _play('- name: unknown argument\n  copy:\n    content: "x"\n    dest: "{{ root }}/f"\n    colour: red\n')
-case(name="unknown-argument", files={"site.yml": _unknown_arg}, rc=(3,), file="site.yml",
+# A `when` that holds: the task fails when run (stdout's "failed:"), not only the load warning.
+_reached = _play("- name: packages the agent cannot install here\n  pacman: {name: vim}\n"
+                 "  when: root is defined\n"
+                 "- name: after\n  copy: {content: x, dest: \"{{ root }}/after\"}\n", pre=False)
+case(name="unsupported-module-reached", files={"site.yml": _reached}, rc=(1,), file="site.yml",
+     line=line_of(_reached, "pacman:"), keys=("pacman", "unsupported module", "failed:"))
+
+_unknown_arg = _play('- name: unknown argument\n  copy:\n    content: "x"\n    dest: "{{ root }}/f"\n    colour: red\n', pre=False)
+case(name="unknown-argument", files={"site.yml": _unknown_arg}, rc=(1,), file="site.yml",
      line=(line_of(_unknown_arg, "- name: unknown argument"), line_of(_unknown_arg, "colour: red"),
            line_of(_unknown_arg, "  copy:")),
      keys=("colour",))
 
-_unknown_arg_kv = _play('- name: unknown kv argument\n  file: path={{ root }}/f state=directory colour=red\n')
-case(name="unknown-argument-kv", files={"site.yml": _unknown_arg_kv}, rc=(3,), file="site.yml",
+_unknown_arg_kv = _play('- name: unknown kv argument\n  file: path={{ root }}/f state=directory colour=red\n', pre=False)
+case(name="unknown-argument-kv", files={"site.yml": _unknown_arg_kv}, rc=(1,), file="site.yml",
      line=(line_of(_unknown_arg_kv, "- name: unknown kv"), line_of(_unknown_arg_kv, "colour=red")),
      keys=("colour",))
+
+# --- keywords with no local meaning --------------------------------------------------------------
+# become_user other than root: the agent runs as root; the task fails when it runs (not at load).
+_become = _play("- name: as another user\n  copy: {content: x, dest: \"{{ root }}/x\"}\n"
+                "  become: true\n  become_user: postgres\n"
+                "- name: after\n  copy: {content: x, dest: \"{{ root }}/after\"}\n", pre=False)
+case(name="become-user-not-root-reached", files={"site.yml": _become}, rc=(1,), file="site.yml",
+     line=line_of(_become, "become_user: postgres"), keys=("become_user", "postgres"))
+
+# A daemon cannot prompt: a vars_prompt whose variable is not given with -e.
+_prompt = _play("- debug: msg={{ answer }}\n", head="  vars_prompt:\n    - name: answer\n      prompt: Answer?\n")
+case(name="vars-prompt-without-extra-var", files={"site.yml": _prompt}, rc=(3,), file="site.yml",
+     line=line_of(_prompt, "- name: answer"), keys=("vars_prompt", "answer", "-e"))
+
+_group = _play("- debug: msg=x\n", head="  module_defaults:\n    group/aws:\n      region: x\n")
+case(name="module-defaults-unknown-group", files={"site.yml": _group}, rc=(3,), file="site.yml",
+     line=line_of(_group, "group/aws"), keys=("group/aws",))
+
+_fire = _play("- name: fire and forget\n  command: sleep 1\n  async: 10\n  poll: 0\n", pre=False)
+case(name="async-poll-0-reached", files={"site.yml": _fire}, rc=(1,), file="site.yml",
+     line=line_of(_fire, "poll: 0"), keys=("poll",))
+
+_tflag = _play("- name: templated flag\n  debug: msg=x\n  no_log: \"{{ 'maybe' }}\"\n", pre=False)
+case(name="templated-flag-not-boolean", files={"site.yml": _tflag}, rc=(1,), file="site.yml",
+     line=line_of(_tflag, "no_log:"), keys=("no_log", "maybe"))
+
+# --- roles: meta/main.yml, argument_specs ----------------------------------------------------------
+_spec = "argument_specs:\n  main:\n    options:\n      greeting:\n        type: str\n        required: true\n"
+_role_task = "- name: role task\n  copy: {content: x, dest: \"{{ root }}/x\"}\n"
+case(name="role-argument-spec-rejects",
+     files={"site.yml": _play("", head="  roles:\n    - r\n", pre=False),
+            "roles/r/meta/argument_specs.yml": _spec, "roles/r/tasks/main.yml": _role_task},
+     rc=(1,), file="roles/r/meta/argument_specs.yml", line=2,
+     keys=("missing required arguments: greeting",))
+
+_spec_aliases = _spec + "        aliases: [hello]\n"
+case(name="role-argument-spec-unchecked-construct",
+     files={"site.yml": _play("", head="  roles:\n    - role: r\n      greeting: hi\n", pre=False),
+            "roles/r/meta/argument_specs.yml": _spec_aliases, "roles/r/tasks/main.yml": _role_task},
+     rc=(1,), file="roles/r/meta/argument_specs.yml", line=2, keys=("aliases", "argument_specs"))
+
+case(name="role-meta-unknown-key",
+     files={"site.yml": _play("", head="  roles:\n    - r\n"),
+            "roles/r/meta/main.yml": "dependencies: []\ndepends_on: [other]\n", "roles/r/tasks/main.yml": _role_task},
+     rc=(3,), file="roles/r/meta/main.yml", line=2, keys=("depends_on",))
+
+case(name="role-dependency-not-found",
+     files={"site.yml": _play("", head="  roles:\n    - r\n"),
+            "roles/r/meta/main.yml": "dependencies:\n  - role: nowhere\n", "roles/r/tasks/main.yml": _role_task},
+     rc=(3,), file="roles/r/meta/main.yml", line=2, keys=("nowhere",))
 
 _bad_choice = _play('- name: bad state\n  file:\n    path: "{{ root }}/f"\n    state: sideways\n')
 case(name="invalid-argument-value", files={"site.yml": _bad_choice}, rc=(3,), file="site.yml",

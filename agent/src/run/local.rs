@@ -11,7 +11,7 @@ use gitops_modules::template::Templar;
 
 use super::playbook::{exit_code, extra_vars, load_playbook};
 use super::playbook::{ExtraVarsError, PlaybookError};
-use crate::cli::{exit, ConvergeArgs, Format, PlaybookArgs};
+use crate::cli::{exit, ConvergeArgs, Format, PlaybookArgs, ValidateArgs};
 use crate::output::{report_invalid, TextReporter};
 
 /// A playbook directory that cannot be run: every message is for the user.
@@ -51,6 +51,7 @@ fn load(args: &PlaybookArgs) -> Result<Loaded, LocalError> {
         args.playbook.as_deref(),
         args.inventory.as_deref(),
         args.host_name.as_deref(),
+        &extra_vars,
     )?;
     let host_name = playbook.host.name.clone();
     Ok(Loaded {
@@ -62,18 +63,30 @@ fn load(args: &PlaybookArgs) -> Result<Loaded, LocalError> {
     })
 }
 
-/// `gitops-agent validate`. Returns the exit code.
-pub fn validate(args: &PlaybookArgs) -> i32 {
-    match load(args) {
+/// `gitops-agent validate`. Returns the exit code: 0 when valid (unsupported tasks are only
+/// warnings), 1 with `--strict` when there are warnings, 3 when invalid.
+pub fn validate(args: &ValidateArgs) -> i32 {
+    match load(&args.playbook) {
         Ok(l) => {
-            let tasks: usize = l.playbook.plays.len();
+            // (the warnings were printed by load_playbook)
+            let plays: usize = l.playbook.plays.len();
+            let warnings = l.playbook.warnings.len();
             println!(
-                "{}: valid ({} play{})",
+                "{}: valid ({} play{}{})",
                 l.playbook.file,
-                tasks,
-                if tasks == 1 { "" } else { "s" }
+                plays,
+                if plays == 1 { "" } else { "s" },
+                match warnings {
+                    0 => String::new(),
+                    1 => ", 1 unsupported task".to_string(),
+                    n => format!(", {n} unsupported tasks"),
+                }
             );
-            exit::OK
+            if args.strict && warnings > 0 {
+                exit::FAILED
+            } else {
+                exit::OK
+            }
         }
         Err(e) => {
             for line in e.to_string().lines() {
@@ -81,6 +94,13 @@ pub fn validate(args: &PlaybookArgs) -> i32 {
             }
             exit::INVALID
         }
+    }
+}
+
+/// The tasks the agent does not implement, on stderr: each fails only if it runs.
+pub fn print_warnings(playbook: &Playbook) {
+    for w in &playbook.warnings {
+        eprintln!("warning: {w} (the task fails if it runs)");
     }
 }
 

@@ -110,6 +110,7 @@ pub fn load_playbook(
     explicit: Option<&str>,
     inventory: Option<&str>,
     host_name: Option<&str>,
+    extra_vars: &RawVars,
 ) -> Result<Playbook, PlaybookError> {
     let path = select_playbook(source, explicit)?;
     let cfg = AnsibleCfg::load(source)?;
@@ -120,9 +121,23 @@ pub fn load_playbook(
         source.describe(),
         gitops_modules::ansible_cfg::FILE
     );
-    Ok(Loader::new(source, templar)
+    // ansible.cfg's roles_path: only directories inside the repository can hold roles here.
+    let role_dirs = cfg
+        .as_ref()
+        .map(|c| {
+            c.roles_path()
+                .iter()
+                .filter_map(|d| RepoPath::new(d.trim_start_matches("./")).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let playbook = Loader::new(source, templar)
         .with_ansible_cfg(cfg, cfg_path)
-        .load(&path, &host)?)
+        .with_role_dirs(role_dirs)
+        .with_extra_vars(extra_vars.keys().cloned())
+        .load(&path, &host)?;
+    super::local::print_warnings(&playbook);
+    Ok(playbook)
 }
 
 /// This host in the inventory: without an inventory file, ansible-pull's `-i localhost,` (or

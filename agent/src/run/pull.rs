@@ -447,6 +447,7 @@ fn converge_commit(
         plan.config.playbook.as_deref(),
         plan.config.inventory.as_deref(),
         plan.inventory_hostname.as_deref(),
+        &plan.config.extra_vars,
     );
     let playbook = match loaded {
         Ok(p) => p,

@@ -86,8 +86,16 @@ enum ConvergeError {
 impl Engine<'_> {
     /// Renders the arguments, checks, and applies (unless in check mode).
     pub(super) fn execute(&self, task: &Task, inh: &Inherit, vars: &Value, scope: &Scope) -> Exec {
+        if let Action::ValidateArgs { options, params } = &task.action {
+            return self.validate_role_args(options, params, vars);
+        }
         let Action::Module { module, args, .. } = &task.action else {
-            return Exec::failure("not a module".into(), Vec::new());
+            let msg = match &task.action {
+                // Not implemented: loaded, and fails here, when reached (check mode too).
+                Action::Unsupported { error, .. } => error.to_string(),
+                _ => "not a module".into(),
+            };
+            return Exec::failure(msg, Vec::new());
         };
         let check_mode = inh.check_mode.unwrap_or(self.opts.check);
         let resource = match self
@@ -110,7 +118,7 @@ impl Engine<'_> {
             Err(e) => return Exec::failure(e.0, owns),
         };
         let changes: Vec<String> = check.changes.iter().map(Change::describe).collect();
-        let diff = if self.opts.diff {
+        let diff = if inh.diff.unwrap_or(self.opts.diff) {
             check.changes.iter().filter_map(unified_diff).collect()
         } else {
             Vec::new()
@@ -394,7 +402,17 @@ impl Engine<'_> {
 pub(super) const CACHEABLE: &str = "_ansible_facts_cacheable";
 
 fn env_pairs(v: &Value) -> Vec<(String, String)> {
-    let mut out = Vec::new();
+    let mut out: Vec<(String, String)> = Vec::new();
+    if v.kind() == minijinja::value::ValueKind::Seq {
+        // A list of mappings (Ansible's form, and enclosing environments): later ones win.
+        for item in v.try_iter().into_iter().flatten() {
+            for (k, val) in env_pairs(&item) {
+                out.retain(|(o, _)| *o != k);
+                out.push((k, val));
+            }
+        }
+        return out;
+    }
     if let Ok(keys) = v.try_iter() {
         for k in keys {
             if let Ok(val) = v.get_item(&k) {

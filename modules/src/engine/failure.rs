@@ -6,7 +6,7 @@ use indexmap::IndexMap;
 use minijinja::Value;
 
 use super::{Engine, Inherit};
-use crate::playbook::{Action, Task};
+use crate::playbook::{Action, Flag, Task};
 use crate::report::TaskReport;
 
 impl Engine<'_> {
@@ -93,10 +93,18 @@ fn failed_task(task: &Task) -> Value {
             "ignore_errors",
             task.common
                 .ignore_errors
-                .map(Value::from)
+                .as_ref()
+                .map(Flag::as_value)
                 .unwrap_or(Value::from(())),
         ),
-        ("no_log", Value::from(task.common.no_log.unwrap_or(false))),
+        (
+            "no_log",
+            task.common
+                .no_log
+                .as_ref()
+                .map(Flag::as_value)
+                .unwrap_or(Value::from(false)),
+        ),
         (
             "vars",
             crate::vars::map_value(

@@ -54,10 +54,7 @@ impl Engine<'_> {
         scope: &Scope,
         lv: Option<&RawVars>,
     ) -> Exec {
-        if let Err(e) = self
-            .check_delegation(task, inh, vars, scope)
-            .and_then(|()| self.check_run_once(task, inh, vars, scope))
-        {
+        if let Err(e) = self.check_delegation(task, inh, vars, scope) {
             return Exec::failure(e.to_string(), Vec::new());
         }
         let retries = match self.retries(task, vars, scope) {
@@ -189,29 +186,6 @@ impl Engine<'_> {
         }
         let (vars, scope) = self.scope(Some(task), inh, Some(&extra));
         self.conditions(until, &vars, &scope)
-    }
-
-    /// `run_once` changes nothing on one host, but its value must be a boolean (rendered, as
-    /// ansible-core post-validates it).
-    fn check_run_once(
-        &self,
-        task: &Task,
-        inh: &Inherit,
-        vars: &Value,
-        scope: &Scope,
-    ) -> Result<(), FlowError> {
-        let Some(raw) = &inh.run_once else {
-            return Ok(());
-        };
-        let v = self.keyword_value(task, "run_once", raw, vars, scope)?;
-        match crate::args::to_bool(&v) {
-            Some(_) => Ok(()),
-            None => Err(FlowError::Keyword {
-                location: task.location.clone(),
-                key: "run_once",
-                detail: format!("`{v}` is not a boolean"),
-            }),
-        }
     }
 
     /// `delegate_to`: only this host (its inventory name, localhost, this machine's name).

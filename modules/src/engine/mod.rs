@@ -15,8 +15,10 @@ use crate::resource::{HostState, Owned};
 use crate::source::{RepoPath, Source};
 use crate::template::Templar;
 
+mod argspec;
 mod execute;
 mod failure;
+mod flags;
 mod flow;
 mod hostfacts;
 mod meta;
@@ -76,6 +78,12 @@ struct Inherit {
     no_log: Option<bool>,
     environment: Option<Value>,
     check_mode: Option<bool>,
+    diff: Option<bool>,
+    become_: Option<bool>,
+    become_user: Option<(Value, crate::error::Location)>,
+    run_once: Option<bool>,
+    /// Templated boolean keywords, rendered when a task runs ([`Inherit::resolve_flags`]).
+    pending: Vec<crate::playbook::Flag>,
     role: Option<Arc<Role>>,
     /// Inside the `block:` of a block that has a `rescue` (at any depth, Ansible's
     /// `is_any_block_rescuing`): a failure here sets `ansible_failed_task`/`_result`.
@@ -84,8 +92,6 @@ struct Inherit {
     handler: bool,
     delegate_to: Option<Value>,
     delegate_facts: Option<Value>,
-    /// `run_once`: one host, so the task runs once anyway; a template must still render.
-    run_once: Option<Value>,
     /// The nearest `notify` (the task's, else its block's).
     notify: Option<Vec<String>>,
 }
@@ -98,26 +104,19 @@ impl Inherit {
         if !c.vars.is_empty() {
             out.vars.push(Arc::new(c.vars.clone()));
         }
-        if c.ignore_errors.is_some() {
-            out.ignore_errors = c.ignore_errors;
-        }
-        if c.no_log.is_some() {
-            out.no_log = c.no_log;
-        }
-        if c.environment.is_some() {
-            out.environment = c.environment.clone();
-        }
-        if c.check_mode.is_some() {
-            out.check_mode = c.check_mode;
+        out.with_flags(c);
+        if let Some(env) = &c.environment {
+            // Ansible extends the enclosing environment (the inner one wins per variable).
+            out.environment = Some(match out.environment.take() {
+                Some(outer) => Value::from(vec![outer, env.clone()]),
+                None => env.clone(),
+            });
         }
         if c.delegate_to.is_some() {
             out.delegate_to = c.delegate_to.clone();
         }
         if c.delegate_facts.is_some() {
             out.delegate_facts = c.delegate_facts.clone();
-        }
-        if c.run_once.is_some() {
-            out.run_once = c.run_once.clone();
         }
         if c.notify.is_some() {
             out.notify = c.notify.clone();
@@ -197,6 +196,8 @@ pub struct Engine<'a> {
     play_magic: Arc<RawVars>,
     /// ansible.cfg `hash_behaviour = merge`.
     hash_merge: bool,
+    /// The roles of this play that ran a task ([`Block::run_key`]): not run again.
+    roles_done: Vec<String>,
 }
 impl<'a> Engine<'a> {
     pub fn new(
@@ -232,6 +233,7 @@ impl<'a> Engine<'a> {
             run_magic: Arc::default(),
             play_magic: Arc::default(),
             hash_merge: false,
+            roles_done: Vec::new(),
         }
     }
 
@@ -336,17 +338,7 @@ impl<'a> Engine<'a> {
         magic.extend(crate::magic::play_vars(play));
         self.play_magic = Arc::new(magic);
         self.reporter.play_start(&play.name);
-        let facts = if play.gather_facts {
-            let facts = Arc::new(self.facts());
-            // Reported as Ansible does, so both tools show the same task list.
-            self.push_report(TaskReport::new(
-                &play.name,
-                "Gathering Facts".into(),
-                "setup",
-                &play.location,
-            ));
-            facts
-        } else if self.facts.is_some() {
+        let facts = if play.gather_facts || self.facts.is_some() {
             Arc::new(self.facts())
         } else {
             Arc::new(RawVars::new())
@@ -372,21 +364,44 @@ impl<'a> Engine<'a> {
             .map(|r| Arc::new(r.vars.clone()))
             .collect();
         self.handlers.clear();
-        let base = Inherit {
-            tags: play.tags.clone(),
-            ..Inherit::default()
-        };
+        self.roles_done.clear();
+        let base = Inherit::default().with(&play.common);
         for item in &play.handlers {
             self.collect_handlers(item, &base);
         }
         self.notified = vec![false; self.handlers.len()];
 
+        // An imported playbook's `when` is on each of its tasks, not on its handlers.
+        let mut tasks_base = base.clone();
+        tasks_base.when.extend(play.when.iter().cloned());
+        if play.gather_facts {
+            // Reported as Ansible does, so both tools show the same task list; under an
+            // import's false `when`, skipped.
+            let mut report = TaskReport::new(
+                &play.name,
+                "Gathering Facts".into(),
+                "setup",
+                &play.location,
+            );
+            if !play.when.is_empty() {
+                let (vars, scope) = self.scope(None, &tasks_base, None);
+                if matches!(self.conditions(&play.when, &vars, &scope), Ok(false)) {
+                    report.status = Status::Skipped;
+                }
+            }
+            self.push_report(report);
+        }
         let sections = [&play.pre_tasks, &play.tasks, &play.post_tasks];
         for (i, section) in sections.iter().enumerate() {
-            let mut flow = self.run_items(section, &base);
-            if flow == Flow::Continue {
-                flow = self.flush_handlers();
-            }
+            let flow = match self.run_items(section, &tasks_base) {
+                Flow::Continue => self.flush_handlers(),
+                Flow::Failed if play.force_handlers => {
+                    // force_handlers: what was notified still runs after the failure.
+                    self.flush_handlers();
+                    Flow::Failed
+                }
+                other => other,
+            };
             match flow {
                 Flow::Continue | Flow::EndRole => {}
                 Flow::EndPlay => return,
@@ -457,7 +472,28 @@ impl<'a> Engine<'a> {
     }
 
     fn run_block(&mut self, block: &Block, inherit: &Inherit) -> Flow {
-        let flow = self.run_block_sections(block, inherit);
+        // A role already run in this play with the same parameters (Ansible's dedupe).
+        if let Some(key) = &block.run_key {
+            if self.roles_done.contains(key) {
+                return Flow::Continue;
+            }
+        }
+        let start = self.reports.len();
+        let mut flow = self.run_block_sections(block, inherit);
+        if let Some(key) = &block.run_key {
+            // A role counts as run once one of its tasks ran (was not skipped).
+            let ran = self.reports[start.min(self.reports.len())..]
+                .iter()
+                .any(|r| {
+                    matches!(
+                        r.status,
+                        Status::Ok | Status::Changed | Status::Failed | Status::Ignored
+                    )
+                });
+            if ran && !self.roles_done.contains(key) {
+                self.roles_done.push(key.clone());
+            }
+        }
         // A play's `roles:` entry is a block of the role's tasks: `end_role` stops there.
         let enters_role = block.role.as_ref().is_some_and(|r| {
             inherit
@@ -466,7 +502,7 @@ impl<'a> Engine<'a> {
                 .is_none_or(|outer| outer.path != r.path)
         });
         if flow == Flow::EndRole && enters_role {
-            return Flow::Continue;
+            flow = Flow::Continue;
         }
         flow
     }

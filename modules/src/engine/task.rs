@@ -46,9 +46,16 @@ impl Engine<'_> {
         if let Some(flow) = self.run_meta(task, &inh) {
             return flow;
         }
+        let (vars, scope) = self.scope(Some(task), &inh, None);
+        if let Err(msg) = inh.resolve_flags(&self.templar, &vars) {
+            // Only a task that runs needs its keywords.
+            if !matches!(self.conditions(&inh.when, &vars, &scope), Ok(false)) {
+                let report = self.base_report(task, handler, false);
+                return self.fail_task(task, &inh, report, msg);
+            }
+        }
         let no_log = inh.no_log.unwrap_or(false);
         let report = self.base_report(task, handler, no_log);
-        let (vars, scope) = self.scope(Some(task), &inh, None);
         let role = task.role.as_ref().or(inh.role.as_ref());
         let search = crate::playbook::search_dirs(role, &task.location.file, &self.base);
         let search_path = lookup_search_path(role, &task.location.file);

@@ -36,12 +36,72 @@ impl Loader<'_> {
             .or_else(|| name.strip_prefix("ansible.legacy."))
             .unwrap_or(name);
         match short {
+            "action" | "local_action" => {
+                // `local_action` runs on the controller, which is this host (ansible-pull).
+                let inner = self.action_keyword(entry, file)?;
+                self.action(&inner, args_kw, file, role, at, handler)
+            }
             "meta" => self.meta_action(entry, at, role.is_some(), handler),
             "import_tasks" | "include_tasks" => {
                 self.include_tasks_action(entry, short, file, role, at, handler)
             }
             "import_role" | "include_role" => self.include_role_action(entry, short, file, at),
             _ => self.module_action(entry, args_kw, file, role, at),
+        }
+    }
+
+    /// `action:`/`local_action:` as the action they name: `copy src=a dest=b`, or a mapping
+    /// with `module` and the arguments.
+    fn action_keyword(&mut self, entry: &Entry, file: &Arc<str>) -> Option<Entry> {
+        let line = entry.value.line;
+        let found = match &entry.value.kind {
+            NodeKind::Str(text) => {
+                let text = text.trim_start();
+                let (name, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+                let rest = rest.trim();
+                let value = if rest.is_empty() {
+                    NodeKind::Null
+                } else {
+                    NodeKind::Str(rest.to_string())
+                };
+                Some((name.to_string(), Node::new(value, line)))
+            }
+            NodeKind::Map(entries) => {
+                let name = entries
+                    .iter()
+                    .find(|e| e.key == "module")
+                    .and_then(|e| e.value.as_str())
+                    .map(str::to_string);
+                let rest: Vec<Entry> = entries
+                    .iter()
+                    .filter(|e| e.key != "module")
+                    .cloned()
+                    .collect();
+                name.map(|n| (n, Node::new(NodeKind::Map(rest), line)))
+            }
+            _ => None,
+        };
+        match found {
+            Some((name, value)) if !name.is_empty() && !Templar::is_template(&name) => {
+                Some(Entry {
+                    key: name,
+                    key_line: entry.key_line,
+                    value,
+                })
+            }
+            _ => {
+                self.errors.push(
+                    LoadError::at(
+                        Location::new(file.clone(), entry.key_line),
+                        format!(
+                            "`{}` needs a module name: `copy src=a dest=b` or a mapping with                              `module`",
+                            entry.key
+                        ),
+                    )
+                    .with_key(entry.key.clone()),
+                );
+                None
+            }
         }
     }
 
@@ -114,14 +174,10 @@ impl Loader<'_> {
         handler: bool,
     ) -> Option<Action> {
         let (file_name, extra) = self.include_target(&entry.value, file, short)?;
-        if !extra.is_empty() {
-            self.errors.push(
-                LoadError::at(
-                    at.clone(),
-                    format!("unsupported `{short}` argument `{}`", extra[0]),
-                )
-                .with_key(short),
-            );
+        if let Some(k) = extra.first() {
+            let e = LoadError::at(at.clone(), format!("unsupported `{short}` argument `{k}`"))
+                .with_key(short);
+            return self.unsupported(short, e);
         }
         let static_name = file_name.as_str().filter(|s| !Templar::is_template(s));
         let dir = RepoPath::new(file).map(|p| p.parent()).unwrap_or_default();
@@ -149,6 +205,17 @@ impl Loader<'_> {
                 preloaded: Some(items),
                 import: true,
             });
+        }
+        if static_name.is_none() {
+            // Loaded when it runs, without the loading keywords around it: refuse them then.
+            if let Some((key, at)) = self.scope_for_dynamic() {
+                let e = LoadError::at(
+                    at,
+                    format!("`{key}` around an `include_tasks` of a templated file name is not supported"),
+                )
+                .with_key(key);
+                return self.unsupported(short, e);
+            }
         }
         let preloaded = match static_name {
             Some(n) => match resolve(self, n) {
@@ -183,20 +250,27 @@ impl Loader<'_> {
         };
         let mut role_name = None;
         let mut tasks_from = None;
+        let mut unsupported = None;
         for e in map {
             match e.key.as_str() {
                 "name" => role_name = e.value.as_str().map(str::to_string),
                 "tasks_from" => tasks_from = e.value.as_str().map(str::to_string),
-                k => self.errors.push(
-                    LoadError::at(
-                        Location::new(file.clone(), e.key_line),
-                        format!(
-                            "unsupported `{short}` argument `{k}` (supported: name, tasks_from)"
-                        ),
-                    )
-                    .with_key(k),
-                ),
+                k => {
+                    self.check_templates(&e.value, file);
+                    unsupported.get_or_insert_with(|| {
+                        LoadError::at(
+                            Location::new(file.clone(), e.key_line),
+                            format!(
+                                "unsupported `{short}` argument `{k}` (supported: name, tasks_from)"
+                            ),
+                        )
+                        .with_key(k)
+                    });
+                }
             }
+        }
+        if let Some(e) = unsupported {
+            return self.unsupported(short, e);
         }
         let Some(role_name) = role_name else {
             self.errors
@@ -204,14 +278,14 @@ impl Loader<'_> {
             return None;
         };
         if Templar::is_template(&role_name) {
-            self.errors.push(
-                LoadError::at(at.clone(), "templated role names are not supported")
-                    .with_key("name"),
-            );
-            return None;
+            self.check_templates(&entry.value, file);
+            let e = LoadError::at(at.clone(), "templated role names are not supported")
+                .with_key("name");
+            return self.unsupported(short, e);
         }
         let role = self
             .nested(|this| this.load_role(&role_name, tasks_from.as_deref(), RawVars::new(), at))?;
+        let role = super::role::inline_dependencies(role, at);
         Some(Action::IncludeRole {
             name: role_name,
             tasks_from,
@@ -232,10 +306,11 @@ impl Loader<'_> {
     ) -> Option<Action> {
         let name = entry.key.as_str();
         let Some(module) = modules::lookup(name) else {
-            self.errors.push(
-                LoadError::at(at.clone(), format!("unsupported module `{name}`")).with_key(name),
-            );
-            return None;
+            // Still a syntax check of its templates: only what is not implemented waits.
+            self.check_templates(&entry.value, file);
+            let e =
+                LoadError::at(at.clone(), format!("unsupported module `{name}`")).with_key(name);
+            return self.unsupported(name, e);
         };
         let spec = module.spec();
         let mut pairs: Vec<(String, Node)> = Vec::new();
@@ -286,6 +361,17 @@ impl Loader<'_> {
                 ),
             }
         }
+        // module_defaults in scope: for the arguments the task does not set.
+        match self.defaults_for(name) {
+            Ok(defaults) => {
+                for (k, v) in defaults {
+                    if !pairs.iter().any(|(pk, _)| *pk == k) {
+                        pairs.push((k, v));
+                    }
+                }
+            }
+            Err(e) => return self.unsupported(name, e),
+        }
         let short_name = modules::canonical_name(name).unwrap_or("?");
         let search = search_dirs(role.as_ref(), file, &self.base);
         let ctx = LoadContext {
@@ -301,6 +387,13 @@ impl Loader<'_> {
             for (_, v) in &pairs {
                 self.check_templates(v, file);
             }
+        } else if let Some(e) = unknown_argument(spec, &pairs, file) {
+            // An argument the module does not know (Ansible's may, or a newer one): the task
+            // fails when it runs.
+            for (_, v) in &pairs {
+                self.check_templates(v, file);
+            }
+            return self.unsupported(name, e);
         } else if let Err(e) = spec.validate(&pairs, file, self.templar) {
             self.errors.push(e);
         } else {
@@ -316,6 +409,16 @@ impl Loader<'_> {
             written: name.to_string(),
             module,
             args: pairs.into_iter().map(|(k, v)| (k, v.to_value())).collect(),
+        })
+    }
+
+    /// A task the agent does not implement: loading goes on; the task fails with `error` only
+    /// when it runs.
+    pub(super) fn unsupported(&mut self, written: &str, error: LoadError) -> Option<Action> {
+        self.warnings.push(error.clone());
+        Some(Action::Unsupported {
+            written: written.to_string(),
+            error,
         })
     }
 
@@ -399,6 +502,30 @@ impl Loader<'_> {
         }
         found
     }
+}
+
+/// The first argument `spec` does not know, as an error naming its line and key.
+fn unknown_argument(
+    spec: &crate::args::ArgSpec,
+    pairs: &[(String, Node)],
+    file: &Arc<str>,
+) -> Option<LoadError> {
+    let (k, node) = pairs
+        .iter()
+        .find(|(k, _)| k != crate::args::RAW_PARAMS && spec.find(k).is_none())?;
+    let mut names: Vec<&str> = spec.args.iter().map(|d| d.name).collect();
+    names.sort_unstable();
+    Some(
+        LoadError::at(
+            Location::new(file.clone(), node.line),
+            format!(
+                "unsupported argument `{k}` for module `{}` (supported: {})",
+                spec.module,
+                names.join(", ")
+            ),
+        )
+        .with_key(k.clone()),
+    )
 }
 
 #[cfg(test)]

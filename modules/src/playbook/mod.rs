@@ -15,14 +15,22 @@ use crate::modules;
 use crate::resource::{LoadContext, Module, TaskArgs};
 use crate::source::{RepoPath, Source};
 use crate::template::Templar;
-use crate::yaml::{self, Node, NodeKind};
+use crate::yaml::{self, Node};
 
 mod action;
+mod argspec;
+mod import;
 mod inventory_vars;
+mod keywords;
 mod loops;
 mod nodes;
 mod play;
+mod role;
 mod tasks;
+
+pub use argspec::{option_names, validate_arguments};
+use keywords::*;
+use role::{role_handlers, role_item, roles_with_dependencies};
 
 /// Variables as written (templates inside are rendered lazily, when used).
 pub type RawVars = IndexMap<String, Value>;
@@ -43,6 +51,9 @@ pub struct Playbook {
     pub hash_merge: bool,
     /// The `ansible_managed` text (ansible.cfg's, or Ansible's default).
     pub ansible_managed: String,
+    /// Tasks the agent does not implement (a module, an argument, an include's option): each
+    /// fails only when it runs. `validate` lists them; `converge` prints them once.
+    pub warnings: Vec<LoadError>,
 }
 
 #[derive(Debug)]
@@ -52,6 +63,10 @@ pub struct Play {
     /// `hosts` selects this host (else the play is skipped: "no hosts matched").
     pub runs_here: bool,
     pub gather_facts: bool,
+    /// The play's keywords its tasks inherit (`become`, `no_log`, `environment`, tags...).
+    pub common: Common,
+    /// Notified handlers still run after a task failed.
+    pub force_handlers: bool,
     pub vars: RawVars,
     pub vars_files: RawVars,
     pub roles: Vec<Arc<Role>>,
@@ -61,6 +76,9 @@ pub struct Play {
     pub post_tasks: Vec<Item>,
     pub handlers: Vec<Item>,
     pub tags: Vec<String>,
+    /// The `when` of the `import_playbook` that brought the play: on each of its tasks (not
+    /// on its handlers), as ansible-core does.
+    pub when: Vec<Value>,
     pub location: Location,
 }
 
@@ -74,6 +92,10 @@ pub struct Role {
     pub params: RawVars,
     pub tasks: Vec<Item>,
     pub handlers: Vec<Item>,
+    /// `meta/main.yml` `dependencies`, each with the keywords of its entry: run before the role.
+    pub dependencies: Vec<(Arc<Role>, Common)>,
+    /// `meta/main.yml` `allow_duplicates`: the role runs again when used again in a play.
+    pub allow_duplicates: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -82,24 +104,52 @@ pub enum Item {
     Block(Arc<Block>),
 }
 
-/// Keywords shared by tasks and blocks, inherited from enclosing blocks.
+/// Keywords shared by plays, role entries, blocks and tasks, inherited from the enclosing ones.
 #[derive(Debug, Clone, Default)]
 pub struct Common {
     pub when: Vec<Value>,
     pub tags: Vec<String>,
     pub vars: RawVars,
-    pub ignore_errors: Option<bool>,
-    pub no_log: Option<bool>,
+    pub ignore_errors: Option<Flag>,
+    pub no_log: Option<Flag>,
     pub environment: Option<Value>,
-    pub check_mode: Option<bool>,
-    /// `run_once`: on this one host, the task runs once as it would anyway.
-    pub run_once: Option<Value>,
+    pub check_mode: Option<Flag>,
+    /// Per-task `--diff`.
+    pub diff: Option<Flag>,
+    /// `become` and `become_user`: the agent runs as root, so a task that becomes another
+    /// user fails when it runs.
+    pub become_: Option<Flag>,
+    pub become_user: Option<(Value, Location)>,
+    /// One host: a task runs once anyway.
+    pub run_once: Option<Flag>,
     /// `delegate_to` (a template): this host only, checked when the task runs.
     pub delegate_to: Option<Value>,
     pub delegate_facts: Option<Value>,
     /// `notify` as written on a task or block: the nearest one applies (a block's is
     /// inherited by its tasks that have none).
     pub notify: Option<Vec<String>>,
+}
+
+/// A boolean keyword: literal, or a template rendered with the task's variables when the task
+/// runs (`no_log: "{{ debops__no_log | d(True) }}"`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Flag {
+    Literal(bool),
+    Template {
+        text: String,
+        key: &'static str,
+        location: Location,
+    },
+}
+
+impl Flag {
+    /// As written: the boolean, or the template text (how `ansible_failed_task` shows it).
+    pub fn as_value(&self) -> Value {
+        match self {
+            Flag::Literal(b) => Value::from(*b),
+            Flag::Template { text, .. } => Value::from(text.as_str()),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -110,6 +160,9 @@ pub struct Block {
     pub rescue: Vec<Item>,
     pub always: Vec<Item>,
     pub role: Option<Arc<Role>>,
+    /// A role's tasks as used in a play: run once per play for the same role, parameters and
+    /// keywords (Ansible's dedupe), unless the role allows duplicates. None for other blocks.
+    pub run_key: Option<String>,
     pub location: Location,
 }
 
@@ -180,6 +233,19 @@ pub enum Action {
     MetaNoop(String),
     /// The other `meta` actions, which change how the play goes on.
     Meta(Meta),
+    /// A role's `argument_specs` for its entry point, checked against its variables and
+    /// parameters when its tasks start (ansible-core's `validate_argument_spec`).
+    ValidateArgs {
+        options: Value,
+        params: RawVars,
+    },
+    /// What the agent does not implement (a module, a module argument, an include option):
+    /// loading goes on, and the task fails with `error` (file, line, key) only when it runs.
+    Unsupported {
+        /// The action as written (`pacman`), shown for an unnamed task.
+        written: String,
+        error: LoadError,
+    },
 }
 
 /// A `meta` action that acts on the run (ansible-core's strategy `_execute_meta`).
@@ -213,6 +279,8 @@ impl Task {
             Action::IncludeTasks { .. } => "include_tasks",
             Action::IncludeRole { .. } => "include_role",
             Action::FlushHandlers | Action::MetaNoop(_) | Action::Meta(_) => "meta",
+            Action::Unsupported { written, .. } => written,
+            Action::ValidateArgs { .. } => "validate_argument_spec",
         }
     }
 
@@ -221,7 +289,9 @@ impl Task {
         let base = match &self.name {
             Some(n) => n.clone(),
             None => match &self.action {
-                Action::Module { written, .. } => written.clone(),
+                Action::Module { written, .. } | Action::Unsupported { written, .. } => {
+                    written.clone()
+                }
                 other => match other {
                     Action::IncludeTasks { .. } => "include_tasks".into(),
                     Action::IncludeRole { .. } => "include_role".into(),
@@ -236,68 +306,6 @@ impl Task {
     }
 }
 
-const PLAY_KEYS: &[&str] = &[
-    "hosts",
-    "name",
-    "vars",
-    "vars_files",
-    "roles",
-    "pre_tasks",
-    "tasks",
-    "post_tasks",
-    "handlers",
-    "gather_facts",
-    "become",
-    "become_user",
-    "become_method",
-    "tags",
-    "connection",
-];
-
-const COMMON_KEYS: &[&str] = &[
-    "name",
-    "when",
-    "tags",
-    "vars",
-    "ignore_errors",
-    "no_log",
-    "become",
-    "become_user",
-    "become_method",
-    "environment",
-    "check_mode",
-    "run_once",
-    "delegate_to",
-    "delegate_facts",
-    "notify",
-];
-
-const TASK_KEYS: &[&str] = &[
-    "loop",
-    "with_items",
-    "with_list",
-    "loop_control",
-    "listen",
-    "until",
-    "retries",
-    "delay",
-    "register",
-    "changed_when",
-    "failed_when",
-    "args",
-];
-
-const BLOCK_KEYS: &[&str] = &["block", "rescue", "always"];
-
-const LOOP_CONTROL_KEYS: &[&str] = &[
-    "loop_var",
-    "index_var",
-    "label",
-    "pause",
-    "extended",
-    "extended_allitems",
-];
-
 /// Reads a playbook and everything it refers to from `source`.
 pub struct Loader<'a> {
     source: &'a dyn Source,
@@ -305,6 +313,8 @@ pub struct Loader<'a> {
     /// The directory the playbook is in: roles, vars files and `files/` are found from here.
     base: RepoPath,
     errors: Vec<LoadError>,
+    /// What is not implemented but only fails when reached (see [`Action::Unsupported`]).
+    warnings: Vec<LoadError>,
     /// Depth of nested imports, against import loops.
     depth: usize,
     /// The host plays are matched against (`None`: a task file loaded alone).
@@ -313,6 +323,13 @@ pub struct Loader<'a> {
     hash_merge: bool,
     /// The repository's ansible.cfg and where it is on this host.
     cfg: Option<(crate::ansible_cfg::AnsibleCfg, String)>,
+    /// Loading keywords of the enclosing plays, roles and blocks.
+    scope: LoadScope,
+    /// The variables given on the command line (`-e`): a `vars_prompt` needs its variable there.
+    given_vars: Vec<String>,
+    /// Role directories of the repository besides `roles/` beside the playbook (ansible.cfg's
+    /// `roles_path`).
+    role_dirs: Vec<RepoPath>,
 }
 impl<'a> Loader<'a> {
     pub fn new(source: &'a dyn Source, templar: &'a Templar) -> Loader<'a> {
@@ -321,11 +338,28 @@ impl<'a> Loader<'a> {
             templar,
             base: RepoPath::root(),
             errors: Vec::new(),
+            warnings: Vec::new(),
             depth: 0,
             host: None,
             hash_merge: false,
             cfg: None,
+            scope: LoadScope::default(),
+            given_vars: Vec::new(),
+            role_dirs: Vec::new(),
         }
+    }
+
+    /// Directories (in the repository) where roles are also looked for, after `roles/` beside
+    /// the playbook: ansible.cfg's `roles_path`.
+    pub fn with_role_dirs(mut self, dirs: Vec<RepoPath>) -> Self {
+        self.role_dirs = dirs;
+        self
+    }
+
+    /// The names of the variables given with `-e` (what a `vars_prompt` would ask for).
+    pub fn with_extra_vars(mut self, names: impl IntoIterator<Item = String>) -> Self {
+        self.given_vars = names.into_iter().collect();
+        self
     }
 
     /// The repository's ansible.cfg (see [`crate::ansible_cfg`]), found at `path` on this host.
@@ -348,22 +382,16 @@ impl<'a> Loader<'a> {
         let fname: Arc<str> = Arc::from(file.as_str());
         let (group_vars, host_vars) = self.inventory_vars(host);
         let mut plays = Vec::new();
-        match &root.kind {
-            NodeKind::Seq(items) => {
-                for item in items {
-                    if let Some(play) = self.play(item, &fname) {
-                        plays.push(play);
-                    }
-                }
-            }
-            NodeKind::Null => {}
-            _ => self.errors.push(LoadError::at(
-                Location::new(fname.clone(), root.line),
-                "a playbook must be a list of plays",
-            )),
-        }
+        self.plays(&root, &fname, &mut plays);
         if !self.errors.is_empty() {
             return Err(LoadErrors(self.errors));
+        }
+        let mut warnings: Vec<LoadError> = Vec::new();
+        for w in self.warnings {
+            // A role used twice is loaded twice: one warning per place.
+            if !warnings.contains(&w) {
+                warnings.push(w);
+            }
         }
         Ok(Playbook {
             file: file.clone(),
@@ -377,6 +405,7 @@ impl<'a> Loader<'a> {
                 Some((c, _)) => c.ansible_managed().to_string(),
                 None => crate::ansible_cfg::DEFAULT_MANAGED.to_string(),
             },
+            warnings,
         })
     }
 

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use super::*;
 use crate::error::{LoadError, Location};
-use crate::yaml::{Entry, Node, NodeKind};
+use crate::yaml::Node;
+
+mod keys;
 
 impl Loader<'_> {
     pub(super) fn play(&mut self, node: &Node, file: &Arc<str>) -> Option<Play> {
@@ -14,18 +16,8 @@ impl Loader<'_> {
                 .push(LoadError::at(loc, "a play must be a mapping"));
             return None;
         };
-        if let Some(e) = entries.iter().find(|e| e.key == "import_playbook") {
-            self.errors.push(
-                LoadError::at(
-                    Location::new(file.clone(), e.key_line),
-                    "`import_playbook` is not supported",
-                )
-                .with_key("import_playbook"),
-            );
-            return None;
-        }
         for e in entries {
-            if !PLAY_KEYS.contains(&e.key.as_str()) {
+            if !PLAY_KEYS.contains(&e.key.as_str()) && !BASE_KEYS.contains(&e.key.as_str()) {
                 self.errors.push(
                     LoadError::at(
                         Location::new(file.clone(), e.key_line),
@@ -44,18 +36,15 @@ impl Loader<'_> {
             }
         };
         let runs_here = self.runs_here(&hosts, node.get("hosts"), file);
-        self.check_become(entries, file);
-        if let Some(c) = node.get("connection") {
-            if c.as_str() != Some("local") {
-                self.errors.push(
-                    LoadError::at(
-                        Location::new(file.clone(), c.line),
-                        "only `connection: local` is supported",
-                    )
-                    .with_key("connection"),
-                );
-            }
-        }
+        let mut common = self.common(entries, file);
+        // Play variables are their own layer (below role vars), not a task-level one.
+        common.vars = RawVars::new();
+        self.play_keywords(node, file);
+        let saved_scope = self.push_scope(entries, file);
+        let force_handlers = node
+            .get("force_handlers")
+            .map(|n| self.bool_node(n, file, "force_handlers"))
+            .unwrap_or(false);
         let name = node
             .get("name")
             .and_then(|n| n.as_str())
@@ -117,35 +106,33 @@ impl Loader<'_> {
         let pre_tasks = self.task_list_key(node, "pre_tasks", file, None, false);
         let mut tasks: Vec<Item> = Vec::new();
         let mut handlers: Vec<Item> = Vec::new();
+        // Each role after its dependencies; a role's handlers once per play.
+        let mut handler_keys: Vec<String> = Vec::new();
         for (role, extra) in &roles {
-            tasks.push(Item::Block(Arc::new(Block {
-                name: None,
-                common: extra.clone(),
-                block: role.tasks.clone(),
-                rescue: Vec::new(),
-                always: Vec::new(),
-                role: Some(role.clone()),
-                location: loc.clone(),
-            })));
-            handlers.extend(role.handlers.iter().cloned());
+            tasks.push(role_item(role, extra, &loc));
+            role_handlers(role, extra, &mut handler_keys, &mut handlers);
         }
         tasks.extend(self.task_list_key(node, "tasks", file, None, false));
         let post_tasks = self.task_list_key(node, "post_tasks", file, None, false);
         handlers.extend(self.task_list_key(node, "handlers", file, None, true));
+        self.scope = saved_scope;
         self.check_notify(&[&pre_tasks, &tasks, &post_tasks], &handlers);
         Some(Play {
             name,
             hosts,
             runs_here,
             gather_facts,
+            common,
+            force_handlers,
             vars,
             vars_files,
-            roles: roles.into_iter().map(|(r, _)| r).collect(),
+            roles: roles_with_dependencies(roles.iter().map(|(r, _)| r)),
             pre_tasks,
             tasks,
             post_tasks,
             handlers,
             tags,
+            when: Vec::new(),
             location: loc,
         })
     }
@@ -218,170 +205,5 @@ impl Loader<'_> {
                 }
             }
         }
-    }
-
-    pub(super) fn check_become(&mut self, entries: &[Entry], file: &Arc<str>) {
-        for e in entries {
-            let bad = match e.key.as_str() {
-                "become_user" => e.value.as_str().is_some_and(|u| u != "root"),
-                "become_method" => e.value.as_str().is_some_and(|m| m != "sudo"),
-                _ => false,
-            };
-            if bad {
-                self.errors.push(
-                    LoadError::at(
-                        Location::new(file.clone(), e.key_line),
-                        format!(
-                            "`{}` other than root/sudo is not supported (the agent runs as root)",
-                            e.key
-                        ),
-                    )
-                    .with_key(e.key.clone()),
-                );
-            }
-        }
-    }
-
-    /// A `roles:` entry: a name, or a mapping with `role`/`name`, keywords and parameters.
-    pub(super) fn role_ref(&mut self, node: &Node, file: &Arc<str>) -> Option<(Arc<Role>, Common)> {
-        let at = Location::new(file.clone(), node.line);
-        let (name, entries): (String, &[Entry]) = match &node.kind {
-            NodeKind::Str(s) => (s.clone(), &[]),
-            NodeKind::Map(entries) => {
-                let name = node
-                    .get("role")
-                    .or_else(|| node.get("name"))
-                    .and_then(|n| n.as_str())
-                    .map(str::to_string);
-                match name {
-                    Some(n) => (n, entries),
-                    None => {
-                        self.errors
-                            .push(LoadError::at(at, "a role entry needs `role`").with_key("role"));
-                        return None;
-                    }
-                }
-            }
-            _ => {
-                self.errors.push(LoadError::at(
-                    at,
-                    "a role entry must be a name or a mapping",
-                ));
-                return None;
-            }
-        };
-        let mut common = Common::default();
-        let mut params = RawVars::new();
-        for e in entries {
-            match e.key.as_str() {
-                "role" | "name" => {}
-                "when" => common.when = self.conditions(&e.value, file, "when"),
-                "tags" => common.tags = self.string_list(&e.value, file, "tags"),
-                "vars" => params.extend(self.vars_map(&e.value, file)),
-                "become" | "become_user" | "become_method" => {}
-                k if is_identifier(k) => {
-                    self.check_templates(&e.value, file);
-                    params.insert(k.to_string(), e.value.to_value());
-                }
-                k => self.errors.push(
-                    LoadError::at(
-                        Location::new(file.clone(), e.key_line),
-                        format!("unsupported role keyword `{k}`"),
-                    )
-                    .with_key(k),
-                ),
-            }
-        }
-        self.check_become(entries, file);
-        let role = self.load_role(&name, None, params, &at)?;
-        Some((role, common))
-    }
-
-    pub(super) fn load_role(
-        &mut self,
-        name: &str,
-        tasks_from: Option<&str>,
-        params: RawVars,
-        at: &Location,
-    ) -> Option<Arc<Role>> {
-        if self.depth > 20 {
-            self.errors.push(LoadError::at(
-                at.clone(),
-                "roles or imports nested too deeply (a loop?)",
-            ));
-            return None;
-        }
-        let path = match self.base.join(&format!("roles/{name}")) {
-            Ok(p) => p,
-            Err(e) => {
-                self.errors.push(LoadError::at(at.clone(), e.to_string()));
-                return None;
-            }
-        };
-        if !matches!(
-            self.source.kind(&path),
-            Ok(Some(crate::source::SourceKind::Dir))
-        ) {
-            self.errors.push(LoadError::at(
-                at.clone(),
-                format!("role `{name}` not found (looked in {path})"),
-            ));
-            return None;
-        }
-        let main = |dir: &str, file: &str| -> Option<RepoPath> {
-            for ext in ["yml", "yaml"] {
-                let p = path.join(&format!("{dir}/{file}.{ext}")).ok()?;
-                if let Ok(Some(_)) = self.source.kind(&p) {
-                    return Some(p);
-                }
-            }
-            None
-        };
-        let defaults_path = main("defaults", "main");
-        let vars_path = main("vars", "main");
-        let tasks_name = tasks_from.unwrap_or("main");
-        let tasks_path = main("tasks", tasks_name.trim_end_matches(".yml"));
-        let handlers_path = main("handlers", "main");
-        if tasks_from.is_some() && tasks_path.is_none() {
-            self.errors.push(LoadError::at(
-                at.clone(),
-                format!("role `{name}` has no tasks file `{tasks_name}`"),
-            ));
-            return None;
-        }
-        let defaults = defaults_path
-            .map(|p| self.vars_file(&p, Some(at)))
-            .unwrap_or_default();
-        let vars = vars_path
-            .map(|p| self.vars_file(&p, Some(at)))
-            .unwrap_or_default();
-        // Tasks refer to their role (for files and variables): build the role first, then
-        // attach the tasks through a second Arc.
-        let shell = Arc::new(Role {
-            name: name.to_string(),
-            path: path.clone(),
-            defaults: defaults.clone(),
-            vars: vars.clone(),
-            params: params.clone(),
-            tasks: Vec::new(),
-            handlers: Vec::new(),
-        });
-        self.depth += 1;
-        let tasks = tasks_path
-            .map(|p| self.task_file(&p, Some(shell.clone()), false))
-            .unwrap_or_default();
-        let handlers = handlers_path
-            .map(|p| self.task_file(&p, Some(shell.clone()), true))
-            .unwrap_or_default();
-        self.depth -= 1;
-        Some(Arc::new(Role {
-            name: name.to_string(),
-            path,
-            defaults,
-            vars,
-            params,
-            tasks,
-            handlers,
-        }))
     }
 }

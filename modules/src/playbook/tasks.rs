@@ -63,33 +63,6 @@ impl Loader<'_> {
         }
     }
 
-    pub(super) fn common(&mut self, entries: &[Entry], file: &Arc<str>) -> Common {
-        let mut c = Common::default();
-        for e in entries {
-            match e.key.as_str() {
-                "when" => c.when = self.conditions(&e.value, file, "when"),
-                "tags" => c.tags = self.string_list(&e.value, file, "tags"),
-                "vars" => c.vars = self.vars_map(&e.value, file),
-                "ignore_errors" => {
-                    c.ignore_errors = Some(self.bool_node(&e.value, file, "ignore_errors"))
-                }
-                "no_log" => c.no_log = Some(self.bool_node(&e.value, file, "no_log")),
-                "check_mode" => c.check_mode = Some(self.bool_node(&e.value, file, "check_mode")),
-                "environment" => {
-                    self.check_templates(&e.value, file);
-                    c.environment = Some(e.value.to_value());
-                }
-                "run_once" => c.run_once = Some(self.templated_scalar(&e.value, file)),
-                "delegate_to" => c.delegate_to = Some(self.templated_scalar(&e.value, file)),
-                "delegate_facts" => c.delegate_facts = Some(self.templated_scalar(&e.value, file)),
-                "notify" => c.notify = Some(self.notify_list(&e.value, file)),
-                _ => {}
-            }
-        }
-        self.check_become(entries, file);
-        c
-    }
-
     pub(super) fn item(
         &mut self,
         node: &Node,
@@ -123,7 +96,7 @@ impl Loader<'_> {
     ) -> Option<Item> {
         for e in entries {
             let k = e.key.as_str();
-            if !COMMON_KEYS.contains(&k) && !BLOCK_KEYS.contains(&k) {
+            if !is_common_key(k) && !BLOCK_KEYS.contains(&k) {
                 self.errors.push(
                     LoadError::at(
                         Location::new(file.clone(), e.key_line),
@@ -134,7 +107,8 @@ impl Loader<'_> {
             }
         }
         let common = self.common(entries, file);
-        Some(Item::Block(Arc::new(Block {
+        let saved = self.push_scope(entries, file);
+        let block = Block {
             name: node
                 .get("name")
                 .and_then(|n| n.as_str())
@@ -144,8 +118,11 @@ impl Loader<'_> {
             rescue: self.task_list_key(node, "rescue", file, role.clone(), handler),
             always: self.task_list_key(node, "always", file, role.clone(), handler),
             role,
+            run_key: None,
             location: loc,
-        })))
+        };
+        self.scope = saved;
+        Some(Item::Block(Arc::new(block)))
     }
 
     pub(super) fn task(
@@ -162,7 +139,7 @@ impl Loader<'_> {
             .iter()
             .filter(|e| {
                 let k = e.key.as_str();
-                !COMMON_KEYS.contains(&k) && !TASK_KEYS.contains(&k) && !k.starts_with("with_")
+                !is_common_key(k) && !TASK_KEYS.contains(&k) && !k.starts_with("with_")
             })
             .collect();
         self.check_with_keys(entries, file);
@@ -220,14 +197,21 @@ impl Loader<'_> {
         } else {
             action_entry
         };
-        let action = self.action(
-            action_entry,
-            node.get("args"),
-            file,
-            role.clone(),
-            &key_loc,
-            handler,
-        )?;
+        // The task's own loading keywords apply to its action (and to what it imports).
+        let saved = self.push_scope(entries, file);
+        let action = match self.unsupported_task_keywords(node, file) {
+            Some(e) => self.unsupported(&action_entry.key, e),
+            None => self.action(
+                action_entry,
+                node.get("args"),
+                file,
+                role.clone(),
+                &key_loc,
+                handler,
+            ),
+        };
+        self.scope = saved;
+        let action = action?;
 
         let LoopKeywords {
             loop_items,
@@ -340,13 +324,13 @@ impl Loader<'_> {
     }
 
     /// A scalar keyword that may be a template (rendered when the task runs).
-    fn templated_scalar(&mut self, node: &Node, file: &Arc<str>) -> Value {
+    pub(super) fn templated_scalar(&mut self, node: &Node, file: &Arc<str>) -> Value {
         self.check_templates(node, file);
         node.to_value()
     }
 
     /// `notify`: a handler name or a list of them (a string is one name, commas included).
-    fn notify_list(&mut self, node: &Node, file: &Arc<str>) -> Vec<String> {
+    pub(super) fn notify_list(&mut self, node: &Node, file: &Arc<str>) -> Vec<String> {
         match &node.kind {
             NodeKind::Str(s) => vec![s.clone()],
             NodeKind::Null => Vec::new(),
