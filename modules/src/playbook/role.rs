@@ -449,7 +449,10 @@ mod tests {
             .collect();
         Loader::new(&source, &templar)
             .with_role_dirs(dirs)
-            .load(&RepoPath::new("site.yml").unwrap(), "h")
+            .load(
+                &RepoPath::new("site.yml").unwrap(),
+                &crate::inventory::InventoryHost::implicit("h"),
+            )
             .map_err(|e| e.to_string())
     }
 
