@@ -112,14 +112,16 @@ def side(tool: str, rootfs: Path, pulldir: Path, repo: Path, playbook: str, prei
     binds = [ct.Bind(pulldir, PULL_MOUNT, ro=True), ct.Bind(repo, APT_MOUNT, ro=True)]
     kw = {"agent": _agent()} if tool == "agent" else {"ansible": True}
     res: dict = {"tool": tool}
+    # as ansible-pull run by root from a login shell or cron (debops reads $USER)
+    env = {"USER": "root", "LOGNAME": "root"}
     with ct.Container(rootfs, binds=binds, **kw) as c:
         _prepare(c, preinstall)
         for n in (1, 2):
             if tool == "agent":
-                r = c.converge(PULL_MOUNT, playbook=playbook, host_name="localhost", timeout=1200)
+                r = c.converge(PULL_MOUNT, playbook=playbook, host_name="localhost", env=env, timeout=1200)
                 ok = r.rc in (0, 2)
             else:
-                r = c.ansible_playbook(PULL_MOUNT, playbook=playbook, timeout=1800)
+                r = c.ansible_playbook(PULL_MOUNT, playbook=playbook, env=env, timeout=1800)
                 ok = r.rc == 0
             res[f"run{n}"] = {"rc": r.rc, "ok": ok, "changed": r.changed_count(), "seconds": round(r.seconds, 1),
                               "failure": "" if ok else _first_failure(r),
@@ -129,6 +131,10 @@ def side(tool: str, rootfs: Path, pulldir: Path, repo: Path, playbook: str, prei
                     break
                 res["state"] = _snapshot(c)
     return res
+
+
+def oracle_only() -> bool:
+    return os.environ.get("GITOPS_REALWORLD_ORACLE_ONLY", "") not in ("", "0")
 
 
 def _agent() -> Path:
@@ -170,12 +176,15 @@ def compare(a: dict, b: dict) -> list[str]:
     return out
 
 
-def converge_entry(m: corpus.Manifest, e: corpus.Entry, pulldir: Path, rootfs: Path) -> dict:
-    corpus.add_support(m, pulldir)
+def converge_entry(m: corpus.Manifest, e: corpus.Entry, pulldir: Path, rootfs: Path,
+                   sources: Path | None) -> dict:
+    corpus.add_collections(m, e, pulldir, sources)
     repo = apt_repo(e.packages + e.preinstall, rootfs)
     t0 = time.monotonic()
     ans = side("ansible", rootfs, pulldir, repo, e.playbook, e.preinstall)
-    agt = side("agent", rootfs, pulldir, repo, e.playbook, e.preinstall)
+    # oracle-only (harness self-check): the "agent" container is converged by ansible-core too, so
+    # any difference is the harness's (volatile state not excluded), not the agent's
+    agt = side("ansible" if oracle_only() else "agent", rootfs, pulldir, repo, e.playbook, e.preinstall)
     res = {"ansible": ans, "agent": agt, "seconds": time.monotonic() - t0}
     if not ans["run1"]["ok"]:
         res["status"], res["note"] = "ansible-failed", ans["run1"]["failure"]
@@ -190,7 +199,8 @@ def converge_entry(m: corpus.Manifest, e: corpus.Entry, pulldir: Path, rootfs: P
     return res
 
 
-def converge_all(m: corpus.Manifest, entries, rows, dirs: dict, quiet=False, even_if_invalid=False):
+def converge_all(m: corpus.Manifest, entries, rows, dirs: dict, sources: Path | None = None, quiet=False,
+                 even_if_invalid=False):
     """Fill the converge columns of ROWS (run.Row) for ENTRIES."""
     rows_by = {r.name: r for r in rows}
     todo = []
@@ -213,7 +223,7 @@ def converge_all(m: corpus.Manifest, entries, rows, dirs: dict, quiet=False, eve
     for e in todo:
         r = rows_by[e.name]
         try:
-            res = converge_entry(m, e, dirs[e.name], rootfs)
+            res = converge_entry(m, e, dirs[e.name], rootfs, sources)
         except Exception as x:  # noqa: BLE001 - one broken entry is a row, not the end of the run
             r.converge, r.converge_note = "error", f"{type(x).__name__}: {str(x)[:300]}"
             if not quiet:

@@ -64,7 +64,8 @@ def load(path: Path = MANIFEST) -> Manifest:
         conv = e.get("converge") or {}
         entries.append(Entry(
             name=e["name"], source=e["source"], kind=e.get("kind", "role"), path=e.get("path", "."),
-            role=e.get("role"), playbook=e.get("playbook", "site.yml"), vars=e.get("vars") or {},
+            role=e.get("role"), playbook=e.get("playbook", "site.yml"),
+            vars={**(doc["sources"][e["source"]].get("vars") or {}), **(e.get("vars") or {})},
             converge_allowed=bool(conv.get("allowed")), converge_why=conv.get("why", ""),
             packages=list(conv.get("packages") or []), preinstall=list(conv.get("preinstall") or [])))
     return Manifest(sources=doc["sources"], entries=entries, floors=doc.get("floors") or {},
@@ -199,26 +200,29 @@ def materialise(m: Manifest, entry: Entry, sources_dir: Path | None) -> Path:
     for comp in src.get("companions", []):
         if comp != entry.role:
             _copy(top / base / comp, d / "roles" / comp)
-    for fq, rel in (src.get("collections") or {}).items():
-        ns, coll = fq.split(".", 1)
-        _copy(top / rel if rel != "." else top, d / "collections" / "ansible_collections" / ns / coll)
     (d / "site.yml").write_text(site_yml(entry))
     return d
 
 
-def add_support(m: Manifest, d: Path):
-    """The support collections (manifest: support_collections) beside the playbook: for ansible-core
-    in the converge comparison (validate does not need them)."""
+def add_collections(m: Manifest, entry: Entry, d: Path, sources_dir: Path | None):
+    """The entry's own collection (a source's `collections`) and the support collections (manifest:
+    support_collections) beside the playbook D: for ansible-core in the converge comparison (the
+    agent's validate does not read them; copying them for every entry would slow validate down)."""
+    wanted = []     # (top of a source, path in it, fqcn)
+    src = m.sources[entry.source]
+    if src.get("collections"):
+        top, _ = source_tree(m, entry, sources_dir)
+        wanted += [(top, rel, fq) for fq, rel in src["collections"].items()]
     colls = m.support.get("collections") or {}
-    if not colls:
-        return
-    src = m.sources[m.support["source"]]
-    top = _unpacked_wheel(m.support["source"], src, list(colls.values()))
-    for fq, rel in colls.items():
+    if colls:
+        name = m.support["source"]
+        top = _unpacked_wheel(name, m.sources[name], list(colls.values()))
+        wanted += [(top, rel, fq) for fq, rel in colls.items()]
+    for top, rel, fq in wanted:
         ns, coll = fq.split(".", 1)
         dst = d / "collections" / "ansible_collections" / ns / coll
         if not dst.exists():
-            _copy(top / rel, dst)
+            _copy(top / rel if rel != "." else top, dst)
 
 
 def licence_of(m: Manifest, entry: Entry) -> str:

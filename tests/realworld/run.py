@@ -193,7 +193,7 @@ def run(cmd: str, sources: Path | None, only=None, kind=None, quiet=False, even_
     did_converge = cmd in ("converge", "all")
     if did_converge:
         import converge  # noqa: PLC0415 - needs root and the container tier; only loaded here
-        converge.converge_all(m, entries, rows, dirs, quiet=quiet, even_if_invalid=even_if_invalid)
+        converge.converge_all(m, entries, rows, dirs, sources, quiet=quiet, even_if_invalid=even_if_invalid)
     text = write_report(rows, did_converge)
     if not quiet:
         print(text)

@@ -15,7 +15,7 @@ import sys
 
 EXCLUDE = ("/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp", "/var/log", "/var/cache", "/var/lib/apt",
            "/var/lib/dpkg", "/var/lib/systemd", "/var/lib/gitops-agent", "/var/backups", "/root/.ansible",
-           "/root/.cache", "/srv/pull", "/srv/gatest-apt", "/usr/local/lib/gatest-tests-lib",
+           "/root/.cache", "/root/.rpmdb", "/srv/pull", "/srv/gatest-apt", "/usr/local/lib/gatest-tests-lib",
            "/usr/local/bin/gitops-agent", "/usr/local/bin/gitops-agentd", "/etc/ld.so.cache",
            "/var/lib/ucf/cache", "/etc/machine-id")
 NO_CONTENT_PREFIX = ("/etc/ssh/ssh_host_",)
