@@ -25,6 +25,7 @@ sys.path.insert(0, str(HERE.parent / "lib"))
 
 import container as ct  # noqa: E402
 import corpus  # noqa: E402
+import snapshot_inside  # noqa: E402
 
 PULL_MOUNT = "/srv/pull"
 APT_MOUNT = "/srv/gatest-apt"
@@ -144,18 +145,41 @@ def _agent() -> Path:
 # --------------------------------------------------------------------------
 # comparison
 # --------------------------------------------------------------------------
-def compare(a: dict, b: dict) -> list[str]:
-    """Differences between two states (ansible-core's A, the agent's B); empty when the same."""
+class Image:
+    """The containers' common starting point, read on the host (the read-only lower layer): what a
+    path is on a side that did not touch it."""
+
+    def __init__(self, rootfs: Path):
+        self.root = rootfs
+        self.users, self.groups = snapshot_inside.names(str(rootfs))
+
+    def entry(self, path: str) -> dict | None:
+        real = self.root / path.lstrip("/")
+        try:
+            st = os.lstat(real)
+        except OSError:
+            return None
+        return snapshot_inside.entry(path, st, self.users, self.groups, real=str(real))
+
+
+def compare(a: dict, b: dict, image: Image) -> list[str]:
+    """Differences between two states (ansible-core's A, the agent's B); empty when the same.
+    A path one side changed and the other did not is compared with the image's version of it
+    (the untouched side still has it, unless it is absent from that side's list of paths)."""
     out: list[str] = []
     fa, fb = a["files"], b["files"]
+    all_a, all_b = set(a["all"]), set(b["all"])
     for p in sorted(set(fa) | set(fb)):
-        if p not in fb:
-            out.append(f"only after ansible-core: {p} ({fa[p]['type']})")
+        ea = fa.get(p) or (image.entry(p) if p in all_a else None)
+        eb = fb.get(p) or (image.entry(p) if p in all_b else None)
+        if eb is None and ea is None:
             continue
-        if p not in fa:
-            out.append(f"only after the agent: {p} ({fb[p]['type']})")
+        if eb is None:
+            out.append(f"only after ansible-core: {p} ({ea['type']})")
             continue
-        ea, eb = fa[p], fb[p]
+        if ea is None:
+            out.append(f"only after the agent: {p} ({eb['type']})")
+            continue
         for k in ("type", "mode", "owner", "group", "target"):
             if ea.get(k) != eb.get(k):
                 out.append(f"{p}: {k} ansible-core={ea.get(k)!r} agent={eb.get(k)!r}")
@@ -191,7 +215,7 @@ def converge_entry(m: corpus.Manifest, e: corpus.Entry, pulldir: Path, rootfs: P
     elif not agt["run1"]["ok"]:
         res["status"], res["note"] = "agent-failed", agt["run1"]["failure"]
     else:
-        res["diffs"] = compare(ans["state"], agt["state"])
+        res["diffs"] = compare(ans["state"], agt["state"], Image(rootfs))
         res["status"] = "same" if not res["diffs"] else "differs"
         res["note"] = f"{len(res['diffs'])} differences" if res["diffs"] else ""
     for k in ("ansible", "agent"):

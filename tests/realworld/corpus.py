@@ -21,8 +21,10 @@ import yaml
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 MANIFEST = HERE / "manifest.yml"
-OUT = REPO / "target" / "realworld"
-CACHE = OUT / "cache"
+# GITOPS_REALWORLD_OUT: another output dir (report, work dirs), e.g. for two runs at once; the
+# download cache stays shared
+OUT = Path(os.environ.get("GITOPS_REALWORLD_OUT") or REPO / "target" / "realworld")
+CACHE = REPO / "target" / "realworld" / "cache"
 WORK = OUT / "work"
 
 

@@ -22,13 +22,14 @@ NO_CONTENT_PREFIX = ("/etc/ssh/ssh_host_",)
 MAX_TEXT = 32 * 1024
 
 
-def _names():
+def names(root="/"):
+    """uid -> user name, gid -> group name, from ROOT's /etc/passwd and /etc/group."""
     users, groups = {}, {}
-    for line in open("/etc/passwd"):
+    for line in open(os.path.join(root, "etc/passwd")):
         f = line.rstrip("\n").split(":")
         if len(f) > 2:
             users[int(f[2])] = f[0]
-    for line in open("/etc/group"):
+    for line in open(os.path.join(root, "etc/group")):
         f = line.rstrip("\n").split(":")
         if len(f) > 2:
             groups[int(f[2])] = f[0]
@@ -47,17 +48,19 @@ def _content(path, data):
     return data
 
 
-def entry(path, st, users, groups):
+def entry(path, st, users, groups, real=None):
+    """What is compared of PATH (REAL: where to read it, when not at PATH itself)."""
+    real = real or path
     e = {"type": "other", "mode": oct(stat.S_IMODE(st.st_mode)),
          "owner": users.get(st.st_uid, st.st_uid), "group": groups.get(st.st_gid, st.st_gid)}
     if stat.S_ISLNK(st.st_mode):
-        e["type"], e["target"] = "link", os.readlink(path)
+        e["type"], e["target"] = "link", os.readlink(real)
     elif stat.S_ISDIR(st.st_mode):
         e["type"] = "dir"
     elif stat.S_ISREG(st.st_mode):
         e["type"] = "file"
         if not path.startswith(NO_CONTENT_PREFIX):
-            with open(path, "rb") as f:
+            with open(real, "rb") as f:
                 data = _content(path, f.read())
             e["sha256"] = hashlib.sha256(data).hexdigest()
             if len(data) <= MAX_TEXT and b"\0" not in data:
@@ -66,9 +69,10 @@ def entry(path, st, users, groups):
 
 
 def files(marker_ns):
-    users, groups = _names()
+    """(the entries of /etc and of what changed since the marker, every path that exists)."""
+    users, groups = names()
     root_dev = os.lstat("/").st_dev
-    out = {}
+    out, every = {}, []
     for dirpath, dirnames, filenames in os.walk("/"):
         keep = []
         for d in dirnames:
@@ -90,12 +94,13 @@ def files(marker_ns):
                 st = os.lstat(p)
             except OSError:
                 continue
+            every.append(p)
             if p.startswith("/etc/") or st.st_ctime_ns >= marker_ns:
                 try:
                     out[p] = entry(p, st, users, groups)
                 except OSError as e:
                     out[p] = {"type": "unreadable", "error": str(e)}
-    return out
+    return out, every
 
 
 def lines(argv):
@@ -105,8 +110,10 @@ def lines(argv):
 
 def main():
     marker_ns = os.stat(sys.argv[1]).st_ctime_ns
+    changed, every = files(marker_ns)
     doc = {
-        "files": files(marker_ns),
+        "files": changed,
+        "all": every,
         "packages": lines(["dpkg-query", "-W", "-f", "${binary:Package} ${Version} ${db:Status-Abbrev}\n"]),
         "users": [":".join(x.split(":")[:1] + x.split(":")[2:]) for x in lines(["getent", "passwd"])],
         "groups": lines(["getent", "group"]),
@@ -119,4 +126,5 @@ def main():
     sys.stdout.write(json.dumps(doc))
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -119,3 +119,34 @@ def test_blockers_are_normalised():
         == "templated keyword no_log"
     # what is particular to one role (names, numbers) is dropped from an unknown message
     assert blockers.normalise("handler `Restart foo` fails at 12") == "handler `…` fails at N"
+
+
+def test_compare_reads_untouched_paths_from_the_image(tmp_path):
+    import converge
+    import snapshot_inside
+    img = tmp_path / "img"
+    (img / "etc").mkdir(parents=True)
+    (img / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (img / "etc/group").write_text("root:x:0:\n")
+    (img / "root").mkdir()
+    (img / "etc/motd").write_text("hello\n")
+    image = converge.Image(img)
+    users, groups = snapshot_inside.names(str(img))
+    root_dir = snapshot_inside.entry("/root", os.lstat(img / "root"), users, groups, real=str(img / "root"))
+    empty = {"packages": [], "users": [], "groups": [], "enabled_units": [], "running_services": []}
+    # ansible-core touched /root (its ~/.ansible, excluded), the agent did not: same state
+    a = {**empty, "files": {"/root": root_dir}, "all": ["/root"]}
+    b = {**empty, "files": {}, "all": ["/root"]}
+    assert converge.compare(a, b, image) == []
+    # the agent removed it: a difference
+    assert converge.compare(a, {**b, "all": []}, image) == ["only after ansible-core: /root (dir)"]
+    # content, mode and packages are compared
+    motd = dict(snapshot_inside.entry("/etc/motd", os.lstat(img / "etc/motd"), users, groups,
+                                      real=str(img / "etc/motd")))
+    changed = {**motd, "mode": "0o600", "sha256": "x", "text": "bye\n"}
+    d = converge.compare({**a, "files": {"/etc/motd": motd}, "all": ["/etc/motd"]},
+                         {**b, "files": {"/etc/motd": changed}, "all": ["/etc/motd"], "packages": ["nginx 1"]},
+                         image)
+    assert "/etc/motd: mode ansible-core='0o644' agent='0o600'" in d
+    assert "/etc/motd: content differs" in d
+    assert "packages: only after the agent: nginx 1" in d
