@@ -49,6 +49,9 @@ _RULES: list[tuple[re.Pattern, str]] = [
     (re.compile(r"`([a-z_]+)` must be a boolean \(templated"), "templated keyword {0}"),
     (re.compile(r"^`([a-z_]+)` other than"), "{0} other than root"),
     (re.compile(r"^module `([^`]+)` needs one of"), "module {0}: required argument missing"),
+    (re.compile(r"unknown loop `([^`]+)`"), "unsupported loop {0}"),
+    (re.compile(r"^`([^`]+)` is not supported"), "{0} is not supported"),
+    (re.compile(r"key `([^`]+)`: invalid condition: (syntax error: [^\"`]*?)(?: in expression|$)"), "{0}: template {1}"),
     (re.compile(r"(?:filter|test) `([^`]+)`"), None),
 ]
 

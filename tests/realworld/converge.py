@@ -217,7 +217,8 @@ def converge_entry(m: corpus.Manifest, e: corpus.Entry, pulldir: Path, rootfs: P
     else:
         res["diffs"] = compare(ans["state"], agt["state"], Image(rootfs))
         res["status"] = "same" if not res["diffs"] else "differs"
-        res["note"] = f"{len(res['diffs'])} differences" if res["diffs"] else ""
+        n = sum(1 for x in res["diffs"] if not x.startswith("    "))   # not the text-diff lines
+        res["note"] = f"{n} differences" if n else ""
     for k in ("ansible", "agent"):
         res[k].pop("state", None)
     return res
