@@ -157,7 +157,8 @@ def report(rows: list[Row], agent: Path, did_converge: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(rows: list[Row], did_converge: bool, out: Path = corpus.OUT) -> str:
+def write_report(rows: list[Row], did_converge: bool, out: Path | None = None) -> str:
+    out = out or corpus.OUT
     out.mkdir(parents=True, exist_ok=True)
     text = report(rows, agent_bin(), did_converge)
     (out / "report.md").write_text(text)
