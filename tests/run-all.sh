@@ -21,6 +21,10 @@
 #   GITOPS_TEST_JOBS   parallel pytest workers (default 2; 1 disables pytest-xdist)
 #   GITOPS_SKIP_CARGO  =1 skips cargo build/test (pytest tiers only)
 #   GITOPS_SKIP_SETUP  =1 skips tests/setup-host.sh (no apt)
+#   GITOPS_REALWORLD_CONVERGE  =1 adds the real-world corpus' converge comparison to the pytest stage
+#                      (tests/realworld/README.md; off by default: ~1 min per allowlisted role). Its
+#                      validate table over the PyPI entries always runs there (wheels from PyPI, cached)
+#   GITOPS_REALWORLD_SOURCES   directory of the corpus' GitHub checkouts (absent: those entries skipped)
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
