@@ -12,6 +12,7 @@
 //!   and chained lookups such as `foo.bar is defined` / `foo.bar | default(..)` when `foo` is
 //!   itself undefined.
 
+mod backslashes;
 mod filters;
 mod pyrepr;
 mod tests_impl;
@@ -349,11 +350,19 @@ impl Templar {
         Ok(compiled)
     }
 
-    /// Evaluates an expression; the result may be undefined.
-    fn eval_raw(&self, expr: &str, vars: &Value) -> Result<Value, TemplateError> {
+    /// Evaluates an expression; the result may be undefined. `escape`: the expression comes
+    /// from YAML, its string constants take backslashes literally (see [`backslashes`]).
+    fn eval_raw(&self, expr: &str, vars: &Value, escape: bool) -> Result<Value, TemplateError> {
+        let source = expr;
+        let escaped = if escape {
+            backslashes::in_expression(expr)
+        } else {
+            std::borrow::Cow::Borrowed(expr)
+        };
+        let expr = &*escaped;
         let strict = self
             .expression(false, expr)
-            .map_err(|e| describe(&e, expr, "expression"))?;
+            .map_err(|e| describe(&e, source, "expression"))?;
         match strict.eval(vars.clone()) {
             Ok(v) => Ok(v),
             Err(err) => {
@@ -366,18 +375,29 @@ impl Templar {
                         }
                     }
                 }
-                Err(describe(&err, expr, "expression"))
+                Err(describe(&err, source, "expression"))
             }
         }
     }
 
-    fn render_template(&self, source: &str, vars: &Value) -> Result<String, TemplateError> {
+    /// Renders a template source; `escape` as in [`Templar::eval_raw`].
+    fn render_template(
+        &self,
+        source: &str,
+        vars: &Value,
+        escape: bool,
+    ) -> Result<String, TemplateError> {
         let e = &*self.store;
+        let escaped = if escape {
+            backslashes::in_template(source)
+        } else {
+            std::borrow::Cow::Borrowed(source)
+        };
         let attempt = |env: &Environment<'static>| -> Result<String, Error> {
             if e.loaded.load(Ordering::Relaxed) < CACHE_LIMIT {
-                env.get_template(source)?.render(vars.clone())
+                env.get_template(&escaped)?.render(vars.clone())
             } else {
-                env.template_from_str(source)?.render(vars.clone())
+                env.template_from_str(&escaped)?.render(vars.clone())
             }
         };
         match attempt(&e.strict) {
@@ -419,13 +439,13 @@ impl Templar {
             }
         };
         if let Some(expr) = single_expression(body) {
-            let v = self.eval_raw(expr, vars)?;
+            let v = self.eval_raw(expr, vars, true)?;
             if v.is_undefined() {
                 return Err(undefined_error(expr));
             }
             return Ok(restore(v));
         }
-        self.render_template(body, vars)
+        self.render_template(body, vars, true)
             .map(|out| restore(Value::from(out)))
     }
 
@@ -472,7 +492,7 @@ impl Templar {
         if !Self::is_template(source) {
             return Ok(source.to_string());
         }
-        let mut out = self.render_template(source, vars)?;
+        let mut out = self.render_template(source, vars, false)?;
         // Ansible's template module keeps as many trailing newlines as the source has.
         let want = trailing_newlines(source);
         let have = trailing_newlines(&out);
@@ -482,10 +502,14 @@ impl Templar {
         Ok(out)
     }
 
-    /// Evaluate a bare Jinja expression (no braces), e.g. `x is defined and y | bool`.
-    /// An undefined result is an error.
+    /// Evaluate a bare Jinja expression (no braces) from YAML, e.g. debug's `var:` (its string
+    /// constants take backslashes literally, as Ansible's). An undefined result is an error.
     pub fn eval_expr(&self, expr: &str, vars: &Value) -> Result<Value, TemplateError> {
-        let v = self.eval_raw(expr, vars)?;
+        self.eval_defined(expr, vars, true)
+    }
+
+    fn eval_defined(&self, expr: &str, vars: &Value, escape: bool) -> Result<Value, TemplateError> {
+        let v = self.eval_raw(expr, vars, escape)?;
         if v.is_undefined() {
             return Err(undefined_error(expr));
         }
@@ -507,10 +531,11 @@ impl Templar {
             }
             _ => {}
         }
+        // A conditional keeps Jinja's escapes in its strings (Ansible: escape_backslashes off).
         let v = if Self::is_template(t) {
             self.render_str(t, vars)?
         } else {
-            self.eval_expr(t, vars)?
+            self.eval_defined(t, vars, false)?
         };
         Ok(value_truthy(&v))
     }

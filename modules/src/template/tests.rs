@@ -32,6 +32,13 @@ fn r(t: &str) -> String {
     pyrepr::py_str(&v)
 }
 
+/// Renders a template file body (the `template` module: Jinja's string escapes apply).
+fn rt(t: &str) -> String {
+    Templar::new()
+        .render_text(t, &vars())
+        .unwrap_or_else(|e| panic!("{t}: {e}"))
+}
+
 fn e(t: &str) -> String {
     match Templar::new().render_str(t, &vars()) {
         Ok(v) => panic!("{t}: expected an error, got {v:?}"),
@@ -316,7 +323,7 @@ fn filter_strings() {
 #[test]
 fn filter_regex() {
     assert_eq!(
-        r(r"{{ 'hello world' | regex_replace('(\\w+) (?P<second>\\w+)', '\\2-\\g<second>-\\1') }}"),
+        r(r"{{ 'hello world' | regex_replace('(\w+) (?P<second>\w+)', '\2-\g<second>-\1') }}"),
         "world-world-hello"
     );
     assert_eq!(
@@ -324,10 +331,10 @@ fn filter_regex() {
         "bbb AxC a\nX"
     );
     assert_eq!(
-        r(r"{{ 'abc' | regex_replace('(b)', '[\\1]') }}|{{ 'abc' | regex_replace('x*', '-') }}"),
+        r(r"{{ 'abc' | regex_replace('(b)', '[\1]') }}|{{ 'abc' | regex_replace('x*', '-') }}"),
         "a[b]c|-a-b-c-"
     );
-    assert_eq!(r("{{ 'a$b' | regex_replace('\\\\$', '$$') }}"), "a$$b");
+    assert_eq!(r("{{ 'a$b' | regex_replace('\\$', '$$') }}"), "a$$b");
     assert_eq!(r("{{ 'foo123bar' | regex_search('[0-9]+') }}"), "123");
     let t = Templar::new();
     assert!(t
@@ -335,9 +342,7 @@ fn filter_regex() {
         .unwrap()
         .is_none());
     assert_eq!(
-        r(
-            r"{{ 'foo123bar456' | regex_search('(?P<n>[0-9]+)bar([0-9]+)', '\\1', '\\g<n>', '\\2') }}"
-        ),
+        r(r"{{ 'foo123bar456' | regex_search('(?P<n>[0-9]+)bar([0-9]+)', '\1', '\g<n>', '\2') }}"),
         "['123', '123', '456']"
     );
     assert_eq!(
@@ -345,11 +350,63 @@ fn filter_regex() {
         "['1', '22', '333']"
     );
     assert_eq!(
-        r(r"{{ 'k1=v1 k2=v2' | regex_findall('(\\w+)=(\\w+)') }}"),
+        r(r"{{ 'k1=v1 k2=v2' | regex_findall('(\w+)=(\w+)') }}"),
         "[['k1', 'v1'], ['k2', 'v2']]"
     );
-    assert_eq!(r(r"{{ 'k1=v1' | regex_findall('(\\w+)=\\w+') }}"), "['k1']");
+    assert_eq!(r(r"{{ 'k1=v1' | regex_findall('(\w+)=\w+') }}"), "['k1']");
     assert_eq!(r("{{ 'a.b' | regex_escape }}"), "a\\.b");
+}
+
+/// ansible-core 2.19, each as `debug: msg="..."` in YAML double quotes (so the Jinja source is
+/// what the raw strings below show).
+#[test]
+fn regex_backrefs_as_python_re() {
+    let s = "{% set s = 'abc-123' %}";
+    let rr = |t: &str| r(&format!("{s}{t}"));
+    assert_eq!(
+        rr(r"{{ s | regex_replace('(\w+)-(\d+)', '\2-\1') }}"),
+        "123-abc"
+    );
+    assert_eq!(
+        r(r"{{ 'abc-123' | regex_replace('(?P<w>\w+)-(?P<d>\d+)', '\g<d>/\g<w>') }}"),
+        "123/abc"
+    );
+    assert_eq!(
+        r(r"{{ 'abc-123' | regex_replace('(\w+)-(\d+)', '\0|\101|\-|\n') }}"),
+        "\0|A|\\-|\n"
+    );
+    assert_eq!(
+        r(r"{{ 'abc-123' | regex_replace('(a)|(z)', '[\2]') }}"),
+        "[]bc-123"
+    );
+    assert_eq!(
+        r(r"{{ 'abc-123' | regex_replace('x*', '-') }}"),
+        "-a-b-c---1-2-3-"
+    );
+    assert_eq!(r(r"{{ 'abxd' | regex_replace('x*', '-') }}"), "-a-b--d-");
+    assert!(e(r"{{ 'abc-123' | regex_replace('(\w+)-(\d+)', '\3') }}")
+        .contains("invalid group reference 3"));
+    assert!(
+        e(r"{{ 'abc-123' | regex_replace('(\w+)-(\d+)', '\g<0>|\12') }}")
+            .contains("invalid group reference 12")
+    );
+    assert!(e(r"{{ 'abc-123' | regex_replace('(\w+)', '\q') }}").contains("bad escape \\q"));
+    // regex_search: `\g<1>` names a group called "1" (none), an absent group is an error
+    for bad in [r"'\g<1>'", r"'\g<x>'", r"'\3'"] {
+        let t = format!(r"{{{{ 'abc-123' | regex_search('(\w+)-(\d+)', {bad}) }}}}");
+        assert!(e(&t).contains("no such group"), "{t}");
+    }
+    assert_eq!(
+        r(r"{{ 'abc-123' | regex_search('(\w+)-(\d+)', '\2', '\1') }}"),
+        "['123', 'abc']"
+    );
+    // a literal block (YAML `|`): the Jinja source keeps `\\1`, which is `\\1` to re.sub
+    assert_eq!(r(r"{{ 'abc' | regex_replace('(b)', '\\1') }}"), "a\\1c");
+    // in a template file and in a `{% %}` statement, Jinja's escapes apply
+    assert_eq!(rt(r"{{ 'abc' | regex_replace('(b)', '[\\1]') }}"), "a[b]c");
+    assert_eq!(rt("{{ 'it\\'s' }}"), "it's");
+    assert_eq!(r(r"{{ 'it\'s' }}|{{ 'q\\x' }}"), "it\\'s|q\\\\x");
+    assert_eq!(r(r"{% set x = 'a\\b' %}{{ x }}"), "a\\b");
 }
 
 #[test]
@@ -410,7 +467,7 @@ fn filter_yaml() {
     // quoting rules (PyYAML's analysis and YAML 1.1 implicit types)
     let y = r#"{{ {'s1': 'true', 's2': 'null', 's3': '~', 's4': '1.0', 's5': '-x', 's6': 'x:', 's7': '#x', 's8': ' lead', 's9': 'trail ', 's10': 'é ü', 's11': 'a	b', 's12': '@at', 's13': 'a #b', 's14': 'on', 's15': '0o17', 's16': '1_000', 's20': "a'b\"c", 's21': 'x\ny\n', 's22': '2024-01-01', 's23': '- a', 's26': 'a,b', 's28': '0777', 's29': '1e3', 's30': '.inf', 's31': 'NO', 's35': 'a\\b', 'n2': -0.5, 'n3': 1000000, 'b1': false} | to_nice_yaml }}"#;
     assert_eq!(
-        r(y),
+        rt(y),
         "b1: false\nn2: -0.5\nn3: 1000000\ns1: 'true'\ns10: é ü\ns11: \"a\\tb\"\ns12: '@at'\ns13: 'a #b'\ns14: 'on'\ns15: 0o17\ns16: '1_000'\ns2: 'null'\ns20: a'b\"c\ns21: 'x\n\n    y\n\n    '\ns22: '2024-01-01'\ns23: '- a'\ns26: a,b\ns28: '0777'\ns29: 1e3\ns3: '~'\ns30: '.inf'\ns31: 'NO'\ns35: a\\b\ns4: '1.0'\ns5: -x\ns6: 'x:'\ns7: '#x'\ns8: ' lead'\ns9: 'trail '\n"
     );
     assert_eq!(
