@@ -13,6 +13,7 @@
 //!   itself undefined.
 
 mod backslashes;
+mod files;
 mod filters;
 mod pyrepr;
 mod tests_impl;
@@ -24,6 +25,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, Expression, UndefinedBehavior};
 
+pub use files::TemplateFiles;
 pub use minijinja::Value;
 
 /// What `{{ omit }}` renders to. The engine drops a module argument whose rendered value is
@@ -127,6 +129,17 @@ fn make_env(behavior: UndefinedBehavior, loaded: Arc<AtomicUsize>) -> Environmen
             .expect("default delimiters"),
     );
     env.set_loader(move |name| {
+        if !Templar::is_template(name) {
+            // not a source but a name given to include/import/extends: only a template file
+            // rendered with its search path (`Templar::render_file`) loads other files.
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "cannot load template '{name}': include, import and extends load a \
+                     template file only in a template rendered by the template module"
+                ),
+            ));
+        }
         loaded.fetch_add(1, Ordering::Relaxed);
         Ok(Some(name.to_owned()))
     });
@@ -250,6 +263,34 @@ fn mandatory_name(source: &str) -> String {
         .and_then(|c| c.get(1))
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "variable".into())
+}
+
+/// Whether a template source has a statement that loads another template.
+fn loads_templates(source: &str) -> bool {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r"\{%[-+]?\s*(include|import|from|extends)\b").expect("valid regex")
+    })
+    .is_match(source)
+}
+
+/// A template file's error, naming the included template it comes from and, for a template
+/// not found, where it was looked for.
+fn describe_file_error(err: &Error, source: &str, files: &TemplateFiles) -> TemplateError {
+    if err.kind() == ErrorKind::TemplateNotFound {
+        let detail = err.detail().unwrap_or_default();
+        let name = detail.split('"').nth(1).unwrap_or(detail);
+        let mut msg = files::not_found(files, name);
+        if let Some(line) = err.line() {
+            msg.push_str(&format!(" (line {line})"));
+        }
+        return TemplateError(msg);
+    }
+    let TemplateError(mut msg) = describe(err, source, "template");
+    if let Some(name) = err.name().filter(|n| *n != files::MAIN) {
+        msg.push_str(&format!(" (in included template '{name}')"));
+    }
+    TemplateError(msg)
 }
 
 /// Whether a strict-mode failure may be a lookup on an undefined parent (`foo.bar` with `foo`
@@ -497,6 +538,53 @@ impl Templar {
         let want = trailing_newlines(source);
         let have = trailing_newlines(&out);
         for _ in have..want {
+            out.push('\n');
+        }
+        Ok(out)
+    }
+
+    /// A template file's body, as [`Templar::render_text`], its `{% include %}`, `{% import %}`,
+    /// `{% from %}` and `{% extends %}` loaded from `files` (see [`files`]).
+    pub fn render_file(
+        &self,
+        source: &str,
+        vars: &Value,
+        files: &TemplateFiles,
+    ) -> Result<String, TemplateError> {
+        if !loads_templates(source) {
+            return self.render_text(source, vars);
+        }
+        let loads = Arc::new(files::Loads::default());
+        let pass = |behavior| -> Result<String, Error> {
+            let mut env = make_env(behavior, Arc::new(AtomicUsize::new(0)));
+            loads.install(&mut env, source);
+            env.get_template(files::MAIN)?.render(vars.clone())
+        };
+        let mut out = loop {
+            let result = pass(UndefinedBehavior::Strict);
+            if loads.read_wanted(files) {
+                if loads.count() > 1000 {
+                    return Err(TemplateError("too many templates included".into()));
+                }
+                continue;
+            }
+            break match result {
+                Ok(s) => s,
+                Err(err) => {
+                    let retried = if may_be_chained_lookup(&err, source) {
+                        pass(UndefinedBehavior::Chainable).ok()
+                    } else {
+                        None
+                    };
+                    match retried {
+                        Some(s) if !loads.read_wanted(files) => s,
+                        _ => return Err(describe_file_error(&err, source, files)),
+                    }
+                }
+            };
+        };
+        let want = trailing_newlines(source);
+        for _ in trailing_newlines(&out)..want {
             out.push('\n');
         }
         Ok(out)

@@ -606,3 +606,14 @@ fn a_python_method_given_an_undefined_argument_fails() {
     assert!(e("{{ 'a,b'.split(nope) }}").contains("undefined"));
     assert_eq!(r("{{ ' '.join(['a', 'b']) }}"), "a b");
 }
+
+#[test]
+fn include_outside_a_template_file_fails_naming_it() {
+    let msg = e("{% include 'part.j2' %}");
+    assert!(
+        msg.contains("'part.j2'") && msg.contains("template module"),
+        "{msg}"
+    );
+    let msg = e("x{% import 'm.j2' as m %}{{ m.x }}");
+    assert!(msg.contains("'m.j2'"), "{msg}");
+}
