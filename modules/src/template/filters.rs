@@ -4,9 +4,12 @@
 mod collections;
 mod convert;
 mod encoding;
+mod pyformat;
 mod pymethods;
+mod random;
 mod regex;
 mod strings;
+mod text;
 
 use indexmap::IndexMap;
 use minijinja::value::ValueKind;
@@ -95,4 +98,24 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("intersect", collections::intersect);
     env.add_filter("difference", collections::difference);
     env.add_filter("symmetric_difference", collections::symmetric_difference);
+    register_jinja_builtins(env);
+}
+
+/// Jinja2 builtins minijinja lacks or renders differently from Jinja2 3.1.
+fn register_jinja_builtins(env: &mut Environment<'static>) {
+    env.add_filter("truncate", text::truncate);
+    env.add_filter("wordcount", text::wordcount);
+    env.add_filter("center", text::center);
+    env.add_filter("indent", text::indent);
+    env.add_filter("wordwrap", text::wordwrap);
+    env.add_filter("striptags", text::striptags);
+    env.add_filter("filesizeformat", text::filesizeformat);
+    env.add_filter("xmlattr", text::xmlattr);
+    env.add_filter("urlencode", text::urlencode);
+    env.add_filter("escape", text::escape);
+    env.add_filter("e", text::escape);
+    env.add_filter("forceescape", text::forceescape);
+    env.add_filter("format", pyformat::format);
+    env.add_filter("random", random::random);
+    env.add_filter("shuffle", random::shuffle);
 }
