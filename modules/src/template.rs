@@ -153,7 +153,7 @@ fn make_env(behavior: UndefinedBehavior, loaded: Arc<AtomicUsize>) -> Environmen
         if value.is_none() {
             return Ok(());
         }
-        out.write_str(&pyrepr::py_str(value))
+        out.write_str(&pyrepr::py_str_final(value))
             .map_err(|_| Error::new(ErrorKind::WriteFailure, "write failed"))
     });
     env.set_unknown_method_callback(filters::call_py_method);
@@ -484,7 +484,7 @@ impl Templar {
             if v.is_undefined() {
                 return Err(undefined_error(expr));
             }
-            return Ok(restore(v));
+            return Ok(restore(pyrepr::without_tuples(v)));
         }
         self.render_template(body, vars, true)
             .map(|out| restore(Value::from(out)))
@@ -533,8 +533,10 @@ impl Templar {
         if !Self::is_template(source) {
             return Ok(source.to_string());
         }
-        let mut out = self.render_template(source, vars, false)?;
-        // Ansible's template module keeps as many trailing newlines as the source has.
+        // Jinja (keep_trailing_newline off) drops the source's final newline; Ansible then
+        // gives back as many trailing newlines as the result lacks against the source (so a
+        // result that ends with newlines of its own gets none added).
+        let mut out = self.render_template(without_final_newline(source), vars, false)?;
         let want = trailing_newlines(source);
         let have = trailing_newlines(&out);
         for _ in have..want {
@@ -555,9 +557,10 @@ impl Templar {
             return self.render_text(source, vars);
         }
         let loads = Arc::new(files::Loads::default());
+        let body = without_final_newline(source);
         let pass = |behavior| -> Result<String, Error> {
             let mut env = make_env(behavior, Arc::new(AtomicUsize::new(0)));
-            loads.install(&mut env, source);
+            loads.install(&mut env, body);
             env.get_template(files::MAIN)?.render(vars.clone())
         };
         let mut out = loop {
@@ -601,7 +604,7 @@ impl Templar {
         if v.is_undefined() {
             return Err(undefined_error(expr));
         }
-        Ok(v)
+        Ok(pyrepr::without_tuples(v))
     }
 
     /// Evaluate a condition as Ansible does for `when`/`changed_when`/`failed_when`/`assert
@@ -662,6 +665,16 @@ fn needs_render(v: &Value) -> bool {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_filters;
+
+/// The source as Jinja reads it with keep_trailing_newline off: one final newline dropped.
+fn without_final_newline(s: &str) -> &str {
+    s.strip_suffix("\r\n")
+        .or_else(|| s.strip_suffix('\n'))
+        .or_else(|| s.strip_suffix('\r'))
+        .unwrap_or(s)
+}
 
 fn trailing_newlines(s: &str) -> usize {
     s.bytes().rev().take_while(|b| *b == b'\n').count()

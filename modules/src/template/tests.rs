@@ -714,3 +714,14 @@ fn a_filter_the_agent_lacks_fails_naming_it() {
     // checked at render, not at load: a template using it still passes the syntax check
     assert!(Templar::new().check_syntax("{{ 'x' | urlize }}").is_ok());
 }
+
+/// ansible-core 2.19 (template module): a result ending in newlines of its own gets none added.
+#[test]
+fn a_template_result_ending_in_a_newline_gets_no_extra_one() {
+    assert_eq!(
+        rt("{{ 'k=v' | comment(prefix='', postfix='') }}\n"),
+        "# k=v\n"
+    );
+    assert_eq!(rt("a\n{% if true %}b\n{% endif %}\n"), "a\nb\n");
+    assert_eq!(rt("x\n\n"), "x\n\n");
+}

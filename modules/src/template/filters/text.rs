@@ -6,71 +6,8 @@
 use minijinja::value::{Kwargs, Rest, ValueKind};
 use minijinja::{Error, Value};
 
-use super::{check_defined, err};
+use super::{check_defined, err, Params};
 use crate::template::pyrepr::py_str;
-
-/// Python-style parameters: positional `args` in `names` order, or by keyword; unknown
-/// keywords and too many arguments are errors.
-struct Params {
-    values: Vec<Option<Value>>,
-}
-
-impl Params {
-    fn new(what: &str, names: &[&str], args: &[Value], kwargs: &Kwargs) -> Result<Params, Error> {
-        if args.len() > names.len() {
-            return Err(err(format!(
-                "{what}: takes at most {} arguments ({} given)",
-                names.len(),
-                args.len()
-            )));
-        }
-        let mut values: Vec<Option<Value>> = names.iter().map(|_| None).collect();
-        for (i, a) in args.iter().enumerate() {
-            values[i] = Some(a.clone());
-        }
-        for (i, n) in names.iter().enumerate() {
-            if let Some(v) = kwargs.get::<Option<Value>>(n)? {
-                if values[i].is_some() {
-                    return Err(err(format!(
-                        "{what}: got multiple values for argument '{n}'"
-                    )));
-                }
-                values[i] = Some(v);
-            }
-        }
-        kwargs.assert_all_used()?;
-        Ok(Params { values })
-    }
-
-    fn int(&self, i: usize, dflt: i64) -> Result<i64, Error> {
-        match &self.values[i] {
-            None => Ok(dflt),
-            Some(v) => {
-                i64::try_from(v.clone()).map_err(|_| err(format!("expected an integer, got {v}")))
-            }
-        }
-    }
-
-    fn opt_int(&self, i: usize) -> Result<Option<i64>, Error> {
-        match &self.values[i] {
-            None => Ok(None),
-            Some(v) if v.is_none() => Ok(None),
-            Some(_) => self.int(i, 0).map(Some),
-        }
-    }
-
-    fn bool(&self, i: usize, dflt: bool) -> bool {
-        self.values[i].as_ref().map_or(dflt, |v| v.is_true())
-    }
-
-    fn str(&self, i: usize) -> Option<String> {
-        self.values[i].as_ref().filter(|v| !v.is_none()).map(py_str)
-    }
-
-    fn value(&self, i: usize) -> Option<&Value> {
-        self.values[i].as_ref()
-    }
-}
 
 fn text(value: &Value, what: &str) -> Result<String, Error> {
     check_defined(value, what)?;
