@@ -169,6 +169,19 @@ pub fn to_yaml_document(v: &Value) -> Result<String, TemplateError> {
     yaml::dump(v, 2, true, false).map_err(|e| TemplateError(e.to_string()))
 }
 
+/// A module argument that is not a string, as text the way ansible-core's `copy` action
+/// writes `content`: a list or dictionary as `json.dumps` (`[1, 2]`), anything else as
+/// Python's `str()` (`True`, `5`, `1.5`).
+pub fn python_text(v: &Value) -> Result<String, TemplateError> {
+    use minijinja::value::ValueKind;
+    match v.kind() {
+        ValueKind::Seq | ValueKind::Map | ValueKind::Iterable => {
+            filters::json_dumps(v).map_err(|e| TemplateError(e.to_string()))
+        }
+        _ => Ok(pyrepr::py_str(v)),
+    }
+}
+
 /// Renders strings, values, file bodies and conditions with Ansible's Jinja semantics.
 pub struct Templar {
     engine: &'static Engine,

@@ -24,6 +24,7 @@ use super::pyrepr::{py_str, py_type};
 pub(crate) use self::regex::{compile_regex, forget_regexes};
 pub use convert::to_bool;
 pub(crate) use convert::MANDATORY_MARKER;
+pub(crate) use encoding::json_dumps;
 pub(crate) use pymethods::call_py_method;
 
 pub(crate) fn err(msg: impl Into<String>) -> Error {
@@ -90,7 +91,9 @@ impl Params {
             values[i] = Some(a.clone());
         }
         for (i, n) in names.iter().enumerate() {
-            if let Some(v) = kwargs.get::<Option<Value>>(n)? {
+            // `has` then `get::<Value>`: a keyword given as `none` is given (None), not absent
+            if kwargs.has(n) {
+                let v = kwargs.get::<Value>(n)?;
                 if values[i].is_some() {
                     return Err(err(format!(
                         "{what}: got multiple values for argument '{n}'"

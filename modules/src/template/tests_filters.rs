@@ -158,3 +158,16 @@ fn ansible_filter_errors_are_loud() {
     assert!(fails("{{ '/x' | b64decode }}").contains("b64decode"));
     assert!(fails("{{ 'x' | to_uuid(namespace='nope') }}").contains("namespace"));
 }
+
+/// ansible-core 2.19: `default(none)` is None (xmlattr then skips the attribute).
+#[test]
+fn default_none_is_none() {
+    check_all(&[
+        (
+            "{{ {'class': 'a b', 'id': 'x<y', 'n': none, 'u': omit_me | default(none)} | xmlattr }}\n",
+            " class=\"a b\" id=\"x&lt;y\"\n",
+        ),
+        ("{{ nope | default(default_value=none) is none }}\n", "True"),
+        ("{{ nope | default }}|{{ '' | default('x', true) }}|{{ 0 | default('y', boolean=true) }}\n", "|x|y\n"),
+    ]);
+}

@@ -139,6 +139,20 @@ pub(crate) fn write_json(
     Ok(())
 }
 
+/// Python's `json.dumps(value)` with its defaults.
+pub(crate) fn json_dumps(value: &Value) -> Result<String, Error> {
+    let o = JsonOpts {
+        indent: None,
+        sort_keys: false,
+        ensure_ascii: true,
+        item_sep: ", ",
+        key_sep: ": ",
+    };
+    let mut out = String::new();
+    write_json(&mut out, value, &o, 0)?;
+    Ok(out)
+}
+
 pub(super) fn to_json(value: &Value, kwargs: Kwargs) -> Result<Value, Error> {
     let indent: Option<usize> = kwargs.get("indent")?;
     let sort_keys = kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(false);
