@@ -213,6 +213,9 @@ fn register_ansible_filters(env: &mut Environment<'static>) {
 
 /// Jinja2 builtins minijinja lacks or renders differently from Jinja2 3.1.
 fn register_jinja_builtins(env: &mut Environment<'static>) {
+    // minijinja extras Jinja2 lacks: ansible-core refuses them, so does the agent
+    env.remove_test("startingwith");
+    env.remove_test("endingwith");
     env.add_filter("truncate", text::truncate);
     env.add_filter("wordcount", text::wordcount);
     env.add_filter("center", text::center);

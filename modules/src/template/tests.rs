@@ -725,3 +725,12 @@ fn a_template_result_ending_in_a_newline_gets_no_extra_one() {
     assert_eq!(rt("a\n{% if true %}b\n{% endif %}\n"), "a\nb\n");
     assert_eq!(rt("x\n\n"), "x\n\n");
 }
+
+/// ansible-core 2.19 (no loopcontrols extension, Jinja2's tests only) refuses these.
+#[test]
+fn what_jinja2_lacks_is_refused() {
+    assert!(Templar::new()
+        .check_syntax("{% for i in [1] %}{% continue %}{% endfor %}")
+        .is_err());
+    assert!(e("{{ 'abc' is startingwith('a') }}").contains("startingwith"));
+}
