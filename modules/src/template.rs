@@ -12,6 +12,8 @@
 //!   and chained lookups such as `foo.bar is defined` / `foo.bar | default(..)` when `foo` is
 //!   itself undefined.
 
+mod backslashes;
+mod files;
 mod filters;
 mod pyrepr;
 mod tests_impl;
@@ -23,6 +25,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, Expression, UndefinedBehavior};
 
+pub use files::TemplateFiles;
 pub use minijinja::Value;
 
 /// What `{{ omit }}` renders to. The engine drops a module argument whose rendered value is
@@ -126,6 +129,17 @@ fn make_env(behavior: UndefinedBehavior, loaded: Arc<AtomicUsize>) -> Environmen
             .expect("default delimiters"),
     );
     env.set_loader(move |name| {
+        if !Templar::is_template(name) {
+            // not a source but a name given to include/import/extends: only a template file
+            // rendered with its search path (`Templar::render_file`) loads other files.
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "cannot load template '{name}': include, import and extends load a \
+                     template file only in a template rendered by the template module"
+                ),
+            ));
+        }
         loaded.fetch_add(1, Ordering::Relaxed);
         Ok(Some(name.to_owned()))
     });
@@ -139,7 +153,7 @@ fn make_env(behavior: UndefinedBehavior, loaded: Arc<AtomicUsize>) -> Environmen
         if value.is_none() {
             return Ok(());
         }
-        out.write_str(&pyrepr::py_str(value))
+        out.write_str(&pyrepr::py_str_final(value))
             .map_err(|_| Error::new(ErrorKind::WriteFailure, "write failed"))
     });
     env.set_unknown_method_callback(filters::call_py_method);
@@ -154,6 +168,19 @@ fn make_env(behavior: UndefinedBehavior, loaded: Arc<AtomicUsize>) -> Environmen
 /// agent writes (the status document).
 pub fn to_yaml_document(v: &Value) -> Result<String, TemplateError> {
     yaml::dump(v, 2, true, false).map_err(|e| TemplateError(e.to_string()))
+}
+
+/// A module argument that is not a string, as text the way ansible-core's `copy` action
+/// writes `content`: a list or dictionary as `json.dumps` (`[1, 2]`), anything else as
+/// Python's `str()` (`True`, `5`, `1.5`).
+pub fn python_text(v: &Value) -> Result<String, TemplateError> {
+    use minijinja::value::ValueKind;
+    match v.kind() {
+        ValueKind::Seq | ValueKind::Map | ValueKind::Iterable => {
+            filters::json_dumps(v).map_err(|e| TemplateError(e.to_string()))
+        }
+        _ => Ok(pyrepr::py_str(v)),
+    }
 }
 
 /// Renders strings, values, file bodies and conditions with Ansible's Jinja semantics.
@@ -250,6 +277,34 @@ fn mandatory_name(source: &str) -> String {
         .and_then(|c| c.get(1))
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "variable".into())
+}
+
+/// Whether a template source has a statement that loads another template.
+fn loads_templates(source: &str) -> bool {
+    static RE: OnceLock<regex::Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(r"\{%[-+]?\s*(include|import|from|extends)\b").expect("valid regex")
+    })
+    .is_match(source)
+}
+
+/// A template file's error, naming the included template it comes from and, for a template
+/// not found, where it was looked for.
+fn describe_file_error(err: &Error, source: &str, files: &TemplateFiles) -> TemplateError {
+    if err.kind() == ErrorKind::TemplateNotFound {
+        let detail = err.detail().unwrap_or_default();
+        let name = detail.split('"').nth(1).unwrap_or(detail);
+        let mut msg = files::not_found(files, name);
+        if let Some(line) = err.line() {
+            msg.push_str(&format!(" (line {line})"));
+        }
+        return TemplateError(msg);
+    }
+    let TemplateError(mut msg) = describe(err, source, "template");
+    if let Some(name) = err.name().filter(|n| *n != files::MAIN) {
+        msg.push_str(&format!(" (in included template '{name}')"));
+    }
+    TemplateError(msg)
 }
 
 /// Whether a strict-mode failure may be a lookup on an undefined parent (`foo.bar` with `foo`
@@ -350,11 +405,19 @@ impl Templar {
         Ok(compiled)
     }
 
-    /// Evaluates an expression; the result may be undefined.
-    fn eval_raw(&self, expr: &str, vars: &Value) -> Result<Value, TemplateError> {
+    /// Evaluates an expression; the result may be undefined. `escape`: the expression comes
+    /// from YAML, its string constants take backslashes literally (see [`backslashes`]).
+    fn eval_raw(&self, expr: &str, vars: &Value, escape: bool) -> Result<Value, TemplateError> {
+        let source = expr;
+        let escaped = if escape {
+            backslashes::in_expression(expr)
+        } else {
+            std::borrow::Cow::Borrowed(expr)
+        };
+        let expr = &*escaped;
         let strict = self
             .expression(false, expr)
-            .map_err(|e| describe(&e, expr, "expression"))?;
+            .map_err(|e| describe(&e, source, "expression"))?;
         match strict.eval(vars.clone()) {
             Ok(v) => Ok(v),
             Err(err) => {
@@ -367,18 +430,29 @@ impl Templar {
                         }
                     }
                 }
-                Err(describe(&err, expr, "expression"))
+                Err(describe(&err, source, "expression"))
             }
         }
     }
 
-    fn render_template(&self, source: &str, vars: &Value) -> Result<String, TemplateError> {
+    /// Renders a template source; `escape` as in [`Templar::eval_raw`].
+    fn render_template(
+        &self,
+        source: &str,
+        vars: &Value,
+        escape: bool,
+    ) -> Result<String, TemplateError> {
         let e = &*self.store;
+        let escaped = if escape {
+            backslashes::in_template(source)
+        } else {
+            std::borrow::Cow::Borrowed(source)
+        };
         let attempt = |env: &Environment<'static>| -> Result<String, Error> {
             if e.loaded.load(Ordering::Relaxed) < CACHE_LIMIT {
-                env.get_template(source)?.render(vars.clone())
+                env.get_template(&escaped)?.render(vars.clone())
             } else {
-                env.template_from_str(source)?.render(vars.clone())
+                env.template_from_str(&escaped)?.render(vars.clone())
             }
         };
         match attempt(&e.strict) {
@@ -420,13 +494,13 @@ impl Templar {
             }
         };
         if let Some(expr) = single_expression(body) {
-            let v = self.eval_raw(expr, vars)?;
+            let v = self.eval_raw(expr, vars, true)?;
             if v.is_undefined() {
                 return Err(undefined_error(expr));
             }
-            return Ok(restore(v));
+            return Ok(restore(pyrepr::without_tuples(v)));
         }
-        self.render_template(body, vars)
+        self.render_template(body, vars, true)
             .map(|out| restore(Value::from(out)))
     }
 
@@ -473,8 +547,10 @@ impl Templar {
         if !Self::is_template(source) {
             return Ok(source.to_string());
         }
-        let mut out = self.render_template(source, vars)?;
-        // Ansible's template module keeps as many trailing newlines as the source has.
+        // Jinja (keep_trailing_newline off) drops the source's final newline; Ansible then
+        // gives back as many trailing newlines as the result lacks against the source (so a
+        // result that ends with newlines of its own gets none added).
+        let mut out = self.render_template(without_final_newline(source), vars, false)?;
         let want = trailing_newlines(source);
         let have = trailing_newlines(&out);
         for _ in have..want {
@@ -483,14 +559,66 @@ impl Templar {
         Ok(out)
     }
 
-    /// Evaluate a bare Jinja expression (no braces), e.g. `x is defined and y | bool`.
-    /// An undefined result is an error.
+    /// A template file's body, as [`Templar::render_text`], its `{% include %}`, `{% import %}`,
+    /// `{% from %}` and `{% extends %}` loaded from `files` (see [`files`]).
+    pub fn render_file(
+        &self,
+        source: &str,
+        vars: &Value,
+        files: &TemplateFiles,
+    ) -> Result<String, TemplateError> {
+        if !loads_templates(source) {
+            return self.render_text(source, vars);
+        }
+        let loads = Arc::new(files::Loads::default());
+        let body = without_final_newline(source);
+        let pass = |behavior| -> Result<String, Error> {
+            let mut env = make_env(behavior, Arc::new(AtomicUsize::new(0)));
+            loads.install(&mut env, body);
+            env.get_template(files::MAIN)?.render(vars.clone())
+        };
+        let mut out = loop {
+            let result = pass(UndefinedBehavior::Strict);
+            if loads.read_wanted(files) {
+                if loads.count() > 1000 {
+                    return Err(TemplateError("too many templates included".into()));
+                }
+                continue;
+            }
+            break match result {
+                Ok(s) => s,
+                Err(err) => {
+                    let retried = if may_be_chained_lookup(&err, source) {
+                        pass(UndefinedBehavior::Chainable).ok()
+                    } else {
+                        None
+                    };
+                    match retried {
+                        Some(s) if !loads.read_wanted(files) => s,
+                        _ => return Err(describe_file_error(&err, source, files)),
+                    }
+                }
+            };
+        };
+        let want = trailing_newlines(source);
+        for _ in trailing_newlines(&out)..want {
+            out.push('\n');
+        }
+        Ok(out)
+    }
+
+    /// Evaluate a bare Jinja expression (no braces) from YAML, e.g. debug's `var:` (its string
+    /// constants take backslashes literally, as Ansible's). An undefined result is an error.
     pub fn eval_expr(&self, expr: &str, vars: &Value) -> Result<Value, TemplateError> {
-        let v = self.eval_raw(expr, vars)?;
+        self.eval_defined(expr, vars, true)
+    }
+
+    fn eval_defined(&self, expr: &str, vars: &Value, escape: bool) -> Result<Value, TemplateError> {
+        let v = self.eval_raw(expr, vars, escape)?;
         if v.is_undefined() {
             return Err(undefined_error(expr));
         }
-        Ok(v)
+        Ok(pyrepr::without_tuples(v))
     }
 
     /// Evaluate a condition as Ansible does for `when`/`changed_when`/`failed_when`/`assert
@@ -508,10 +636,11 @@ impl Templar {
             }
             _ => {}
         }
+        // A conditional keeps Jinja's escapes in its strings (Ansible: escape_backslashes off).
         let v = if Self::is_template(t) {
             self.render_str(t, vars)?
         } else {
-            self.eval_expr(t, vars)?
+            self.eval_defined(t, vars, false)?
         };
         Ok(value_truthy(&v))
     }
@@ -550,6 +679,16 @@ fn needs_render(v: &Value) -> bool {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_filters;
+
+/// The source as Jinja reads it with keep_trailing_newline off: one final newline dropped.
+fn without_final_newline(s: &str) -> &str {
+    s.strip_suffix("\r\n")
+        .or_else(|| s.strip_suffix('\n'))
+        .or_else(|| s.strip_suffix('\r'))
+        .unwrap_or(s)
+}
 
 fn trailing_newlines(s: &str) -> usize {
     s.bytes().rev().take_while(|b| *b == b'\n').count()

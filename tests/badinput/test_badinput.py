@@ -273,6 +273,15 @@ case(name="template-file-missing", files={"site.yml": _missing_tpl}, rc=(1, 3), 
      line=(line_of(_missing_tpl, "- name: missing template"), line_of(_missing_tpl, "nowhere.j2")),
      keys=("nowhere.j2",))
 
+case(name="template-include-escapes",
+     files={"site.yml": _tpl_task_nopre, "templates/t.j2": "a\n{% include '../../secret.txt' %}\n",
+            "secret.txt": "secret\n"},
+     rc=(1,), file="t.j2", line=None, keys=("../../secret.txt", "outside"))
+
+case(name="template-include-absolute",
+     files={"site.yml": _tpl_task_nopre, "templates/t.j2": "a\n{% include '/etc/passwd' %}\n"},
+     rc=(1,), file="t.j2", line=None, keys=("/etc/passwd",))
+
 # --- src escaping the repository ----------------------------------------------------------------
 _esc_rel = _play('- name: escape\n  copy:\n    src: ../../secret.txt\n    dest: "{{ root }}/stolen"\n')
 case(name="src-escapes-relative", files={"site.yml": _esc_rel}, rc=(1, 3), file="site.yml",

@@ -57,9 +57,10 @@ impl Module for TemplateModule {
             .ok_or_else(|| ModuleError::new(format!("could not read {path}")))?;
         let text = String::from_utf8(bytes)
             .map_err(|_| ModuleError::new(format!("template {path} is not valid UTF-8 text")))?;
+        let files = crate::template::TemplateFiles::new(ctx.source, ctx.search, &path);
         let rendered = ctx
             .templar
-            .render_text(&text, ctx.vars)
+            .render_file(&text, ctx.vars, &files)
             .map_err(|e| ModuleError::new(format!("{path}: {e}")))?;
         let dest_path: PathBuf = file_dest(&dest, path.file_name())?;
         Ok(Box::new(FileCopy {
@@ -132,5 +133,60 @@ mod tests {
                 &[("src", v("none.j2")), ("dest", v(&h.hs("x")))]
             )
             .is_err());
+    }
+
+    fn render(h: &Harness, src: &str) -> Result<String, String> {
+        let dest = h.hs("out");
+        h.run(&TemplateModule, &[("src", v(src)), ("dest", v(&dest))])
+            .map_err(|e| e.to_string())?;
+        Ok(std::fs::read_to_string(h.h("out")).unwrap())
+    }
+
+    #[test]
+    fn includes_imports_and_extends_load_from_the_search_path() {
+        let h = Harness::new();
+        h.repo_file("templates/main.j2", "A {% include 'part.j2' %}!\n{% from 'macros.j2' import hi %}{{ hi('x') }}\n{% include 'sub/deep.j2' %}\n");
+        h.repo_file("templates/part.j2", "part {{ name }}\n");
+        h.repo_file(
+            "templates/macros.j2",
+            "{% macro hi(n) %}hi {{ n }}{% endmacro %}\n",
+        );
+        h.repo_file("templates/sub/deep.j2", "deep {% include 'part.j2' %}\n");
+        assert_eq!(
+            render(&h, "main.j2").unwrap(),
+            "A part world!\nhi x\ndeep part world\n"
+        );
+        h.repo_file(
+            "templates/child.j2",
+            "{% extends 'base.j2' %}{% block b %}child{% endblock %}\n",
+        );
+        h.repo_file("templates/base.j2", "<{% block b %}base{% endblock %}>\n");
+        assert_eq!(render(&h, "child.j2").unwrap(), "<child>\n");
+    }
+
+    #[test]
+    fn an_include_outside_the_search_path_or_missing_fails_naming_it() {
+        let h = Harness::new();
+        h.repo_file("templates/up.j2", "{% include '../secret' %}\n");
+        h.repo_file("templates/abs.j2", "{% include '/etc/passwd' %}\n");
+        h.repo_file("templates/gone.j2", "{% include 'gone.txt' %}\n");
+        h.repo_file(
+            "templates/opt.j2",
+            "[{% include 'gone.txt' ignore missing %}]\n",
+        );
+        h.repo_file("secret", "s\n");
+        let up = render(&h, "up.j2").unwrap_err();
+        assert!(up.contains("'../secret'") && up.contains("outside"), "{up}");
+        let abs = render(&h, "abs.j2").unwrap_err();
+        assert!(
+            abs.contains("'/etc/passwd'") && abs.contains("absolute"),
+            "{abs}"
+        );
+        let gone = render(&h, "gone.j2").unwrap_err();
+        assert!(
+            gone.contains("'gone.txt'") && gone.contains("not found"),
+            "{gone}"
+        );
+        assert_eq!(render(&h, "opt.j2").unwrap(), "[]\n");
     }
 }

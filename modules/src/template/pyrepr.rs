@@ -1,8 +1,36 @@
 //! Python's `str()` / `repr()` of values, as Ansible (Python) prints them in templates:
 //! `True`, `None`, `[1, 'a']`, `{'k': 1}`, `0.3333333333333333`.
 
-use minijinja::value::ValueKind;
+use std::sync::Arc;
+
+use minijinja::value::{Enumerator, Object, ObjectRepr, ValueKind};
 use minijinja::Value;
+
+/// A Python tuple (what `zip`, `product`, `subelements`, `splitext`... return): a sequence
+/// everywhere, printed `(1, 'a')` as Python prints it.
+#[derive(Debug)]
+pub struct PyTuple(pub Vec<Value>);
+
+impl Object for PyTuple {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let i = i64::try_from(key.clone()).ok()?;
+        let i = if i < 0 { i + self.0.len() as i64 } else { i };
+        self.0.get(usize::try_from(i).ok()?).cloned()
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.0.len())
+    }
+}
+
+/// A tuple value.
+pub fn tuple(items: Vec<Value>) -> Value {
+    Value::from_object(PyTuple(items))
+}
 
 /// Python `str(value)`; None gives "None" (the template formatter turns a top-level None into
 /// the empty string itself, as Ansible does).
@@ -16,11 +44,67 @@ pub fn py_str(v: &Value) -> String {
 /// Python `repr(value)`.
 pub fn py_repr(v: &Value) -> String {
     let mut out = String::new();
-    write_repr(&mut out, v);
+    write_repr(&mut out, v, true);
     out
 }
 
-fn write_repr(out: &mut String, v: &Value) {
+/// What a `{{ }}` prints: `str(value)` after ansible-core 2.19 turned the tuples in the value
+/// into lists (`{{ [1] | zip([2]) }}` prints `[[1, 2]]`; `| string` inside the expression
+/// still sees the tuple).
+pub fn py_str_final(v: &Value) -> String {
+    match v.kind() {
+        ValueKind::String => v.as_str().unwrap_or_default().to_string(),
+        _ => {
+            let mut out = String::new();
+            write_repr(&mut out, v, false);
+            out
+        }
+    }
+}
+
+/// A template's native result with its tuples turned into lists, as ansible-core 2.19 returns
+/// it.
+pub fn without_tuples(v: Value) -> Value {
+    fn has_tuple(v: &Value) -> bool {
+        match v.kind() {
+            ValueKind::Seq => {
+                v.downcast_object_ref::<PyTuple>().is_some()
+                    || v.try_iter().is_ok_and(|mut it| it.any(|x| has_tuple(&x)))
+            }
+            ValueKind::Map => v
+                .try_iter()
+                .is_ok_and(|mut it| it.any(|k| v.get_item(&k).is_ok_and(|x| has_tuple(&x)))),
+            _ => false,
+        }
+    }
+    fn convert(v: Value) -> Value {
+        match v.kind() {
+            ValueKind::Seq => Value::from(
+                v.try_iter()
+                    .map(|it| it.map(convert).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            ),
+            ValueKind::Map => {
+                let mut m = indexmap::IndexMap::new();
+                if let Ok(it) = v.try_iter() {
+                    for k in it {
+                        let x = v.get_item(&k).unwrap_or_default();
+                        m.insert(k, convert(x));
+                    }
+                }
+                Value::from(m)
+            }
+            _ => v,
+        }
+    }
+    if has_tuple(&v) {
+        convert(v)
+    } else {
+        v
+    }
+}
+
+fn write_repr(out: &mut String, v: &Value, tuples: bool) {
     match v.kind() {
         ValueKind::Undefined | ValueKind::None => out.push_str("None"),
         ValueKind::Bool => out.push_str(if v.is_true() { "True" } else { "False" }),
@@ -31,6 +115,22 @@ fn write_repr(out: &mut String, v: &Value) {
             let s = String::from_utf8_lossy(v.as_bytes().unwrap_or_default()).into_owned();
             out.push_str(&py_quote(&s));
         }
+        ValueKind::Seq if tuples && v.downcast_object_ref::<PyTuple>().is_some() => {
+            out.push('(');
+            let n = v.len().unwrap_or(0);
+            if let Ok(iter) = v.try_iter() {
+                for (i, item) in iter.enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write_repr(out, &item, tuples);
+                }
+            }
+            if n == 1 {
+                out.push(',');
+            }
+            out.push(')');
+        }
         ValueKind::Seq | ValueKind::Iterable => {
             out.push('[');
             if let Ok(iter) = v.try_iter() {
@@ -38,7 +138,7 @@ fn write_repr(out: &mut String, v: &Value) {
                     if i > 0 {
                         out.push_str(", ");
                     }
-                    write_repr(out, &item);
+                    write_repr(out, &item, tuples);
                 }
             }
             out.push(']');
@@ -50,9 +150,9 @@ fn write_repr(out: &mut String, v: &Value) {
                     if i > 0 {
                         out.push_str(", ");
                     }
-                    write_repr(out, &key);
+                    write_repr(out, &key, tuples);
                     out.push_str(": ");
-                    write_repr(out, &v.get_item(&key).unwrap_or_default());
+                    write_repr(out, &v.get_item(&key).unwrap_or_default(), tuples);
                 }
             }
             out.push('}');

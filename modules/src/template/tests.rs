@@ -32,6 +32,13 @@ fn r(t: &str) -> String {
     pyrepr::py_str(&v)
 }
 
+/// Renders a template file body (the `template` module: Jinja's string escapes apply).
+fn rt(t: &str) -> String {
+    Templar::new()
+        .render_text(t, &vars())
+        .unwrap_or_else(|e| panic!("{t}: {e}"))
+}
+
 fn e(t: &str) -> String {
     match Templar::new().render_str(t, &vars()) {
         Ok(v) => panic!("{t}: expected an error, got {v:?}"),
@@ -316,7 +323,7 @@ fn filter_strings() {
 #[test]
 fn filter_regex() {
     assert_eq!(
-        r(r"{{ 'hello world' | regex_replace('(\\w+) (?P<second>\\w+)', '\\2-\\g<second>-\\1') }}"),
+        r(r"{{ 'hello world' | regex_replace('(\w+) (?P<second>\w+)', '\2-\g<second>-\1') }}"),
         "world-world-hello"
     );
     assert_eq!(
@@ -324,10 +331,10 @@ fn filter_regex() {
         "bbb AxC a\nX"
     );
     assert_eq!(
-        r(r"{{ 'abc' | regex_replace('(b)', '[\\1]') }}|{{ 'abc' | regex_replace('x*', '-') }}"),
+        r(r"{{ 'abc' | regex_replace('(b)', '[\1]') }}|{{ 'abc' | regex_replace('x*', '-') }}"),
         "a[b]c|-a-b-c-"
     );
-    assert_eq!(r("{{ 'a$b' | regex_replace('\\\\$', '$$') }}"), "a$$b");
+    assert_eq!(r("{{ 'a$b' | regex_replace('\\$', '$$') }}"), "a$$b");
     assert_eq!(r("{{ 'foo123bar' | regex_search('[0-9]+') }}"), "123");
     let t = Templar::new();
     assert!(t
@@ -335,9 +342,7 @@ fn filter_regex() {
         .unwrap()
         .is_none());
     assert_eq!(
-        r(
-            r"{{ 'foo123bar456' | regex_search('(?P<n>[0-9]+)bar([0-9]+)', '\\1', '\\g<n>', '\\2') }}"
-        ),
+        r(r"{{ 'foo123bar456' | regex_search('(?P<n>[0-9]+)bar([0-9]+)', '\1', '\g<n>', '\2') }}"),
         "['123', '123', '456']"
     );
     assert_eq!(
@@ -345,11 +350,63 @@ fn filter_regex() {
         "['1', '22', '333']"
     );
     assert_eq!(
-        r(r"{{ 'k1=v1 k2=v2' | regex_findall('(\\w+)=(\\w+)') }}"),
+        r(r"{{ 'k1=v1 k2=v2' | regex_findall('(\w+)=(\w+)') }}"),
         "[['k1', 'v1'], ['k2', 'v2']]"
     );
-    assert_eq!(r(r"{{ 'k1=v1' | regex_findall('(\\w+)=\\w+') }}"), "['k1']");
+    assert_eq!(r(r"{{ 'k1=v1' | regex_findall('(\w+)=\w+') }}"), "['k1']");
     assert_eq!(r("{{ 'a.b' | regex_escape }}"), "a\\.b");
+}
+
+/// ansible-core 2.19, each as `debug: msg="..."` in YAML double quotes (so the Jinja source is
+/// what the raw strings below show).
+#[test]
+fn regex_backrefs_as_python_re() {
+    let s = "{% set s = 'abc-123' %}";
+    let rr = |t: &str| r(&format!("{s}{t}"));
+    assert_eq!(
+        rr(r"{{ s | regex_replace('(\w+)-(\d+)', '\2-\1') }}"),
+        "123-abc"
+    );
+    assert_eq!(
+        r(r"{{ 'abc-123' | regex_replace('(?P<w>\w+)-(?P<d>\d+)', '\g<d>/\g<w>') }}"),
+        "123/abc"
+    );
+    assert_eq!(
+        r(r"{{ 'abc-123' | regex_replace('(\w+)-(\d+)', '\0|\101|\-|\n') }}"),
+        "\0|A|\\-|\n"
+    );
+    assert_eq!(
+        r(r"{{ 'abc-123' | regex_replace('(a)|(z)', '[\2]') }}"),
+        "[]bc-123"
+    );
+    assert_eq!(
+        r(r"{{ 'abc-123' | regex_replace('x*', '-') }}"),
+        "-a-b-c---1-2-3-"
+    );
+    assert_eq!(r(r"{{ 'abxd' | regex_replace('x*', '-') }}"), "-a-b--d-");
+    assert!(e(r"{{ 'abc-123' | regex_replace('(\w+)-(\d+)', '\3') }}")
+        .contains("invalid group reference 3"));
+    assert!(
+        e(r"{{ 'abc-123' | regex_replace('(\w+)-(\d+)', '\g<0>|\12') }}")
+            .contains("invalid group reference 12")
+    );
+    assert!(e(r"{{ 'abc-123' | regex_replace('(\w+)', '\q') }}").contains("bad escape \\q"));
+    // regex_search: `\g<1>` names a group called "1" (none), an absent group is an error
+    for bad in [r"'\g<1>'", r"'\g<x>'", r"'\3'"] {
+        let t = format!(r"{{{{ 'abc-123' | regex_search('(\w+)-(\d+)', {bad}) }}}}");
+        assert!(e(&t).contains("no such group"), "{t}");
+    }
+    assert_eq!(
+        r(r"{{ 'abc-123' | regex_search('(\w+)-(\d+)', '\2', '\1') }}"),
+        "['123', 'abc']"
+    );
+    // a literal block (YAML `|`): the Jinja source keeps `\\1`, which is `\\1` to re.sub
+    assert_eq!(r(r"{{ 'abc' | regex_replace('(b)', '\\1') }}"), "a\\1c");
+    // in a template file and in a `{% %}` statement, Jinja's escapes apply
+    assert_eq!(rt(r"{{ 'abc' | regex_replace('(b)', '[\\1]') }}"), "a[b]c");
+    assert_eq!(rt("{{ 'it\\'s' }}"), "it's");
+    assert_eq!(r(r"{{ 'it\'s' }}|{{ 'q\\x' }}"), "it\\'s|q\\\\x");
+    assert_eq!(r(r"{% set x = 'a\\b' %}{{ x }}"), "a\\b");
 }
 
 #[test]
@@ -410,7 +467,7 @@ fn filter_yaml() {
     // quoting rules (PyYAML's analysis and YAML 1.1 implicit types)
     let y = r#"{{ {'s1': 'true', 's2': 'null', 's3': '~', 's4': '1.0', 's5': '-x', 's6': 'x:', 's7': '#x', 's8': ' lead', 's9': 'trail ', 's10': 'é ü', 's11': 'a	b', 's12': '@at', 's13': 'a #b', 's14': 'on', 's15': '0o17', 's16': '1_000', 's20': "a'b\"c", 's21': 'x\ny\n', 's22': '2024-01-01', 's23': '- a', 's26': 'a,b', 's28': '0777', 's29': '1e3', 's30': '.inf', 's31': 'NO', 's35': 'a\\b', 'n2': -0.5, 'n3': 1000000, 'b1': false} | to_nice_yaml }}"#;
     assert_eq!(
-        r(y),
+        rt(y),
         "b1: false\nn2: -0.5\nn3: 1000000\ns1: 'true'\ns10: é ü\ns11: \"a\\tb\"\ns12: '@at'\ns13: 'a #b'\ns14: 'on'\ns15: 0o17\ns16: '1_000'\ns2: 'null'\ns20: a'b\"c\ns21: 'x\n\n    y\n\n    '\ns22: '2024-01-01'\ns23: '- a'\ns26: a,b\ns28: '0777'\ns29: 1e3\ns3: '~'\ns30: '.inf'\ns31: 'NO'\ns35: a\\b\ns4: '1.0'\ns5: -x\ns6: 'x:'\ns7: '#x'\ns8: ' lead'\ns9: 'trail '\n"
     );
     assert_eq!(
@@ -548,4 +605,132 @@ fn a_python_method_given_an_undefined_argument_fails() {
     assert!(e("{{ ' '.join(nope) }}").contains("undefined"));
     assert!(e("{{ 'a,b'.split(nope) }}").contains("undefined"));
     assert_eq!(r("{{ ' '.join(['a', 'b']) }}"), "a b");
+}
+
+#[test]
+fn include_outside_a_template_file_fails_naming_it() {
+    let msg = e("{% include 'part.j2' %}");
+    assert!(
+        msg.contains("'part.j2'") && msg.contains("template module"),
+        "{msg}"
+    );
+    let msg = e("x{% import 'm.j2' as m %}{{ m.x }}");
+    assert!(msg.contains("'m.j2'"), "{msg}");
+}
+
+/// Renders each source as a task argument and compares the text with ansible-core's.
+fn check_all(cases: &[(&str, &str)]) {
+    let mut bad = Vec::new();
+    for (src, want) in cases {
+        match Templar::new().render_str(src, &vars()) {
+            Ok(v) if pyrepr::py_str(&v) == *want => {}
+            Ok(v) => bad.push(format!(
+                "{src:?}\n  want {want:?}\n  got  {:?}",
+                pyrepr::py_str(&v)
+            )),
+            Err(e) => bad.push(format!("{src:?}\n  want {want:?}\n  error {e}")),
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
+/// Jinja2 builtins (text, format, random with a seed).
+/// Expected values: ansible-core 2.19 (`copy: content: |` of each source, the file written).
+#[test]
+fn jinja_text_builtins_as_jinja2() {
+    let cases: &[(&str, &str)] = &[
+        ("{{ 'hello world foo bar' | truncate(9) }}\n", "hello...\n"),
+        ("{{ 'hello world foo bar' | truncate(11, true) }}\n", "hello wo...\n"),
+        ("{{ 'hello world foo bar' | truncate(11, false, '..', 0) }}\n", "hello..\n"),
+        ("{{ 'hello world' | truncate(255) }}\n", "hello world\n"),
+        ("{{ 'helloworldfoobar' | truncate(10, leeway=0) }}\n", "hellowo...\n"),
+        ("{{ 'one two  three' | wordcount }} {{ 'it\\'s a-b c_d 3.5' | wordcount }}\n", "3 7\n"),
+        ("{{ 'ab' | center(7) }}|{{ 'abc' | center(8) }}|{{ 'ab' | center(1) }}|{{ 'x' | center }}|\n", "   ab  |  abc   |ab|                                       x                                        |\n"),
+        ("{{ '%s-%05.2f-%d-%r' | format('x', 3.14159, 42, 'q') }}\n", "x-03.14-42-'q'\n"),
+        ("{{ '%(a)s/%(b)03d' | format(a='A', b=7) }}\n", "A/007\n"),
+        ("{{ '%-6s|%6s|%+d|% d|%x|%#X|%o|%#o|%e|%.3E|%g|%g|%g|%G|%c|%%|%5.1f' | format('ab', 'cd', 5, 5, 255, 255, 8, 8, 12345.678, 0.00012, 0.0001, 1234567.0, 100.0, 1e-10, 65, -2.25) }}\n", "ab    |    cd|+5| 5|ff|0XFF|10|0o10|1.234568e+04|1.200E-04|0.0001|1.23457e+06|100|1E-10|A|%| -2.2\n"),
+        ("{{ '%s %s' | format([1, 'a'], {'k': none}) }} {{ '%d' | format(3.9) }} {{ '%.2s' | format('abc') }} {{ '%*d' | format(5, 42) }}\n", "[1, 'a'] {'k': None} 3 ab    42\n"),
+        ("{{ '%s' | format(true) }} {{ '%d' | format(true) }} {{ '%s|%r' | format(1.0, 'it\\'s') }}\n", "True 1 1.0|\"it\\\\'s\"\n"),
+        ("{{ 'a\\nb\\n\\nc' | indent }}\n", "a\\nb\\n\\nc\n"),
+        ("{{ 'a\\nb\\n\\nc' | indent(2, true) }}\n", "  a\\nb\\n\\nc\n"),
+        ("{{ 'a\\nb\\n\\nc' | indent(3, true, true) }}\n", "   a\\nb\\n\\nc\n"),
+        ("{{ 'a\\nb' | indent('> ') }}\n", "a\\nb\n"),
+        ("{{ 'a\\nb\\n' | indent(first=true) }}|\n", "    a\\nb\\n|\n"),
+        ("{{ 'The quick brown fox jumps over the lazy dog again and again' | wordwrap(20) }}\n", "The quick brown fox\njumps over the lazy\ndog again and again\n"),
+        ("{{ 'The quick brown fox' | wordwrap(7, false, '|') }}\n", "The|quick|brown|fox\n"),
+        ("{{ 'abcdefghijkl mn' | wordwrap(5) }}\n", "abcde\nfghij\nkl mn\n"),
+        ("{{ 'a well-known long-winded self-contained thing' | wordwrap(10) }}\n", "a well-\nknown\nlong-\nwinded\nself-\ncontained\nthing\n"),
+        ("{{ 'a well-known long-winded self-contained thing' | wordwrap(10, break_on_hyphens=false) }}\n", "a\nwell-known\nlong-winde\nd self-con\ntained\nthing\n"),
+        ("{{ 'aaaa bbbbbbbbbbbbbbbbbbbb c' | wordwrap(8, false) }}\n", "aaaa\nbbbbbbbbbbbbbbbbbbbb\nc\n"),
+        ("{{ '  lead  and   trail  ' | wordwrap(6) }}|\n", "  lead\nand\ntrail|\n"),
+        ("{{ '<p>Hello <b>World</b></p>  <br/>x &amp; y &lt;z&gt; &#65;&#x42; <!-- c <b> -->end' | striptags }}\n", "Hello World x & y <z> AB end\n"),
+        ("{{ \"hello wORLD it's o'neil a-b_c 3rd\" | title }}\n", "Hello World It's O'neil A-B_c 3rd\n"),
+        ("{{ \"hELLO World\" | capitalize }}\n", "Hello world\n"),
+        ("{{ 1000 | filesizeformat }} {{ 1024 | filesizeformat(true) }} {{ 1500000 | filesizeformat }} {{ 0 | filesizeformat }} {{ 1 | filesizeformat }} {{ 123456789012 | filesizeformat(true) }}\n", "1.0 kB 1.0 KiB 1.5 MB 0 Bytes 1 Byte 115.0 GiB\n"),
+        ("{{ 12 | filesizeformat(true) }} {{ '2048' | filesizeformat }} {{ 999.9 | filesizeformat }} {{ 1e30 | filesizeformat }}\n", "12 Bytes 2.0 kB 999 Bytes 1000000.0 YB\n"),
+        ("{{ {'class': 'a b', 'id': 'x<y\"\\'&', 'n': none, 'v': 3} | xmlattr }}\n", " class=\"a b\" id=\"x&lt;y&#34;\\&#39;&amp;\" v=\"3\"\n"),
+        ("{{ {'class': 'a'} | xmlattr(false) }}\n", "class=\"a\"\n"),
+        ("{{ 'a b&c/d?é~' | urlencode }}\n", "a%20b%26c/d%3F%C3%A9~\n"),
+        ("{{ {'a': 'b c', 'x': 1, 'p/q': 'é'} | urlencode }} {{ [['k', 'v w']] | urlencode }}\n", "a=b+c&x=1&p%2Fq=%C3%A9 k=v+w\n"),
+        ("{{ 'Hello' | e }} {{ '<&>\"\\'' | escape }} {{ '<b>' | forceescape }}\n", "Hello &lt;&amp;&gt;&#34;\\&#39; &lt;b&gt;\n"),
+        ("{{ 'abc' | random(seed='x') }}\n", "c\n"),
+        ("{{ 59 | random(seed='web01.example.com') }} {{ 23 | random(seed='web01.example.com') }} {{ 59 | random(seed=42) }}\n", "38 19 40\n"),
+        ("{{ 10000000000 | random(seed='big') }} {{ ['a','b','c','d'] | random(seed='') }}\n", "2904262553 d\n"),
+    ];
+    check_all(cases);
+}
+
+/// In a template file Jinja's string escapes apply: `indent` and `wordwrap` on real lines.
+/// Expected values: ansible-core 2.19 (template module).
+#[test]
+fn indent_and_wordwrap_in_template_files() {
+    assert_eq!(rt("{{ 'a\\nb\\n\\nc' | indent }}"), "a\n    b\n\n    c");
+    assert_eq!(
+        rt("{{ 'a\\nb\\n\\nc' | indent(2, true) }}"),
+        "  a\n  b\n\n  c"
+    );
+    assert_eq!(
+        rt("{{ 'a\\nb\\n\\nc' | indent(3, true, true) }}"),
+        "   a\n   b\n   \n   c"
+    );
+    assert_eq!(rt("{{ 'a\\nb' | indent('> ') }}"), "a\n> b");
+    assert_eq!(
+        rt("{{ 'a\\nb\\n' | indent(first=true) }}|"),
+        "    a\n    b\n|"
+    );
+    assert_eq!(
+        rt("{{ 'one two\\nthree four five' | wordwrap(9) }}"),
+        "one two\nthree\nfour five"
+    );
+}
+
+#[test]
+fn a_filter_the_agent_lacks_fails_naming_it() {
+    let msg = e("{{ 'x' | urlize }}");
+    assert!(
+        msg.contains("urlize") && msg.contains("unknown filter"),
+        "{msg}"
+    );
+    // checked at render, not at load: a template using it still passes the syntax check
+    assert!(Templar::new().check_syntax("{{ 'x' | urlize }}").is_ok());
+}
+
+/// ansible-core 2.19 (template module): a result ending in newlines of its own gets none added.
+#[test]
+fn a_template_result_ending_in_a_newline_gets_no_extra_one() {
+    assert_eq!(
+        rt("{{ 'k=v' | comment(prefix='', postfix='') }}\n"),
+        "# k=v\n"
+    );
+    assert_eq!(rt("a\n{% if true %}b\n{% endif %}\n"), "a\nb\n");
+    assert_eq!(rt("x\n\n"), "x\n\n");
+}
+
+/// ansible-core 2.19 (no loopcontrols extension, Jinja2's tests only) refuses these.
+#[test]
+fn what_jinja2_lacks_is_refused() {
+    assert!(Templar::new()
+        .check_syntax("{% for i in [1] %}{% continue %}{% endfor %}")
+        .is_err());
+    assert!(e("{{ 'abc' is startingwith('a') }}").contains("startingwith"));
 }

@@ -73,7 +73,7 @@ impl Module for CopyModule {
             {
                 return Err(ModuleError::new("can not use content with a dir as dest"));
             }
-            let bytes = content_bytes(content);
+            let bytes = content_bytes(content)?;
             return Ok(Box::new(FileCopy {
                 dest: PathBuf::from(dest),
                 content: Arc::from(bytes),
@@ -126,13 +126,14 @@ impl Module for CopyModule {
     }
 }
 
-/// `content` as bytes: text as is; other values as JSON, as Ansible serializes them.
-fn content_bytes(content: &Value) -> Vec<u8> {
+/// `content` as bytes: text as is; a list or dictionary as `json.dumps`, another value as
+/// Python's `str()`, as ansible-core's copy action writes them.
+fn content_bytes(content: &Value) -> Result<Vec<u8>, ModuleError> {
     match content.as_str() {
-        Some(s) => s.as_bytes().to_vec(),
-        None => serde_json::to_string(content)
-            .unwrap_or_else(|_| content.to_string())
-            .into_bytes(),
+        Some(s) => Ok(s.as_bytes().to_vec()),
+        None => crate::template::python_text(content)
+            .map(String::into_bytes)
+            .map_err(|e| ModuleError::new(e.to_string())),
     }
 }
 

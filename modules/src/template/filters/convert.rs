@@ -1,30 +1,17 @@
 //! Filters that convert or choose values: `default`, `bool`, `int`, `float`, `string`, `round`,
 //! `type_debug`, `mandatory`, `ternary`.
 
-use minijinja::value::{Kwargs, ValueKind};
+use minijinja::value::{Kwargs, Rest, ValueKind};
 use minijinja::{Error, ErrorKind, State, Value};
 
 use super::{check_defined, err};
 use crate::template::pyrepr::{py_str, py_type};
 
-/// `default(value, default_value='', boolean=False)`.
-pub(super) fn default(
-    value: &Value,
-    other: Option<Value>,
-    boolean: Option<bool>,
-    kwargs: Kwargs,
-) -> Result<Value, Error> {
-    let other = match other {
-        Some(o) => o,
-        None => kwargs
-            .get::<Option<Value>>("default_value")?
-            .unwrap_or(Value::from("")),
-    };
-    let boolean = match boolean {
-        Some(b) => b,
-        None => kwargs.get::<Option<bool>>("boolean")?.unwrap_or(false),
-    };
-    kwargs.assert_all_used()?;
+/// `default(value, default_value='', boolean=False)`; `default(none)` gives None.
+pub(super) fn default(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let p = super::Params::new("default", &["default_value", "boolean"], &args, &kwargs)?;
+    let other = p.value(0).cloned().unwrap_or(Value::from(""));
+    let boolean = p.bool(1, false);
     if value.is_undefined() || (boolean && !value.is_true()) {
         Ok(other)
     } else {

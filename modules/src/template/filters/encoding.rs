@@ -1,7 +1,7 @@
 //! Serialization filters: JSON as Python's `json.dumps` writes it, YAML, base64.
 
 use base64::Engine as _;
-use minijinja::value::{Kwargs, ValueKind};
+use minijinja::value::{Kwargs, Rest, ValueKind};
 use minijinja::{Error, Value};
 
 use super::{check_defined, err, items, map_of, undefined_err};
@@ -139,6 +139,20 @@ pub(crate) fn write_json(
     Ok(())
 }
 
+/// Python's `json.dumps(value)` with its defaults.
+pub(crate) fn json_dumps(value: &Value) -> Result<String, Error> {
+    let o = JsonOpts {
+        indent: None,
+        sort_keys: false,
+        ensure_ascii: true,
+        item_sep: ", ",
+        key_sep: ": ",
+    };
+    let mut out = String::new();
+    write_json(&mut out, value, &o, 0)?;
+    Ok(out)
+}
+
 pub(super) fn to_json(value: &Value, kwargs: Kwargs) -> Result<Value, Error> {
     let indent: Option<usize> = kwargs.get("indent")?;
     let sort_keys = kwargs.get::<Option<bool>>("sort_keys")?.unwrap_or(false);
@@ -252,23 +266,107 @@ pub(super) fn from_yaml(value: &Value) -> Result<Value, Error> {
     yaml::load(value.as_str().unwrap_or_default())
 }
 
-pub(super) fn b64encode(value: &Value) -> Result<Value, Error> {
-    check_defined(value, "b64encode")?;
-    let s = py_str(value);
-    Ok(Value::from(
-        base64::engine::general_purpose::STANDARD.encode(s.as_bytes()),
-    ))
+/// A text in one of the encodings roles pass to `b64encode`/`b64decode` (Python codec names).
+fn encode_text(s: &str, encoding: &str) -> Result<Vec<u8>, Error> {
+    let norm = encoding.to_ascii_lowercase().replace('_', "-");
+    Ok(match norm.as_str() {
+        "utf-8" | "utf8" => s.as_bytes().to_vec(),
+        "utf-16-le" | "utf-16le" => s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect(),
+        "utf-16-be" | "utf-16be" => s.encode_utf16().flat_map(|u| u.to_be_bytes()).collect(),
+        "utf-16" | "utf16" => [0xff, 0xfe]
+            .into_iter()
+            .chain(s.encode_utf16().flat_map(|u| u.to_le_bytes()))
+            .collect(),
+        "ascii" | "us-ascii" | "latin-1" | "latin1" | "iso-8859-1" => {
+            let max = if norm.contains("ascii") { 0x7f } else { 0xff };
+            s.chars()
+                .map(|c| {
+                    u8::try_from(c as u32)
+                        .ok()
+                        .filter(|b| u32::from(*b) <= max)
+                        .ok_or_else(|| {
+                            err(format!("'{encoding}' codec can't encode character {c:?}"))
+                        })
+                })
+                .collect::<Result<_, _>>()?
+        }
+        _ => return Err(err(format!("the encoding '{encoding}' is not supported"))),
+    })
 }
 
-pub(super) fn b64decode(value: &Value) -> Result<Value, Error> {
+fn decode_text(b: &[u8], encoding: &str) -> Result<String, Error> {
+    let norm = encoding.to_ascii_lowercase().replace('_', "-");
+    let utf16 = |le: bool, b: &[u8]| -> Result<String, Error> {
+        if !b.len().is_multiple_of(2) {
+            return Err(err(format!(
+                "'{encoding}' codec can't decode: truncated data"
+            )));
+        }
+        let units = b.chunks(2).map(|c| {
+            if le {
+                u16::from_le_bytes([c[0], c[1]])
+            } else {
+                u16::from_be_bytes([c[0], c[1]])
+            }
+        });
+        char::decode_utf16(units)
+            .collect::<Result<String, _>>()
+            .map_err(|e| err(format!("'{encoding}' codec can't decode: {e}")))
+    };
+    match norm.as_str() {
+        "utf-8" | "utf8" => String::from_utf8(b.to_vec()).map_err(|e| {
+            err(format!(
+                "b64decode: the decoded bytes are not UTF-8 text: {e}"
+            ))
+        }),
+        "utf-16-le" | "utf-16le" => utf16(true, b),
+        "utf-16-be" | "utf-16be" => utf16(false, b),
+        "utf-16" | "utf16" => match b {
+            [0xfe, 0xff, rest @ ..] => utf16(false, rest),
+            [0xff, 0xfe, rest @ ..] => utf16(true, rest),
+            _ => utf16(true, b),
+        },
+        "ascii" | "us-ascii" if b.is_ascii() => Ok(b.iter().map(|&c| c as char).collect()),
+        "latin-1" | "latin1" | "iso-8859-1" => Ok(b.iter().map(|&c| c as char).collect()),
+        _ => Err(err(format!(
+            "the encoding '{encoding}' is not supported or does not fit"
+        ))),
+    }
+}
+
+pub(super) fn b64encode(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let p = super::Params::new("b64encode", &["encoding", "urlsafe"], &args, &kwargs)?;
+    check_defined(value, "b64encode")?;
+    let bytes = encode_text(&py_str(value), &p.str(0).unwrap_or_else(|| "utf-8".into()))?;
+    let engine = if p.bool(1, false) {
+        &base64::engine::general_purpose::URL_SAFE
+    } else {
+        &base64::engine::general_purpose::STANDARD
+    };
+    Ok(Value::from(engine.encode(bytes)))
+}
+
+pub(super) fn b64decode(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
+    let p = super::Params::new("b64decode", &["encoding", "urlsafe"], &args, &kwargs)?;
     check_defined(value, "b64decode")?;
     let s = py_str(value);
-    let bytes = base64::engine::general_purpose::STANDARD
+    let (padded, unpadded) = if p.bool(1, false) {
+        (
+            &base64::engine::general_purpose::URL_SAFE,
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        )
+    } else {
+        (
+            &base64::engine::general_purpose::STANDARD,
+            &base64::engine::general_purpose::STANDARD_NO_PAD,
+        )
+    };
+    let bytes = padded
         .decode(s.trim().as_bytes())
-        .or_else(|_| {
-            base64::engine::general_purpose::STANDARD_NO_PAD
-                .decode(s.trim().trim_end_matches('=').as_bytes())
-        })
+        .or_else(|_| unpadded.decode(s.trim().trim_end_matches('=').as_bytes()))
         .map_err(|e| err(format!("b64decode: {e}")))?;
-    Ok(Value::from(String::from_utf8_lossy(&bytes).into_owned()))
+    Ok(Value::from(decode_text(
+        &bytes,
+        &p.str(0).unwrap_or_else(|| "utf-8".into()),
+    )?))
 }

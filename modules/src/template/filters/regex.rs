@@ -60,58 +60,149 @@ fn regex_flags(kwargs: &Kwargs) -> Result<(bool, bool), Error> {
     ))
 }
 
-/// Converts a Python `re.sub` replacement (`\1`, `\g<1>`, `\g<name>`, `\n`) to Rust's syntax.
-fn py_replacement(repl: &str) -> String {
-    let mut out = String::new();
+/// A piece of a parsed `re.sub` replacement template.
+enum Piece {
+    Text(String),
+    Group(usize),
+}
+
+/// Parses a Python `re.sub` replacement template as Python's `re` does: `\1`..`\99` and
+/// `\g<n>`/`\g<name>` are group references (a group the pattern lacks is an error), `\0` and
+/// three-digit `\NNN` are octal escapes, `\n`-style escapes are characters, an unknown ASCII
+/// letter escape is an error and any other `\x` stays as written.
+fn parse_replacement(repl: &str, re: &Regex) -> Result<Vec<Piece>, Error> {
+    let groups = re.captures_len() - 1;
     let chars: Vec<char> = repl.chars().collect();
+    let mut pieces = Vec::new();
+    let mut text = String::new();
+    let group = |pieces: &mut Vec<Piece>, text: &mut String, n: usize, at: usize| {
+        if n > groups {
+            return Err(err(format!("invalid group reference {n} at position {at}")));
+        }
+        if !text.is_empty() {
+            pieces.push(Piece::Text(std::mem::take(text)));
+        }
+        pieces.push(Piece::Group(n));
+        Ok(())
+    };
+    let octal = |c: Option<&char>| c.is_some_and(|c| ('0'..='7').contains(c));
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        if c == '$' {
-            out.push_str("$$");
-        } else if c == '\\' && i + 1 < chars.len() {
-            let n = chars[i + 1];
-            if n.is_ascii_digit() {
-                let mut j = i + 1;
-                let mut num = String::new();
-                while j < chars.len() && j < i + 3 && chars[j].is_ascii_digit() {
-                    num.push(chars[j]);
+        if c != '\\' {
+            text.push(c);
+            i += 1;
+            continue;
+        }
+        let Some(&n) = chars.get(i + 1) else {
+            return Err(err(format!("bad escape (end of pattern) at position {i}")));
+        };
+        match n {
+            'g' => {
+                if chars.get(i + 2) != Some(&'<') {
+                    return Err(err(format!("missing < at position {}", i + 2)));
+                }
+                let Some(len) = chars[i + 3..].iter().position(|&c| c == '>') else {
+                    return Err(err(format!(
+                        "missing >, unterminated name at position {}",
+                        i + 3
+                    )));
+                };
+                let name: String = chars[i + 3..i + 3 + len].iter().collect();
+                let index = if name.chars().all(|c| c.is_ascii_digit()) && !name.is_empty() {
+                    name.parse::<usize>()
+                        .map_err(|_| err(format!("invalid group reference {name}")))?
+                } else {
+                    re.capture_names()
+                        .position(|g| g == Some(name.as_str()))
+                        .ok_or_else(|| err(format!("unknown group name '{name}'")))?
+                };
+                group(&mut pieces, &mut text, index, i + 3)?;
+                i += 3 + len + 1;
+            }
+            '0' => {
+                let mut j = i + 2;
+                while j < i + 4 && octal(chars.get(j)) {
                     j += 1;
                 }
-                out.push_str(&format!("${{{num}}}"));
+                let digits: String = chars[i + 1..j].iter().collect();
+                let v = u32::from_str_radix(&digits, 8).unwrap_or(0) & 0xff;
+                text.push(char::from_u32(v).unwrap_or('\0'));
                 i = j;
-                continue;
-            } else if n == 'g' && chars.get(i + 2) == Some(&'<') {
-                if let Some(end) = chars[i + 3..].iter().position(|&c| c == '>') {
-                    let name: String = chars[i + 3..i + 3 + end].iter().collect();
-                    out.push_str(&format!("${{{name}}}"));
-                    i = i + 3 + end + 1;
-                    continue;
+            }
+            '1'..='9' => {
+                let two = chars.get(i + 2).is_some_and(|c| c.is_ascii_digit());
+                if two && octal(Some(&n)) && octal(chars.get(i + 2)) && octal(chars.get(i + 3)) {
+                    let digits: String = chars[i + 1..i + 4].iter().collect();
+                    let v = u32::from_str_radix(&digits, 8).unwrap_or(0);
+                    if v > 0o377 {
+                        return Err(err(format!(
+                            "octal escape value \\{digits} outside of range 0-0o377 at position {i}"
+                        )));
+                    }
+                    text.push(char::from_u32(v).unwrap_or('\0'));
+                    i += 4;
+                } else {
+                    let end = if two { i + 3 } else { i + 2 };
+                    let digits: String = chars[i + 1..end].iter().collect();
+                    let index = digits.parse::<usize>().unwrap_or(usize::MAX);
+                    group(&mut pieces, &mut text, index, i + 1)?;
+                    i = end;
                 }
-                out.push(c);
-            } else {
+            }
+            _ => {
                 match n {
-                    'n' => out.push('\n'),
-                    't' => out.push('\t'),
-                    'r' => out.push('\r'),
-                    '\\' => out.push('\\'),
-                    'a' => out.push('\x07'),
-                    'f' => out.push('\x0c'),
-                    'v' => out.push('\x0b'),
+                    'a' => text.push('\x07'),
+                    'b' => text.push('\x08'),
+                    'f' => text.push('\x0c'),
+                    'n' => text.push('\n'),
+                    'r' => text.push('\r'),
+                    't' => text.push('\t'),
+                    'v' => text.push('\x0b'),
+                    '\\' => text.push('\\'),
+                    l if l.is_ascii_alphabetic() => {
+                        return Err(err(format!("bad escape \\{l} at position {i}")));
+                    }
                     other => {
-                        out.push('\\');
-                        out.push(other);
+                        text.push('\\');
+                        text.push(other);
                     }
                 }
                 i += 2;
-                continue;
             }
-        } else {
-            out.push(c);
         }
-        i += 1;
     }
-    out
+    if !text.is_empty() {
+        pieces.push(Piece::Text(text));
+    }
+    Ok(pieces)
+}
+
+/// The matches of `re` in `s` as Python's `re` finds them (Python 3.7+: an empty match right
+/// after a non-empty one counts, an empty match where the previous empty one was does not);
+/// at most `limit` of them (0: all).
+fn py_matches<'h>(re: &Regex, s: &'h str, limit: usize) -> Vec<regex::Captures<'h>> {
+    let mut found = Vec::new();
+    let mut pos = 0;
+    let mut empty_at: Option<usize> = None;
+    while pos <= s.len() && (limit == 0 || found.len() < limit) {
+        let Some(caps) = re.captures_at(s, pos) else {
+            break;
+        };
+        let Some(m) = caps.get(0) else { break };
+        if m.is_empty() && empty_at == Some(m.start()) {
+            // retry one character further
+            match s[m.start()..].chars().next() {
+                Some(c) => pos = m.start() + c.len_utf8(),
+                None => break,
+            }
+            continue;
+        }
+        empty_at = m.is_empty().then_some(m.end());
+        pos = m.end();
+        found.push(caps);
+    }
+    found
 }
 
 pub(super) fn regex_replace(
@@ -126,26 +217,63 @@ pub(super) fn regex_replace(
     let mandatory_count = kwargs.get::<Option<usize>>("mandatory_count")?.unwrap_or(0);
     kwargs.assert_all_used()?;
     let s = py_str(value);
-    let re = compile_regex(&pattern.unwrap_or_default(), ic, ml)?;
-    let repl = py_replacement(&replacement.unwrap_or_default());
-    if mandatory_count > 0 {
-        let n = re.find_iter(&s).count();
-        if n != mandatory_count {
-            return Err(err(format!(
-                "'{}' should match {mandatory_count} times, but matches {n} times in '{s}'",
-                re.as_str()
-            )));
-        }
+    let pattern = pattern.unwrap_or_default();
+    let re = compile_regex(&pattern, ic, ml)?;
+    let pieces = parse_replacement(&replacement.unwrap_or_default(), &re)?;
+    let matches = py_matches(&re, &s, count);
+    if mandatory_count > 0 && matches.len() != mandatory_count {
+        // ansible-core's message names `count`, not the number of matches
+        return Err(err(format!(
+            "'{pattern}' should match {mandatory_count} times, but matches {count} times in '{s}'"
+        )));
     }
-    Ok(Value::from(
-        re.replacen(&s, count, repl.as_str()).into_owned(),
-    ))
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    for caps in &matches {
+        let Some(m) = caps.get(0) else { continue };
+        out.push_str(&s[last..m.start()]);
+        for piece in &pieces {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Group(g) => out.push_str(caps.get(*g).map_or("", |m| m.as_str())),
+            }
+        }
+        last = m.end();
+    }
+    out.push_str(&s[last..]);
+    Ok(Value::from(out))
 }
 
 fn group_value(caps: &regex::Captures, i: usize) -> Value {
     caps.get(i)
         .map(|m| Value::from(m.as_str()))
         .unwrap_or(Value::from(()))
+}
+
+/// A `regex_search` group argument, as ansible-core reads it: `\g<name>` names a group (even
+/// `\g<1>`: Python's `match.group('1')`), `\N` numbers one.
+enum GroupArg {
+    Name(String),
+    Number(usize),
+}
+
+fn group_arg(a: &str) -> Result<GroupArg, Error> {
+    if let Some(rest) = a.strip_prefix("\\g") {
+        let name = rest
+            .strip_prefix('<')
+            .and_then(|r| r.find('>').map(|e| &r[..e]))
+            .filter(|n| !n.is_empty() && !n.contains(char::is_whitespace))
+            .ok_or_else(|| err(format!("regex_search: bad group argument {a:?}")))?;
+        Ok(GroupArg::Name(name.to_string()))
+    } else if let Some(rest) = a.strip_prefix('\\') {
+        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+        digits
+            .parse()
+            .map(GroupArg::Number)
+            .map_err(|_| err(format!("regex_search: bad group argument {a:?}")))
+    } else {
+        Err(err(format!("regex_search: Unknown argument {a:?}")))
+    }
 }
 
 pub(super) fn regex_search(
@@ -157,30 +285,26 @@ pub(super) fn regex_search(
     check_defined(value, "regex_search")?;
     let (ic, ml) = regex_flags(&kwargs)?;
     kwargs.assert_all_used()?;
+    let groups = args
+        .iter()
+        .map(|a| group_arg(a))
+        .collect::<Result<Vec<_>, _>>()?;
     let s = py_str(value);
     let re = compile_regex(&pattern, ic, ml)?;
     let Some(caps) = re.captures(&s) else {
         return Ok(Value::from(()));
     };
-    if args.is_empty() {
+    if groups.is_empty() {
         return Ok(group_value(&caps, 0));
     }
     let mut out = Vec::new();
-    for a in args.iter() {
-        if let Some(name) = a.strip_prefix("\\g<").and_then(|r| r.strip_suffix('>')) {
-            match name.parse::<usize>() {
-                Ok(i) => out.push(group_value(&caps, i)),
-                Err(_) => out.push(
-                    caps.name(name)
-                        .map(|m| Value::from(m.as_str()))
-                        .unwrap_or(Value::from(())),
-                ),
-            }
-        } else if let Some(n) = a.strip_prefix('\\').and_then(|r| r.parse::<usize>().ok()) {
-            out.push(group_value(&caps, n));
-        } else {
-            return Err(err(format!("unknown argument {a:?} to regex_search")));
-        }
+    for g in groups {
+        let index = match g {
+            GroupArg::Number(n) => Some(n).filter(|n| *n < re.captures_len()),
+            GroupArg::Name(name) => re.capture_names().position(|g| g == Some(name.as_str())),
+        };
+        let index = index.ok_or_else(|| err("regex_search: no such group"))?;
+        out.push(group_value(&caps, index));
     }
     Ok(Value::from(out))
 }
@@ -197,7 +321,7 @@ pub(super) fn regex_findall(
     let re = compile_regex(&pattern, ic, ml)?;
     let groups = re.captures_len() - 1;
     let mut out = Vec::new();
-    for caps in re.captures_iter(&s) {
+    for caps in py_matches(&re, &s, 0) {
         let g = |i: usize| Value::from(caps.get(i).map(|m| m.as_str()).unwrap_or(""));
         match groups {
             0 => out.push(g(0)),
