@@ -175,6 +175,9 @@ impl ArgSpec {
         templar: &Templar,
     ) -> Result<(), LoadError> {
         let mut seen: Vec<&'static str> = Vec::new();
+        // Arguments that are not templates: only these are surely given (a template may
+        // render to `omit`, as in `src: "{{ item.src | d(omit) }}"` beside `content:`).
+        let mut literal: Vec<&'static str> = Vec::new();
         for (key, node) in args {
             let at = Location::new(file.clone(), node.line);
             if key == RAW_PARAMS {
@@ -199,19 +202,26 @@ impl ArgSpec {
                 .with_key(key.clone()));
             }
             seen.push(def.name);
+            if !matches!(&node.kind, NodeKind::Str(s) if Templar::is_template(s)) {
+                literal.push(def.name);
+            }
             check_node(def, node, templar)
                 .map_err(|m| LoadError::at(at.clone(), m.to_string()).with_key(key.clone()))?;
         }
         let line = args.first().map(|(_, n)| n.line).unwrap_or(0);
-        self.check_groups(&seen)
+        self.check_groups(&seen, &literal)
             .and_then(|()| self.check_required(&seen))
             .map_err(|e| LoadError::at(Location::new(file.clone(), line), e.to_string()))
     }
 
-    fn check_groups(&self, seen: &[&str]) -> Result<(), ArgError> {
+    /// `seen`: the arguments given (or that may be); `surely`: those that cannot be omitted.
+    fn check_groups(&self, seen: &[&str], surely: &[&str]) -> Result<(), ArgError> {
         for group in self.mutually_exclusive {
-            let given: Vec<&'static str> =
-                group.iter().copied().filter(|g| seen.contains(g)).collect();
+            let given: Vec<&'static str> = group
+                .iter()
+                .copied()
+                .filter(|g| surely.contains(g))
+                .collect();
             if given.len() > 1 {
                 return Err(ArgError::MutuallyExclusive(given));
             }
@@ -261,7 +271,7 @@ impl ArgSpec {
             values.insert(def.name, coerced);
         }
         let seen: Vec<&str> = values.keys().copied().collect();
-        self.check_groups(&seen)?;
+        self.check_groups(&seen, &seen)?;
         self.check_required(&seen)?;
         Ok(Args { values })
     }
@@ -675,6 +685,41 @@ mod tests {
         assert_eq!(args.bool("force"), Some(true));
         assert_eq!(args.list_str("groups").unwrap(), vec!["a", "b"]);
         assert_eq!(args.int("mode"), Some(0o644));
+    }
+
+    #[test]
+    fn exclusive_arguments_that_may_be_omitted_are_checked_when_rendered() {
+        static EXCL: ArgSpec = ArgSpec {
+            module: "demo",
+            args: &[
+                ArgDef::new("src", ArgType::Str),
+                ArgDef::new("content", ArgType::Str),
+            ],
+            free_form: false,
+            mutually_exclusive: &[&["src", "content"]],
+            required_one_of: &[],
+        };
+        let templar = Templar::new();
+        let file: std::sync::Arc<str> = std::sync::Arc::from("t.yml");
+        let node = |s: &str| Node::new(NodeKind::Str(s.to_string()), 1);
+        let maybe = [
+            ("src".to_string(), node("{{ item.src | d(omit) }}")),
+            ("content".to_string(), node("{{ item.content | d(omit) }}")),
+        ];
+        assert!(EXCL.validate(&maybe, &file, &templar).is_ok());
+        let both = [
+            ("src".to_string(), node("a")),
+            ("content".to_string(), node("b")),
+        ];
+        let e = EXCL.validate(&both, &file, &templar).unwrap_err();
+        assert!(e.to_string().contains("mutually exclusive"), "{e}");
+        let e = EXCL
+            .bind(&rendered(&[
+                ("src", Value::from("a")),
+                ("content", Value::from("b")),
+            ]))
+            .unwrap_err();
+        assert!(e.to_string().contains("mutually exclusive"), "{e}");
     }
 
     #[test]

@@ -20,7 +20,8 @@ pub(super) struct LoopKeywords {
 
 /// The lookup a `with_<name>` key names, if the agent implements it.
 fn with_lookup(key: &str) -> Option<&'static str> {
-    let name = key.strip_prefix("with_")?;
+    // `with_community.general.flattened` names the lookup by its collection, as `lookup()` may.
+    let name = crate::lookup::short_name(key.strip_prefix("with_")?);
     crate::lookup::NAMES.iter().copied().find(|n| *n == name)
 }
 
