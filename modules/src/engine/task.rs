@@ -300,14 +300,29 @@ impl Engine<'_> {
         let item = &items[index];
         let lv = self.loop_vars(task, items, index);
         let (ivars, iscope) = self.scope(Some(task), inh, Some(&lv));
+        // The label is rendered after the item ran, as ansible-core does: one that does not
+        // render fails the item (its changes stay made), never shown as something else.
         let label = match &task.label {
-            Some(l) => self
-                .templar
-                .render_value(l, &ivars)
-                .unwrap_or_else(|_| item.clone()),
-            None => item.clone(),
+            Some(l) => self.templar.render_value(l, &ivars).map_err(|e| {
+                format!(
+                    "Failed to template loop_control.label: {}",
+                    iscope.take_error().unwrap_or_else(|| e.to_string())
+                )
+            }),
+            None => Ok(item.clone()),
         };
-        match self.conditions(&inh.when, &ivars, &iscope) {
+        let condition = self
+            .conditions(&inh.when, &ivars, &iscope)
+            .map_err(|e| e.to_string());
+        let (label, label_error) = match label {
+            Ok(l) => (l, None),
+            Err(msg) => (item.clone(), Some(msg)),
+        };
+        let condition = match (condition, &label_error) {
+            (Ok(false), Some(msg)) => Err(msg.clone()),
+            (c, _) => c,
+        };
+        match condition {
             Ok(false) => (
                 skipped_result(),
                 ItemReport {
@@ -317,8 +332,7 @@ impl Engine<'_> {
                     msg: None,
                 },
             ),
-            Err(e) => {
-                let msg = e.to_string();
+            Err(msg) => {
                 let mut res = IndexMap::new();
                 res.insert("failed".into(), Value::from(true));
                 res.insert("msg".into(), Value::from(msg.as_str()));
@@ -370,15 +384,24 @@ impl Engine<'_> {
                     (a, b) => a.or(b),
                 };
                 self.absorb_facts(task, &exec.result);
-                let res = public(&exec.result);
+                let mut res = public(&exec.result);
+                let mut status = exec.status;
+                let mut failed = exec.failed;
+                if let Some(msg) = label_error {
+                    res.insert("failed".into(), Value::from(true));
+                    res.insert("msg".into(), Value::from(msg.as_str()));
+                    totals.failed_msg.get_or_insert(msg.clone());
+                    status = Status::Failed;
+                    failed = Some(msg);
+                }
                 let msg = if report.no_log {
                     None
                 } else {
-                    exec.failed.or_else(|| res.get("msg").map(python_str))
+                    failed.or_else(|| res.get("msg").map(python_str))
                 };
                 let item_report = ItemReport {
                     item: to_json(&label),
-                    status: exec.status,
+                    status,
                     changed: exec.changed,
                     msg,
                 };
