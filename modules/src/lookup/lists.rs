@@ -9,7 +9,8 @@ use super::{err, map_entries, Frame};
 use crate::vars::map_value;
 
 fn seq(v: &Value) -> Option<Vec<Value>> {
-    if v.kind() == ValueKind::Seq {
+    // `a + b` of two lists is an iterable object in minijinja, not a plain sequence.
+    if matches!(v.kind(), ValueKind::Seq | ValueKind::Iterable) {
         Some(v.try_iter().map(|i| i.collect()).unwrap_or_default())
     } else {
         None

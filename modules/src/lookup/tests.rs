@@ -197,3 +197,15 @@ fn an_unknown_option_fails_even_when_errors_are_ignored() {
     let e = render("{{ lookup('dict', 1, errors='ignore', bogus=1) }}").unwrap_err();
     assert!(e.contains("bogus"), "{e}");
 }
+
+#[test]
+fn list_lookups_take_concatenated_lists() {
+    // `a + b` is an iterable object in minijinja, not a plain sequence (DebOps writes
+    // `q("flattened", (base_packages + packages))`).
+    assert_eq!(
+        render("{{ q('flattened', (l + ['z'])) }}")
+            .unwrap()
+            .to_string(),
+        "['x', 'y', 'z']"
+    );
+}

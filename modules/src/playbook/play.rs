@@ -115,6 +115,23 @@ impl Loader<'_> {
         tasks.extend(self.task_list_key(node, "tasks", file, None, false));
         let post_tasks = self.task_list_key(node, "post_tasks", file, None, false);
         handlers.extend(self.task_list_key(node, "handlers", file, None, true));
+        // A role brought in by `import_role` adds its handlers to the play (statically, as
+        // ansible-core's IncludeRole.get_block_list does); before, a notify that check_notify
+        // accepted found no handler when it ran.
+        let mut imported: Vec<(Arc<Role>, Common)> = Vec::new();
+        for section in [&pre_tasks, &tasks, &post_tasks] {
+            visit_tasks(section, &mut |t| {
+                if let Action::IncludeRole {
+                    role, import: true, ..
+                } = &t.action
+                {
+                    imported.push((role.clone(), t.common.clone()));
+                }
+            });
+        }
+        for (role, c) in &imported {
+            role_handlers(role, c, &mut handler_keys, &mut handlers);
+        }
         self.scope = saved_scope;
         self.check_notify(&[&pre_tasks, &tasks, &post_tasks], &handlers);
         Some(Play {
