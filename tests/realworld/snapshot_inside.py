@@ -18,8 +18,9 @@ EXCLUDE = ("/proc", "/sys", "/dev", "/run", "/tmp", "/var/tmp", "/var/log", "/va
            "/root/.cache", "/root/.rpmdb", "/srv/pull", "/srv/gatest-apt", "/usr/local/lib/gatest-tests-lib",
            "/usr/local/bin/gitops-agent", "/usr/local/bin/gitops-agentd", "/etc/ld.so.cache",
            "/var/lib/ucf/cache", "/etc/machine-id",
-           # daemons' runtime data: fail2ban's database, redis' periodic dump
-           "/var/lib/fail2ban", "/var/lib/redis/dump.rdb")
+           # daemons' runtime data: fail2ban's database, redis' periodic dump, rsyslog's journal
+           # cursor (a position in this boot's journal)
+           "/var/lib/fail2ban", "/var/lib/redis/dump.rdb", "/var/spool/rsyslog/imjournal.state")
 # random by design: SSH host keys, ssl-cert's snakeoil key and certificate (made by its postinst)
 NO_CONTENT_PREFIX = ("/etc/ssh/ssh_host_", "/etc/ssl/private/ssl-cert-snakeoil.key",
                      "/etc/ssl/certs/ssl-cert-snakeoil.pem")
