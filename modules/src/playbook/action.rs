@@ -52,7 +52,7 @@ impl Loader<'_> {
 
     /// `action:`/`local_action:` as the action they name: `copy src=a dest=b`, or a mapping
     /// with `module` and the arguments.
-    fn action_keyword(&mut self, entry: &Entry, file: &Arc<str>) -> Option<Entry> {
+    pub(super) fn action_keyword(&mut self, entry: &Entry, file: &Arc<str>) -> Option<Entry> {
         let line = entry.value.line;
         let found = match &entry.value.kind {
             NodeKind::Str(text) => {

@@ -191,7 +191,8 @@ impl Loader<'_> {
                 );
                 return None;
             }
-            local = self.local_action(action_entry, file)?;
+            // The module it names, run with `delegate_to: localhost`.
+            local = self.action_keyword(action_entry, file)?;
             common.delegate_to = Some(Value::from("localhost"));
             &local
         } else {
@@ -277,52 +278,6 @@ impl Loader<'_> {
 /// Keywords of task control flow: `notify`, `until`'s `retries`/`delay`, `delegate_to`,
 /// `run_once`, `local_action`.
 impl Loader<'_> {
-    /// `local_action: MODULE ARGS` (text, or a mapping with `module:`): the module's entry,
-    /// run with `delegate_to: localhost`.
-    fn local_action(&mut self, entry: &Entry, file: &Arc<str>) -> Option<Entry> {
-        let at = Location::new(file.clone(), entry.key_line);
-        let (module, value) = match &entry.value.kind {
-            NodeKind::Str(text) => {
-                let text = text.trim_start();
-                let (m, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
-                let args = if rest.trim().is_empty() {
-                    NodeKind::Null
-                } else {
-                    NodeKind::Str(rest.trim().to_string())
-                };
-                (m.to_string(), Node::new(args, entry.value.line))
-            }
-            NodeKind::Map(entries) => {
-                let module = entries
-                    .iter()
-                    .find(|e| e.key == "module")
-                    .and_then(|e| e.value.as_str())
-                    .map(str::to_string);
-                let rest: Vec<Entry> = entries
-                    .iter()
-                    .filter(|e| e.key != "module")
-                    .cloned()
-                    .collect();
-                match module {
-                    Some(m) => (m, Node::new(NodeKind::Map(rest), entry.value.line)),
-                    None => (String::new(), Node::new(NodeKind::Null, entry.value.line)),
-                }
-            }
-            _ => (String::new(), Node::new(NodeKind::Null, entry.value.line)),
-        };
-        if module.is_empty() {
-            self.errors.push(
-                LoadError::at(at, "`local_action` needs a module name").with_key("local_action"),
-            );
-            return None;
-        }
-        Some(Entry {
-            key: module,
-            key_line: entry.key_line,
-            value,
-        })
-    }
-
     /// A scalar keyword that may be a template (rendered when the task runs).
     pub(super) fn templated_scalar(&mut self, node: &Node, file: &Arc<str>) -> Value {
         self.check_templates(node, file);
