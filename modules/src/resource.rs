@@ -271,6 +271,13 @@ pub enum Change {
     Run {
         command: String,
     },
+    /// Run a system tool, without a shell, for a change that is neither a file nor a package,
+    /// unit or account (`sysctl -w`, `mount`, `crontab`, `locale-gen`): `summary` says what it
+    /// does, for humans. [`Change::exec`] runs it; a non-zero exit fails the task.
+    Exec {
+        argv: Vec<String>,
+        summary: String,
+    },
     /// One package-manager transaction on a set of packages (`apt`, `dnf`).
     Package {
         op: PackageOp,
@@ -387,6 +394,23 @@ impl Change {
         }
     }
 
+    /// Runs a [`Change::Exec`] (stdin closed, output captured, a non-zero exit is the error
+    /// with the tool's stderr). Other changes are not this function's: an error.
+    pub fn exec(&self) -> Result<crate::process::Ran, ModuleError> {
+        let Change::Exec { argv, .. } = self else {
+            return Err(ModuleError::new(format!("not a command: {}", self.describe())));
+        };
+        let Some((program, args)) = argv.split_first() else {
+            return Err(ModuleError::new("empty command"));
+        };
+        let ran = crate::process::run(std::process::Command::new(program).args(args))?;
+        if ran.ok() {
+            Ok(ran)
+        } else {
+            Err(ModuleError::new(ran.failure()))
+        }
+    }
+
     /// One line for humans (`--diff`, status, logs).
     pub fn describe(&self) -> String {
         match self {
@@ -421,6 +445,7 @@ impl Change {
                 }
             }
             Change::Run { command } => format!("run {command}"),
+            Change::Exec { summary, .. } => summary.clone(),
             Change::Package { op, names } => {
                 if names.is_empty() {
                     op.verb().to_string()

@@ -96,6 +96,7 @@ pub fn apply(change: &Change) -> Result<Applied, ModuleError> {
             attrs,
         } => touch(path, *create, attrs).map_err(|e| ctx(e, "Error, could not touch", path))?,
         other @ (Change::Run { .. }
+        | Change::Exec { .. }
         | Change::Package { .. }
         | Change::Unit { .. }
         | Change::Account { .. }) => {

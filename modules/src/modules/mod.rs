@@ -56,18 +56,24 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("yum", &dnf::DnfModule),
 ];
 
-/// Modules that come from the `ansible.posix` collection (their FQCN is `ansible.posix.NAME`).
-static POSIX: &[&str] = &["authorized_key"];
+/// Modules that come from a collection other than ansible.builtin, by collection: their FQCN is
+/// `COLLECTION.NAME`; the short name finds them too (ansible-core's routing redirects the short
+/// and `ansible.builtin.` names there).
+static COLLECTIONS: &[(&str, &[&str])] = &[
+    ("ansible.posix", &["authorized_key"]),
+    ("community.general", &[]),
+];
 
 /// The short name of a module name as written in a task, if it is one we know.
 pub fn canonical_name(name: &str) -> Option<&'static str> {
-    let short = if let Some(posix) = name.strip_prefix("ansible.posix.") {
-        // Modules of the ansible.posix collection (ansible-core's routing also redirects
-        // their short and ansible.builtin names there).
-        if !POSIX.contains(&posix) {
+    let short = if let Some((collection, short)) = COLLECTIONS
+        .iter()
+        .find_map(|(c, names)| Some((names, name.strip_prefix(c)?.strip_prefix('.')?)))
+    {
+        if !collection.contains(&short) {
             return None;
         }
-        posix
+        short
     } else {
         name.strip_prefix("ansible.builtin.")
             .or_else(|| name.strip_prefix("ansible.legacy."))
@@ -102,5 +108,6 @@ mod tests {
         assert_eq!(canonical_name("authorized_key"), Some("authorized_key"));
         assert_eq!(canonical_name("ansible.posix.copy"), None);
         assert_eq!(canonical_name("community.general.user"), None);
+        assert_eq!(canonical_name("community.general"), None);
     }
 }
