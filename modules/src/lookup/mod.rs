@@ -48,6 +48,7 @@ pub const NAMES: &[&str] = &[
     "password",
     "flattened",
     "cartesian",
+    "varnames",
 ];
 
 /// The short name of a lookup written with its collection: `ansible.builtin.file` (and
@@ -173,6 +174,7 @@ fn run(name: &str, terms: Vec<Value>, call: &Call) -> Result<Vec<Value>, Error> 
         "sequence" => sequence::run(terms, call),
         "env" => system::env(terms, call),
         "vars" => system::vars(terms, call),
+        "varnames" => need_frame(name, |fr| system::varnames(terms, fr)),
         "lines" => with_frame(|fr| system::lines(terms, fr)),
         "pipe" => with_frame(|fr| system::pipe(terms, fr)),
         "file" => need_frame(name, |fr| files::file(terms, call, fr)),

@@ -48,6 +48,33 @@ pub(super) fn vars(terms: Vec<Value>, call: &Call) -> Result<Vec<Value>, Error> 
     Ok(out)
 }
 
+/// `varnames`: the names of the task's variables matching each regular expression (Python
+/// `re.search`), term after term, in the variables' order.
+pub(super) fn varnames(terms: Vec<Value>, fr: &Frame) -> Result<Vec<Value>, Error> {
+    let names: Vec<Value> = fr.vars.try_iter()?.collect();
+    let mut out = Vec::new();
+    for t in &terms {
+        let Some(term) = t.as_str() else {
+            return Err(err(format!(
+                "Invalid setting identifier, \"{t}\" is not a string"
+            )));
+        };
+        let re =
+            crate::template::filters::regex::compile_regex(term, false, false).map_err(|e| {
+                err(format!(
+                    "Unable to use \"{term}\" as a search parameter: {e}"
+                ))
+            })?;
+        out.extend(
+            names
+                .iter()
+                .filter(|n| n.as_str().is_some_and(|n| re.is_match(n)))
+                .cloned(),
+        );
+    }
+    Ok(out)
+}
+
 /// Runs `term` with `/bin/sh -c` in the playbook's directory (when it is one on this host).
 fn shell(term: &str, fr: Option<&Frame>, lookup: &str) -> Result<String, Error> {
     let mut cmd = Command::new("/bin/sh");

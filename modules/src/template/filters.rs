@@ -11,7 +11,7 @@ mod paths;
 mod pyformat;
 mod pymethods;
 mod random;
-mod regex;
+pub(crate) mod regex;
 mod strings;
 mod text;
 
