@@ -113,8 +113,60 @@ impl Node {
     }
 }
 
+/// What saphyr-parser says of a tab at the start of a continuation line of a quoted scalar.
+const QUOTED_TAB: &str = "tab cannot be used as indentation";
+
 /// Parses the first document of `text` (an empty file is `Null`). `file` is used in errors.
 pub fn parse(file: &Arc<str>, text: &str) -> Result<Node, LoadError> {
+    // saphyr-parser 0.3 refuses tabs leading a continuation line of a quoted scalar, which YAML
+    // allows (`s-flow-line-prefix` may hold tabs) and PyYAML reads (debops writes them). The
+    // scanner drops those blanks from the value, so the line is read again with spaces for its
+    // leading tabs: the value is the one PyYAML gives; the line numbers do not move.
+    let mut text = std::borrow::Cow::Borrowed(text);
+    for _ in 0..64 {
+        match parse_once(file, &text) {
+            Err(QuotedTab { line }) => match untab_line(&text, line) {
+                Some(fixed) => text = std::borrow::Cow::Owned(fixed),
+                None => break,
+            },
+            Ok(result) => return result,
+        }
+    }
+    match parse_once(file, &text) {
+        Ok(result) => result,
+        Err(QuotedTab { line }) => Err(LoadError::at(
+            Location::new(file.clone(), line as u32),
+            format!("invalid YAML: {QUOTED_TAB}"),
+        )),
+    }
+}
+
+/// A tab leading a quoted scalar's continuation line (1-based `line`), see [`parse`].
+struct QuotedTab {
+    line: usize,
+}
+
+/// `text` with the leading tabs of line `line` (1-based) as spaces, `None` if it has none.
+fn untab_line(text: &str, line: usize) -> Option<String> {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut changed = false;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            let rest = l.trim_start_matches([' ', '\t']);
+            let lead = &l[..l.len() - rest.len()];
+            if lead.contains('\t') {
+                changed = true;
+                out.push_str(&lead.replace('\t', "        "));
+                out.push_str(rest);
+                continue;
+            }
+        }
+        out.push_str(l);
+    }
+    changed.then_some(out)
+}
+
+fn parse_once(file: &Arc<str>, text: &str) -> Result<Result<Node, LoadError>, QuotedTab> {
     let mut builder = Builder {
         file: file.clone(),
         anchors: HashMap::new(),
@@ -124,12 +176,20 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Node, LoadError> {
     };
     let mut parser = Parser::new_from_str(text);
     while let Some(ev) = parser.next_event() {
-        let (event, span) = ev.map_err(|e| {
-            LoadError::at(
-                Location::new(file.clone(), e.marker().line() as u32),
-                format!("invalid YAML: {}", e.info()),
-            )
-        })?;
+        let (event, span) = match ev {
+            Ok(ev) => ev,
+            Err(e) if e.info() == QUOTED_TAB => {
+                return Err(QuotedTab {
+                    line: e.marker().line(),
+                })
+            }
+            Err(e) => {
+                return Ok(Err(LoadError::at(
+                    Location::new(file.clone(), e.marker().line() as u32),
+                    format!("invalid YAML: {}", e.info()),
+                )))
+            }
+        };
         match event {
             Event::DocumentEnd => {
                 if builder.result.is_some() {
@@ -137,10 +197,14 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Node, LoadError> {
                 }
             }
             Event::StreamEnd => break,
-            other => builder.event(other, span)?,
+            other => {
+                if let Err(e) = builder.event(other, span) {
+                    return Ok(Err(e));
+                }
+            }
         }
     }
-    Ok(builder.result.unwrap_or(Node::new(NodeKind::Null, 1)))
+    Ok(Ok(builder.result.unwrap_or(Node::new(NodeKind::Null, 1))))
 }
 
 enum Frame {
@@ -512,6 +576,27 @@ mod tests {
 
     fn p(text: &str) -> Node {
         parse(&Arc::from("t.yml"), text).expect("parses")
+    }
+
+    #[test]
+    fn tabs_leading_a_quoted_continuation_line_read_as_pyyaml() {
+        for (text, want) in [
+            ("b: 'x\n\t\ty'\n", "x y"),
+            ("a: 1\nb: \"x\n\t\ty\"\n", "x y"),
+            ("b: '{{ a\n\t\tand b }}'\nc: 2\n", "{{ a and b }}"),
+        ] {
+            let n = p(text);
+            assert_eq!(
+                n.get("b").unwrap().kind,
+                NodeKind::Str(want.into()),
+                "{text:?}"
+            );
+        }
+        // The line of a later error is still the line in the file.
+        let e = parse(&Arc::from("t.yml"), "b: 'x\n\ty'\nc: [\n").unwrap_err();
+        assert_eq!(e.location.unwrap().line, 4, "{}", e.message);
+        // A tab as block indentation is still refused.
+        assert!(parse(&Arc::from("t.yml"), "a:\n\tb: 1\n").is_err());
     }
 
     #[test]
