@@ -149,7 +149,7 @@ fn unsupported_tasks_are_warnings_until_they_run() {
         err.contains("warning: local.yml:7") && err.contains("colour"),
         "{err}"
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("2 unsupported tasks"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("2 tasks that fail if reached"));
     assert_eq!(validate(true).status.code(), Some(1));
 
     // Not reached: the run succeeds, with the warnings printed once.

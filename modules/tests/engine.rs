@@ -319,9 +319,17 @@ fn validation_names_file_line_and_key() {
         "- hosts: all\n  tasks:\n    - copy: {dest: /x, content: y}\n      file: {path: /y}\n",
     );
     assert!(e.contains("conflicting action statements"), "{e}");
+}
 
-    let e = load_err("- hosts: all\n  tasks:\n    - debug: msg=x\n      when: 'a =='\n");
-    assert!(e.contains("site.yml:4"), "{e}");
+#[test]
+fn a_broken_condition_is_a_warning_naming_its_line() {
+    // Ansible evaluates it only when the task is reached: a warning, the task fails then.
+    let w = load_warnings("- hosts: all\n  tasks:\n    - debug: msg=x\n      when: 'a =='\n");
+    assert!(
+        w.iter()
+            .any(|w| w.contains("site.yml:4") && w.contains("invalid condition")),
+        "{w:?}"
+    );
 }
 
 /// The warnings of a one-file playbook `text` that loads.

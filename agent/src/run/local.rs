@@ -78,8 +78,8 @@ pub fn validate(args: &ValidateArgs) -> i32 {
                 if plays == 1 { "" } else { "s" },
                 match warnings {
                     0 => String::new(),
-                    1 => ", 1 unsupported task".to_string(),
-                    n => format!(", {n} unsupported tasks"),
+                    1 => ", 1 task that fails if reached".to_string(),
+                    n => format!(", {n} tasks that fail if reached"),
                 }
             );
             if args.strict && warnings > 0 {

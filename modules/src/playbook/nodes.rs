@@ -74,10 +74,13 @@ impl Loader<'_> {
                 self.templar.check_expr_syntax(s)
             };
             if let Err(e) = res {
-                self.errors.push(
+                // Ansible evaluates a condition only when the task is reached (and a list of
+                // them only up to the first false one): real roles carry broken conditions on
+                // tasks that never run. A warning here; the evaluation fails when reached.
+                self.warnings.push(
                     LoadError::at(
                         Location::new(file.clone(), node.line),
-                        format!("invalid condition: {e}"),
+                        format!("invalid condition (fails when evaluated): {e}"),
                     )
                     .with_key(key),
                 );
