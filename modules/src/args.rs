@@ -208,6 +208,27 @@ impl ArgSpec {
             check_node(def, node, templar)
                 .map_err(|m| LoadError::at(at.clone(), m.to_string()).with_key(key.clone()))?;
         }
+        Ok(())
+    }
+
+    /// Static check of which arguments are given together: required ones, `required_one_of`,
+    /// `mutually_exclusive` (after [`ArgSpec::validate`] accepted each argument). Ansible's
+    /// module checks these only when the task runs, so an error here makes the task fail
+    /// when it is reached (real roles carry such tasks behind conditions).
+    pub fn validate_groups(
+        &self,
+        args: &[(String, Node)],
+        file: &std::sync::Arc<str>,
+    ) -> Result<(), LoadError> {
+        let mut seen: Vec<&'static str> = Vec::new();
+        let mut literal: Vec<&'static str> = Vec::new();
+        for (key, node) in args {
+            let Some(def) = self.find(key) else { continue };
+            seen.push(def.name);
+            if !matches!(&node.kind, NodeKind::Str(s) if Templar::is_template(s)) {
+                literal.push(def.name);
+            }
+        }
         let line = args.first().map(|(_, n)| n.line).unwrap_or(0);
         self.check_groups(&seen, &literal)
             .and_then(|()| self.check_required(&seen))
@@ -707,11 +728,13 @@ mod tests {
             ("content".to_string(), node("{{ item.content | d(omit) }}")),
         ];
         assert!(EXCL.validate(&maybe, &file, &templar).is_ok());
+        assert!(EXCL.validate_groups(&maybe, &file).is_ok());
         let both = [
             ("src".to_string(), node("a")),
             ("content".to_string(), node("b")),
         ];
-        let e = EXCL.validate(&both, &file, &templar).unwrap_err();
+        assert!(EXCL.validate(&both, &file, &templar).is_ok());
+        let e = EXCL.validate_groups(&both, &file).unwrap_err();
         assert!(e.to_string().contains("mutually exclusive"), "{e}");
         let e = EXCL
             .bind(&rendered(&[

@@ -18,6 +18,7 @@ import argparse
 import collections
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -69,6 +70,12 @@ def validate_entry(m: corpus.Manifest, e: corpus.Entry, sources: Path | None, ro
             "--host-name", "localhost"]
     t0 = time.monotonic()
     p = subprocess.run(argv, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    if p.returncode != 0 and re.search(r"role `[^`.]+\.[^`.]+\.[^`]+` not found", p.stderr):
+        # The role names collection roles: validate again with the collections beside the playbook,
+        # as the converge comparison gives them to ansible-core (not copied up front: most entries
+        # do not need them and the debops collection alone is 25 MB).
+        corpus.add_collections(m, e, d, sources)
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     row.seconds = time.monotonic() - t0
     found = blockers.parse(p.stderr + "\n" + p.stdout)
     errs = [f for f in found if f.level == "error"]

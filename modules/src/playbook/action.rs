@@ -396,6 +396,12 @@ impl Loader<'_> {
             return self.unsupported(name, e);
         } else if let Err(e) = spec.validate(&pairs, file, self.templar) {
             self.errors.push(e);
+        } else if let Err(e) = spec.validate_groups(&pairs, file) {
+            // Missing or conflicting arguments: Ansible's module fails only when reached.
+            for (_, v) in &pairs {
+                self.check_templates(v, file);
+            }
+            return self.unsupported(name, e);
         } else {
             for (_, v) in &pairs {
                 self.check_templates(v, file);
