@@ -15,6 +15,8 @@
 mod backslashes;
 mod files;
 pub(crate) mod filters;
+mod fqcn;
+pub mod pyplugins;
 mod pyrepr;
 mod tests_impl;
 mod yaml;
@@ -160,6 +162,8 @@ fn make_env(behavior: UndefinedBehavior, loaded: Arc<AtomicUsize>) -> Environmen
     env.add_global("omit", Value::from(OMIT));
     filters::register(&mut env);
     tests_impl::register(&mut env);
+    env.add_filter(fqcn::FILTER, pyplugins::filter);
+    env.add_test(fqcn::TEST, pyplugins::test);
     crate::lookup::register(&mut env);
     env
 }
@@ -364,7 +368,7 @@ impl Templar {
         }
         self.engine
             .strict
-            .template_from_str(s)
+            .template_from_str(&fqcn::in_template(s))
             .map(|_| ())
             .map_err(|e| describe(&e, s, "template"))
     }
@@ -377,7 +381,7 @@ impl Templar {
         }
         self.engine
             .strict
-            .compile_expression(expr)
+            .compile_expression(&fqcn::in_expression(expr))
             .map(|_| ())
             .map_err(|e| describe(&e, expr, "expression"))
     }
@@ -414,7 +418,8 @@ impl Templar {
         } else {
             std::borrow::Cow::Borrowed(expr)
         };
-        let expr = &*escaped;
+        let rewritten = fqcn::in_expression(&escaped);
+        let expr = &*rewritten;
         let strict = self
             .expression(false, expr)
             .map_err(|e| describe(&e, source, "expression"))?;
@@ -448,6 +453,7 @@ impl Templar {
         } else {
             std::borrow::Cow::Borrowed(source)
         };
+        let escaped = fqcn::in_template(&escaped);
         let attempt = |env: &Environment<'static>| -> Result<String, Error> {
             if e.loaded.load(Ordering::Relaxed) < CACHE_LIMIT {
                 env.get_template(&escaped)?.render(vars.clone())

@@ -115,7 +115,7 @@ pub fn scoped<R>(frame: &Frame<'_>, f: impl FnOnce() -> R) -> R {
 }
 
 /// Calls `f` with the current frame, if a task is running.
-fn with_frame<R>(f: impl FnOnce(Option<&Frame<'_>>) -> R) -> R {
+pub(crate) fn with_frame<R>(f: impl FnOnce(Option<&Frame<'_>>) -> R) -> R {
     let p = CURRENT.with(|c| c.get()) as *const Frame<'_>;
     // SAFETY: only `scoped` sets the pointer, to a frame it borrows for the whole call of its
     // closure, and it restores the previous value when that call ends (or unwinds); lookups run

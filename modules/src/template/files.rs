@@ -131,11 +131,13 @@ impl Loads {
         let main = main.to_string();
         env.set_loader(move |name| {
             if name == MAIN {
-                return Ok(Some(main.clone()));
+                return Ok(Some(super::fqcn::in_template(&main).into_owned()));
             }
             let known = loads.known.lock().unwrap_or_else(|p| p.into_inner());
             match known.get(name) {
-                Some(Ok(text)) => Ok(text.clone()),
+                Some(Ok(text)) => Ok(text
+                    .as_ref()
+                    .map(|t| super::fqcn::in_template(t).into_owned())),
                 Some(Err(msg)) => Err(Error::new(ErrorKind::InvalidOperation, msg.clone())),
                 None => {
                     drop(known);
