@@ -272,6 +272,9 @@ impl<'a> Engine<'a> {
             }
             self.run_play(play, &group_vars, &host_vars, &dir);
         }
+        // The Python process of collection plugins, if any ran, and its copied collections go
+        // with the run (the next run may come from another commit).
+        crate::template::pyplugins::stop_worker();
         self.finish()
     }
 
