@@ -322,6 +322,11 @@ fn may_be_chained_lookup(err: &Error, source: &str) -> bool {
         if let Some(start) = detail.find('`') {
             if let Some(len) = detail[start + 1..].find('`') {
                 let name = &detail[start + 1..start + 1 + len];
+                if name.contains("...") {
+                    // minijinja's abbreviation of a compound expression (`(...)[...]` for
+                    // `a[b][c]`): it may be a lookup on an undefined parent too.
+                    return true;
+                }
                 return source.contains(&format!("{name}."))
                     || source.contains(&format!("{name}["));
             }
