@@ -14,7 +14,7 @@
 
 mod backslashes;
 mod files;
-mod filters;
+pub(crate) mod filters;
 mod pyrepr;
 mod tests_impl;
 mod yaml;

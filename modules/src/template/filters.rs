@@ -5,7 +5,7 @@ mod anstext;
 mod collections;
 mod convert;
 mod data;
-mod encoding;
+pub(crate) mod encoding;
 mod hashing;
 mod paths;
 mod pyformat;

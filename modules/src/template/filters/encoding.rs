@@ -225,7 +225,7 @@ pub(super) fn to_nice_yaml(
     Ok(Value::from(yaml::dump(value, indent, true, sort_keys)?))
 }
 
-fn json_to_value(j: serde_json::Value) -> Value {
+pub(crate) fn json_to_value(j: serde_json::Value) -> Value {
     match j {
         serde_json::Value::Null => Value::from(()),
         serde_json::Value::Bool(b) => Value::from(b),
