@@ -86,6 +86,21 @@ pub fn always_refused(name: &str) -> Option<String> {
         .map(|(_, why)| refusal(name, why))
 }
 
+/// Why `name` with `args` (as written, not rendered) would be refused, as far as the load can
+/// tell: `package`/`service`/`dnf` choose by the host's facts, known only when they run.
+pub fn refused_at_load(name: &str, args: &IndexMap<String, Value>) -> Option<String> {
+    if let Some(why) = always_refused(name) {
+        return Some(why);
+    }
+    if matches!(builtin_short(name), Some("package" | "service" | "dnf")) {
+        return None;
+    }
+    match route(name, args, &Value::UNDEFINED) {
+        Route::Refused(why) => Some(why),
+        Route::Module { .. } => None,
+    }
+}
+
 fn refusal(name: &str, why: &str) -> String {
     format!(
         "module `{name}` needs ansible-core's controller-side action plugin (it {why}): not run \

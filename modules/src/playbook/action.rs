@@ -436,7 +436,7 @@ impl Loader<'_> {
     ) -> Option<Action> {
         self.warnings.push(error.clone());
         if let Some(c) = &call {
-            if crate::bridge::plugins::always_refused(&c.module).is_none() {
+            if crate::bridge::plugins::refused_at_load(&c.module, &c.args).is_none() {
                 self.bridgeable.push((error.clone(), c.module.clone()));
             }
         }
