@@ -142,23 +142,27 @@ fn probe(python: &Path) -> Result<Interpreter, String> {
     }
 }
 
-/// The roots that hold `ansible_collections/`: ANSIBLE_COLLECTIONS_PATH (or its default,
+/// The roots that hold `ansible_collections/`: `first` (the playbook's own `collections/`
+/// directory, which Ansible searches first), ANSIBLE_COLLECTIONS_PATH (or its default,
 /// ~/.ansible/collections and /usr/share/ansible/collections), then the site-packages of
 /// ansible (the `ansible` package's bundled collections).
-pub fn collection_roots(interp: &Interpreter) -> Vec<PathBuf> {
-    let mut roots: Vec<PathBuf> = match std::env::var_os("ANSIBLE_COLLECTIONS_PATH")
-        .or_else(|| std::env::var_os("ANSIBLE_COLLECTIONS_PATHS"))
-    {
-        Some(p) => std::env::split_paths(&p).collect(),
-        None => {
-            let mut v = Vec::new();
-            if let Some(home) = std::env::var_os("HOME") {
-                v.push(Path::new(&home).join(".ansible/collections"));
+pub fn collection_roots(interp: &Interpreter, first: &[PathBuf]) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = first.to_vec();
+    roots.extend(
+        match std::env::var_os("ANSIBLE_COLLECTIONS_PATH")
+            .or_else(|| std::env::var_os("ANSIBLE_COLLECTIONS_PATHS"))
+        {
+            Some(p) => std::env::split_paths(&p).collect(),
+            None => {
+                let mut v = Vec::new();
+                if let Some(home) = std::env::var_os("HOME") {
+                    v.push(Path::new(&home).join(".ansible/collections"));
+                }
+                v.push(PathBuf::from("/usr/share/ansible/collections"));
+                v
             }
-            v.push(PathBuf::from("/usr/share/ansible/collections"));
-            v
-        }
-    };
+        },
+    );
     if let Some(site) = interp.ansible_dir.parent() {
         roots.push(site.to_path_buf());
     }
@@ -179,8 +183,8 @@ pub fn collection_roots(interp: &Interpreter) -> Vec<PathBuf> {
 /// Finds the module `name` (short, `ansible.builtin.x`, `ansible.legacy.x` or a collection's
 /// FQCN); a short name ansible-core routes to a collection
 /// (ansible/config/ansible_builtin_runtime.yml) is followed there.
-pub fn module(interp: &Interpreter, name: &str) -> Result<Located, BridgeError> {
-    let roots = collection_roots(interp);
+pub fn module(interp: &Interpreter, name: &str, first: &[PathBuf]) -> Result<Located, BridgeError> {
+    let roots = collection_roots(interp, first);
     if let Some(short) = super::plugins::builtin_short(name) {
         if valid_name(short)
             && interp
@@ -340,6 +344,33 @@ mod tests {
         assert_eq!(shebang_python(&s), Some(PathBuf::from("python3")));
         std::fs::write(&s, "#!/bin/sh\n").unwrap();
         assert_eq!(shebang_python(&s), None);
+    }
+
+    #[test]
+    fn collection_modules_are_found_under_their_root_and_action_plugins_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("ansible_collections/ns/coll/plugins");
+        std::fs::create_dir_all(base.join("modules/sub")).unwrap();
+        std::fs::create_dir_all(base.join("action")).unwrap();
+        std::fs::write(base.join("modules/thing.py"), "").unwrap();
+        std::fs::write(base.join("modules/sub/deep.py"), "").unwrap();
+        std::fs::write(base.join("modules/sync.py"), "").unwrap();
+        std::fs::write(base.join("action/sync.py"), "").unwrap();
+        let roots = vec![dir.path().to_path_buf()];
+        let found = collection_module(&roots, "ns.coll.thing", "ns.coll.thing").unwrap();
+        assert_eq!(
+            found.python_module,
+            "ansible_collections.ns.coll.plugins.modules.thing"
+        );
+        assert_eq!(found.pythonpath, roots);
+        let deep = collection_module(&roots, "ns.coll.sub.deep", "ns.coll.sub.deep").unwrap();
+        assert_eq!(
+            deep.python_module,
+            "ansible_collections.ns.coll.plugins.modules.sub.deep"
+        );
+        let refused = collection_module(&roots, "ns.coll.sync", "ns.coll.sync").unwrap_err();
+        assert!(matches!(refused, BridgeError::Refused(_)), "{refused}");
+        assert!(refused.to_string().contains("`ns.coll.sync`"), "{refused}");
     }
 
     #[test]

@@ -77,6 +77,8 @@ pub struct Invocation<'a> {
     pub no_log: bool,
     /// The task's `environment`.
     pub env: &'a [(String, String)],
+    /// Collection roots searched first: the playbook's `collections/` directory.
+    pub collections: &'a [PathBuf],
 }
 
 impl Bridge {
@@ -104,7 +106,7 @@ impl Bridge {
     /// Runs the module and reads its result.
     pub fn run(&self, inv: Invocation<'_>) -> Result<ModuleResult, BridgeError> {
         let interp = self.interpreter()?;
-        let located = locate::module(interp, inv.module)?;
+        let located = locate::module(interp, inv.module, inv.collections)?;
         let io = |what: &'static str| {
             let module = inv.module.to_string();
             move |e: std::io::Error| BridgeError::Io {

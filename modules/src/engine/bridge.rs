@@ -89,6 +89,11 @@ impl Engine<'_> {
         for (k, v) in &run.1 {
             json_args.insert(k.clone(), to_json(v));
         }
+        // Collections beside the playbook, as ansible-playbook (and ansible-pull) find them.
+        let beside = std::path::Path::new(&self.playbook_dir)
+            .join(self.base.as_str())
+            .join("collections");
+        let collections: Vec<std::path::PathBuf> = vec![beside];
         let outcome = bridge.run(Invocation {
             module: &run.0,
             args: json_args,
@@ -96,6 +101,7 @@ impl Engine<'_> {
             diff: inh.diff.unwrap_or(self.opts.diff),
             no_log: inh.no_log.unwrap_or(false),
             env: &env,
+            collections: &collections,
         });
         match outcome {
             Ok(res) => {
