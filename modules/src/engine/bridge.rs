@@ -87,7 +87,9 @@ impl Engine<'_> {
         let drift_check_only = !check_mode && !inh.handler && self.opts.drift.is_some();
         let mut json_args = serde_json::Map::new();
         for (k, v) in &run.1 {
-            json_args.insert(k.clone(), to_json(v));
+            if let Some(j) = without_omit(to_json(v)) {
+                json_args.insert(k.clone(), j);
+            }
         }
         // Collections beside the playbook, as ansible-playbook (and ansible-pull) find them.
         let beside = std::path::Path::new(&self.playbook_dir)
@@ -113,6 +115,24 @@ impl Engine<'_> {
             }
             Err(e) => via(Exec::failure(format!("{}: {e}", task.location), Vec::new())),
         }
+    }
+}
+
+/// A value with Ansible's `omit` removed: an argument (or a mapping key, a list element) whose
+/// value is the placeholder is left out, as ansible-core 2.19 does; `None` when omitted itself.
+fn without_omit(v: serde_json::Value) -> Option<serde_json::Value> {
+    use serde_json::Value as J;
+    match v {
+        J::String(s) if s == crate::template::OMIT => None,
+        J::Array(items) => Some(J::Array(
+            items.into_iter().filter_map(without_omit).collect(),
+        )),
+        J::Object(m) => Some(J::Object(
+            m.into_iter()
+                .filter_map(|(k, v)| without_omit(v).map(|v| (k, v)))
+                .collect(),
+        )),
+        other => Some(other),
     }
 }
 
@@ -164,6 +184,17 @@ fn exec_of(module: &str, res: ModuleResult) -> Exec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn omitted_arguments_are_left_out_at_every_level() {
+        let omit = crate::template::OMIT;
+        let v = serde_json::json!({"a": omit, "b": [1, omit, {"c": omit, "d": 2}], "e": "x"});
+        assert_eq!(
+            without_omit(v),
+            Some(serde_json::json!({"b": [1, {"d": 2}], "e": "x"}))
+        );
+        assert_eq!(without_omit(serde_json::json!(omit)), None);
+    }
 
     #[test]
     fn results_map_to_statuses_and_facts() {
