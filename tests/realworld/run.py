@@ -130,6 +130,9 @@ def report(rows: list[Row], agent: Path, did_converge: bool) -> str:
                  f"{sum(v for (k, s), v in by_kind.items() if k and s != 'absent')} pass; "
                  f"GitHub entries: {by_kind[(False, 'ok')]} of "
                  f"{sum(v for (k, s), v in by_kind.items() if not k and s != 'absent')} pass")
+    lines.append(f"  - unsupported module tasks of the passing entries that run through ansible-core with "
+                 f"`ansible_modules: auto`: {sum(r.n_bridgeable for r in ok)} "
+                 f"(in {sum(1 for r in ok if r.n_bridgeable)} entries)")
     if did_converge:
         conv = [r for r in rows if r.converge not in ("-", "not-allowed")]
         same = [r for r in conv if r.converge == "same"]
