@@ -56,14 +56,22 @@ impl Reporter for TextReporter {
         let mut out = std::io::stdout().lock();
         let where_ = format!("{}:{}", t.file, t.line);
         let handler = if t.handler { " (handler)" } else { "" };
+        let via = match &t.via {
+            Some(v) => format!(" (via {v})"),
+            None => String::new(),
+        };
         let _ = writeln!(
             out,
-            "{:<8} {}{} [{}]",
+            "{:<8} {}{}{} [{}]",
             format!("{}:", t.status.as_str()),
             t.name,
             handler,
+            via,
             where_
         );
+        for w in &t.warnings {
+            let _ = writeln!(out, "  [WARNING]: {w}");
+        }
         for item in &t.items {
             let _ = writeln!(
                 out,

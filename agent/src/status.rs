@@ -70,6 +70,9 @@ pub struct TaskStatus {
     pub differed: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub msg: Option<String>,
+    /// `ansible`: the task ran through the host's ansible-core (`ansible_modules: auto`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// What the daemon's drift pass found; present only in the document of a drift pass.
@@ -273,6 +276,7 @@ fn task_status(t: &TaskReport) -> TaskStatus {
             Vec::new()
         },
         msg: if t.no_log { None } else { t.msg.clone() },
+        via: t.via.clone(),
     }
 }
 
@@ -381,6 +385,8 @@ mod tests {
             no_log,
             output: None,
             drift: None,
+            via: None,
+            warnings: Vec::new(),
             owns: Vec::new(),
         }
     }

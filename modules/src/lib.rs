@@ -5,6 +5,7 @@
 
 pub mod ansible_cfg;
 pub mod args;
+pub mod bridge;
 pub mod engine;
 pub mod error;
 pub mod facts;

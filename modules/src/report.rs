@@ -88,6 +88,12 @@ pub struct TaskReport {
     /// Set in a drift pass ([`crate::engine::RunOptions::drift`]) on a task that had drifted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drift: Option<Drift>,
+    /// `ansible`: the task ran through the host's ansible-core ([`crate::bridge`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// What the module warned about (ansible-core's modules return warnings).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// What on the host the task manages (every item of a loop), for the daemon's watch.
     #[serde(skip)]
     pub owns: Vec<crate::resource::Owned>,
@@ -118,6 +124,8 @@ impl TaskReport {
             no_log: false,
             output: None,
             drift: None,
+            via: None,
+            warnings: Vec::new(),
             owns: Vec::new(),
         }
     }

@@ -57,6 +57,7 @@ class Case:
     may_replace_link: str | None = None     # root-relative path that may become a regular file instead
     xfail: str | None = None                # policy question rather than a hard requirement
     inventory: str | None = None            # --inventory FILE (repo-relative)
+    bridge: str | None = None               # --ansible-modules auto, with this python ("" = the venv's)
 
 
 def line_of(text: str, needle: str) -> int:
@@ -423,6 +424,30 @@ def _populate_root(root: Path):
 def _snapshot_outside(outside: Path) -> dict:
     return snapshot_exact(outside)
 
+# --- the bridge to ansible-core (`ansible_modules: auto`) ----------------------------------------
+# A module ansible-core does not have either, a collection not installed, a module that needs its
+# controller-side action plugin, no interpreter: the task fails when reached, with the fix in the
+# message; the task after it does not run.
+_AFTER = "- name: after\n  copy: {content: x, dest: \"{{ root }}/after\"}\n"
+_bridge_missing = _play('- name: no such ansible module\n  ansible.builtin.frobnicate:\n    path: "{{ root }}/x"\n'
+                        + _AFTER, pre=False)
+case(name="bridge-module-not-found", files={"site.yml": _bridge_missing}, rc=(1,), file="site.yml",
+     line=line_of(_bridge_missing, "- name: no such ansible module"),
+     keys=("ansible.builtin.frobnicate", "not found", "via ansible"), bridge="")
+_bridge_coll = _play('- name: collection not installed\n  community.general.frobnicate: {}\n' + _AFTER, pre=False)
+case(name="bridge-collection-not-installed", files={"site.yml": _bridge_coll}, rc=(1,), file="site.yml",
+     line=line_of(_bridge_coll, "- name: collection not installed"),
+     keys=("community.general.frobnicate", "ansible-galaxy collection install community.general"), bridge="")
+_bridge_plugin = _play('- name: needs the controller\n  ansible.builtin.fetch:\n    src: /etc/hostname\n'
+                       '    dest: "{{ root }}/fetched"\n' + _AFTER, pre=False)
+case(name="bridge-controller-action-plugin", files={"site.yml": _bridge_plugin}, rc=(1,), file="site.yml",
+     line=line_of(_bridge_plugin, "- name: needs the controller"),
+     keys=("`ansible.builtin.fetch`", "action plugin"), bridge="")
+_bridge_nopy = _play('- name: no interpreter\n  ansible.builtin.slurp:\n    src: /etc/hostname\n' + _AFTER, pre=False)
+case(name="bridge-no-interpreter", files={"site.yml": _bridge_nopy}, rc=(1,), file="site.yml",
+     line=line_of(_bridge_nopy, "- name: no interpreter"),
+     keys=("/nonexistent/python3", "install ansible-core", "ansible_python"), bridge="/nonexistent/python3")
+
 
 @pytest.mark.parametrize("c", [pytest.param(c, marks=pytest.mark.xfail(reason=c.xfail, strict=False))
                                if c.xfail else c for c in CASES], ids=[c.name for c in CASES])
@@ -457,6 +482,10 @@ def test_bad_input(c: Case, tmp_path, agent):
     # human output: invalid input (rc 3) must be explained on stderr; a failed task (rc 1) may be
     # reported in the per-task output on stdout
     markers = harness.Markers(inventory=c.inventory) if c.inventory else None
+    if c.bridge is not None:
+        markers = markers or harness.Markers()
+        markers.ansible_modules = True
+        markers.ansible_python = c.bridge or None
     r = harness.run_agent(repo, root, extra=[f"outside={outside}"], fmt_json=False, markers=markers)
     info = r.describe()
 

@@ -13,6 +13,10 @@ Markers in a playbook's site.yml (a comment line "# differential: ..."):
   host=NAME           the inventory host (default localhost; without inventory=, `-i NAME,`)
   ansible-cfg         ansible reads the playbook directory's ansible.cfg (no ANSIBLE_CONFIG, no -i
                       unless inventory=; `-l HOST`); the agent reads it always
+  ansible-modules     the agent runs with its bridge to ansible-core on (--ansible-modules auto,
+                      --ansible-python ANSIBLE_BIN_DIR/python3); some task must report via: ansible
+  ansible-plugins     the same bridge on, for collection filter/test plugins (no task need run via ansible)
+  ansible-force=a,b   the same as ansible-modules, and the agent's own modules a, b run through ansible-core too
 
 GITOPS_DIFF_ORACLE_ONLY=1 replaces the agent by a second ansible-playbook run (validates the
 playbooks themselves: they pass under ansible-core and leave deterministic trees).
@@ -87,6 +91,8 @@ def _compare_runs(probs: Problems, phase: str, a, g, markers: Markers, *, fail_e
         for ak, gk in (("failures", "failed"), ("rescued", "rescued"), ("ignored", "ignored")):
             if ast.get(ak, 0) != gst.get(gk, 0):
                 probs.add(f"[{phase}] stats.{gk}: ansible {ast.get(ak, 0)} agent {gst.get(gk, 0)}")
+    if g.tool == "agent" and markers.ansible_modules and not markers.ansible_plugins and not any(t.get("via") == "ansible" for t in g.tasks):
+        probs.add(f"[{phase}] marked ansible-modules but no agent task ran via ansible")
     pa, pg = ansible_pairs(a), _other_pairs(g)
     d = list_diff(pa, pg, "ansible", g.tool)
     if d:

@@ -804,6 +804,7 @@ def _agent_tasks(raw) -> list[dict]:
             tasks.append({"name": name, "status": t.get("status"), "changed": bool(t.get("changed")),
                           "handler": bool(t.get("handler")), "display": t.get("name"),
                           "action": t.get("module"), "items": t.get("items"),
+                          "via": t.get("via"),
                           "where": f"{t.get('file')}:{t.get('line')}"})
     return tasks
 

@@ -184,6 +184,13 @@ class Markers:
     inventory: str | None = None
     host: str = "localhost"
     ansible_cfg: bool = False
+    # the agent runs with its bridge to ansible-core on (`ansible_modules: auto`, the python
+    # of ANSIBLE_BIN_DIR); ansible_force: modules it has that still go through ansible-core
+    ansible_modules: bool = False
+    # the bridge is on only for collection filter/test plugins: no task need run via ansible
+    ansible_plugins: bool = False
+    ansible_force: list[str] = field(default_factory=list)
+    ansible_python: str | None = None       # default: ANSIBLE_BIN_DIR's python3
     notes: list[str] = field(default_factory=list)
 
 
@@ -214,6 +221,14 @@ def read_markers(site: Path) -> Markers:
                 m.host = tok[len("host="):]
             elif tok == "ansible-cfg":
                 m.ansible_cfg = True
+            elif tok == "ansible-modules":
+                m.ansible_modules = True
+            elif tok == "ansible-plugins":
+                m.ansible_modules = True
+                m.ansible_plugins = True
+            elif tok.startswith("ansible-force="):
+                m.ansible_modules = True
+                m.ansible_force += [n for n in tok[len("ansible-force="):].split(",") if n]
             else:
                 m.notes.append(tok)
     return m
@@ -347,6 +362,11 @@ def run_agent(pbdir: Path, root: Path, *, check=False, diff=False, markers: Mark
             "--host-name", markers.host, "-e", f"root={root}"]
     if markers.inventory:
         argv += ["--inventory", markers.inventory]
+    if markers.ansible_modules:
+        argv += ["--ansible-modules", "auto", "--ansible-python",
+                 markers.ansible_python or str(ansible_bin_dir() / "python3")]
+        for name in markers.ansible_force:
+            argv += ["--ansible-module-force", name]
     for ev in list(markers.extra_vars) + list(extra):
         argv += ["-e", ev]
     tags = tags if tags is not None else markers.tags
@@ -380,6 +400,7 @@ def run_agent(pbdir: Path, root: Path, *, check=False, diff=False, markers: Mark
                 tasks.append({"name": name, "status": t.get("status"), "changed": bool(t.get("changed")),
                               "handler": bool(t.get("handler")), "display": t.get("name"),
                               "action": t.get("module"), "items": t.get("items"),
+                              "via": t.get("via"),
                               "where": f"{t.get('file')}:{t.get('line')}"})
     return Run("agent", argv, p.returncode, p.stdout, p.stderr, tasks, raw, dt)
 

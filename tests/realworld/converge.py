@@ -108,10 +108,26 @@ def _first_failure(run) -> str:
     return f"rc={run.rc}: " + (tail[-1][:200] if tail else "(no output)")
 
 
+def bridge_on() -> bool:
+    """GITOPS_REALWORLD_BRIDGE=1 (run.py --ansible-modules): the agent runs with its bridge to
+    ansible-core on, with the test venv's python bound into its container."""
+    return os.environ.get("GITOPS_REALWORLD_BRIDGE", "") not in ("", "0", "false", "no")
+
+
+def task_counts(run) -> dict:
+    """Tasks of a run that ran (not skipped), native or through ansible-core (`via: ansible`)."""
+    ran = [t for t in run.tasks if t.get("status") not in ("skipped", None)]
+    via = sum(1 for t in ran if t.get("via") == "ansible")
+    return {"native": len(ran) - via, "via_ansible": via}
+
+
 def side(tool: str, rootfs: Path, pulldir: Path, repo: Path, playbook: str, preinstall: list[str]) -> dict:
     """Boot, converge twice with TOOL, snapshot after the first run."""
     binds = [ct.Bind(pulldir, PULL_MOUNT, ro=True), ct.Bind(repo, APT_MOUNT, ro=True)]
     kw = {"agent": _agent()} if tool == "agent" else {"ansible": True}
+    extra: list[str] = []
+    if tool == "agent" and bridge_on():
+        kw["ansible"] = True
     res: dict = {"tool": tool}
     # as ansible-pull run by root from a login shell or cron (debops reads $USER)
     env = {"USER": "root", "LOGNAME": "root"}
@@ -119,8 +135,13 @@ def side(tool: str, rootfs: Path, pulldir: Path, repo: Path, playbook: str, prei
         _prepare(c, preinstall)
         for n in (1, 2):
             if tool == "agent":
-                r = c.converge(PULL_MOUNT, playbook=playbook, host_name="localhost", env=env, timeout=1200)
+                if bridge_on() and not extra:
+                    extra = ["--ansible-modules", "auto", "--ansible-python", str(c.venv / "bin" / "python3")]
+                r = c.converge(PULL_MOUNT, extra, playbook=playbook, host_name="localhost", env=env,
+                               timeout=1200)
                 ok = r.rc in (0, 2)
+                if n == 1:
+                    res["tasks"] = task_counts(r)
             else:
                 r = c.ansible_playbook(PULL_MOUNT, playbook=playbook, env=env, timeout=1800)
                 ok = r.rc == 0
@@ -256,6 +277,8 @@ def converge_all(m: corpus.Manifest, entries, rows, dirs: dict, sources: Path | 
             continue
         details[e.name] = res
         r.converge, r.converge_note, r.diffs = res["status"], res.get("note", ""), res.get("diffs", [])
+        counts = res.get("agent", {}).get("tasks") or {}
+        r.tasks_native, r.tasks_via_ansible = counts.get("native"), counts.get("via_ansible")
         a2 = res["agent"].get("run2")
         if a2:
             r.idempotent = f"{a2['changed']} changed" if a2["ok"] else f"failed: {a2['failure'][:80]}"

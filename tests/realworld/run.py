@@ -52,6 +52,11 @@ class Row:
     idempotent: str = "-"           # agent's second run: "0 changed" / "N changed"
     diffs: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # validate: unsupported module tasks the bridge to ansible-core would run (`ansible_modules: auto`)
+    n_bridgeable: int = 0
+    # converge, the agent's first run: tasks that ran natively / through ansible-core (`via: ansible`)
+    tasks_native: int | None = None
+    tasks_via_ansible: int | None = None
 
 
 # --------------------------------------------------------------------------
@@ -80,6 +85,8 @@ def validate_entry(m: corpus.Manifest, e: corpus.Entry, sources: Path | None, ro
     found = blockers.parse(p.stderr + "\n" + p.stdout)
     errs = [f for f in found if f.level == "error"]
     row.n_errors, row.n_warnings = len(errs), sum(1 for f in found if f.level == "warning")
+    via = re.search(r"(\d+) of them via ansible", p.stdout)
+    row.n_bridgeable = int(via.group(1)) if via else 0
     seen: list[str] = []
     for f in errs:
         b = blockers.normalise(f.message)
@@ -129,6 +136,9 @@ def report(rows: list[Row], agent: Path, did_converge: bool) -> str:
                  f"{sum(v for (k, s), v in by_kind.items() if k and s != 'absent')} pass; "
                  f"GitHub entries: {by_kind[(False, 'ok')]} of "
                  f"{sum(v for (k, s), v in by_kind.items() if not k and s != 'absent')} pass")
+    lines.append(f"  - unsupported module tasks of the passing entries that run through ansible-core with "
+                 f"`ansible_modules: auto`: {sum(r.n_bridgeable for r in ok)} "
+                 f"(in {sum(1 for r in ok if r.n_bridgeable)} entries)")
     if did_converge:
         conv = [r for r in rows if r.converge not in ("-", "not-allowed")]
         same = [r for r in conv if r.converge == "same"]
@@ -137,15 +147,24 @@ def report(rows: list[Row], agent: Path, did_converge: bool) -> str:
                      f"ansible-core** ({len(idem)} of those change nothing on the second run)")
         cnt = collections.Counter(r.converge for r in conv)
         lines.append("  - " + ", ".join(f"{k}: {v}" for k, v in sorted(cnt.items())))
+        counted = [r for r in conv if r.tasks_native is not None]
+        lines.append(f"  - agent tasks run (first run, allowlisted entries): "
+                     f"{sum(r.tasks_native for r in counted)} native, "
+                     f"{sum(r.tasks_via_ansible for r in counted)} via ansible-core"
+                     + (" (bridge on: `ansible_modules: auto`)" if os.environ.get("GITOPS_REALWORLD_BRIDGE") else
+                        " (bridge off)"))
     lines += ["", "## Table", "",
-              "| entry | origin | licence | validate | errors | converge | 2nd run (agent) | first error / note |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| entry | origin | licence | validate | errors | via ansible (validate) | converge | "
+              "tasks native / via ansible | 2nd run (agent) | first error / note |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         note = r.first_error or r.converge_note
         if r.converge_note and r.first_error:
             note = f"{r.first_error} — {r.converge_note}"
+        counts = "" if r.tasks_native is None else f"{r.tasks_native} / {r.tasks_via_ansible}"
         lines.append(f"| {r.name} | {_cell(r.origin, 40)} | {_cell(r.licence, 24)} | {r.validate} | "
-                     f"{r.n_errors or ''} | {r.converge} | {r.idempotent} | {_cell(note)} |")
+                     f"{r.n_errors or ''} | {r.n_bridgeable or ''} | {r.converge} | {counts} | {r.idempotent} | "
+                     f"{_cell(note)} |")
     lines += ["", "## Blockers, ranked by entries blocked", "",
               "| # | blocker | entries | examples |", "|---|---|---|---|"]
     for i, (b, n, names) in enumerate(ranked_blockers(rows), 1):
@@ -216,9 +235,14 @@ def main(argv=None) -> int:
                          "git dirs); default $GITOPS_REALWORLD_SOURCES; without it GitHub entries are skipped")
     ap.add_argument("--only", nargs="*", help="entry names")
     ap.add_argument("--kind", choices=["pypi", "github"], help="only entries of this kind of source")
+    ap.add_argument("--ansible-modules", action="store_true",
+                    help="converge with the agent's bridge to ansible-core on (ansible_modules: auto, the test "
+                         "venv's python bound into the agent's container); sets GITOPS_REALWORLD_BRIDGE=1")
     ap.add_argument("--even-if-invalid", action="store_true",
                     help="converge allowlisted entries also when validate fails (shows ansible-core's side)")
     a = ap.parse_args(argv)
+    if a.ansible_modules:
+        os.environ["GITOPS_REALWORLD_BRIDGE"] = "1"
     if not agent_bin().exists():
         print(f"agent binary {agent_bin()} not found (cargo build, or set GITOPS_AGENT_BIN)", file=sys.stderr)
         return 2

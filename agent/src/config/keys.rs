@@ -31,6 +31,10 @@ pub enum Kind {
     Paths,
     /// true or false.
     Bool,
+    /// `auto` or `off`: the bridge to the host's ansible-core.
+    Bridge,
+    /// A list of module names.
+    Names,
 }
 
 /// How a key is given on the command line.
@@ -192,6 +196,13 @@ pub const KEYS: &[Key] = &[
     key("state_dir", Path, Value("state-dir"), "DIR")
         .default("/var/lib/gitops-agent")
         .doc("Where the agent keeps its repository, state and lock"),
+    key("ansible_modules", Bridge, Value("ansible-modules"), "MODE")
+        .default("off")
+        .doc("auto: a module the agent does not implement runs as the host's own ansible-core module (off: the task fails)"),
+    key("ansible_python", Path, Value("ansible-python"), "PATH")
+        .doc("The python3 with ansible-core for `ansible_modules: auto`. Default: ansible-playbook's, else python3 on PATH"),
+    key("ansible_modules_force", Names, Repeated("ansible-module-force"), "MODULE")
+        .doc("Modules the agent has that still run through ansible-core (to compare both); repeatable"),
 ];
 
 /// The key named `name` (dotted).

@@ -162,6 +162,13 @@ pub struct Config {
     pub allow_rollback: bool,
     pub status: StatusConfig,
     pub state_dir: PathBuf,
+    /// `ansible_modules: auto`: modules the agent does not implement run through the host's
+    /// ansible-core (gitops_modules::bridge).
+    pub ansible_modules: bool,
+    /// The python3 with ansible-core; `None`: found by itself.
+    pub ansible_python: Option<PathBuf>,
+    /// Modules the agent has that still run through ansible-core.
+    pub ansible_modules_force: Vec<String>,
     /// Where each key not at its default was defined (dotted: `status.branch`); sections
     /// (`status`) have their line too.
     defs: BTreeMap<String, Definition>,
@@ -304,6 +311,9 @@ impl Config {
                 enabled: false,
             },
             state_dir: PathBuf::new(),
+            ansible_modules: false,
+            ansible_python: None,
+            ansible_modules_force: Vec::new(),
             defs: BTreeMap::new(),
         }
     }
@@ -374,6 +384,18 @@ impl Config {
     }
 
     /// The repository status commits go to: `status.repo`, or else `repo`.
+    /// The engine's bridge to the host's ansible-core, when `ansible_modules: auto`.
+    pub fn ansible_bridge(&self) -> Option<Arc<gitops_modules::bridge::Bridge>> {
+        self.ansible_modules.then(|| {
+            Arc::new(gitops_modules::bridge::Bridge::new(
+                gitops_modules::bridge::BridgeOptions {
+                    python: self.ansible_python.clone(),
+                    force: self.ansible_modules_force.clone(),
+                },
+            ))
+        })
+    }
+
     pub fn status_repo(&self) -> Option<&RepoUrl> {
         self.status.repo.as_ref().or(self.repo.as_ref())
     }

@@ -82,6 +82,7 @@ impl ConfigOverrides {
         let slot = self.values.iter_mut().find(|(k, _)| k.name == key.name);
         match (slot, value) {
             (Some((_, Value::Paths(list))), Value::Paths(more)) => list.extend(more),
+            (Some((_, Value::Names(list))), Value::Names(more)) => list.extend(more),
             (Some((_, Value::Vars(vars))), Value::Vars(more)) => vars.extend(more),
             (Some((_, old)), value) => *old = value,
             (None, value) => self.values.push((key, value)),

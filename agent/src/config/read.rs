@@ -84,6 +84,8 @@ impl Reader {
             Kind::Path => self.path(k, node).map(Value::Path),
             Kind::Paths => self.paths(k, node).map(Value::Paths),
             Kind::Bool => self.bool(k, node).map(Value::Bool),
+            Kind::Bridge => self.bridge(k, node).map(Value::Bridge),
+            Kind::Names => self.names(k, node).map(Value::Names),
         }
     }
 
@@ -194,6 +196,38 @@ impl Reader {
             NodeKind::Bool(b) => Some(*b),
             _ => {
                 self.wrong_type(key, node, "true or false");
+                None
+            }
+        }
+    }
+
+    fn bridge(&mut self, key: &str, node: &Node) -> Option<bool> {
+        // YAML 1.1 reads a bare `off` as false.
+        if let NodeKind::Bool(false) = node.kind {
+            return Some(false);
+        }
+        let s = self.string(key, node)?;
+        let r = value::parse_bridge(s);
+        self.checked(key, node, r)
+    }
+
+    fn names(&mut self, key: &str, node: &Node) -> Option<Vec<String>> {
+        match &node.kind {
+            NodeKind::Null => None,
+            NodeKind::Seq(items) => {
+                let n = self.errors.len();
+                let out: Vec<String> = items
+                    .iter()
+                    .filter_map(|item| {
+                        let s = self.string(key, item)?;
+                        let r = value::module_name(s);
+                        self.checked(key, item, r)
+                    })
+                    .collect();
+                (self.errors.len() == n).then_some(out)
+            }
+            _ => {
+                self.wrong_type(key, node, "a list of module names");
                 None
             }
         }

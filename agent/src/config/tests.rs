@@ -533,6 +533,8 @@ fn every_key_is_bound_to_a_field_and_its_default_parses() {
         keys::Kind::Path | keys::Kind::Paths => "/etc/x",
         keys::Kind::Bool => "true",
         keys::Kind::Vars => "",
+        keys::Kind::Bridge => "auto",
+        keys::Kind::Names => "community.general.ini_file",
     };
     for key in keys::KEYS {
         let mut c = Config::empty();

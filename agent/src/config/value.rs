@@ -37,6 +37,9 @@ pub enum Value {
     Path(PathBuf),
     Paths(Vec<PathBuf>),
     Bool(bool),
+    /// `ansible_modules`: true for `auto`.
+    Bridge(bool),
+    Names(Vec<String>),
 }
 
 /// Why a text is not a value of its key's [`Kind`]; the message is the parser's own.
@@ -57,6 +60,10 @@ pub enum ValueError {
     Path(#[from] EmptyPathError),
     #[error("`{0}`: expected true or false")]
     Bool(String),
+    #[error("`{0}`: expected auto or off")]
+    Bridge(String),
+    #[error("`{0}`: expected a module name (`name` or `namespace.collection.name`)")]
+    Name(String),
 }
 
 /// An empty path where a path is expected.
@@ -82,7 +89,31 @@ impl Value {
                 "false" => false,
                 other => return Err(ValueError::Bool(other.to_string())),
             }),
+            Kind::Bridge => Value::Bridge(parse_bridge(text)?),
+            Kind::Names => Value::Names(vec![module_name(text)?]),
         })
+    }
+}
+
+/// `auto` (true) or `off` (false).
+pub(super) fn parse_bridge(text: &str) -> Result<bool, ValueError> {
+    match text {
+        "auto" => Ok(true),
+        "off" => Ok(false),
+        other => Err(ValueError::Bridge(other.to_string())),
+    }
+}
+
+/// A module name: dotted words of letters, digits and `_`.
+pub(super) fn module_name(text: &str) -> Result<String, ValueError> {
+    let ok = !text.is_empty()
+        && text
+            .split('.')
+            .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    if ok {
+        Ok(text.to_string())
+    } else {
+        Err(ValueError::Name(text.to_string()))
     }
 }
 
@@ -124,6 +155,9 @@ impl Config {
             ("status.heartbeat", V::Duration(v)) => self.status.heartbeat = v,
             ("status.enabled", V::Bool(v)) => self.status.enabled = v,
             ("state_dir", V::Path(v)) => self.state_dir = v,
+            ("ansible_modules", V::Bridge(v)) => self.ansible_modules = v,
+            ("ansible_python", V::Path(v)) => self.ansible_python = Some(v),
+            ("ansible_modules_force", V::Names(v)) => self.ansible_modules_force = v,
             _ => return false,
         }
         true

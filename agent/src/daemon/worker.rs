@@ -321,18 +321,27 @@ impl Reporter for TaskLog<'_> {
         let at = format!("{}:{}", t.file, t.line);
         let result = t.status.as_str();
         let msg = if t.no_log { None } else { t.msg.as_deref() };
+        // A task run through the host's ansible-core says so (journald field VIA).
+        let via = t.via.as_deref().unwrap_or("agent");
+        let name = match &t.via {
+            Some(v) => format!("{} (via {v})", t.name),
+            None => t.name.clone(),
+        };
+        for w in &t.warnings {
+            warn!(task = %t.name, module = %t.module, at = %at, via, "[WARNING]: {w} [{at}]");
+        }
         match t.status {
             Status::Failed => warn!(
-                task = %t.name, module = %t.module, result, at = %at,
-                "{result}: {} [{at}]: {}", t.name, msg.unwrap_or("")
+                task = %t.name, module = %t.module, result, at = %at, via,
+                "{result}: {name} [{at}]: {}", msg.unwrap_or("")
             ),
             _ if t.changed => info!(
-                task = %t.name, module = %t.module, result, at = %at,
-                "{result}: {} [{at}]", t.name
+                task = %t.name, module = %t.module, result, at = %at, via,
+                "{result}: {name} [{at}]"
             ),
             _ => debug!(
-                task = %t.name, module = %t.module, result, at = %at,
-                "{result}: {} [{at}]", t.name
+                task = %t.name, module = %t.module, result, at = %at, via,
+                "{result}: {name} [{at}]"
             ),
         }
     }

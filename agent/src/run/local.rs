@@ -71,8 +71,9 @@ pub fn validate(args: &ValidateArgs) -> i32 {
             // (the warnings were printed by load_playbook)
             let plays: usize = l.playbook.plays.len();
             let warnings = l.playbook.warnings.len();
+            let via = l.playbook.bridgeable.len();
             println!(
-                "{}: valid ({} play{}{})",
+                "{}: valid ({} play{}{}{})",
                 l.playbook.file,
                 plays,
                 if plays == 1 { "" } else { "s" },
@@ -80,6 +81,10 @@ pub fn validate(args: &ValidateArgs) -> i32 {
                     0 => String::new(),
                     1 => ", 1 task that fails if reached".to_string(),
                     n => format!(", {n} tasks that fail if reached"),
+                },
+                match via {
+                    0 => String::new(),
+                    n => format!(", {n} of them via ansible with `ansible_modules: auto`"),
                 }
             );
             if args.strict && warnings > 0 {
@@ -97,10 +102,18 @@ pub fn validate(args: &ValidateArgs) -> i32 {
     }
 }
 
-/// The tasks the agent does not implement, on stderr: each fails only if it runs.
+/// The tasks the agent does not implement, on stderr: each fails only if it runs, unless it
+/// is a module task the bridge to ansible-core runs (`ansible_modules: auto`).
 pub fn print_warnings(playbook: &Playbook) {
     for w in &playbook.warnings {
-        eprintln!("warning: {w} (the task fails if it runs)");
+        // (The error names the module already.)
+        match playbook.bridgeable.iter().find(|(e, _)| e == w) {
+            Some(_) => eprintln!(
+                "warning: {w} (via ansible: with `ansible_modules: auto` the task runs \
+                 ansible-core's module of that name, else it fails if it runs)"
+            ),
+            None => eprintln!("warning: {w} (the task fails if it runs)"),
+        }
     }
 }
 
@@ -120,8 +133,18 @@ pub fn converge(args: &ConvergeArgs, dir: &std::path::Path) -> i32 {
             return exit::INVALID;
         }
     };
+    // A local converge reads no configuration file: the bridge's keys come from their flags.
+    let mut config = crate::config::Config::default();
+    match crate::config::ConfigOverrides::from_pairs(&args.pull.keys.values) {
+        Ok(o) => config.apply(o),
+        Err(e) => {
+            report_invalid(args.format, &e.to_string());
+            return exit::INVALID;
+        }
+    }
     let report = run_and_print(
         args,
+        config.ansible_bridge(),
         &loaded.source,
         &loaded.playbook,
         loaded.templar.clone(),
@@ -134,6 +157,7 @@ pub fn converge(args: &ConvergeArgs, dir: &std::path::Path) -> i32 {
 /// Runs a loaded playbook, printing as the output format says.
 fn run_and_print(
     args: &ConvergeArgs,
+    ansible: Option<Arc<gitops_modules::bridge::Bridge>>,
     source: &dyn Source,
     playbook: &Playbook,
     templar: Arc<Templar>,
@@ -157,6 +181,7 @@ fn run_and_print(
             .rev()
             .find(|(k, _)| *k == "state_dir")
             .map(|(_, v)| std::path::PathBuf::from(v)),
+        ansible,
     };
     let mut reporter = TextReporter::new(args.format == Format::Text, args.diff);
     let report = Engine::new(templar, source, opts, &mut reporter).run(playbook);

@@ -488,6 +488,7 @@ fn converge_commit(
             guard: Arc::new(d.guard.clone()),
         }),
         state_dir: Some(plan.config.state_dir.clone()),
+        ansible: plan.config.ansible_bridge(),
     };
     let run = {
         let mut progress = ProgressReporter {

@@ -59,6 +59,8 @@ impl Engine<'_> {
                 changes: Vec::new(),
                 owns: Vec::new(),
                 drift_check_only: false,
+                via_ansible: false,
+                warnings: Vec::new(),
             },
             Err(msg) => Exec::failure(msg, Vec::new()),
         }

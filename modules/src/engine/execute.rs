@@ -30,6 +30,8 @@ impl Exec {
             changes: Vec::new(),
             owns,
             drift_check_only: false,
+            via_ansible: false,
+            warnings: Vec::new(),
         }
     }
 }
@@ -44,7 +46,7 @@ struct Converged {
 
 /// Why a task's module could not be made ready to run (before any check).
 #[derive(Debug, thiserror::Error)]
-enum PrepareError {
+pub(super) enum PrepareError {
     /// An argument does not render; `detail` is the variable's own error when there is one,
     /// else the template's.
     #[error("{location}: argument `{key}`: {detail}")]
@@ -88,6 +90,9 @@ impl Engine<'_> {
     pub(super) fn execute(&self, task: &Task, inh: &Inherit, vars: &Value, scope: &Scope) -> Exec {
         if let Action::ValidateArgs { options, params } = &task.action {
             return self.validate_role_args(options, params, vars);
+        }
+        if let Some((module, args)) = self.bridge_target(task) {
+            return self.execute_bridged(task, inh, vars, scope, module, args);
         }
         let Action::Module { module, args, .. } = &task.action else {
             let msg = match &task.action {
@@ -146,11 +151,13 @@ impl Engine<'_> {
             changes,
             owns,
             drift_check_only,
+            via_ansible: false,
+            warnings: Vec::new(),
         }
     }
 
     /// The task's arguments rendered with its variables.
-    fn render_args(
+    pub(super) fn render_args(
         &self,
         task: &Task,
         args: &IndexMap<String, Value>,
@@ -401,7 +408,7 @@ impl Engine<'_> {
 /// registered result).
 pub(super) const CACHEABLE: &str = "_ansible_facts_cacheable";
 
-fn env_pairs(v: &Value) -> Vec<(String, String)> {
+pub(super) fn env_pairs(v: &Value) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     if v.kind() == minijinja::value::ValueKind::Seq {
         // A list of mappings (Ansible's form, and enclosing environments): later ones win.

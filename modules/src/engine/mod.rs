@@ -16,6 +16,7 @@ use crate::source::{RepoPath, Source};
 use crate::template::Templar;
 
 mod argspec;
+mod bridge;
 mod execute;
 mod failure;
 mod flags;
@@ -39,6 +40,9 @@ pub struct RunOptions {
     pub drift: Option<DriftOptions>,
     /// The agent's state directory: the `password` lookup keeps relative files there.
     pub state_dir: Option<std::path::PathBuf>,
+    /// The bridge to the host's ansible-core (`ansible_modules: auto`): modules the agent does
+    /// not implement run as ansible's own; `None`: they fail when reached.
+    pub ansible: Option<Arc<crate::bridge::Bridge>>,
 }
 
 /// How a drift pass runs. The whole playbook runs again, but only declarative tasks whose
@@ -154,6 +158,10 @@ struct Exec {
     owns: Vec<Owned>,
     /// A drift pass ran this task in check mode although the playbook asks to apply it.
     drift_check_only: bool,
+    /// Ran through the host's ansible-core ([`crate::bridge`]).
+    via_ansible: bool,
+    /// What the module warned about.
+    warnings: Vec<String>,
 }
 
 pub struct Engine<'a> {
@@ -260,6 +268,8 @@ impl<'a> Engine<'a> {
         }));
         self.hash_merge = playbook.hash_merge;
         self.play_magic = self.run_magic.clone();
+        // Collection filter/test plugins run with the bridge's interpreter, if it is on.
+        crate::template::pyplugins::set_bridge(self.opts.ansible.clone());
         for (i, play) in playbook.plays.iter().enumerate() {
             if self.failed {
                 for rest in &playbook.plays[i..] {

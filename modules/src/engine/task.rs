@@ -179,6 +179,10 @@ impl Engine<'_> {
             exec.diff.clone()
         };
         report.changes = exec.changes.clone();
+        if exec.via_ansible {
+            report.via = Some(VIA_ANSIBLE.into());
+        }
+        report.warnings = exec.warnings.clone();
         report.msg = if no_log {
             exec.failed.as_ref().map(|_| NO_LOG_MSG.to_string())
         } else {
@@ -377,6 +381,14 @@ impl Engine<'_> {
                 }
                 report.changes.extend(exec.changes.iter().cloned());
                 report.owns.extend(exec.owns.iter().cloned());
+                if exec.via_ansible {
+                    report.via = Some(VIA_ANSIBLE.into());
+                }
+                for w in &exec.warnings {
+                    if !report.warnings.contains(w) {
+                        report.warnings.push(w.clone());
+                    }
+                }
                 report.drift = match (report.drift, self.drift_of(&exec, inh.handler)) {
                     (Some(Drift::Reported), _) | (_, Some(Drift::Reported)) => {
                         Some(Drift::Reported)
@@ -598,6 +610,9 @@ impl Engine<'_> {
         }
     }
 }
+
+/// The `via` of a task run through the host's ansible-core.
+pub const VIA_ANSIBLE: &str = "ansible";
 
 /// A result without Ansible's internal `_ansible_*` keys (as a registered value shows it).
 fn public(result: &IndexMap<String, Value>) -> IndexMap<String, Value> {

@@ -310,7 +310,8 @@ impl Loader<'_> {
             self.check_templates(&entry.value, file);
             let e =
                 LoadError::at(at.clone(), format!("unsupported module `{name}`")).with_key(name);
-            return self.unsupported(name, e);
+            let call = self.bridge_call(entry, args_kw, name);
+            return self.unsupported_module(name, e, call);
         };
         let spec = module.spec();
         let mut pairs: Vec<(String, Node)> = Vec::new();
@@ -393,7 +394,14 @@ impl Loader<'_> {
             for (_, v) in &pairs {
                 self.check_templates(v, file);
             }
-            return self.unsupported(name, e);
+            let call = crate::bridge::ModuleCall {
+                module: name.to_string(),
+                args: pairs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_value()))
+                    .collect(),
+            };
+            return self.unsupported_module(name, e, Some(call));
         } else if let Err(e) = spec.validate(&pairs, file, self.templar) {
             self.errors.push(e);
         } else if let Err(e) = spec.validate_groups(&pairs, file) {
@@ -421,10 +429,67 @@ impl Loader<'_> {
     /// A task the agent does not implement: loading goes on; the task fails with `error` only
     /// when it runs.
     pub(super) fn unsupported(&mut self, written: &str, error: LoadError) -> Option<Action> {
+        self.unsupported_module(written, error, None)
+    }
+
+    /// As [`Self::unsupported`], for a module task that the bridge to ansible-core can run
+    /// (`call`), unless its module is one the bridge always refuses.
+    fn unsupported_module(
+        &mut self,
+        written: &str,
+        error: LoadError,
+        call: Option<crate::bridge::ModuleCall>,
+    ) -> Option<Action> {
         self.warnings.push(error.clone());
+        if let Some(c) = &call {
+            if crate::bridge::plugins::refused_at_load(&c.module, &c.args).is_none() {
+                self.bridgeable.push((error.clone(), c.module.clone()));
+            }
+        }
         Some(Action::Unsupported {
             written: written.to_string(),
             error,
+            call,
+        })
+    }
+
+    /// The arguments of a module the agent does not have, as Ansible reads them: a mapping,
+    /// or `key=value` text (no free form: that is for the modules that take one), then `args`
+    /// and `module_defaults`. `None` when they cannot be read so (the task stays unsupported).
+    fn bridge_call(
+        &self,
+        entry: &Entry,
+        args_kw: Option<&Node>,
+        name: &str,
+    ) -> Option<crate::bridge::ModuleCall> {
+        let mut pairs: Vec<(String, Node)> = Vec::new();
+        match &entry.value.kind {
+            NodeKind::Map(entries) => {
+                for e in entries {
+                    pairs.push((e.key.clone(), e.value.clone()));
+                }
+            }
+            NodeKind::Str(text) => {
+                for (k, v) in parse_kv(text, false).ok()? {
+                    pairs.push((k, Node::new(NodeKind::Str(v), entry.value.line)));
+                }
+            }
+            NodeKind::Null => {}
+            _ => return None,
+        }
+        if let Some(args) = args_kw {
+            for e in args.as_map()? {
+                pairs.push((e.key.clone(), e.value.clone()));
+            }
+        }
+        for (k, v) in self.defaults_for(name).ok()? {
+            if !pairs.iter().any(|(pk, _)| *pk == k) {
+                pairs.push((k, v));
+            }
+        }
+        Some(crate::bridge::ModuleCall {
+            module: name.to_string(),
+            args: pairs.into_iter().map(|(k, v)| (k, v.to_value())).collect(),
         })
     }
 

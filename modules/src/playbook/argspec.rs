@@ -64,6 +64,7 @@ impl Loader<'_> {
                 Action::Unsupported {
                     written: "validate_argument_spec".into(),
                     error: e,
+                    call: None,
                 }
             }
         };

@@ -54,6 +54,9 @@ pub struct Playbook {
     /// Tasks the agent does not implement (a module, an argument, an include's option): each
     /// fails only when it runs. `validate` lists them; `converge` prints them once.
     pub warnings: Vec<LoadError>,
+    /// Of those, the module tasks that run through the host's ansible-core when the bridge is
+    /// on (`ansible_modules: auto`), with the module each runs.
+    pub bridgeable: Vec<(LoadError, String)>,
 }
 
 #[derive(Debug)]
@@ -245,6 +248,9 @@ pub enum Action {
         /// The action as written (`pacman`), shown for an unnamed task.
         written: String,
         error: LoadError,
+        /// A module task (an unknown module, or a module argument the agent lacks): what runs
+        /// through the host's ansible-core when the bridge is on ([`crate::bridge`]).
+        call: Option<crate::bridge::ModuleCall>,
     },
 }
 
@@ -306,6 +312,16 @@ impl Task {
     }
 }
 
+fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for w in items {
+        if !out.contains(&w) {
+            out.push(w);
+        }
+    }
+    out
+}
+
 /// Reads a playbook and everything it refers to from `source`.
 pub struct Loader<'a> {
     source: &'a dyn Source,
@@ -315,6 +331,8 @@ pub struct Loader<'a> {
     errors: Vec<LoadError>,
     /// What is not implemented but only fails when reached (see [`Action::Unsupported`]).
     warnings: Vec<LoadError>,
+    /// Of those, what the bridge to ansible-core can run (with the module's name).
+    bridgeable: Vec<(LoadError, String)>,
     /// Depth of nested imports, against import loops.
     depth: usize,
     /// The host plays are matched against (`None`: a task file loaded alone).
@@ -339,6 +357,7 @@ impl<'a> Loader<'a> {
             base: RepoPath::root(),
             errors: Vec::new(),
             warnings: Vec::new(),
+            bridgeable: Vec::new(),
             depth: 0,
             host: None,
             hash_merge: false,
@@ -386,13 +405,8 @@ impl<'a> Loader<'a> {
         if !self.errors.is_empty() {
             return Err(LoadErrors(self.errors));
         }
-        let mut warnings: Vec<LoadError> = Vec::new();
-        for w in self.warnings {
-            // A role used twice is loaded twice: one warning per place.
-            if !warnings.contains(&w) {
-                warnings.push(w);
-            }
-        }
+        // A role used twice is loaded twice: one warning per place.
+        let warnings = dedup(std::mem::take(&mut self.warnings));
         Ok(Playbook {
             file: file.clone(),
             plays,
@@ -406,6 +420,7 @@ impl<'a> Loader<'a> {
                 None => crate::ansible_cfg::DEFAULT_MANAGED.to_string(),
             },
             warnings,
+            bridgeable: dedup(self.bridgeable),
         })
     }
 

@@ -19,18 +19,28 @@ use std::sync::Mutex;
 use minijinja::value::{Kwargs, Rest};
 use minijinja::{Error, ErrorKind, Value};
 
+use std::sync::Arc;
+
+use crate::bridge::locate::collection_roots;
+use crate::bridge::Bridge;
 use crate::source::{RepoPath, SourceKind};
 
-/// How collection plugins are run: `None` (the default) refuses them.
-static PYTHON: Mutex<Option<PathBuf>> = Mutex::new(None);
+/// The bridge to the host's ansible-core of the run in progress: `None` (the default, and
+/// `ansible_modules: off`) refuses collection plugins.
+static BRIDGE: Mutex<Option<Arc<Bridge>>> = Mutex::new(None);
 static WORKER: Mutex<Option<Worker>> = Mutex::new(None);
 
-/// Lets collection filter and test plugins run with `python` (`None`: refused, naming the
-/// setting). Called by the agent from its configuration before a run.
-pub fn set_python(python: Option<PathBuf>) {
-    let mut slot = PYTHON.lock().unwrap_or_else(|p| p.into_inner());
-    if *slot != python {
-        *slot = python;
+/// Lets collection filter and test plugins run with the bridge's interpreter (`None`: refused,
+/// naming the setting). The engine sets it when a run starts.
+pub fn set_bridge(bridge: Option<Arc<Bridge>>) {
+    let mut slot = BRIDGE.lock().unwrap_or_else(|p| p.into_inner());
+    let same = match (&*slot, &bridge) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    };
+    if !same {
+        *slot = bridge;
         stop_worker();
     }
 }
@@ -85,7 +95,7 @@ fn call(
     args: &[Value],
     kwargs: Kwargs,
 ) -> Result<Value, Error> {
-    let Some(python) = PYTHON.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+    let Some(bridge) = BRIDGE.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
         return Err(err(format!(
             "{kind} `{name}` is a plugin of the collection {}: the agent runs collection \
              plugins with the host's Python only when its configuration says \
@@ -113,7 +123,12 @@ fn call(
         }
     }
     if slot.is_none() {
-        *slot = Some(start(&python, source, Vec::new())?);
+        let interp = bridge
+            .interpreter()
+            .map_err(|e| err(format!("{kind} `{name}`: {e}")))?;
+        *slot = Some(start(&interp.python, source, |copied| {
+            collection_roots(interp, &[copied.to_path_buf()])
+        })?);
     }
     let Some(w) = slot.as_mut() else {
         return Err(err("internal error: no plugin worker"));
@@ -246,26 +261,13 @@ fn copy_tree(fr: &crate::lookup::Frame, src: &RepoPath, dst: &Path) -> Result<()
     Ok(())
 }
 
-fn host_collection_roots() -> Vec<PathBuf> {
-    let mut roots: Vec<PathBuf> = Vec::new();
-    if let Ok(paths) = std::env::var("ANSIBLE_COLLECTIONS_PATH") {
-        roots.extend(
-            paths
-                .split(':')
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from),
-        );
-    }
-    if let Ok(home) = std::env::var("HOME") {
-        roots.push(Path::new(&home).join(".ansible/collections"));
-    }
-    roots.push(PathBuf::from("/usr/share/ansible/collections"));
-    roots
-}
-
-/// Starts the Python process with the repository's collections copied and `extra` collection
-/// roots searched before the host's.
-fn start(python: &Path, source: String, extra: Vec<PathBuf>) -> Result<Worker, Error> {
+/// Starts the Python process with the repository's collections copied to a directory and the
+/// collection roots `roots` gives for it (the copy first, then the host's).
+fn start(
+    python: &Path,
+    source: String,
+    roots: impl FnOnce(&Path) -> Vec<PathBuf>,
+) -> Result<Worker, Error> {
     let dir = tempfile::Builder::new()
         .prefix("gitops-agent-plugins.")
         .tempdir()
@@ -274,10 +276,7 @@ fn start(python: &Path, source: String, extra: Vec<PathBuf>) -> Result<Worker, E
         Some(fr) => copy_collections(fr, &repo_collections(fr)?, dir.path()),
         None => Ok(()),
     })?;
-    let mut roots = vec![dir.path().to_path_buf()];
-    roots.extend(extra);
-    roots.extend(host_collection_roots());
-    let roots: Vec<String> = roots
+    let roots: Vec<String> = roots(dir.path())
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
         .collect();
@@ -433,7 +432,7 @@ mod tests {
             "plugin_routing:\n  filter:\n    old_kv:\n      redirect: acme.tools.kv\n",
         )
         .unwrap();
-        let mut w = start(&py, "t".into(), vec![root.path().to_path_buf()]).unwrap();
+        let mut w = start(&py, "t".into(), |_| vec![root.path().to_path_buf()]).unwrap();
         let mut ask =
             |kind: &str, name: &str, args: serde_json::Value, kwargs: serde_json::Value| {
                 exchange(

@@ -1,0 +1,3 @@
+class TestModule(object):
+    def tests(self):
+        return {'odd': lambda n: int(n) % 2 == 1}
