@@ -17,6 +17,7 @@ pub mod group;
 pub mod include_vars;
 pub mod lineinfile;
 pub mod package;
+pub mod pip;
 pub mod pkg;
 pub mod systemd;
 pub mod template;
@@ -48,6 +49,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("include_vars", &include_vars::IncludeVarsModule),
     ("lineinfile", &lineinfile::LineinfileModule),
     ("package", &package::PackageModule),
+    ("pip", &pip::PipModule),
     ("service", &systemd::ServiceModule),
     ("set_fact", &control::SetFactModule),
     ("shell", &command::ShellModule),
