@@ -140,3 +140,23 @@ fn unimplemented_arguments_are_refused() {
         "the destination directory must be specified unless clone=no"
     );
 }
+
+#[test]
+fn ssh_command_as_git_py_builds_it() {
+    let h = Harness::new();
+    let cmd = |pairs: &[(&str, minijinja::Value)]| {
+        let mut pairs = pairs.to_vec();
+        pairs.push(("repo", v("/r")));
+        let args = h.args(&super::SPEC, &pairs).unwrap();
+        super::ssh_command(&args, &[("GIT_SSH_COMMAND".into(), "ssh".into())])
+    };
+    assert_eq!(cmd(&[]), "ssh  -o BatchMode=yes");
+    assert_eq!(
+        cmd(&[("accept_hostkey", v("yes")), ("key_file", v("/k"))]),
+        "ssh  -o StrictHostKeyChecking=no -o BatchMode=yes  -i /k -o IdentitiesOnly=yes"
+    );
+    assert_eq!(
+        cmd(&[("ssh_opts", v("-p 2222")), ("accept_newhostkey", v("yes"))]),
+        "ssh  -p 2222 -o StrictHostKeyChecking=accept-new -o BatchMode=yes"
+    );
+}

@@ -215,7 +215,14 @@ impl Module for PipModule {
         }
         let mut env = ctx.env.to_vec();
         if let Some(venv) = &virtualenv {
-            let path = std::env::var("PATH").unwrap_or_default();
+            // Prefixed to the PATH the task's environment gives, else the agent's.
+            let path = ctx
+                .env
+                .iter()
+                .rev()
+                .find(|(k, _)| k == "PATH")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| std::env::var("PATH").unwrap_or_default());
             env.push((
                 "PATH".into(),
                 format!("{}:{path}", venv.join("bin").display()),
