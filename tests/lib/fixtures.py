@@ -1,7 +1,7 @@
 """Fixtures the differential playbooks of the `git` and `pip` modules read, made beside a run's
 scratch root (``ROOT-src.git``, ``ROOT-wheels``) so that they are not part of the compared tree.
 
-Markers (see harness.read_markers): ``git-fixture`` makes ``ROOT-src.git``, ``pip-fixture`` makes
+Markers (see harness.read_markers): ``git-fixture`` makes ``ROOT-src.git`` (and ``ROOT-link.git``, a link to it), ``pip-fixture`` makes
 ``ROOT-wheels``. Both are deterministic (fixed identities and dates: the same commit ids in both
 roots) and made once per root (the second run finds them).
 """
@@ -28,9 +28,12 @@ def _git(cwd: Path, *args: str):
                    env={**os.environ, **_GIT_ENV})
 
 
-def git_source(bare: Path):
+def git_source(bare: Path, link: Path | None = None):
     """A bare repository: `main` = one (tag v1, annotated; lightweight tag v1-light) -> two;
-    branch `next` = two -> three. HEAD names main."""
+    branch `next` = two -> three. HEAD names main. `link`: a symbolic link to it (another URL
+    for the same repository)."""
+    if link is not None and not link.is_symlink():
+        link.symlink_to(bare.name)
     if bare.exists():
         return
     with tempfile.TemporaryDirectory() as tmp:

@@ -305,7 +305,7 @@ def ansible_env(tmp: Path) -> dict[str, str]:
 
 def _fixtures(markers: Markers, root: Path):
     if markers.git_fixture:
-        fixtures.git_source(Path(f"{root}-src.git"))
+        fixtures.git_source(Path(f"{root}-src.git"), Path(f"{root}-link.git"))
     if markers.pip_fixture:
         fixtures.wheels(Path(f"{root}-wheels"))
 
