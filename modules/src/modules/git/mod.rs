@@ -280,17 +280,24 @@ impl GitResource {
     /// remote has.
     fn check_clone(&self) -> Result<Check, ModuleError> {
         let spec = &self.spec;
-        let remote_head = self.git.remote_head(&RemoteHead {
-            version: &spec.version,
-            remote: &spec.repo,
-            cloning: true,
-            dest: None,
-            repo_path: None,
-        })?;
+        let dest = spec.dest.as_deref().filter(|_| spec.clone);
+        // The would-be `after` is the remote's (git.py asks only in check mode or without
+        // clone; a real clone reports the commit it checked out).
+        let after = if self.check_mode || dest.is_none() {
+            Value::from(self.git.remote_head(&RemoteHead {
+                version: &spec.version,
+                remote: &spec.repo,
+                cloning: true,
+                dest: None,
+                repo_path: None,
+            })?)
+        } else {
+            Value::from(())
+        };
         let outcome = Outcome::default()
             .with("before", Value::from(()))
-            .with("after", remote_head);
-        let Some(dest) = spec.dest.as_deref().filter(|_| spec.clone) else {
+            .with("after", after);
+        let Some(dest) = dest else {
             // clone: no — git.py reports changed (the repository is missing) and stops.
             let mut outcome = outcome;
             outcome.changed = Some(true);
