@@ -411,6 +411,19 @@ case(name="include-vars-outside-repository", files={"site.yml": _iv_out}, rc=(1,
      line=line_of(_iv_out, "- name: vars from outside"), keys=("/etc/hostname", "outside the repository"))
 
 
+# --- git / pip (h12-gitpip): arguments the agent does not implement fail when reached ------------
+_git_archive = _play('- name: git with an archive\n  git:\n    repo: "{{ root }}/nowhere.git"\n'
+                     '    dest: "{{ root }}/checkout"\n    archive: "{{ root }}/out.zip"\n', pre=False)
+case(name="git-archive-refused", files={"site.yml": _git_archive}, rc=(1,), file="site.yml",
+     line=line_of(_git_archive, "- name: git with an archive"), keys=("archive", "not supported"))
+
+_pip_marker = _play('- name: pip with an environment marker\n  pip:\n'
+                    '    name: "foo; python_version < \'3\'"\n    executable: /nonexistent/pip\n', pre=False)
+case(name="pip-marker-refused", files={"site.yml": _pip_marker}, rc=(1,), file="site.yml",
+     line=line_of(_pip_marker, "- name: pip with an environment marker"),
+     keys=("python_version", "environment markers are not supported"))
+
+
 # ------------------------------------------------------------------------------------------------
 def _populate_root(root: Path):
     (root / "existing.conf").write_text("original\n")

@@ -16,6 +16,8 @@ Markers in a playbook's site.yml (a comment line "# differential: ..."):
   ansible-modules     the agent runs with its bridge to ansible-core on (--ansible-modules auto,
                       --ansible-python ANSIBLE_BIN_DIR/python3); some task must report via: ansible
   ansible-plugins     the same bridge on, for collection filter/test plugins (no task need run via ansible)
+  git-fixture         a source repository ROOT-src.git (and ROOT-link.git) is made beside the root
+  pip-fixture         a local wheel directory ROOT-wheels is made beside the root
   ansible-force=a,b   the same as ansible-modules, and the agent's own modules a, b run through ansible-core too
 
 GITOPS_DIFF_ORACLE_ONLY=1 replaces the agent by a second ansible-playbook run (validates the

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import fixtures
+
 TESTS_DIR = Path(__file__).resolve().parent.parent
 REPO = TESTS_DIR.parent
 DIFF_DIR = TESTS_DIR / "differential"
@@ -76,6 +78,9 @@ def snapshot(root: str | os.PathLike, normalize_backups: bool = True) -> dict[st
         names = [(n, True) for n in dirnames] + [(n, False) for n in sorted(filenames)]
         if dirpath == root:
             names.insert(0, ("", None))
+        # A clone's git directory holds times and inode numbers (index, reflogs): its existence is
+        # compared, its contents are not (the work tree and the registered commit ids are).
+        dirnames[:] = [d for d in dirnames if d != ".git"]
         for name, _ in names:
             full = os.path.join(dirpath, name) if name else dirpath
             rel = os.path.relpath(full, root)
@@ -191,6 +196,8 @@ class Markers:
     ansible_plugins: bool = False
     ansible_force: list[str] = field(default_factory=list)
     ansible_python: str | None = None       # default: ANSIBLE_BIN_DIR's python3
+    git_fixture: bool = False
+    pip_fixture: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -229,6 +236,10 @@ def read_markers(site: Path) -> Markers:
             elif tok.startswith("ansible-force="):
                 m.ansible_modules = True
                 m.ansible_force += [n for n in tok[len("ansible-force="):].split(",") if n]
+            elif tok == "git-fixture":
+                m.git_fixture = True
+            elif tok == "pip-fixture":
+                m.pip_fixture = True
             else:
                 m.notes.append(tok)
     return m
@@ -307,9 +318,17 @@ def ansible_env(tmp: Path) -> dict[str, str]:
     return env
 
 
+def _fixtures(markers: Markers, root: Path):
+    if markers.git_fixture:
+        fixtures.git_source(Path(f"{root}-src.git"), Path(f"{root}-link.git"))
+    if markers.pip_fixture:
+        fixtures.wheels(Path(f"{root}-wheels"))
+
+
 def run_ansible(pbdir: Path, root: Path, tmp: Path, *, check=False, diff=False, markers: Markers | None = None,
                 extra: list[str] = (), tags=None, skip_tags=None, timeout=600) -> Run:
     markers = markers or Markers()
+    _fixtures(markers, root)
     out = tmp / f"ansible-{time.monotonic_ns()}.json"
     # ansible-pull's inventory: `localhost,`, or an inventory file limited to this host.
     if markers.inventory:
@@ -358,6 +377,7 @@ def run_agent(pbdir: Path, root: Path, *, check=False, diff=False, markers: Mark
               extra: list[str] = (), tags=None, skip_tags=None, fmt_json=True, timeout=300,
               playbook="site.yml") -> Run:
     markers = markers or Markers()
+    _fixtures(markers, root)
     argv = [str(agent_bin()), "converge", "--playbook-dir", str(pbdir), "--playbook", playbook,
             "--host-name", markers.host, "-e", f"root={root}"]
     if markers.inventory:

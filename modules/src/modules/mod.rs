@@ -12,10 +12,12 @@ pub mod copy;
 pub mod deb822_repository;
 pub mod dnf;
 pub mod file;
+pub mod git;
 pub mod group;
 pub mod include_vars;
 pub mod lineinfile;
 pub mod package;
+pub mod pip;
 pub mod pkg;
 pub mod systemd;
 pub mod template;
@@ -42,10 +44,12 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("dnf", &dnf::DnfModule),
     ("fail", &control::FailModule),
     ("file", &file::FileModule),
+    ("git", &git::GitModule),
     ("group", &group::GroupModule),
     ("include_vars", &include_vars::IncludeVarsModule),
     ("lineinfile", &lineinfile::LineinfileModule),
     ("package", &package::PackageModule),
+    ("pip", &pip::PipModule),
     ("service", &systemd::ServiceModule),
     ("set_fact", &control::SetFactModule),
     ("shell", &command::ShellModule),
