@@ -15,6 +15,7 @@
 mod backslashes;
 mod files;
 mod filters;
+pub(crate) use filters::python_subn;
 mod pyrepr;
 mod tests_impl;
 mod yaml;

@@ -17,6 +17,8 @@ pub mod include_vars;
 pub mod lineinfile;
 pub mod package;
 pub mod pkg;
+pub(crate) mod python_re;
+pub mod replace;
 pub mod systemd;
 pub mod template;
 #[cfg(test)]
@@ -46,6 +48,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("include_vars", &include_vars::IncludeVarsModule),
     ("lineinfile", &lineinfile::LineinfileModule),
     ("package", &package::PackageModule),
+    ("replace", &replace::ReplaceModule),
     ("service", &systemd::ServiceModule),
     ("set_fact", &control::SetFactModule),
     ("shell", &command::ShellModule),
