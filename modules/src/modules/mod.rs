@@ -14,6 +14,7 @@ pub mod dnf;
 pub mod file;
 pub mod group;
 pub mod include_vars;
+pub mod ini_file;
 pub mod lineinfile;
 pub mod package;
 pub mod pkg;
@@ -46,6 +47,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("file", &file::FileModule),
     ("group", &group::GroupModule),
     ("include_vars", &include_vars::IncludeVarsModule),
+    ("ini_file", &ini_file::IniFileModule),
     ("lineinfile", &lineinfile::LineinfileModule),
     ("package", &package::PackageModule),
     ("replace", &replace::ReplaceModule),
@@ -64,7 +66,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
 /// and `ansible.builtin.` names there).
 static COLLECTIONS: &[(&str, &[&str])] = &[
     ("ansible.posix", &["authorized_key"]),
-    ("community.general", &[]),
+    ("community.general", &["ini_file"]),
 ];
 
 /// The short name of a module name as written in a task, if it is one we know.
