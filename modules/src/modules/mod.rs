@@ -9,6 +9,7 @@ pub mod blockinfile;
 pub mod command;
 pub mod control;
 pub mod copy;
+pub mod cron;
 pub mod deb822_repository;
 pub mod dnf;
 pub mod file;
@@ -37,6 +38,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("blockinfile", &blockinfile::BlockinfileModule),
     ("command", &command::CommandModule),
     ("copy", &copy::CopyModule),
+    ("cron", &cron::CronModule),
     (
         "deb822_repository",
         &deb822_repository::Deb822RepositoryModule,
