@@ -21,6 +21,7 @@ pub mod package;
 pub mod pkg;
 pub(crate) mod python_re;
 pub mod replace;
+pub mod sysctl;
 pub mod systemd;
 pub mod template;
 #[cfg(test)]
@@ -56,6 +57,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("service", &systemd::ServiceModule),
     ("set_fact", &control::SetFactModule),
     ("shell", &command::ShellModule),
+    ("sysctl", &sysctl::SysctlModule),
     ("systemd", &systemd::SystemdModule),
     ("systemd_service", &systemd::SystemdModule),
     ("template", &template::TemplateModule),
@@ -67,7 +69,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
 /// `COLLECTION.NAME`; the short name finds them too (ansible-core's routing redirects the short
 /// and `ansible.builtin.` names there).
 static COLLECTIONS: &[(&str, &[&str])] = &[
-    ("ansible.posix", &["authorized_key"]),
+    ("ansible.posix", &["authorized_key", "sysctl"]),
     ("community.general", &["ini_file"]),
 ];
 
