@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod apt;
 pub mod apt_repository;
+pub mod assemble;
 pub mod authorized_key;
 pub mod blockinfile;
 pub mod command;
@@ -34,6 +35,7 @@ use crate::resource::Module;
 static MODULES: &[(&str, &dyn Module)] = &[
     ("apt", &apt::AptModule),
     ("apt_repository", &apt_repository::AptRepositoryModule),
+    ("assemble", &assemble::AssembleModule),
     ("assert", &control::AssertModule),
     ("authorized_key", &authorized_key::AuthorizedKeyModule),
     ("blockinfile", &blockinfile::BlockinfileModule),
