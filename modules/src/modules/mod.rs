@@ -24,6 +24,7 @@ pub(crate) mod python_re;
 pub mod replace;
 pub mod sysctl;
 pub mod systemd;
+pub mod tempfile;
 pub mod template;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -63,6 +64,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("systemd", &systemd::SystemdModule),
     ("systemd_service", &systemd::SystemdModule),
     ("template", &template::TemplateModule),
+    ("tempfile", &tempfile::TempfileModule),
     ("user", &user::UserModule),
     ("yum", &dnf::DnfModule),
 ];
