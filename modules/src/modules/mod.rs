@@ -17,6 +17,7 @@ pub mod file;
 pub mod group;
 pub mod include_vars;
 pub mod ini_file;
+pub mod known_hosts;
 pub mod lineinfile;
 pub mod package;
 pub mod pkg;
@@ -54,6 +55,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("group", &group::GroupModule),
     ("include_vars", &include_vars::IncludeVarsModule),
     ("ini_file", &ini_file::IniFileModule),
+    ("known_hosts", &known_hosts::KnownHostsModule),
     ("lineinfile", &lineinfile::LineinfileModule),
     ("package", &package::PackageModule),
     ("replace", &replace::ReplaceModule),
