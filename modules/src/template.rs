@@ -17,6 +17,7 @@ mod files;
 pub(crate) mod filters;
 mod fqcn;
 pub mod pyplugins;
+pub(crate) use filters::python_subn;
 mod pyrepr;
 mod tests_impl;
 mod yaml;

@@ -399,6 +399,22 @@ _unknown_lookup = _play('- name: unknown lookup\n  copy:\n    content: "{{ looku
 case(name="unknown-lookup", files={"site.yml": _unknown_lookup}, rc=(1,), file="site.yml",
      line=line_of(_unknown_lookup, "- name: unknown lookup"), keys=("nosuchplugin",))
 
+# --- file editors (issue 12): run-time refusals, nothing applied --------------------------------------
+# A replace pattern Rust's regex cannot match exactly as Python's re (a look-ahead): refused when
+# the task runs, the file untouched.
+_replace_lookahead = _play('- name: replace with a look-ahead\n  replace:\n    path: "{{ root }}/existing.conf"\n'
+                           '    regexp: \'orig(?=inal)\'\n    replace: new\n', pre=False)
+case(name="replace-regexp-look-ahead", files={"site.yml": _replace_lookahead}, rc=(1,), file="site.yml",
+     line=line_of(_replace_lookahead, "- name: replace with a look-ahead"), keys=("look-ahead", "orig(?=inal)"))
+
+# A cron job with a line break (Ansible only warns and writes a crontab that reads back
+# differently): refused, the cron file not written.
+_cron_newline = _play('- name: cron job with a newline\n  cron:\n    name: two lines\n'
+                      '    cron_file: "{{ root }}/existing.conf"\n    user: root\n'
+                      '    job: "/bin/true\\n* * * * * root /bin/evil"\n', pre=False)
+case(name="cron-job-with-newline", files={"site.yml": _cron_newline}, rc=(1,), file="site.yml",
+     line=line_of(_cron_newline, "- name: cron job with a newline"), keys=("line break",))
+
 # --- control flow (h/flow): run-time refusals, nothing applied --------------------------------------
 _deleg = _play('- name: delegated elsewhere\n  copy:\n    content: x\n    dest: "{{ root }}/existing.conf"\n'
                '  delegate_to: otherhost.example\n', pre=False)

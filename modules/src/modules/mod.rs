@@ -4,22 +4,30 @@
 pub mod accounts;
 pub mod apt;
 pub mod apt_repository;
+pub mod assemble;
 pub mod authorized_key;
 pub mod blockinfile;
 pub mod command;
 pub mod control;
 pub mod copy;
+pub mod cron;
 pub mod deb822_repository;
 pub mod dnf;
 pub mod file;
 pub mod git;
 pub mod group;
 pub mod include_vars;
+pub mod ini_file;
+pub mod known_hosts;
 pub mod lineinfile;
 pub mod package;
 pub mod pip;
 pub mod pkg;
+pub(crate) mod python_re;
+pub mod replace;
+pub mod sysctl;
 pub mod systemd;
+pub mod tempfile;
 pub mod template;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -31,11 +39,13 @@ use crate::resource::Module;
 static MODULES: &[(&str, &dyn Module)] = &[
     ("apt", &apt::AptModule),
     ("apt_repository", &apt_repository::AptRepositoryModule),
+    ("assemble", &assemble::AssembleModule),
     ("assert", &control::AssertModule),
     ("authorized_key", &authorized_key::AuthorizedKeyModule),
     ("blockinfile", &blockinfile::BlockinfileModule),
     ("command", &command::CommandModule),
     ("copy", &copy::CopyModule),
+    ("cron", &cron::CronModule),
     (
         "deb822_repository",
         &deb822_repository::Deb822RepositoryModule,
@@ -47,15 +57,20 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("git", &git::GitModule),
     ("group", &group::GroupModule),
     ("include_vars", &include_vars::IncludeVarsModule),
+    ("ini_file", &ini_file::IniFileModule),
+    ("known_hosts", &known_hosts::KnownHostsModule),
     ("lineinfile", &lineinfile::LineinfileModule),
     ("package", &package::PackageModule),
     ("pip", &pip::PipModule),
+    ("replace", &replace::ReplaceModule),
     ("service", &systemd::ServiceModule),
     ("set_fact", &control::SetFactModule),
     ("shell", &command::ShellModule),
+    ("sysctl", &sysctl::SysctlModule),
     ("systemd", &systemd::SystemdModule),
     ("systemd_service", &systemd::SystemdModule),
     ("template", &template::TemplateModule),
+    ("tempfile", &tempfile::TempfileModule),
     ("user", &user::UserModule),
     ("yum", &dnf::DnfModule),
 ];
@@ -64,8 +79,8 @@ static MODULES: &[(&str, &dyn Module)] = &[
 /// `COLLECTION.NAME`; the short name finds them too (ansible-core's routing redirects the short
 /// and `ansible.builtin.` names there).
 static COLLECTIONS: &[(&str, &[&str])] = &[
-    ("ansible.posix", &["authorized_key"]),
-    ("community.general", &[]),
+    ("ansible.posix", &["authorized_key", "sysctl"]),
+    ("community.general", &["ini_file"]),
 ];
 
 /// The short name of a module name as written in a task, if it is one we know.

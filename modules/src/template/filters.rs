@@ -21,7 +21,7 @@ use minijinja::{Environment, Error, ErrorKind, Value};
 
 use super::pyrepr::{py_str, py_type};
 
-pub(crate) use self::regex::{compile_regex, forget_regexes};
+pub(crate) use self::regex::{compile_regex, forget_regexes, python_subn};
 pub use convert::to_bool;
 pub(crate) use convert::MANDATORY_MARKER;
 pub(crate) use encoding::json_dumps;

@@ -205,6 +205,29 @@ fn py_matches<'h>(re: &Regex, s: &'h str, limit: usize) -> Vec<regex::Captures<'
     found
 }
 
+/// Python's `re.subn(re, repl, s)`: the text with every match replaced by the expanded
+/// template `repl` (`\1`, `\g<name>`, escapes), and the number of matches (for the `replace`
+/// module).
+pub(crate) fn python_subn(re: &Regex, s: &str, repl: &str) -> Result<(String, usize), String> {
+    let pieces = parse_replacement(repl, re).map_err(|e| e.to_string())?;
+    let matches = py_matches(re, s, 0);
+    let mut out = String::with_capacity(s.len());
+    let mut last = 0;
+    for caps in &matches {
+        let Some(m) = caps.get(0) else { continue };
+        out.push_str(&s[last..m.start()]);
+        for piece in &pieces {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Group(g) => out.push_str(caps.get(*g).map_or("", |m| m.as_str())),
+            }
+        }
+        last = m.end();
+    }
+    out.push_str(&s[last..]);
+    Ok((out, matches.len()))
+}
+
 pub(super) fn regex_replace(
     value: &Value,
     pattern: Option<String>,
