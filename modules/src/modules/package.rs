@@ -1,5 +1,8 @@
 //! The `package` module: `apt` or `dnf`, whichever manages this host, with the arguments both
-//! understand (`name`, `state`). As in Ansible, `use` overrides the choice.
+//! understand (`name`, `state`). As in Ansible, `use` overrides the choice, and every other
+//! argument is handed to that module as given: `enablerepo`, `disablerepo`, `allow_downgrade`,
+//! `update_cache` mean what the backend says, and one the backend lacks (`enablerepo` on an apt
+//! host) fails there, as Ansible's package action does.
 
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
 use indexmap::IndexMap;
@@ -16,6 +19,11 @@ static SPEC: ArgSpec = ArgSpec {
         ArgDef::new("name", ArgType::List).required(),
         ArgDef::new("state", ArgType::Str).required(),
         ArgDef::new("use", ArgType::Str),
+        // Handed to the backend (which refuses those it does not have).
+        ArgDef::new("enablerepo", ArgType::List),
+        ArgDef::new("disablerepo", ArgType::List),
+        ArgDef::new("allow_downgrade", ArgType::Bool),
+        ArgDef::new("update_cache", ArgType::Bool),
     ],
     free_form: false,
     mutually_exclusive: &[],
@@ -46,7 +54,7 @@ impl Module for PackageModule {
             }
         };
         let mut pass = indexmap::IndexMap::new();
-        for key in ["name", "state"] {
+        for key in PASSED {
             if let Some(v) = args.get(key) {
                 pass.insert(key.to_string(), v.clone());
             }
@@ -55,6 +63,16 @@ impl Module for PackageModule {
         backend.prepare(&bound, ctx)
     }
 }
+
+/// The arguments handed to the backend module (all but `use`).
+const PASSED: [&str; 6] = [
+    "name",
+    "state",
+    "enablerepo",
+    "disablerepo",
+    "allow_downgrade",
+    "update_cache",
+];
 
 /// `ansible_facts.pkg_mgr` when facts were gathered, else what is installed.
 fn pkg_mgr(ctx: &ModuleContext) -> Result<String, ModuleError> {
