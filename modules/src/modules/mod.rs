@@ -17,6 +17,8 @@ pub mod include_vars;
 pub mod lineinfile;
 pub mod package;
 pub mod pkg;
+pub mod raw;
+pub mod script;
 pub mod systemd;
 pub mod template;
 #[cfg(test)]
@@ -46,6 +48,8 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("include_vars", &include_vars::IncludeVarsModule),
     ("lineinfile", &lineinfile::LineinfileModule),
     ("package", &package::PackageModule),
+    ("raw", &raw::RawModule),
+    ("script", &script::ScriptModule),
     ("service", &systemd::ServiceModule),
     ("set_fact", &control::SetFactModule),
     ("shell", &command::ShellModule),
