@@ -18,6 +18,7 @@ pub mod lineinfile;
 pub mod package;
 pub mod pkg;
 pub mod raw;
+pub mod reboot;
 pub mod script;
 pub mod systemd;
 pub mod template;
@@ -49,6 +50,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("lineinfile", &lineinfile::LineinfileModule),
     ("package", &package::PackageModule),
     ("raw", &raw::RawModule),
+    ("reboot", &reboot::RebootModule),
     ("script", &script::ScriptModule),
     ("service", &systemd::ServiceModule),
     ("set_fact", &control::SetFactModule),
