@@ -3,10 +3,11 @@ WITHOUT --boot (a shell is PID 1, no /run/systemd/system: what a chroot, an imag
 container build looks like), in a volatile overlay and a private network namespace.
 
 Kept from Ansible: enabled/disabled and masked work offline through the unit files' symlinks
-(systemctl writes them without a manager); daemon_reload is skipped with a warning; the `service`
+(systemctl writes them without a manager); the `service`
 module starts/stops through /etc/init.d/<name> when there is one (its `status` decides); without
 one, `started` is refused with a message naming the service and `stopped` holds; the `systemd`
-module fails a state change outside a chroot ("Service is in unknown state").
+module fails a daemon-reload and a state change outside a chroot ("Service is in unknown state"),
+and only warns with SYSTEMD_OFFLINE=1 (the task's environment).
 """
 from __future__ import annotations
 
@@ -25,9 +26,16 @@ PLAYBOOK = """\
 - hosts: all
   gather_facts: false
   tasks:
-    - name: daemon-reload alone
+    - name: daemon-reload alone fails outside a chroot, as Ansible's
       systemd:
         daemon_reload: true
+      register: reload_failed
+      ignore_errors: true
+    - name: daemon-reload alone, SYSTEMD_OFFLINE=1
+      systemd:
+        daemon_reload: true
+      environment:
+        SYSTEMD_OFFLINE: "1"
       register: reload
     - name: enable a unit with an init script
       service: {name: gatest-offline, enabled: true}
@@ -50,7 +58,7 @@ PLAYBOOK = """\
     - name: results
       copy:
         dest: /out/results-{{ run }}.json
-        content: "{{ {'reload': reload, 'refused': refused.msg, 'unknown': unknown.msg} | to_json }}"
+        content: "{{ {'reload': reload, 'reload_failed': reload_failed.msg | default(''), 'refused': refused.msg, 'unknown': unknown.msg} | to_json }}"
 """
 
 UNIT = """\
@@ -161,8 +169,12 @@ def test_service_without_running_systemd(offline_run):
         assert run1[name] == ("changed", True), (name, run1)
         assert check[name][1], (name, check)
         assert run2[name] == ("ok", False), (name, run2)
+    for run in (run1, run2):
+        assert run["daemon-reload alone fails outside a chroot, as Ansible's"] == ("ignored", False), run
+    # check mode does not run daemon-reload (as Ansible)
+    assert check["daemon-reload alone fails outside a chroot, as Ansible's"] == ("ok", False), check
     for run in (check, run1, run2):
-        assert run["daemon-reload alone"] == ("ok", False)
+        assert run["daemon-reload alone, SYSTEMD_OFFLINE=1"] == ("ok", False), run
         assert run["stopped holds without an init script"] == ("ok", False)
         assert run["started is refused without an init script"][0] == "ignored"
         assert run["the systemd module fails a state change outside a chroot"][0] == "ignored"
@@ -173,6 +185,7 @@ def test_service_without_running_systemd(offline_run):
     assert (out / "initd.log").read_text().split() == ["start"]
     res = json.loads((out / "results-1.json").read_text())
     assert res["reload"]["changed"] is False
-    assert any("not running" in w for w in res["reload"]["warnings"]), res
+    assert any("offline" in w for w in res["reload"]["warnings"]), res
+    assert res["reload_failed"].startswith("failure 1 during daemon-reload: System has not been booted"), res
     assert "gatest-unitonly" in res["refused"] and "/etc/init.d/gatest-unitonly" in res["refused"], res
     assert res["unknown"].startswith("Service is in unknown state"), res

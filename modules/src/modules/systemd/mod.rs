@@ -8,8 +8,8 @@
 //! Kept from Ansible: `enabled` counts as true for `enabled`, `static`, `generated` and
 //! `transient` unit-file states and false for `enabled-runtime`, `indirect` and `alias` (so
 //! `enabled: no` on a static unit runs `disable` and reports changed each time, as there);
-//! `restarted`/`reloaded` always act (a stopped unit is started); `daemon_reload` alone is
-//! not a change. `service` takes the `systemd` arguments, as Ansible's service action hands
+//! `restarted`/`reloaded` always act (a stopped unit is started); `daemon_reload` and
+//! `daemon_reexec` are never a change. `service` takes the `systemd` arguments, as Ansible's service action hands
 //! them to the systemd module on a systemd host. Without a running systemd: [`offline`].
 
 mod offline;
@@ -143,6 +143,9 @@ struct UnitResource {
     no_block: bool,
     /// A `service` task (offline, it may run the init script).
     service_module: bool,
+    /// The task's `environment` sets `SYSTEMD_OFFLINE=1` (Ansible's module then tolerates an
+    /// offline systemd as in a chroot).
+    offline_env: bool,
     /// Whether check found systemd not running (apply follows the same path).
     offline: OnceLock<bool>,
     host: Arc<HostState>,
@@ -160,6 +163,10 @@ impl UnitResource {
             force: args.bool_or("force", false),
             no_block: args.bool_or("no_block", false),
             service_module: false,
+            offline_env: ctx
+                .env
+                .iter()
+                .any(|(k, v)| k == "SYSTEMD_OFFLINE" && v == "1"),
             offline: OnceLock::new(),
             host: Arc::clone(ctx.host),
         }
@@ -212,6 +219,26 @@ impl UnitResource {
             out = out.with("status", Value::from_object(status));
         }
         out
+    }
+}
+
+/// Ansible's `fail_json` message for a systemctl call that failed.
+fn failure_message(op: UnitOp, name: &str, ran: &process::Ran) -> String {
+    match op {
+        UnitOp::DaemonReload | UnitOp::DaemonReexec => {
+            format!("failure {} during {}: {}", ran.rc, op.verb(), ran.stderr)
+        }
+        UnitOp::Mask | UnitOp::Unmask => format!(
+            "Failed to {} the service ({name}): {}",
+            op.verb(),
+            ran.stderr.trim()
+        ),
+        _ => format!(
+            "Unable to {} service {name}: {}{}",
+            op.verb(),
+            ran.stdout,
+            ran.stderr.trim()
+        ),
     }
 }
 
@@ -305,7 +332,7 @@ impl Resource for UnitResource {
             matches!(
                 c,
                 Change::Unit {
-                    op: UnitOp::DaemonReload,
+                    op: UnitOp::DaemonReload | UnitOp::DaemonReexec,
                     ..
                 }
             )
@@ -331,21 +358,7 @@ impl Resource for UnitResource {
             // Whatever happened, what systemd knows has changed.
             self.host.invalidate_units();
             if !ran.ok() {
-                let what = match op {
-                    UnitOp::DaemonReload => "reload systemd".to_string(),
-                    UnitOp::DaemonReexec => "reexecute systemd".to_string(),
-                    UnitOp::Mask | UnitOp::Unmask => {
-                        format!("Failed to {} the service ({})", op.verb(), name)
-                    }
-                    _ => format!("Unable to {} service {}", op.verb(), name),
-                };
-                let msg = match op {
-                    UnitOp::DaemonReload | UnitOp::DaemonReexec => {
-                        format!("failure {} to {what}: {}", ran.rc, ran.stderr.trim())
-                    }
-                    UnitOp::Mask | UnitOp::Unmask => format!("{what}: {}", ran.stderr.trim()),
-                    _ => format!("{what}: {}{}", ran.stdout, ran.stderr.trim()),
-                };
+                let msg = failure_message(*op, name, &ran);
                 let mut out = self.outcome(None, None);
                 out.failed = Some(msg);
                 return Ok(out);
@@ -355,7 +368,7 @@ impl Resource for UnitResource {
                 UnitOp::Disable => enabled_now = Some(false),
                 _ => {}
             }
-            if *op != UnitOp::DaemonReload {
+            if !matches!(op, UnitOp::DaemonReload | UnitOp::DaemonReexec) {
                 only_reload = false;
             }
         }

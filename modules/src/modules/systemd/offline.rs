@@ -42,9 +42,11 @@ fn is_chroot() -> bool {
     }
 }
 
-/// What the `systemd` module may do about `state` offline without failing.
-fn tolerated() -> bool {
-    is_chroot() || std::env::var("SYSTEMD_OFFLINE").as_deref() == Ok("1")
+/// Ansible's `is_chroot(module) or os.environ.get('SYSTEMD_OFFLINE') == '1'` (the module's
+/// environment includes the task's): then a failed daemon-reload and an unknown unit state are
+/// warnings, not failures.
+fn tolerated(r: &UnitResource) -> bool {
+    r.offline_env || std::env::var("SYSTEMD_OFFLINE").as_deref() == Ok("1") || is_chroot()
 }
 
 /// `/etc/init.d/<name>` when it is an executable script (Ansible's `sysv_exists`).
@@ -89,13 +91,32 @@ pub(super) fn check(r: &UnitResource) -> Result<Check, ModuleError> {
     let mut changes = Vec::new();
     let mut warnings: Vec<String> = Vec::new();
     if r.daemon_reload || r.daemon_reexec {
-        warnings.push(
-            "systemd is not running (no /run/systemd/system): daemon-reload/daemon-reexec skipped"
-                .into(),
-        );
+        if tolerated(r) {
+            warnings.push(
+                "daemon-reload/daemon-reexec skipped: the target is a chroot or systemd is \
+                 offline (no /run/systemd/system)"
+                    .into(),
+            );
+        } else {
+            // As Ansible: systemctl is run and its failure fails the task (not in check mode).
+            for (asked, op) in [
+                (r.daemon_reload, UnitOp::DaemonReload),
+                (r.daemon_reexec, UnitOp::DaemonReexec),
+            ] {
+                if asked {
+                    changes.push(Change::Unit {
+                        name: String::new(),
+                        op,
+                    });
+                }
+            }
+        }
     }
     let Some(name) = &r.unit else {
-        return Ok(Check::new(changes, outcome(r, None, &warnings)));
+        // daemon-reload/daemon-reexec alone: never a change, as in Ansible.
+        let mut out = outcome(r, None, &warnings);
+        out.changed = Some(false);
+        return Ok(Check::new(changes, out));
     };
     let unit = unit_name(name);
     let (file_state, enabled_rc_ok) = is_enabled(&unit)?;
@@ -166,7 +187,7 @@ pub(super) fn check(r: &UnitResource) -> Result<Check, ModuleError> {
                      starting it does not"
                 )))
             }
-            (false, _) if tolerated() => warnings.push(
+            (false, _) if tolerated(r) => warnings.push(
                 "Target is a chroot or systemd is offline. This can lead to false positives or \
                  prevent the init system tools from working."
                     .into(),
@@ -182,7 +203,15 @@ pub(super) fn check(r: &UnitResource) -> Result<Check, ModuleError> {
         }
     }
     let mut out = outcome(r, enabled_now, &warnings);
-    if changes.is_empty() {
+    if changes.iter().all(|c| {
+        matches!(
+            c,
+            Change::Unit {
+                op: UnitOp::DaemonReload | UnitOp::DaemonReexec,
+                ..
+            }
+        )
+    }) {
         out.changed = Some(false);
     }
     Ok(Check::new(changes, out))
@@ -195,15 +224,14 @@ pub(super) fn apply(r: &UnitResource, check: Check) -> Result<Outcome, ModuleErr
     for change in &check.changes {
         match change {
             Change::Unit { name, op } => {
-                let ran = process::run(&mut r.systemctl(*op, Some(name)))?;
+                let unit = (!name.is_empty()).then_some(name.as_str());
+                let ran = process::run(&mut r.systemctl(*op, unit))?;
                 if !ran.ok() {
-                    out.failed = Some(format!(
-                        "Unable to {} service {name}: {}{}",
-                        op.verb(),
-                        ran.stdout,
-                        ran.stderr.trim()
-                    ));
-                    return Ok(out);
+                    // As Ansible's fail_json(msg=...): the message alone.
+                    return Ok(Outcome {
+                        failed: Some(super::failure_message(*op, name, &ran)),
+                        ..Outcome::default()
+                    });
                 }
                 match op {
                     UnitOp::Enable => enabled_now = Some(true),
