@@ -77,6 +77,13 @@ impl Resource for Reboot {
         ))
     }
 
+    /// Not checkable: in check mode (and in the daemon's drift passes, which must never owe a
+    /// reboot because some file drifted) the task is skipped. Ansible's check mode reports it
+    /// changed.
+    fn supports_check_mode(&self) -> bool {
+        false
+    }
+
     /// Records the reboot owed: the run's report carries it to the agent (nothing else happens
     /// here).
     fn apply(&self, _check: Check) -> Result<Outcome, ModuleError> {
