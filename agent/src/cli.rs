@@ -299,6 +299,9 @@ fn key_arg(key: &'static Key) -> clap::Arg {
             .value_name(key.value_name)
             .value_parser(["correct", "report", "off"]),
         Kind::Bridge => arg.value_name(key.value_name).value_parser(["auto", "off"]),
+        Kind::Reboot => arg
+            .value_name(key.value_name)
+            .value_parser(["allow", "deny"]),
         Kind::Path | Kind::Paths => arg
             .value_name(key.value_name)
             .value_hint(clap::ValueHint::AnyPath),

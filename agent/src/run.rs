@@ -10,6 +10,7 @@ pub mod plan;
 pub mod playbook;
 pub mod publish;
 pub mod pull;
+pub mod reboot;
 pub mod verify;
 
 use crate::cli::ConvergeArgs;

@@ -75,6 +75,11 @@ pub struct State {
     /// metrics a drift pass writes.
     pub last_poll: Option<u64>,
     pub last_fetch_ok: Option<bool>,
+    /// A `reboot` task ran: which (`file:line: task `name``), since when, in which boot (the
+    /// kernel's boot id; a new boot means the reboot happened). See `run::reboot`.
+    pub reboot_owed: Option<String>,
+    pub reboot_owed_since: Option<u64>,
+    pub reboot_owed_boot: Option<String>,
 }
 
 impl Default for State {
@@ -99,6 +104,9 @@ impl Default for State {
             drift_reported: 0,
             last_poll: None,
             last_fetch_ok: None,
+            reboot_owed: None,
+            reboot_owed_since: None,
+            reboot_owed_boot: None,
         }
     }
 }

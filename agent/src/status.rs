@@ -124,6 +124,10 @@ pub struct StatusDoc {
     /// absent for a one-shot converge.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watch: Option<String>,
+    /// A reboot owed by a `reboot` task (this run's or an earlier one's, until the host boots
+    /// again), and what the agent does about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reboot: Option<crate::run::reboot::RebootStatus>,
     pub tasks: Vec<TaskStatus>,
     pub facts: FactsSummary,
 }
@@ -144,6 +148,7 @@ impl StatusDoc {
             stats: None,
             drift: None,
             watch: None,
+            reboot: None,
             tasks: Vec::new(),
             facts: FactsSummary::default(),
         }
@@ -405,6 +410,7 @@ mod tests {
         let report = RunReport {
             result: RunResult::Failed,
             check_mode: false,
+            reboot_owed: None,
             tasks: vec![
                 task("write config", Status::Changed, false, None),
                 task("secret", Status::Failed, true, Some("password=hunter2")),

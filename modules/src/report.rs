@@ -160,6 +160,28 @@ pub struct RunReport {
     pub stats: Stats,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A `reboot` task ran (not in check mode): `file:line: task `name``. The agent reboots
+    /// after the run only if its configuration allows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reboot_owed: Option<String>,
+}
+
+impl RunReport {
+    /// The first task that owes a reboot (a `reboot` task that changed), as `file:line: task
+    /// `name``; none in check mode.
+    pub fn find_reboot_owed(check_mode: bool, tasks: &[TaskReport]) -> Option<String> {
+        if check_mode {
+            return None;
+        }
+        tasks
+            .iter()
+            .find(|t| {
+                t.changed
+                    && crate::modules::canonical_name(&t.module)
+                        == Some(crate::modules::reboot::MODULE_NAME)
+            })
+            .map(|t| format!("{}:{}: task `{}`", t.file, t.line, t.name))
+    }
 }
 
 /// Receives task results as they happen (the CLI prints a line per task).

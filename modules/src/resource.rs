@@ -200,6 +200,9 @@ pub struct Outcome {
     /// A module's own verdict on `changed` when it differs from "there were changes"
     /// (a failing command counts as changed).
     pub changed: Option<bool>,
+    /// The task is reported skipped, with nothing to do (Ansible's `AnsibleActionSkip`:
+    /// `script` whose `creates` exists); its `msg` says why.
+    pub skipped: bool,
 }
 
 impl Outcome {

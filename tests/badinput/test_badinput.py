@@ -125,6 +125,21 @@ case(name="unknown-module", files={"site.yml": _unknown_mod}, rc=(1,), file="sit
      line=(line_of(_unknown_mod, "- name: unknown module"), line_of(_unknown_mod, "frobnicate:")),
      keys=("frobnicate",))
 
+# Arguments of existing modules that the agent refuses when the task runs (issue 12): a reboot
+# command of its own, an SSH key passphrase, raw with `environment`, `package` handing a dnf
+# argument to apt (this tier runs on Debian). Nothing runs before them, nothing after.
+for _name, _task, _key in [
+    ("reboot-command", '- name: bad reboot\n  reboot:\n    reboot_command: /sbin/reboot\n', "reboot_command"),
+    ("user-ssh-key-passphrase", '- name: bad key\n  user:\n    name: root\n    generate_ssh_key: true\n'
+     '    ssh_key_file: "{{ root }}/k"\n    ssh_key_passphrase: secret\n', "ssh_key_passphrase"),
+    ("raw-environment", '- name: bad raw\n  raw: touch "{{ root }}/x"\n  environment:\n    A: b\n', "environment"),
+    ("package-dnf-argument-on-apt", '- name: bad package\n  package:\n    name: bash\n    state: present\n'
+     '    use: apt\n    enablerepo: extras\n', "enablerepo"),
+]:
+    _t = _play(_task, pre=False)
+    case(name=_name, files={"site.yml": _t}, rc=(1,), file="site.yml",
+         line=(line_of(_t, "- name: bad"), line_of(_t, "- name: bad") + 1), keys=(_key,))
+
 _unknown_fqcn = _play('- name: unknown fqcn\n  community.general.frobnicate: {}\n', pre=False)
 case(name="unknown-module-fqcn", files={"site.yml": _unknown_fqcn}, rc=(1,), file="site.yml",
      line=(line_of(_unknown_fqcn, "- name: unknown fqcn"), line_of(_unknown_fqcn, "frobnicate")),

@@ -130,10 +130,16 @@ EDGE_FILES = ["/srv/messy", "/srv/messy/authorized_keys", "/srv/messy/real", "/s
               "/home/bob2", "/home/bob2/.profile"]
 
 
+# generated SSH keys: random content, compared by mode and owner only
+STAT_ONLY = ["/home/henry/.ssh", "/home/henry/.ssh/id_ed25519", "/home/henry/.ssh/id_ed25519.pub"]
+
+
 def end_state(c: Container) -> dict:
     state = {f: c.read_file(f) for f in ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow")}
     files = KEY_FILES + EDGE_FILES
-    state["stat"] = stat(c, *files)
+    state["stat"] = stat(c, *files, *STAT_ONLY)
+    pub = c.run(["cut", "-d", " ", "-f", "1,3-", "/home/henry/.ssh/id_ed25519.pub"], check=False)
+    state["henry.pub type and comment"] = pub.stdout
     for f in files:
         if c.run(["test", "-f", f, "-a", "!", "-h", f], check=False).returncode == 0:
             state[f] = c.read_file(f)
@@ -153,7 +159,8 @@ EDGE_RUN1 = [(n, True) for n in [
     "alice gets another password and a locked account", "carol never expires", "carol leaves every group",
     "bob moves his home", "george's deleted home is made again", "a messy keys file gets keys with options",
     "two keys absent, one of them present", "keys through a symlink with follow",
-    "keys in a new directory without manage_dir"]]
+    "keys in a new directory without manage_dir", "frank's password ages",
+    "henry is created with password aging and an ssh key"]]
 REMOVE_TASKS = ["carol leaves ops (groups without append)", "alice ci key removed", "bob removed with his home",
                 "app removed", "group ops removed", "a group that does not exist stays absent"]
 REMOVE_RUN1 = [(n, n != "a group that does not exist stays absent") for n in REMOVE_TASKS]

@@ -331,3 +331,30 @@ def test_waits_for_the_dpkg_lock(box):
     assert changed(r) == [("lib while the lock is held", True)]
     assert r.seconds > 2, r.seconds
     assert dpkg_state(c)["gatest-lib"][0] == "ii"
+
+
+def test_policy_rc_d_and_autoclean(box):
+    """`policy_rc_d: 101` is /usr/sbin/policy-rc.d while apt-get runs (seen by a dpkg hook) and the
+    host's own policy-rc.d is put back; `autoclean` deletes an obsolete .deb once (then nothing)."""
+    c = box
+    c.write_file("/usr/sbin/policy-rc.d", "#!/bin/sh\n# the host's own\nexit 0\n", mode=0o755)
+    c.write_file("/etc/apt/apt.conf.d/99gatest-seen",
+                 'DPkg::Pre-Invoke { "cat /usr/sbin/policy-rc.d > /root/seen-policy"; };\n')
+    c.run("mkdir -p /var/cache/apt/archives && echo junk > /var/cache/apt/archives/gatest-gone_0.1_all.deb")
+    write_playbook(c.pb, """\
+        - name: lib installed with services kept down
+          apt: {name: gatest-lib, update_cache: true, policy_rc_d: 101}
+        - name: obsolete downloads cleaned
+          apt: {autoclean: true}
+        """)
+    r1 = c.converge(PB_AT)
+    assert changed(r1) == [("lib installed with services kept down", True),
+                           ("obsolete downloads cleaned", True)], r1.stdout + r1.stderr
+    assert "exit 101" in c.read_file("/root/seen-policy")
+    assert c.read_file("/usr/sbin/policy-rc.d") == "#!/bin/sh\n# the host's own\nexit 0\n"
+    assert "gatest-lib" in dpkg_state(c)
+    assert not c.exists("/var/cache/apt/archives/gatest-gone_0.1_all.deb")
+    stale_lists(c)
+    r2 = c.converge(PB_AT)
+    # the cache is updated again (stale lists), nothing else changes
+    assert changed(r2)[1] == ("obsolete downloads cleaned", False), r2.stdout

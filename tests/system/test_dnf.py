@@ -108,3 +108,34 @@ def test_missing_package_fails_and_installs_nothing(tmp_path, rpm_repo):
     assert len(failed) == 1 and "gatest-nope" in failed[0]["msg"], r.stdout
     assert [t["status"] for t in r.raw["tasks"] if t.get("name") == "never reached"] == ["not-run"]
     assert _installed(root) == set()
+
+
+def test_package_hands_repos_and_allow_downgrade_to_dnf(tmp_path, rpm_repo):
+    """`package` with dnf's arguments (as Ansible's package action hands them on): the repo
+    disabled by `disablerepo` makes the install fail; enabled again by `enablerepo`; a pin below
+    the installed version downgrades only with `allow_downgrade`."""
+    root = tmp_path / "root"
+    pb = _playbook(tmp_path, rpm_repo.path, """\
+        - name: hello 2.0
+          package: {name: gatest-hello-2.0, state: present, use: dnf, <<: *d}
+        - name: the repository disabled, a new package is not found
+          package: {name: gatest-lib, state: present, use: dnf, disablerepo: gatest, <<: *d}
+          ignore_errors: true
+        - name: disabled then enabled again
+          package: {name: gatest-lib, state: present, use: dnf, disablerepo: '*', enablerepo: gatest, <<: *d}
+        - name: the 1.0 pin is satisfied by 2.0
+          package: {name: gatest-hello-1.0, state: present, use: dnf, <<: *d}
+        - name: allow_downgrade takes it down to 1.0
+          package: {name: gatest-hello-1.0, state: present, use: dnf, allow_downgrade: true, <<: *d}
+        """)
+    r = run_agent(pb, root)
+    assert [(t["name"], t["status"]) for t in r.tasks] == [
+        ("hello 2.0", "changed"),
+        ("the repository disabled, a new package is not found", "ignored"),
+        ("disabled then enabled again", "changed"),
+        ("the 1.0 pin is satisfied by 2.0", "ok"),
+        ("allow_downgrade takes it down to 1.0", "changed"),
+    ], r.stdout + r.stderr
+    inst = _installed(root)
+    assert "gatest-hello-1.0" in inst and "gatest-hello-2.0" not in inst, inst
+    assert "gatest-lib-1.0" in inst, inst

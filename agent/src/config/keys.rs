@@ -25,6 +25,8 @@ pub enum Kind {
     Duration,
     /// `correct`, `report` or `off`.
     Drift,
+    /// `allow` or `deny`.
+    Reboot,
     /// A path on this host.
     Path,
     /// A list of paths on this host.
@@ -162,6 +164,9 @@ pub const KEYS: &[Key] = &[
         .default("correct")
         .daemon()
         .doc("What the daemon does about drift: correct, report or off (no watch)"),
+    key("reboot", Reboot, Value("reboot"), "POLICY")
+        .default("deny")
+        .doc("Reboot the host after a run whose `reboot` task ran (allow), or only record that a reboot is owed (deny)"),
     key("metrics_file", Path, Value("metrics-file"), "PATH")
         .doc("node_exporter textfile collector file written after each converge"),
     key("ssh_key", Path, Value("ssh-key"), "PATH")

@@ -86,6 +86,37 @@ impl DriftPolicy {
 #[error("`{0}`: expected correct, report or off")]
 pub struct DriftPolicyError(pub String);
 
+/// Whether the agent may reboot the host when a `reboot` task ran: `reboot: allow`, or `deny`
+/// (default: the reboot is owed, recorded in the state and the status, and left to a person).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RebootPolicy {
+    Allow,
+    Deny,
+}
+
+impl RebootPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RebootPolicy::Allow => "allow",
+            RebootPolicy::Deny => "deny",
+        }
+    }
+
+    /// `allow` or `deny`.
+    pub fn parse(text: &str) -> Result<RebootPolicy, RebootPolicyError> {
+        match text {
+            "allow" => Ok(RebootPolicy::Allow),
+            "deny" => Ok(RebootPolicy::Deny),
+            other => Err(RebootPolicyError(other.to_string())),
+        }
+    }
+}
+
+/// A `reboot` value that is neither `allow` nor `deny` (the text given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}`: expected allow or deny")]
+pub struct RebootPolicyError(pub String);
+
 /// Why a `playbook` (or `inventory`) path is refused: it must stay inside the repository.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlaybookPathError {
@@ -153,6 +184,8 @@ pub struct Config {
     pub enforce: Duration,
     /// What the daemon does about drift (a watched target changed by something else).
     pub drift: DriftPolicy,
+    /// Whether the agent reboots the host after a run whose `reboot` task ran.
+    pub reboot: RebootPolicy,
     /// node_exporter textfile collector file; `None` = no metrics.
     pub metrics_file: Option<PathBuf>,
     pub ssh_key: Option<PathBuf>,
@@ -298,6 +331,7 @@ impl Config {
             splay: Duration::ZERO,
             enforce: Duration::ZERO,
             drift: DriftPolicy::Correct,
+            reboot: RebootPolicy::Deny,
             metrics_file: None,
             ssh_key: None,
             known_hosts: None,

@@ -11,7 +11,9 @@ use gitops_modules::yaml::{Entry, Node, NodeKind};
 
 use super::keys::{self, Key, Kind};
 use super::value::{self, Value};
-use super::{check_playbook, BranchTemplate, DriftPolicy, Duration, RepoUrl, DURATION_SYNTAX};
+use super::{
+    check_playbook, BranchTemplate, DriftPolicy, Duration, RebootPolicy, RepoUrl, DURATION_SYNTAX,
+};
 
 /// Reads one file's tree; collects every error rather than stopping at the first.
 pub(super) struct Reader {
@@ -81,6 +83,11 @@ impl Reader {
             Kind::Vars => self.extra_vars(k, node).map(Value::Vars),
             Kind::Duration => self.duration(k, node).map(Value::Duration),
             Kind::Drift => self.drift(k, node).map(Value::Drift),
+            Kind::Reboot => {
+                let s = self.string(k, node)?;
+                let r = RebootPolicy::parse(s);
+                self.checked(k, node, r).map(Value::Reboot)
+            }
             Kind::Path => self.path(k, node).map(Value::Path),
             Kind::Paths => self.paths(k, node).map(Value::Paths),
             Kind::Bool => self.bool(k, node).map(Value::Bool),

@@ -530,6 +530,7 @@ fn every_key_is_bound_to_a_field_and_its_default_parses() {
         keys::Kind::Playbook => "site.yml",
         keys::Kind::Duration => "1h 30m",
         keys::Kind::Drift => "report",
+        keys::Kind::Reboot => "allow",
         keys::Kind::Path | keys::Kind::Paths => "/etc/x",
         keys::Kind::Bool => "true",
         keys::Kind::Vars => "",

@@ -10,7 +10,7 @@ use super::keys::{self, Kind};
 use super::repo::{absolute, RepoUrlError};
 use super::{
     BranchError, BranchTemplate, Config, DriftPolicy, DriftPolicyError, Duration,
-    ParseDurationError, RepoUrl,
+    ParseDurationError, RebootPolicy, RebootPolicyError, RepoUrl,
 };
 
 /// Where a key's value came from (cargo's `Definition`).
@@ -34,6 +34,7 @@ pub enum Value {
     Vars(RawVars),
     Duration(Duration),
     Drift(DriftPolicy),
+    Reboot(RebootPolicy),
     Path(PathBuf),
     Paths(Vec<PathBuf>),
     Bool(bool),
@@ -56,6 +57,8 @@ pub enum ValueError {
     Duration(#[from] ParseDurationError),
     #[error(transparent)]
     Drift(#[from] DriftPolicyError),
+    #[error(transparent)]
+    Reboot(#[from] RebootPolicyError),
     #[error(transparent)]
     Path(#[from] EmptyPathError),
     #[error("`{0}`: expected true or false")]
@@ -82,6 +85,7 @@ impl Value {
             Kind::Vars => return Err(ValueError::Vars),
             Kind::Duration => Value::Duration(text.parse()?),
             Kind::Drift => Value::Drift(DriftPolicy::parse(text)?),
+            Kind::Reboot => Value::Reboot(RebootPolicy::parse(text)?),
             Kind::Path => Value::Path(path(text, base)?),
             Kind::Paths => Value::Paths(vec![path(text, base)?]),
             Kind::Bool => Value::Bool(match text {
@@ -141,6 +145,7 @@ impl Config {
             ("splay", V::Duration(v)) => self.splay = v,
             ("enforce", V::Duration(v)) => self.enforce = v,
             ("drift", V::Drift(v)) => self.drift = v,
+            ("reboot", V::Reboot(v)) => self.reboot = v,
             ("metrics_file", V::Path(v)) => self.metrics_file = Some(v),
             ("ssh_key", V::Path(v)) => self.ssh_key = Some(v),
             ("known_hosts", V::Path(v)) => self.known_hosts = Some(v),

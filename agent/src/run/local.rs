@@ -151,6 +151,9 @@ pub fn converge(args: &ConvergeArgs, dir: &std::path::Path) -> i32 {
         loaded.extra_vars,
         loaded.host_name,
     );
+    if let Some(by) = &report.reboot_owed {
+        eprintln!("note: a reboot is owed by {by}; a local converge never reboots");
+    }
     exit_code(&report)
 }
 

@@ -224,8 +224,14 @@ pub fn converge_locked(
         return out;
     }
     out.result = doc.as_ref().map(|d| d.result);
+    let owed = report.as_ref().and_then(|r| r.reboot_owed.clone());
+    let reboot = super::reboot::decide(owed.is_some(), plan.config.reboot, flags.check);
+    if doc.is_some() {
+        super::reboot::record(&mut state, owed.as_deref());
+    }
     if let Some(mut doc) = doc {
         doc.finish(clock.elapsed());
+        doc.reboot = super::reboot::status(&state, reboot);
         doc.facts = FactsSummary::from_facts(&plan.facts);
         out.commit_applied = doc.commit_applied.clone();
         state.set_last_converge(started);
@@ -259,6 +265,18 @@ pub fn converge_locked(
     }
     if let Err(e) = state.save(state_dir) {
         error!("saving the state: {e}");
+    }
+    match (reboot, &owed) {
+        (super::reboot::RebootAction::Reboot, Some(by)) => {
+            info!("rebooting: a reboot is owed by {by} and the configuration allows it");
+            if let Err(e) = super::reboot::reboot_now(by) {
+                error!("{e}");
+            }
+        }
+        (super::reboot::RebootAction::Owed, Some(by)) => {
+            warn!("a reboot is owed by {by}; not rebooting (the configuration says reboot: deny)")
+        }
+        _ => {}
     }
     if let Some(path) = &plan.config.metrics_file {
         let poll = crate::metrics::Poll {

@@ -259,10 +259,11 @@ impl Engine<'_> {
     ) -> Result<Converged, ConvergeError> {
         if check.changes.is_empty() {
             let changed = check.outcome.changed.unwrap_or(false);
+            let skipped = check.outcome.skipped;
             return Ok(Converged {
                 outcome: check.outcome,
                 changed,
-                skipped: false,
+                skipped,
             });
         }
         if check_mode {
@@ -518,10 +519,9 @@ fn registered_result(done: Converged) -> IndexMap<String, Value> {
     }
     if done.skipped {
         result.insert("skipped".into(), Value::from(true));
-        result.insert(
-            "msg".into(),
-            Value::from("Command would have run if not in check mode"),
-        );
+        result
+            .entry("msg".into())
+            .or_insert(Value::from("Command would have run if not in check mode"));
     }
     result
 }

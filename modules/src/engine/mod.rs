@@ -326,6 +326,7 @@ impl<'a> Engine<'a> {
         RunReport {
             result,
             check_mode: self.opts.check,
+            reboot_owed: RunReport::find_reboot_owed(self.opts.check, &self.reports),
             tasks: self.reports,
             stats,
             error: None,

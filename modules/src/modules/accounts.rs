@@ -108,6 +108,10 @@ pub struct ShadowEntry {
     pub hash: String,
     /// Days since the epoch; -1 when empty.
     pub expire: i64,
+    /// Password aging (`chage -m/-M/-W`), in days; -1 when empty (as Python's `spwd`).
+    pub min: i64,
+    pub max: i64,
+    pub warn: i64,
 }
 
 /// The parsed account databases.
@@ -171,13 +175,18 @@ impl Db {
                 if f.len() < 2 {
                     return None;
                 }
+                let days = |i: usize| {
+                    f.get(i)
+                        .and_then(|e| e.trim().parse::<i64>().ok())
+                        .unwrap_or(-1)
+                };
                 Some(ShadowEntry {
                     name: f[0].to_string(),
                     hash: f[1].to_string(),
-                    expire: f
-                        .get(7)
-                        .and_then(|e| e.trim().parse::<i64>().ok())
-                        .unwrap_or(-1),
+                    expire: days(7),
+                    min: days(3),
+                    max: days(4),
+                    warn: days(5),
                 })
             })
             .collect();
@@ -305,6 +314,9 @@ pub enum AccountStep {
         path: PathBuf,
         skeleton: PathBuf,
     },
+    /// Generate the user's SSH key pair with `ssh-keygen` (`user: generate_ssh_key`), owned by
+    /// the user.
+    SshKeygen(crate::modules::user::ssh_key::Keygen),
 }
 
 /// The planned changes with their steps moved into them, as `check` returns them.
@@ -320,11 +332,12 @@ pub fn with_steps(planned: Vec<(Change, Vec<AccountStep>)>) -> Vec<Change> {
         .collect()
 }
 
-/// Runs the steps of each account change in order; `create_home` makes a home once its
-/// account exists. Returns what the tools printed.
+/// Runs the steps of each account change in order; `after_account` runs the steps that need
+/// the account to exist (a home made, a key generated: owned by its new ids). Returns what the
+/// tools printed.
 pub fn run_steps(
     changes: &[Change],
-    create_home: &dyn Fn(&Path, &Path) -> Result<(), ModuleError>,
+    after_account: &dyn Fn(&AccountStep) -> Result<ToolOutput, ModuleError>,
 ) -> Result<ToolOutput, ModuleError> {
     let mut printed = ToolOutput::default();
     for change in changes {
@@ -340,7 +353,11 @@ pub fn run_steps(
                 }
                 AccountStep::MakeParent(p) => std::fs::create_dir_all(p)
                     .map_err(|e| ModuleError::new(format!("cannot create {}: {e}", p.display())))?,
-                AccountStep::CreateHome { path, skeleton } => create_home(path, skeleton)?,
+                AccountStep::CreateHome { .. } | AccountStep::SshKeygen(_) => {
+                    let o = after_account(step)?;
+                    printed.stdout.push_str(&o.stdout);
+                    printed.stderr.push_str(&o.stderr);
+                }
             }
         }
     }

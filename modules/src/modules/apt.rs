@@ -63,10 +63,15 @@ static SPEC: ArgSpec = ArgSpec {
         ArgDef::new("force_apt_get", ArgType::Bool),
         ArgDef::new("lock_timeout", ArgType::Int),
         ArgDef::new("fail_on_autoremove", ArgType::Bool),
+        ArgDef::new("policy_rc_d", ArgType::Int),
+        ArgDef::new("autoclean", ArgType::Bool),
     ],
     free_form: false,
     mutually_exclusive: &[&["deb", "name", "upgrade"]],
-    required_one_of: &[&["name", "deb", "upgrade", "update_cache", "autoremove"]],
+    // Ansible's required_one_of here names an argument with a default (set before the check
+    // runs), so it never fails: `systemd: name=x` alone reports the unit's status,
+    // `apt: cache_valid_time=N` alone updates the cache.
+    required_one_of: &[],
 };
 
 const DEFAULT_DPKG_OPTIONS: &str = "force-confdef,force-confold";
@@ -182,6 +187,8 @@ impl Module for AptModule {
             cache_valid_time: cache_valid_time.map(|t| Duration::from_secs(t as u64)),
             purge: args.bool_or("purge", false),
             autoremove: args.bool_or("autoremove", false),
+            autoclean: args.bool_or("autoclean", false),
+            policy_rc_d: args.int("policy_rc_d"),
             deb,
             upgrade,
             opts,
@@ -327,6 +334,11 @@ struct AptResource {
     cache_valid_time: Option<Duration>,
     purge: bool,
     autoremove: bool,
+    /// `apt-get autoclean` when no package is named (as Ansible: only then).
+    autoclean: bool,
+    /// The exit code `/usr/sbin/policy-rc.d` gives while apt-get runs (101: services are not
+    /// started by the packages' scripts).
+    policy_rc_d: Option<i64>,
     deb: Option<DebFile>,
     upgrade: Option<&'static str>,
     opts: AptOptions,
@@ -639,6 +651,9 @@ impl Resource for AptResource {
         }
         // With an update still to come, the lists may not know a package yet: let apply decide.
         changes.extend(self.package_changes(!update)?);
+        if self.autoclean && self.packages.is_empty() && self.autoclean_would_delete()? {
+            changes.push(self.autoclean_change());
+        }
         Ok(Check::new(changes, self.result(&Log::default(), false)))
     }
 
@@ -679,7 +694,25 @@ impl Resource for AptResource {
                 return Ok(out);
             }
         }
+        let _policy = match self.policy_rc_d {
+            Some(code) if !todo.is_empty() => Some(PolicyRcD::install(code)?),
+            _ => None,
+        };
         for change in &todo {
+            if let Change::Exec { argv, .. } = change {
+                let mut cmd = self.opts.command(AUTOCLEAN_PROGRAM);
+                cmd.args(&argv[1..]);
+                let ran = process::run(&mut cmd)?;
+                let ok = ran.ok();
+                let msg = format!("'apt-get autoclean' failed: {}", ran.stderr.trim());
+                log.push(ran);
+                if !ok {
+                    let mut out = self.result(&log, cache_updated);
+                    out.failed = Some(msg);
+                    return Ok(out);
+                }
+                continue;
+            }
             if let Err(msg) = self.run_apt(change, &mut log) {
                 let mut out = self.result(&log, cache_updated);
                 out.failed = Some(msg.to_string());
@@ -694,6 +727,101 @@ impl Resource for AptResource {
             .iter()
             .map(|p| Owned::Package(p.name.clone()))
             .collect()
+    }
+}
+
+const AUTOCLEAN_PROGRAM: &str = "apt-get";
+
+impl AptResource {
+    /// `apt-get autoclean` as Ansible runs it (dpkg options, `--purge`), with `extra` appended.
+    fn autoclean_argv(&self, extra: Option<&str>) -> Vec<String> {
+        let mut argv = vec![AUTOCLEAN_PROGRAM.to_string(), "-y".to_string()];
+        for o in self
+            .opts
+            .dpkg_options
+            .split(',')
+            .filter(|o| !o.trim().is_empty())
+        {
+            argv.push("-o".into());
+            argv.push(format!("Dpkg::Options::=--{}", o.trim()));
+        }
+        if self.purge {
+            argv.push("--purge".into());
+        }
+        argv.push("autoclean".into());
+        argv.extend(extra.map(str::to_string));
+        argv
+    }
+
+    fn autoclean_change(&self) -> Change {
+        Change::Exec {
+            argv: self.autoclean_argv(None),
+            summary: "apt-get autoclean (delete obsolete downloaded packages)".into(),
+        }
+    }
+
+    /// As Ansible: autoclean changes something when it would print a `Del ` line.
+    fn autoclean_would_delete(&self) -> Result<bool, ModuleError> {
+        let argv = self.autoclean_argv(Some("--simulate"));
+        let mut cmd = self.opts.command(AUTOCLEAN_PROGRAM);
+        cmd.args(&argv[1..]);
+        let ran = process::run(&mut cmd)?;
+        if !ran.ok() {
+            return Err(ModuleError::new(format!(
+                "'apt-get autoclean' failed: {}",
+                ran.stderr.trim()
+            )));
+        }
+        Ok(ran.stdout.contains("Del "))
+    }
+}
+
+/// `/usr/sbin/policy-rc.d` answering `exit <code>` while apt-get runs, as Ansible's `PolicyRcD`:
+/// an existing one is moved aside and put back afterwards (also when apt-get fails).
+struct PolicyRcD {
+    backup: Option<(tempfile::TempDir, PathBuf)>,
+}
+
+const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
+
+impl PolicyRcD {
+    fn install(code: i64) -> Result<PolicyRcD, ModuleError> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = Path::new(POLICY_RC_D);
+        let backup = if path.exists() {
+            let dir = tempfile::Builder::new().prefix("ansible").tempdir()?;
+            let saved = dir.path().join("policy-rc.d");
+            std::fs::copy(path, &saved).map_err(|e| {
+                ModuleError::new(format!(
+                    "Fail to move {POLICY_RC_D} to {}: {e}",
+                    saved.display()
+                ))
+            })?;
+            Some((dir, saved))
+        } else {
+            None
+        };
+        let guard = PolicyRcD { backup };
+        std::fs::write(path, format!("#!/bin/sh\nexit {code}\n"))
+            .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)))
+            .map_err(|e| {
+                ModuleError::new(format!("Failed to create or chmod {POLICY_RC_D}: {e}"))
+            })?;
+        Ok(guard)
+    }
+}
+
+impl Drop for PolicyRcD {
+    fn drop(&mut self) {
+        let path = Path::new(POLICY_RC_D);
+        // Failures here cannot fail the task any more; they are reported on stderr.
+        let restored = match &self.backup {
+            Some((_, saved)) => std::fs::copy(saved, path).map(|_| ()),
+            None => std::fs::remove_file(path),
+        };
+        if let Err(e) = restored {
+            eprintln!("gitops-agent: could not restore {POLICY_RC_D}: {e}");
+        }
     }
 }
 

@@ -186,7 +186,7 @@ impl Resource for GroupResource {
     }
 
     fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
-        let printed = run_steps(&check.changes, &|_, _| Ok(()))?;
+        let printed = run_steps(&check.changes, &|_| Ok(Default::default()))?;
         // The gid reported is the one the group has now.
         Ok(printed.report(outcome(&self.spec, &self.etc.read()?)))
     }

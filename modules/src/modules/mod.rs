@@ -24,7 +24,10 @@ pub mod package;
 pub mod pip;
 pub mod pkg;
 pub(crate) mod python_re;
+pub mod raw;
+pub mod reboot;
 pub mod replace;
+pub mod script;
 pub mod sysctl;
 pub mod systemd;
 pub mod tempfile;
@@ -63,6 +66,9 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("package", &package::PackageModule),
     ("pip", &pip::PipModule),
     ("replace", &replace::ReplaceModule),
+    ("raw", &raw::RawModule),
+    ("reboot", &reboot::RebootModule),
+    ("script", &script::ScriptModule),
     ("service", &systemd::ServiceModule),
     ("set_fact", &control::SetFactModule),
     ("shell", &command::ShellModule),

@@ -26,6 +26,7 @@ use crate::resource::{
     AccountKind, AccountOp, Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned,
     Resource,
 };
+use ssh_key::SshKeySpec;
 
 pub struct UserModule;
 
@@ -54,6 +55,15 @@ static SPEC: ArgSpec = ArgSpec {
         ArgDef::new("remove", ArgType::Bool),
         ArgDef::new("force", ArgType::Bool),
         ArgDef::new("expires", ArgType::Str),
+        ArgDef::new("password_expire_min", ArgType::Int),
+        ArgDef::new("password_expire_max", ArgType::Int),
+        ArgDef::new("password_expire_warn", ArgType::Int),
+        ArgDef::new("generate_ssh_key", ArgType::Bool),
+        ArgDef::new("ssh_key_bits", ArgType::Int),
+        ArgDef::new("ssh_key_type", ArgType::Str),
+        ArgDef::new("ssh_key_file", ArgType::Path),
+        ArgDef::new("ssh_key_comment", ArgType::Str),
+        ArgDef::new("ssh_key_passphrase", ArgType::Str),
     ],
     free_form: false,
     mutually_exclusive: &[],
@@ -85,6 +95,12 @@ pub(crate) struct UserSpec {
     pub force: bool,
     /// Seconds since the epoch (negative: never expires).
     pub expires: Option<f64>,
+    /// Password aging set with `chage -m/-M/-W` (days).
+    pub password_expire_min: Option<i64>,
+    pub password_expire_max: Option<i64>,
+    pub password_expire_warn: Option<i64>,
+    /// `generate_ssh_key: yes` and its `ssh_key_*` arguments.
+    pub ssh_key: Option<SshKeySpec>,
 }
 
 impl Module for UserModule {
@@ -137,6 +153,10 @@ pub(crate) fn spec_from_args(args: &Args) -> Result<UserSpec, ModuleError> {
         remove: args.bool_or("remove", false),
         force: args.bool_or("force", false),
         expires,
+        password_expire_min: args.int("password_expire_min"),
+        password_expire_max: args.int("password_expire_max"),
+        password_expire_warn: args.int("password_expire_warn"),
+        ssh_key: SshKeySpec::from_args(args)?,
     })
 }
 
@@ -379,7 +399,61 @@ pub(crate) fn plan(
             }],
         ));
     }
+    if let Some(key) = spec.ssh_key.as_ref().and_then(|k| k.plan(Some(&home))) {
+        out.push((
+            account(AccountOp::Modify, name, vec![key.summary()]),
+            vec![Step::SshKeygen(key)],
+        ));
+    }
+    if let Some((argv, fields)) = chage(spec, db.shadow(name)) {
+        out.push((
+            account(AccountOp::Modify, name, fields),
+            vec![Step::Tool(Tool::new(argv))],
+        ));
+    }
     Ok(out)
+}
+
+/// Ansible's `set_password_expire`: `chage` with the limits that differ from the shadow entry
+/// (all given ones for a user still to create).
+fn chage(
+    spec: &UserSpec,
+    shadow: Option<&super::accounts::ShadowEntry>,
+) -> Option<(Vec<String>, Vec<String>)> {
+    let mut argv = vec![s("chage")];
+    let mut fields = Vec::new();
+    for (flag, what, want, have) in [
+        (
+            "-m",
+            "minimum",
+            spec.password_expire_min,
+            shadow.map(|e| e.min),
+        ),
+        (
+            "-M",
+            "maximum",
+            spec.password_expire_max,
+            shadow.map(|e| e.max),
+        ),
+        (
+            "-W",
+            "warning",
+            spec.password_expire_warn,
+            shadow.map(|e| e.warn),
+        ),
+    ] {
+        let Some(want) = want else { continue };
+        if have == Some(want) {
+            continue;
+        }
+        argv.extend([s(flag), want.to_string()]);
+        fields.push(format!("password {what} age {want} days"));
+    }
+    if argv.len() == 1 {
+        return None;
+    }
+    argv.push(spec.name.clone());
+    Some((argv, fields))
 }
 
 fn plan_create(
@@ -475,6 +549,17 @@ fn plan_create(
     }
     argv.push(s(name));
     steps.push(Step::Tool(Tool::new(argv)));
+    // Ansible runs these once the user exists; in check mode it stops before.
+    if !check_mode {
+        if let Some((argv, more)) = chage(spec, None) {
+            fields.extend(more);
+            steps.push(Step::Tool(Tool::new(argv)));
+        }
+        if let Some(key) = spec.ssh_key.as_ref().and_then(|k| k.plan(None)) {
+            fields.push(key.summary());
+            steps.push(Step::SshKeygen(key));
+        }
+    }
     Ok(vec![(account(AccountOp::Create, name, fields), steps)])
 }
 
@@ -534,13 +619,18 @@ impl Resource for UserResource {
         let db = self.host.accounts(&self.etc)?;
         let planned = plan(&self.spec, &db, &RealFs, self.check_mode)?;
         let existed = db.user(&self.spec.name).is_some();
-        let outcome = outcome(
+        let mut outcome = outcome(
             &self.spec,
             &db,
             existed,
             !planned.is_empty(),
             self.check_mode,
         );
+        if let (Some(key), Some(u)) = (&self.spec.ssh_key, db.user(&self.spec.name)) {
+            if self.spec.present {
+                outcome = key.report(&u.home, outcome);
+            }
+        }
         Ok(Check::new(with_steps(planned), outcome))
     }
 
@@ -555,8 +645,8 @@ impl Resource for UserResource {
                 }
             )
         });
-        let printed = run_steps(&check.changes, &|path, skeleton| {
-            // The new account's ids, now that it exists.
+        let printed = run_steps(&check.changes, &|step| {
+            // The account's ids and home, now that it exists.
             let db = self.etc.read()?;
             let Some(u) = db.user(&self.spec.name) else {
                 return Err(ModuleError::new(format!(
@@ -564,11 +654,24 @@ impl Resource for UserResource {
                     self.spec.name
                 )));
             };
-            create_home(path, skeleton, self.etc.home_mode(), u.uid, u.gid)
+            match step {
+                Step::CreateHome { path, skeleton } => {
+                    create_home(path, skeleton, self.etc.home_mode(), u.uid, u.gid)?;
+                    Ok(Default::default())
+                }
+                Step::SshKeygen(key) => key.run(&u.home, u.uid, u.gid),
+                _ => Ok(Default::default()),
+            }
         })?;
         // What the account is now, for the registered result.
         let db = self.etc.read()?;
-        Ok(printed.report(outcome(&self.spec, &db, existed, true, false)))
+        let mut out = outcome(&self.spec, &db, existed, true, false);
+        if let (Some(key), Some(u)) = (&self.spec.ssh_key, db.user(&self.spec.name)) {
+            if self.spec.present {
+                out = key.report(&u.home, out);
+            }
+        }
+        Ok(printed.report(out))
     }
 
     fn owns(&self) -> Vec<Owned> {
@@ -635,5 +738,6 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+pub(crate) mod ssh_key;
 #[cfg(test)]
 mod tests;

@@ -317,3 +317,62 @@ fn create_home_copies_the_skeleton() {
         PathBuf::from(".profile")
     );
 }
+
+#[test]
+fn password_aging_runs_chage_with_what_differs() {
+    let mut sp = spec("alice");
+    // alice has min 0, max 99999, warn 7.
+    sp.password_expire_min = Some(0);
+    sp.password_expire_max = Some(90);
+    sp.password_expire_warn = Some(14);
+    assert_eq!(
+        argvs(&plan(&sp, &db(), &fs(), false).unwrap()),
+        vec![v(&["chage", "-M", "90", "-W", "14", "alice"])]
+    );
+    let aged = Db::parse(PASSWD, GROUP, "alice:$6$salt$abc:19000:0:90:14:::\n");
+    assert!(plan(&sp, &aged, &fs(), false).unwrap().is_empty());
+    // An empty field counts as -1 (Python's spwd): a value given differs.
+    let empty = Db::parse(PASSWD, GROUP, "alice:$6$salt$abc:19000:::::\n");
+    sp.password_expire_max = None;
+    sp.password_expire_warn = None;
+    assert_eq!(
+        argvs(&plan(&sp, &empty, &fs(), false).unwrap()),
+        vec![v(&["chage", "-m", "0", "alice"])]
+    );
+}
+
+#[test]
+fn new_user_gets_aging_after_useradd_but_not_in_check_mode() {
+    let mut sp = spec("carol");
+    sp.password_expire_max = Some(30);
+    let p = plan(&sp, &db(), &FakeFs(vec!["/home"]), false).unwrap();
+    let all = argvs(&p);
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0][0], "useradd");
+    assert_eq!(all[1], v(&["chage", "-M", "30", "carol"]));
+    let p = plan(&sp, &db(), &FakeFs(vec!["/home"]), true).unwrap();
+    assert_eq!(argvs(&p).len(), 1);
+}
+
+#[test]
+fn ssh_key_is_planned_only_when_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("id_ed25519");
+    let mut sp = spec("alice");
+    sp.ssh_key = Some(ssh_key::SshKeySpec {
+        key_type: "ed25519".into(),
+        bits: 0,
+        file: key.display().to_string(),
+        comment: "c".into(),
+        force: false,
+    });
+    let keygens = |p: &[(Change, Vec<Step>)]| {
+        p.iter()
+            .flat_map(|(_, s)| s.iter())
+            .filter(|s| matches!(s, Step::SshKeygen(_)))
+            .count()
+    };
+    assert_eq!(keygens(&plan(&sp, &db(), &fs(), false).unwrap()), 1);
+    std::fs::write(&key, "private").unwrap();
+    assert_eq!(keygens(&plan(&sp, &db(), &fs(), false).unwrap()), 0);
+}

@@ -8,11 +8,14 @@
 //! Kept from Ansible: `enabled` counts as true for `enabled`, `static`, `generated` and
 //! `transient` unit-file states and false for `enabled-runtime`, `indirect` and `alias` (so
 //! `enabled: no` on a static unit runs `disable` and reports changed each time, as there);
-//! `restarted`/`reloaded` always act (a stopped unit is started); `daemon_reload` alone is
-//! not a change.
+//! `restarted`/`reloaded` always act (a stopped unit is started); `daemon_reload` and
+//! `daemon_reexec` are never a change. `service` takes the `systemd` arguments, as Ansible's service action hands
+//! them to the systemd module on a systemd host. Without a running systemd: [`offline`].
+
+mod offline;
 
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use indexmap::IndexMap;
 use minijinja::Value;
@@ -44,26 +47,29 @@ static SYSTEMD_SPEC: ArgSpec = ArgSpec {
     ],
     free_form: false,
     mutually_exclusive: &[],
-    required_one_of: &[&[
-        "state",
-        "enabled",
-        "masked",
-        "daemon_reload",
-        "daemon_reexec",
-    ]],
+    // Ansible's required_one_of here names an argument with a default (set before the check
+    // runs), so it never fails: `systemd: name=x` alone reports the unit's status,
+    // `apt: cache_valid_time=N` alone updates the cache.
+    required_one_of: &[],
 };
 
 static SERVICE_SPEC: ArgSpec = ArgSpec {
     module: "service",
     args: &[
-        ArgDef::new("name", ArgType::Str).required(),
+        ArgDef::new("name", ArgType::Str).aliases(&["service", "unit"]),
         ArgDef::new("state", ArgType::Str).choices(STATES),
         ArgDef::new("enabled", ArgType::Bool),
+        ArgDef::new("masked", ArgType::Bool),
+        ArgDef::new("daemon_reload", ArgType::Bool).aliases(&["daemon-reload"]),
+        ArgDef::new("daemon_reexec", ArgType::Bool).aliases(&["daemon-reexec"]),
+        ArgDef::new("scope", ArgType::Str).choices(&["system", "user", "global"]),
+        ArgDef::new("force", ArgType::Bool),
+        ArgDef::new("no_block", ArgType::Bool),
         ArgDef::new("use", ArgType::Str),
     ],
     free_form: false,
     mutually_exclusive: &[],
-    required_one_of: &[&["state", "enabled"]],
+    required_one_of: &[],
 };
 
 impl Module for SystemdModule {
@@ -76,19 +82,35 @@ impl Module for SystemdModule {
     }
 
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
-        if let Some(scope) = args.str("scope").filter(|s| s != "system") {
-            return Err(ModuleError::new(format!(
-                "scope={scope} is not supported: the agent manages system units"
-            )));
-        }
-        let unit = args.str("name").filter(|n| !n.is_empty());
-        if unit.is_none() && (args.has("state") || args.has("enabled") || args.has("masked")) {
-            return Err(ModuleError::new(
-                "missing required arguments: name (with state, enabled or masked)",
-            ));
-        }
-        Ok(Box::new(UnitResource::from_args(unit, args, ctx)))
+        unit_resource(args, ctx, false)
     }
+}
+
+/// The resource of a `systemd` or `service` task (`service`: the init-script fallback offline).
+fn unit_resource(
+    args: &Args,
+    ctx: &ModuleContext,
+    service_module: bool,
+) -> Result<Box<dyn Resource>, ModuleError> {
+    if let Some(scope) = args.str("scope").filter(|s| s != "system") {
+        return Err(ModuleError::new(format!(
+            "scope={scope} is not supported: the agent manages system units"
+        )));
+    }
+    let unit = args.str("name").filter(|n| !n.is_empty());
+    if unit.is_none() && (args.has("state") || args.has("enabled") || args.has("masked")) {
+        return Err(ModuleError::new(
+            "missing required arguments: name (with state, enabled or masked)",
+        ));
+    }
+    if let Some(u) = unit.as_deref().filter(|u| u.contains(['*', '?', '['])) {
+        return Err(ModuleError::new(format!(
+            "This module does not currently support using glob patterns, found in service name: {u}"
+        )));
+    }
+    let mut r = UnitResource::from_args(unit, args, ctx);
+    r.service_module = service_module;
+    Ok(Box::new(r))
 }
 
 impl Module for ServiceModule {
@@ -106,11 +128,7 @@ impl Module for ServiceModule {
                 "service manager '{u}' is not supported: the agent manages systemd units"
             )));
         }
-        Ok(Box::new(UnitResource::from_args(
-            args.str("name"),
-            args,
-            ctx,
-        )))
+        unit_resource(args, ctx, true)
     }
 }
 
@@ -123,6 +141,13 @@ struct UnitResource {
     daemon_reexec: bool,
     force: bool,
     no_block: bool,
+    /// A `service` task (offline, it may run the init script).
+    service_module: bool,
+    /// The task's `environment` sets `SYSTEMD_OFFLINE=1` (Ansible's module then tolerates an
+    /// offline systemd as in a chroot).
+    offline_env: bool,
+    /// Whether check found systemd not running (apply follows the same path).
+    offline: OnceLock<bool>,
     host: Arc<HostState>,
 }
 
@@ -137,6 +162,12 @@ impl UnitResource {
             daemon_reexec: args.bool_or("daemon_reexec", false),
             force: args.bool_or("force", false),
             no_block: args.bool_or("no_block", false),
+            service_module: false,
+            offline_env: ctx
+                .env
+                .iter()
+                .any(|(k, v)| k == "SYSTEMD_OFFLINE" && v == "1"),
+            offline: OnceLock::new(),
             host: Arc::clone(ctx.host),
         }
     }
@@ -191,6 +222,26 @@ impl UnitResource {
     }
 }
 
+/// Ansible's `fail_json` message for a systemctl call that failed.
+fn failure_message(op: UnitOp, name: &str, ran: &process::Ran) -> String {
+    match op {
+        UnitOp::DaemonReload | UnitOp::DaemonReexec => {
+            format!("failure {} during {}: {}", ran.rc, op.verb(), ran.stderr)
+        }
+        UnitOp::Mask | UnitOp::Unmask => format!(
+            "Failed to {} the service ({name}): {}",
+            op.verb(),
+            ran.stderr.trim()
+        ),
+        _ => format!(
+            "Unable to {} service {name}: {}{}",
+            op.verb(),
+            ran.stdout,
+            ran.stderr.trim()
+        ),
+    }
+}
+
 /// Ansible's notion of "enabled" for `systemctl is-enabled` output.
 fn counts_as_enabled(unit_file_state: &str) -> bool {
     matches!(
@@ -201,6 +252,9 @@ fn counts_as_enabled(unit_file_state: &str) -> bool {
 
 impl Resource for UnitResource {
     fn check(&self) -> Result<Check, ModuleError> {
+        if *self.offline.get_or_init(offline::systemd_offline) {
+            return offline::check(self);
+        }
         let mut changes = Vec::new();
         if self.daemon_reload {
             changes.push(Change::Unit {
@@ -278,7 +332,7 @@ impl Resource for UnitResource {
             matches!(
                 c,
                 Change::Unit {
-                    op: UnitOp::DaemonReload,
+                    op: UnitOp::DaemonReload | UnitOp::DaemonReexec,
                     ..
                 }
             )
@@ -289,6 +343,9 @@ impl Resource for UnitResource {
     }
 
     fn apply(&self, check: Check) -> Result<Outcome, ModuleError> {
+        if self.offline.get() == Some(&true) {
+            return offline::apply(self, check);
+        }
         let changes = &check.changes;
         let mut enabled_now = None;
         let mut only_reload = true;
@@ -301,21 +358,7 @@ impl Resource for UnitResource {
             // Whatever happened, what systemd knows has changed.
             self.host.invalidate_units();
             if !ran.ok() {
-                let what = match op {
-                    UnitOp::DaemonReload => "reload systemd".to_string(),
-                    UnitOp::DaemonReexec => "reexecute systemd".to_string(),
-                    UnitOp::Mask | UnitOp::Unmask => {
-                        format!("Failed to {} the service ({})", op.verb(), name)
-                    }
-                    _ => format!("Unable to {} service {}", op.verb(), name),
-                };
-                let msg = match op {
-                    UnitOp::DaemonReload | UnitOp::DaemonReexec => {
-                        format!("failure {} to {what}: {}", ran.rc, ran.stderr.trim())
-                    }
-                    UnitOp::Mask | UnitOp::Unmask => format!("{what}: {}", ran.stderr.trim()),
-                    _ => format!("{what}: {}{}", ran.stdout, ran.stderr.trim()),
-                };
+                let msg = failure_message(*op, name, &ran);
                 let mut out = self.outcome(None, None);
                 out.failed = Some(msg);
                 return Ok(out);
@@ -325,7 +368,7 @@ impl Resource for UnitResource {
                 UnitOp::Disable => enabled_now = Some(false),
                 _ => {}
             }
-            if *op != UnitOp::DaemonReload {
+            if !matches!(op, UnitOp::DaemonReload | UnitOp::DaemonReexec) {
                 only_reload = false;
             }
         }
