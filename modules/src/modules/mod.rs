@@ -15,6 +15,7 @@ pub mod file;
 pub mod group;
 pub mod include_vars;
 pub mod lineinfile;
+pub mod mount;
 pub mod package;
 pub mod pkg;
 pub mod systemd;
@@ -45,6 +46,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("group", &group::GroupModule),
     ("include_vars", &include_vars::IncludeVarsModule),
     ("lineinfile", &lineinfile::LineinfileModule),
+    ("mount", &mount::MountModule),
     ("package", &package::PackageModule),
     ("service", &systemd::ServiceModule),
     ("set_fact", &control::SetFactModule),
@@ -60,7 +62,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
 /// `COLLECTION.NAME`; the short name finds them too (ansible-core's routing redirects the short
 /// and `ansible.builtin.` names there).
 static COLLECTIONS: &[(&str, &[&str])] = &[
-    ("ansible.posix", &["authorized_key"]),
+    ("ansible.posix", &["authorized_key", "mount"]),
     ("community.general", &[]),
 ];
 
