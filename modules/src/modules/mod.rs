@@ -13,15 +13,19 @@ pub mod deb822_repository;
 pub mod dnf;
 pub mod file;
 pub mod group;
+pub mod hostname;
 pub mod include_vars;
 pub mod lineinfile;
+pub mod locale_gen;
 pub mod mount;
 pub mod package;
 pub mod pkg;
 pub mod systemd;
+pub mod systool;
 pub mod template;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod timezone;
 pub mod user;
 
 use crate::resource::Module;
@@ -44,8 +48,10 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("fail", &control::FailModule),
     ("file", &file::FileModule),
     ("group", &group::GroupModule),
+    ("hostname", &hostname::HostnameModule),
     ("include_vars", &include_vars::IncludeVarsModule),
     ("lineinfile", &lineinfile::LineinfileModule),
+    ("locale_gen", &locale_gen::LocaleGenModule),
     ("mount", &mount::MountModule),
     ("package", &package::PackageModule),
     ("service", &systemd::ServiceModule),
@@ -54,6 +60,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("systemd", &systemd::SystemdModule),
     ("systemd_service", &systemd::SystemdModule),
     ("template", &template::TemplateModule),
+    ("timezone", &timezone::TimezoneModule),
     ("user", &user::UserModule),
     ("yum", &dnf::DnfModule),
 ];
@@ -63,7 +70,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
 /// and `ansible.builtin.` names there).
 static COLLECTIONS: &[(&str, &[&str])] = &[
     ("ansible.posix", &["authorized_key", "mount"]),
-    ("community.general", &[]),
+    ("community.general", &["locale_gen", "timezone"]),
 ];
 
 /// The short name of a module name as written in a task, if it is one we know.
