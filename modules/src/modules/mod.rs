@@ -2,6 +2,7 @@
 //! collection name (`ansible.builtin.copy`, `ansible.posix.authorized_key`).
 
 pub mod accounts;
+pub mod alternatives;
 pub mod apt;
 pub mod apt_repository;
 pub mod authorized_key;
@@ -10,6 +11,7 @@ pub mod command;
 pub mod control;
 pub mod copy;
 pub mod deb822_repository;
+pub mod debconf;
 pub mod dnf;
 pub mod file;
 pub mod group;
@@ -17,6 +19,7 @@ pub mod hostname;
 pub mod include_vars;
 pub mod lineinfile;
 pub mod locale_gen;
+pub mod modprobe;
 pub mod mount;
 pub mod package;
 pub mod pkg;
@@ -32,6 +35,7 @@ use crate::resource::Module;
 
 /// Every module this build supports, by short name.
 static MODULES: &[(&str, &dyn Module)] = &[
+    ("alternatives", &alternatives::AlternativesModule),
     ("apt", &apt::AptModule),
     ("apt_repository", &apt_repository::AptRepositoryModule),
     ("assert", &control::AssertModule),
@@ -43,6 +47,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
         "deb822_repository",
         &deb822_repository::Deb822RepositoryModule,
     ),
+    ("debconf", &debconf::DebconfModule),
     ("debug", &control::DebugModule),
     ("dnf", &dnf::DnfModule),
     ("fail", &control::FailModule),
@@ -52,6 +57,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("include_vars", &include_vars::IncludeVarsModule),
     ("lineinfile", &lineinfile::LineinfileModule),
     ("locale_gen", &locale_gen::LocaleGenModule),
+    ("modprobe", &modprobe::ModprobeModule),
     ("mount", &mount::MountModule),
     ("package", &package::PackageModule),
     ("service", &systemd::ServiceModule),
@@ -70,7 +76,10 @@ static MODULES: &[(&str, &dyn Module)] = &[
 /// and `ansible.builtin.` names there).
 static COLLECTIONS: &[(&str, &[&str])] = &[
     ("ansible.posix", &["authorized_key", "mount"]),
-    ("community.general", &["locale_gen", "timezone"]),
+    (
+        "community.general",
+        &["alternatives", "locale_gen", "modprobe", "timezone"],
+    ),
 ];
 
 /// The short name of a module name as written in a task, if it is one we know.
