@@ -13,6 +13,7 @@ pub mod copy;
 pub mod deb822_repository;
 pub mod debconf;
 pub mod dnf;
+pub mod dpkg_divert;
 pub mod file;
 pub mod group;
 pub mod hostname;
@@ -50,6 +51,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("debconf", &debconf::DebconfModule),
     ("debug", &control::DebugModule),
     ("dnf", &dnf::DnfModule),
+    ("dpkg_divert", &dpkg_divert::DpkgDivertModule),
     ("fail", &control::FailModule),
     ("file", &file::FileModule),
     ("group", &group::GroupModule),
@@ -78,7 +80,13 @@ static COLLECTIONS: &[(&str, &[&str])] = &[
     ("ansible.posix", &["authorized_key", "mount"]),
     (
         "community.general",
-        &["alternatives", "locale_gen", "modprobe", "timezone"],
+        &[
+            "alternatives",
+            "dpkg_divert",
+            "locale_gen",
+            "modprobe",
+            "timezone",
+        ],
     ),
 ];
 

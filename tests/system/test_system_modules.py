@@ -1,0 +1,180 @@
+"""System modules of issue 12 inside booted bookworm containers (systemd as PID 1, own mount,
+UTS and network namespaces): mount (a tmpfs mounted, remounted, unmounted, fstab entries; the
+same playbooks through ansible-core + ansible.posix in a second container, compared), hostname,
+timezone and locale_gen through the agent. Nothing here touches the host: every change happens
+in a throwaway container.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from test_accounts import posix_collection  # noqa: F401  (the fixture)
+
+PB_DIR = Path(__file__).resolve().parent / "sysmods"
+PB_AT = "/srv/pb"
+FSTAB_HEAD = "# empty: nspawn sets up the mounts\n"
+TMPFS_LINE = "tmpfs /mnt/gatest tmpfs size=1m,mode=0750 0 0\n"
+DATA_LINE = "/dev/gatest-none /srv/gatest\\040data ext4 noatime,noauto 0 2\n"
+
+
+def changed(run) -> list[tuple[str, bool]]:
+    return [(t["name"], t["changed"]) for t in run.tasks]
+
+
+def failed(run) -> str:
+    return f"rc={run.rc}\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+
+
+def mount_state(c) -> dict:
+    """What the mount playbooks manage: the fstab, what is mounted at the test paths (with
+    options), the mount points."""
+    mounts = c.run("findmnt -rn -o TARGET,SOURCE,FSTYPE,OPTIONS /mnt/gatest || true").stdout
+    return {
+        "fstab": c.read_file("/etc/fstab"),
+        "mounted": mounts.strip(),
+        "dirs": c.run("ls -d /mnt/gatest /mnt/gatest-bad 2>/dev/null || true").stdout,
+    }
+
+
+def test_mount_states_through_the_agent_and_ansible(make_container, agent_binary, posix_collection):  # noqa: F811
+    coll = str(posix_collection)
+    env = {"ANSIBLE_COLLECTIONS_PATH": coll}
+    g = make_container([(PB_DIR, PB_AT)], agent=agent_binary, defaults=False)
+    a = make_container([(PB_DIR, PB_AT), (posix_collection, coll)], agent=False, defaults=False, ansible=True)
+
+    def both(playbook: str, *, check: bool = False, want_rc: tuple[int, int]):
+        ra = a.ansible_playbook(PB_AT, playbook=playbook, env=env, check=check)
+        rg = g.converge(PB_AT, playbook=playbook, check=check)
+        assert ra.rc == want_rc[0], failed(ra)
+        assert rg.rc == want_rc[1], failed(rg)
+        assert changed(rg) == changed(ra), f"{playbook} check={check}"
+        sa, sg = mount_state(a), mount_state(g)
+        assert sg == sa, f"{playbook} check={check}: agent {sg} != ansible {sa}"
+        return rg, sg
+
+    # Check mode: reported as changes, nothing done.
+    r, st = both("mount_on.yml", check=True, want_rc=(0, 2))
+    assert [ch for _, ch in changed(r)][:2] == [True, True]
+    assert st == {"fstab": FSTAB_HEAD, "mounted": "", "dirs": ""}
+
+    r, st = both("mount_on.yml", want_rc=(0, 2))
+    assert changed(r) == [("tmpfs mounted", True), ("an fstab-only entry, not mounted at boot", True),
+                          ("its registered result", True)]
+    assert st["fstab"] == FSTAB_HEAD + TMPFS_LINE + DATA_LINE
+    assert st["mounted"].startswith("/mnt/gatest tmpfs tmpfs rw,"), st
+    assert "size=1024k" in st["mounted"] and "mode=750" in st["mounted"], st
+    assert g.read_file("/root/present_result.txt") == a.read_file("/root/present_result.txt") == (
+        "/srv/gatest data|noatime,noauto|no|0|2|/etc/fstab|/dev/gatest-none|ext4\n")
+
+    r, _ = both("mount_on.yml", want_rc=(0, 0))
+    assert not any(ch for _, ch in changed(r)), "second run changes nothing"
+
+    r, st = both("mount_remount.yml", want_rc=(0, 2))
+    assert changed(r) == [("tmpfs remounted", True)]
+    assert st["mounted"].startswith("/mnt/gatest tmpfs"), st
+
+    # A device that does not exist: the task fails, the fstab and the directories are as before.
+    before = mount_state(g)
+    r, st = both("mount_bad.yml", want_rc=(2, 1))
+    assert st == before
+    assert "Error mounting /mnt/gatest-bad/deep: " in r.stdout + r.stderr, failed(r)
+    assert not g.exists("/mnt/gatest-bad")
+
+    r, st = both("mount_off.yml", check=True, want_rc=(0, 2))
+    assert st == before
+    r, st = both("mount_off.yml", want_rc=(0, 2))
+    assert changed(r) == [("tmpfs unmounted", True), ("fstab-only entry removed", True),
+                          ("tmpfs entry and mount point removed", True)]
+    assert st == {"fstab": FSTAB_HEAD, "mounted": "", "dirs": ""}
+    r, _ = both("mount_off.yml", want_rc=(0, 0))
+    assert not any(ch for _, ch in changed(r))
+
+
+@pytest.fixture
+def box(make_container, agent_binary):
+    return make_container([(PB_DIR, PB_AT)], agent=agent_binary, defaults=False)
+
+
+def test_hostname_and_timezone(box):
+    c = box
+    old_name = c.run("hostnamectl --static").stdout.strip()
+    old_zone = c.run("readlink /etc/localtime").stdout.strip()
+    r = c.converge(PB_AT, playbook="system.yml", check=True)
+    assert r.rc == 2, failed(r)
+    assert changed(r) == [("host name", True), ("its facts", True), ("time zone", True)]
+    assert c.run("hostnamectl --static").stdout.strip() == old_name
+    assert c.run("readlink /etc/localtime").stdout.strip() == old_zone
+
+    r = c.converge(PB_AT, playbook="system.yml")
+    assert r.rc == 2, failed(r)
+    assert changed(r) == [("host name", True), ("its facts", True), ("time zone", True)]
+    assert c.run("hostnamectl --static").stdout.strip() == "gatest-renamed"
+    assert c.run("hostname").stdout.strip() == "gatest-renamed"
+    assert c.read_file("/etc/hostname") == "gatest-renamed\n"
+    assert c.read_file("/root/hostname_result.txt") == "gatest-renamed|gatest-renamed|gatest-renamed\n"
+    assert c.run("readlink /etc/localtime").stdout.strip().endswith("zoneinfo/Europe/Paris")
+    assert "Time zone: Europe/Paris" in c.run("timedatectl status").stdout
+
+    r = c.converge(PB_AT, playbook="system.yml")
+    assert r.rc == 0, failed(r)
+    assert not any(ch for _, ch in changed(r)), "second run changes nothing"
+
+
+def test_locale_gen_without_the_locales_package(box):
+    """The test image has no `locales` package (its data is dropped to keep it small): the task
+    fails with Ansible's message and nothing is written."""
+    c = box
+    assert not c.exists("/etc/locale.gen")
+    r = c.converge(PB_AT, playbook="locale.yml")
+    assert r.rc == 1, failed(r)
+    assert r.raw["tasks"][0]["msg"] == (
+        "/var/lib/locales/supported.d and /etc/locale.gen are missing. Is the package \"locales\" installed?")
+    assert not c.exists("/etc/locale.gen")
+
+
+def debian_state(c) -> dict:
+    return {
+        "alternatives": c.run("update-alternatives --query gatest-editor || true").stdout,
+        "link": c.run("readlink -e /usr/local/bin/gatest-editor || true").stdout.strip(),
+        "debconf": c.run("debconf-show tzdata | grep Areas || true").stdout.strip(),
+        "diversions": c.run("dpkg-divert --list /etc/gatest.conf").stdout.strip(),
+    }
+
+
+def test_alternatives_debconf_dpkg_divert(box):
+    c = box
+    c.run("echo 'tzdata tzdata/Areas select Etc' | debconf-set-selections")
+    before = debian_state(c)
+    assert before["link"] == "" and before["diversions"] == "", before
+    tasks = ["a second alternative, present only", "the lower one selected", "a debconf answer", "its result",
+             "a local diversion", "its diversion"]
+    r = c.converge(PB_AT, playbook="debian.yml", check=True)
+    assert r.rc == 2, failed(r)
+    assert changed(r) == [(t, True) for t in tasks]
+    assert debian_state(c) == before
+
+    r = c.converge(PB_AT, playbook="debian.yml")
+    assert r.rc == 2, failed(r)
+    assert changed(r) == [(t, True) for t in tasks]
+    st = debian_state(c)
+    assert st["link"] == "/usr/bin/true", st
+    assert "Status: manual" in st["alternatives"] and "Priority: 20" in st["alternatives"], st
+    assert st["debconf"].endswith("tzdata/Areas: Europe"), st
+    assert st["diversions"] == "local diversion of /etc/gatest.conf to /etc/gatest.conf.distrib", st
+    assert c.read_file("/root/debconf_result.txt") == "Europe\n"
+    assert c.read_file("/root/divert_result.txt") == "present /etc/gatest.conf.distrib LOCAL\n"
+
+    r = c.converge(PB_AT, playbook="debian.yml")
+    assert r.rc == 0, failed(r)
+    assert not any(ch for _, ch in changed(r)), "second run changes nothing"
+
+    r = c.converge(PB_AT, playbook="debian_off.yml")
+    assert r.rc == 2, failed(r)
+    assert changed(r) == [("back to auto", True), ("one alternative removed", True), ("diversion removed", True)]
+    st = debian_state(c)
+    assert st["link"] == "/usr/bin/false" and "Status: auto" in st["alternatives"], st
+    assert "/usr/bin/true" not in st["alternatives"] and st["diversions"] == "", st
+    r = c.converge(PB_AT, playbook="debian_off.yml")
+    assert r.rc == 0 and not any(ch for _, ch in changed(r)), failed(r)
