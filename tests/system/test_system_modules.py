@@ -178,3 +178,64 @@ def test_alternatives_debconf_dpkg_divert(box):
     assert "/usr/bin/true" not in st["alternatives"] and st["diversions"] == "", st
     r = c.converge(PB_AT, playbook="debian_off.yml")
     assert r.rc == 0 and not any(ch for _, ch in changed(r)), failed(r)
+
+
+FSTAB_SEED = """\
+# /etc/fstab: static file system information.
+/dev/sda1 / ext4 errors=remount-ro 0 1
+/dev/sdb1 {root}/srv ext4 defaults
+LABEL=var {root}/var ext4 defaults 0 2 # trailing comment
+
+/dev/sdy1 none swap sw 0 0
+/dev/sdd1 {root}/old ext4 defaults 0 0
+/dev/sde1 {root}/older ext4 defaults 0 0
+"""
+
+
+def test_mount_fstab_differential(tmp_path, monkeypatch, posix_collection):  # noqa: F811
+    """The fstab edits of `mount` (present/absent/absent_from_fstab with `fstab:` in a scratch
+    root, nothing mounted) through ansible-core + ansible.posix and through the agent, on this
+    machine: same files, same per-task results, check mode and the second run change nothing."""
+    import harness
+    from harness import run_agent, run_ansible, snapshot, tree_diff
+
+    monkeypatch.setenv("ANSIBLE_COLLECTIONS_PATH", str(posix_collection))
+    pbdir = PB_DIR / "fstab"
+    roots = {}
+    for tool in ("ansible", "agent"):
+        root = tmp_path / tool
+        (root / "etc").mkdir(parents=True)
+        (root / "etc" / "fstab").write_text(FSTAB_SEED.format(root=root))
+        roots[tool] = root
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def both(**kw):
+        a = run_ansible(pbdir, roots["ansible"], work, **kw)
+        g = run_agent(pbdir, roots["agent"], **kw)
+        assert a.rc == 0, a.describe()
+        assert g.rc in (0, 2), g.describe()
+        assert g.pairs() == harness.ansible_pairs(a), f"{kw}: {g.pairs()} != {harness.ansible_pairs(a)}"
+        diff = tree_diff(snapshot(roots["ansible"]), snapshot(roots["agent"]))
+        assert not diff, "\n".join(diff)
+        return g
+
+    seeded = snapshot(roots["agent"])
+    g = both(check=True)
+    assert [c for _, _, c in g.pairs()] == [True] * 8
+    assert snapshot(roots["agent"]) == seeded, "check mode changed nothing"
+    g = both()
+    assert [c for _, _, c in g.pairs()] == [True] * 8
+    r = roots["agent"]
+    assert (r / "etc" / "fstab").read_text() == (
+        "# /etc/fstab: static file system information.\n"
+        "/dev/sda1 / ext4 errors=remount-ro 0 1\n"
+        f"/dev/sdb1 {r}/srv ext4 defaults 0 0\n"
+        f"LABEL=var {r}/var ext4 defaults,nodev 0 2\n"
+        "\n"
+        "/dev/sdy1 none swap sw 0 0\n"
+        f"/dev/sdc1 {r}/mnt/my\\040data\\046more xfs noatime 1 2\n"
+        f"tmpfs {r}/tmp tmpfs size=10m,noauto 0 0\n"
+        "/dev/sdz2 none swap sw 0 0\n")
+    g = both()
+    assert not any(c for _, _, c in g.pairs()), "second run changes nothing"
