@@ -15,7 +15,10 @@ use minijinja::Value;
 
 use super::systool::{dict, exec, query, run_exec};
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
-use crate::resource::{Check, Module, ModuleContext, ModuleError, Outcome, Resource};
+use crate::error::LoadError;
+use crate::resource::{
+    Check, LoadContext, Module, ModuleContext, ModuleError, Outcome, Resource, TaskArgs,
+};
 
 pub struct AlternativesModule;
 
@@ -40,6 +43,15 @@ const TOOL: &str = "update-alternatives";
 impl Module for AlternativesModule {
     fn spec(&self) -> &'static ArgSpec {
         &SPEC
+    }
+
+    fn validate(&self, args: &TaskArgs, ctx: &LoadContext) -> Result<(), LoadError> {
+        super::systool::refuse_given(
+            args,
+            ctx,
+            "alternatives",
+            &["family", "subcommands", "slaves"],
+        )
     }
 
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {

@@ -22,9 +22,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
+use crate::error::LoadError;
 use crate::fsops;
 use crate::resource::{
-    Attrs, Change, Check, Module, ModuleContext, ModuleError, Outcome, Owned, Resource,
+    Attrs, Change, Check, LoadContext, Module, ModuleContext, ModuleError, Outcome, Owned,
+    Resource, TaskArgs,
 };
 use fstab::Entry;
 use mountinfo::{ismount, Mounts};
@@ -65,6 +67,16 @@ static SPEC: ArgSpec = ArgSpec {
 
 const DEFAULT_FSTAB: &str = "/etc/fstab";
 
+/// The states the agent implements (not `ephemeral`).
+const SUPPORTED_STATES: &[&str] = &[
+    "mounted",
+    "present",
+    "unmounted",
+    "absent",
+    "absent_from_fstab",
+    "remounted",
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Absent,
@@ -78,6 +90,31 @@ enum State {
 impl Module for MountModule {
     fn spec(&self) -> &'static ArgSpec {
         &SPEC
+    }
+
+    fn validate(&self, args: &TaskArgs, ctx: &LoadContext) -> Result<(), LoadError> {
+        use super::systool::refuse_value;
+        refuse_value(args, ctx, "mount", "state", SUPPORTED_STATES)?;
+        if args.is_true("opts_no_log") {
+            return super::systool::refuse_given(args, ctx, "mount", &["opts_no_log"]);
+        }
+        if let Some((state @ ("mounted" | "present"), _)) = args.literal_str("state") {
+            let missing: Vec<&str> = ["src", "fstype"]
+                .into_iter()
+                .filter(|k| args.get(k).is_none())
+                .collect();
+            if !missing.is_empty() {
+                return Err(LoadError::at(
+                    ctx.task.clone(),
+                    format!(
+                        "state is {state} but all of the following are missing: {}",
+                        missing.join(", ")
+                    ),
+                )
+                .with_key("state"));
+            }
+        }
+        Ok(())
     }
 
     fn prepare(&self, args: &Args, _ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {
