@@ -6,17 +6,59 @@ in a throwaway container.
 """
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from test_accounts import posix_collection  # noqa: F401  (the fixture)
+import harness
+from pkgrepo import cache_dir, file_lock
+from test_accounts import ANSIBLE_PKG, posix_collection  # noqa: F401  (the fixture)
 
 PB_DIR = Path(__file__).resolve().parent / "sysmods"
 PB_AT = "/srv/pb"
 FSTAB_HEAD = "# empty: nspawn sets up the mounts\n"
 TMPFS_LINE = "tmpfs /mnt/gatest tmpfs size=1m,mode=0750 0 0\n"
 DATA_LINE = "/dev/gatest-none /srv/gatest\\040data ext4 noatime,noauto 0 2\n"
+
+
+@pytest.fixture(scope="session")
+def general_collection() -> Path:
+    """A collections dir holding ansible_collections/community/general, extracted once from the
+    `ansible` wheel on PyPI (as test_accounts.posix_collection does for ansible.posix)."""
+    dest = cache_dir() / "ansible-general-12"
+    marker = dest / "ansible_collections" / "community" / "general" / "MANIFEST.json"
+    if marker.exists():
+        return dest
+    with file_lock(cache_dir() / ".ansible-general.lock"):
+        if marker.exists():
+            return dest
+        pip = harness.ansible_bin_dir() / "pip"
+        tmp = Path(tempfile.mkdtemp(prefix=".ansible-general.", dir=cache_dir()))
+        try:
+            p = subprocess.run([str(pip), "download", "--no-deps", "-q", "-d", str(tmp), ANSIBLE_PKG],
+                               capture_output=True, text=True, timeout=900)
+            if p.returncode != 0:
+                msg = f"cannot download {ANSIBLE_PKG} for community.general: {p.stderr[-500:]}"
+                if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+                    pytest.fail(msg, pytrace=False)
+                pytest.skip(msg)
+            wheel = next(tmp.glob("ansible-*.whl"))
+            out = tmp / "tree"
+            with zipfile.ZipFile(wheel) as z:
+                for n in z.namelist():
+                    if n.startswith("ansible_collections/community/general/") and not n.endswith("/"):
+                        z.extract(n, out)
+            if dest.exists():
+                shutil.rmtree(dest)
+            os.rename(out, dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
 
 
 def changed(run) -> list[tuple[str, bool]]:
@@ -239,3 +281,44 @@ def test_mount_fstab_differential(tmp_path, monkeypatch, posix_collection):  # n
         "/dev/sdz2 none swap sw 0 0\n")
     g = both()
     assert not any(c for _, _, c in g.pairs()), "second run changes nothing"
+
+
+def system_state(c) -> dict:
+    """What system.yml, debian.yml and debian_off.yml manage, and the results they record."""
+    st = debian_state(c)
+    st.update({
+        "static": c.run("hostnamectl --static").stdout.strip(),
+        "kernel": c.run("hostname").stdout.strip(),
+        "etc_hostname": c.read_file("/etc/hostname"),
+        "localtime": c.run("readlink /etc/localtime").stdout.strip(),
+        "results": c.run("cat /root/*_result.txt 2>/dev/null || true").stdout,
+    })
+    return st
+
+
+def test_system_modules_against_ansible(make_container, agent_binary, general_collection):
+    """hostname, timezone (community.general), alternatives, debconf and dpkg_divert: the same
+    playbooks through ansible-core + community.general in one container and the agent in
+    another; same per-task results and the same system state after check mode, the first and
+    the second run."""
+    coll = str(general_collection)
+    env = {"ANSIBLE_COLLECTIONS_PATH": coll}
+    g = make_container([(PB_DIR, PB_AT)], agent=agent_binary, defaults=False)
+    a = make_container([(PB_DIR, PB_AT), (general_collection, coll)], agent=False, defaults=False, ansible=True)
+    for c in (a, g):
+        c.run("echo 'tzdata tzdata/Areas select Etc' | debconf-set-selections")
+    for playbook in ("system.yml", "debian.yml", "debian_off.yml"):
+        before = system_state(g)
+        assert system_state(a) == before, playbook
+        runs = [("check", True, (0, 2)), ("run 1", False, (0, 2)), ("run 2", False, (0, 0))]
+        for what, check, (rc_a, rc_g) in runs:
+            ra = a.ansible_playbook(PB_AT, playbook=playbook, env=env, check=check)
+            rg = g.converge(PB_AT, playbook=playbook, check=check)
+            assert ra.rc == rc_a, failed(ra)
+            assert rg.rc == rc_g, failed(rg)
+            assert changed(rg) == changed(ra), f"{playbook} {what}"
+            sa, sg = system_state(a), system_state(g)
+            assert sg == sa, f"{playbook} {what}: agent {sg} != ansible {sa}"
+            if check:
+                assert sg == before, f"{playbook}: check mode changed nothing"
+        assert not any(ch for _, ch in changed(rg)), f"{playbook}: second run changes nothing"
