@@ -322,3 +322,18 @@ def test_system_modules_against_ansible(make_container, agent_binary, general_co
             if check:
                 assert sg == before, f"{playbook}: check mode changed nothing"
         assert not any(ch for _, ch in changed(rg)), f"{playbook}: second run changes nothing"
+    # Without the `locales` package, and without /proc/modules (a container shows the host's, and
+    # this machine kind has none): both fail the same way, nothing written.
+    for playbook, msg in (("locale.yml", "/etc/locale.gen are missing. Is the package"),
+                          ("modprobe.yml", "[Errno 2] No such file or directory: '/proc/modules'")):
+        if playbook == "modprobe.yml" and g.exists("/proc/modules"):
+            continue  # a kernel with modules: the container cannot load them either; unit tests only
+        before = system_state(g)
+        ra = a.ansible_playbook(PB_AT, playbook=playbook, env=env)
+        rg = g.converge(PB_AT, playbook=playbook)
+        assert (ra.rc, rg.rc) == (2, 1), failed(ra) + failed(rg)
+        assert changed(rg) == changed(ra)
+        assert msg in rg.raw["tasks"][0]["msg"], failed(rg)
+        assert msg in ra.stdout, failed(ra)
+        assert system_state(g) == system_state(a) == before
+        assert not g.exists("/etc/modules-load.d/dummy.conf") and not g.exists("/etc/locale.gen")

@@ -88,6 +88,20 @@ struct ModprobeResource {
     paths: Paths,
 }
 
+/// An I/O error as Python words it (`[Errno 2] No such file or directory: '/proc/modules'`).
+fn python_io_error(e: &std::io::Error, path: &Path) -> String {
+    let text = e.to_string();
+    match e.raw_os_error() {
+        Some(code) => {
+            let desc = text
+                .strip_suffix(&format!(" (os error {code})"))
+                .unwrap_or(&text);
+            format!("[Errno {code}] {desc}: '{}'", path.display())
+        }
+        None => format!("{text}: '{}'", path.display()),
+    }
+}
+
 /// `^ *NAME *(?:[#;].*)?\n?\Z`
 fn is_module_line(line: &str, name: &str) -> bool {
     let l = line.strip_suffix('\n').unwrap_or(line);
@@ -164,7 +178,7 @@ fn write(path: PathBuf, content: String, before: Option<String>) -> Change {
 
 impl ModprobeResource {
     fn loaded(&self) -> Result<bool, ModuleError> {
-        let fail = |e: std::io::Error, p: &Path| ModuleError::new(format!("{}: {e}", p.display()));
+        let fail = |e: std::io::Error, p: &Path| ModuleError::new(python_io_error(&e, p));
         let prefix = format!("{} ", self.name.replace('-', "_"));
         let modules = std::fs::read_to_string(&self.paths.proc_modules)
             .map_err(|e| fail(e, &self.paths.proc_modules))?;
@@ -322,6 +336,20 @@ mod tests {
                 modprobe_d: d.join("opts"),
             },
         }
+    }
+
+    #[test]
+    fn io_errors_read_as_python_s() {
+        let d = tempfile::tempdir().unwrap();
+        let mut r = resource(d.path(), "disabled", "");
+        r.paths.proc_modules = d.path().join("none");
+        assert_eq!(
+            r.check().unwrap_err().0,
+            format!(
+                "[Errno 2] No such file or directory: '{}'",
+                d.path().join("none").display()
+            )
+        );
     }
 
     #[test]
