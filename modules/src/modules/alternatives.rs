@@ -15,10 +15,7 @@ use minijinja::Value;
 
 use super::systool::{dict, exec, query, run_exec};
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
-use crate::error::LoadError;
-use crate::resource::{
-    Check, LoadContext, Module, ModuleContext, ModuleError, Outcome, Resource, TaskArgs,
-};
+use crate::resource::{Check, Module, ModuleContext, ModuleError, Outcome, Resource};
 
 pub struct AlternativesModule;
 
@@ -43,15 +40,6 @@ const TOOL: &str = "update-alternatives";
 impl Module for AlternativesModule {
     fn spec(&self) -> &'static ArgSpec {
         &SPEC
-    }
-
-    fn validate(&self, args: &TaskArgs, ctx: &LoadContext) -> Result<(), LoadError> {
-        super::systool::refuse_given(
-            args,
-            ctx,
-            "alternatives",
-            &["family", "subcommands", "slaves"],
-        )
     }
 
     fn prepare(&self, args: &Args, ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {

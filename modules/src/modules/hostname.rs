@@ -17,10 +17,7 @@ use std::path::{Path, PathBuf};
 use minijinja::Value;
 
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
-use crate::error::LoadError;
-use crate::resource::{
-    Change, Check, LoadContext, Module, ModuleContext, ModuleError, Outcome, Resource, TaskArgs,
-};
+use crate::resource::{Change, Check, Module, ModuleContext, ModuleError, Outcome, Resource};
 
 pub struct HostnameModule;
 
@@ -49,10 +46,6 @@ enum Strategy {
 impl Module for HostnameModule {
     fn spec(&self) -> &'static ArgSpec {
         &SPEC
-    }
-
-    fn validate(&self, args: &TaskArgs, ctx: &LoadContext) -> Result<(), LoadError> {
-        super::systool::refuse_value(args, ctx, "hostname", "use", &["systemd", "debian"])
     }
 
     fn prepare(&self, args: &Args, _ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {

@@ -19,10 +19,7 @@ use minijinja::Value;
 
 use super::systool::{dict, exec, query, run_exec};
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
-use crate::error::LoadError;
-use crate::resource::{
-    Change, Check, LoadContext, Module, ModuleContext, ModuleError, Outcome, Resource, TaskArgs,
-};
+use crate::resource::{Change, Check, Module, ModuleContext, ModuleError, Outcome, Resource};
 
 pub struct TimezoneModule;
 
@@ -78,15 +75,6 @@ fn bin_path(tool: &str) -> Option<String> {
 impl Module for TimezoneModule {
     fn spec(&self) -> &'static ArgSpec {
         &SPEC
-    }
-
-    fn validate(&self, args: &TaskArgs, ctx: &LoadContext) -> Result<(), LoadError> {
-        super::systool::refuse_given(args, ctx, "timezone", &["hwclock", "rtc"]).map_err(|e| {
-            LoadError {
-                message: e.message.replace("rtc is", "hwclock is"),
-                ..e
-            }
-        })
     }
 
     fn prepare(&self, args: &Args, _ctx: &ModuleContext) -> Result<Box<dyn Resource>, ModuleError> {

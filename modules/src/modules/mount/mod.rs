@@ -67,16 +67,6 @@ static SPEC: ArgSpec = ArgSpec {
 
 const DEFAULT_FSTAB: &str = "/etc/fstab";
 
-/// The states the agent implements (not `ephemeral`).
-const SUPPORTED_STATES: &[&str] = &[
-    "mounted",
-    "present",
-    "unmounted",
-    "absent",
-    "absent_from_fstab",
-    "remounted",
-];
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Absent,
@@ -93,11 +83,8 @@ impl Module for MountModule {
     }
 
     fn validate(&self, args: &TaskArgs, ctx: &LoadContext) -> Result<(), LoadError> {
-        use super::systool::refuse_value;
-        refuse_value(args, ctx, "mount", "state", SUPPORTED_STATES)?;
-        if args.is_true("opts_no_log") {
-            return super::systool::refuse_given(args, ctx, "mount", &["opts_no_log"]);
-        }
+        // What the agent does not implement (`ephemeral`, `opts_no_log`) fails when reached
+        // (prepare), so that a role's branch for other hosts still loads.
         if let Some((state @ ("mounted" | "present"), _)) = args.literal_str("state") {
             let missing: Vec<&str> = ["src", "fstype"]
                 .into_iter()
