@@ -337,3 +337,28 @@ def test_system_modules_against_ansible(make_container, agent_binary, general_co
         assert msg in ra.stdout, failed(ra)
         assert system_state(g) == system_state(a) == before
         assert not g.exists("/etc/modules-load.d/dummy.conf") and not g.exists("/etc/locale.gen")
+
+
+def test_debops_dpkg_divert(box):
+    """`debops.debops.dpkg_divert` (DebOps' own module: `rename` by default, `.dpkg-divert`
+    suffix for local diversions, `delete`)."""
+    c = box
+    c.write_file("/etc/gatest-d.conf", "ours\n")
+    for state in ("present", "absent"):
+        ev = ["-e", f"state={state}"]
+        before = (c.run("dpkg-divert --list /etc/gatest-d.conf").stdout, c.run("ls /etc/gatest-d.conf*").stdout)
+        r = c.converge(PB_AT, ev, playbook="debops_divert.yml", check=True)
+        assert r.rc == 2 and changed(r)[0] == ("a DebOps diversion", True), failed(r)
+        assert (c.run("dpkg-divert --list /etc/gatest-d.conf").stdout, c.run("ls /etc/gatest-d.conf*").stdout) == before
+        r = c.converge(PB_AT, ev, playbook="debops_divert.yml")
+        assert r.rc == 2 and changed(r) == [("a DebOps diversion", True)], failed(r)
+        r2 = c.converge(PB_AT, ev, playbook="debops_divert.yml")
+        assert r2.rc == 0 and not any(ch for _, ch in changed(r2)), failed(r2)
+        if state == "present":
+            assert c.run("dpkg-divert --list /etc/gatest-d.conf").stdout.strip() == (
+                "local diversion of /etc/gatest-d.conf to /etc/gatest-d.conf.dpkg-divert")
+            assert c.read_file("/etc/gatest-d.conf.dpkg-divert") == "ours\n"
+            assert not c.exists("/etc/gatest-d.conf")
+        else:
+            assert c.run("dpkg-divert --list /etc/gatest-d.conf").stdout == ""
+            assert c.read_file("/etc/gatest-d.conf") == "ours\n"

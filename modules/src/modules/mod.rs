@@ -12,6 +12,7 @@ pub mod control;
 pub mod copy;
 pub mod deb822_repository;
 pub mod debconf;
+pub mod debops_dpkg_divert;
 pub mod dnf;
 pub mod dpkg_divert;
 pub mod file;
@@ -49,6 +50,11 @@ static MODULES: &[(&str, &dyn Module)] = &[
         &deb822_repository::Deb822RepositoryModule,
     ),
     ("debconf", &debconf::DebconfModule),
+    // Registered by its FQCN only: its short name is community.general's module.
+    (
+        "debops.debops.dpkg_divert",
+        &debops_dpkg_divert::DebopsDpkgDivertModule,
+    ),
     ("debug", &control::DebugModule),
     ("dnf", &dnf::DnfModule),
     ("dpkg_divert", &dpkg_divert::DpkgDivertModule),
@@ -92,6 +98,10 @@ static COLLECTIONS: &[(&str, &[&str])] = &[
 
 /// The short name of a module name as written in a task, if it is one we know.
 pub fn canonical_name(name: &str) -> Option<&'static str> {
+    // A module registered under its FQCN (another collection's module of the same short name).
+    if let Some((n, _)) = MODULES.iter().find(|(n, _)| n.contains('.') && *n == name) {
+        return Some(n);
+    }
     let short = if let Some((collection, short)) = COLLECTIONS
         .iter()
         .find_map(|(c, names)| Some((names, name.strip_prefix(c)?.strip_prefix('.')?)))
@@ -135,5 +145,14 @@ mod tests {
         assert_eq!(canonical_name("ansible.posix.copy"), None);
         assert_eq!(canonical_name("community.general.user"), None);
         assert_eq!(canonical_name("community.general"), None);
+        assert_eq!(
+            canonical_name("debops.debops.dpkg_divert"),
+            Some("debops.debops.dpkg_divert")
+        );
+        assert_eq!(
+            canonical_name("community.general.dpkg_divert"),
+            Some("dpkg_divert")
+        );
+        assert_eq!(canonical_name("dpkg_divert"), Some("dpkg_divert"));
     }
 }

@@ -30,6 +30,17 @@ pub fn query<S: AsRef<str>>(argv: &[S]) -> Result<Ran, ModuleError> {
     )
 }
 
+/// The full path of a tool on the PATH (or an sbin directory), as Ansible's `get_bin_path`
+/// finds it, for the command lines the modules report.
+pub fn bin_path(tool: &str) -> Option<String> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/sbin", "/usr/sbin", "/usr/local/sbin"].map(std::path::PathBuf::from))
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+        .map(|p| p.display().to_string())
+}
+
 /// A [`Change::Exec`] of `argv`.
 pub fn exec<S: AsRef<str>>(argv: &[S], summary: impl Into<String>) -> Change {
     Change::Exec {

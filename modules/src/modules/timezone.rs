@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use minijinja::Value;
 
-use super::systool::{dict, exec, query, run_exec};
+use super::systool::{bin_path, dict, exec, query, run_exec};
 use crate::args::{ArgDef, ArgSpec, ArgType, Args};
 use crate::resource::{Change, Check, Module, ModuleContext, ModuleError, Outcome, Resource};
 
@@ -60,16 +60,6 @@ enum Strategy {
     Systemd(String),
     /// `/etc/timezone` + `/etc/localtime` + `dpkg-reconfigure`.
     Debian,
-}
-
-/// The full path of a tool on the PATH, as `get_bin_path` finds it.
-fn bin_path(tool: &str) -> Option<String> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .chain(["/sbin", "/usr/sbin", "/usr/local/sbin"].map(PathBuf::from))
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
-        .map(|p| p.display().to_string())
 }
 
 impl Module for TimezoneModule {
