@@ -35,7 +35,7 @@ fn read_trim(path: &str) -> Option<String> {
 }
 
 /// `KEY=value` lines of /etc/os-release (quotes removed).
-fn os_release() -> IndexMap<String, String> {
+pub(crate) fn os_release() -> IndexMap<String, String> {
     let text = read("/etc/os-release")
         .or_else(|| read("/usr/lib/os-release"))
         .unwrap_or_default();
@@ -63,7 +63,7 @@ fn parse_os_release(text: &str) -> IndexMap<String, String> {
 }
 
 /// Ansible's distribution name for an os-release `ID`.
-fn distribution_name(id: &str, name: &str) -> String {
+pub(crate) fn distribution_name(id: &str, name: &str) -> String {
     match id {
         "debian" => "Debian",
         "ubuntu" => "Ubuntu",
@@ -211,7 +211,7 @@ fn service_mgr() -> String {
 
 /// Python's `socket.getfqdn()` for the local host name, from /etc/hosts: the canonical name
 /// (or first dotted alias) of the first entry for the address the host name maps to.
-fn fqdn(hostname: &str) -> String {
+pub(crate) fn fqdn(hostname: &str) -> String {
     let hosts = read("/etc/hosts").unwrap_or_default();
     fqdn_from_hosts(hostname, &hosts)
 }

@@ -2,6 +2,7 @@
 //! collection name (`ansible.builtin.copy`, `ansible.posix.authorized_key`).
 
 pub mod accounts;
+pub mod alternatives;
 pub mod apt;
 pub mod apt_repository;
 pub mod assemble;
@@ -12,14 +13,21 @@ pub mod control;
 pub mod copy;
 pub mod cron;
 pub mod deb822_repository;
+pub mod debconf;
+pub mod debops_dpkg_divert;
 pub mod dnf;
+pub mod dpkg_divert;
 pub mod file;
 pub mod git;
 pub mod group;
+pub mod hostname;
 pub mod include_vars;
 pub mod ini_file;
 pub mod known_hosts;
 pub mod lineinfile;
+pub mod locale_gen;
+pub mod modprobe;
+pub mod mount;
 pub mod package;
 pub mod pip;
 pub mod pkg;
@@ -30,16 +38,19 @@ pub mod replace;
 pub mod script;
 pub mod sysctl;
 pub mod systemd;
+pub mod systool;
 pub mod tempfile;
 pub mod template;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod timezone;
 pub mod user;
 
 use crate::resource::Module;
 
 /// Every module this build supports, by short name.
 static MODULES: &[(&str, &dyn Module)] = &[
+    ("alternatives", &alternatives::AlternativesModule),
     ("apt", &apt::AptModule),
     ("apt_repository", &apt_repository::AptRepositoryModule),
     ("assemble", &assemble::AssembleModule),
@@ -53,16 +64,27 @@ static MODULES: &[(&str, &dyn Module)] = &[
         "deb822_repository",
         &deb822_repository::Deb822RepositoryModule,
     ),
+    ("debconf", &debconf::DebconfModule),
+    // Registered by its FQCN only: its short name is community.general's module.
+    (
+        "debops.debops.dpkg_divert",
+        &debops_dpkg_divert::DebopsDpkgDivertModule,
+    ),
     ("debug", &control::DebugModule),
     ("dnf", &dnf::DnfModule),
+    ("dpkg_divert", &dpkg_divert::DpkgDivertModule),
     ("fail", &control::FailModule),
     ("file", &file::FileModule),
     ("git", &git::GitModule),
     ("group", &group::GroupModule),
+    ("hostname", &hostname::HostnameModule),
     ("include_vars", &include_vars::IncludeVarsModule),
     ("ini_file", &ini_file::IniFileModule),
     ("known_hosts", &known_hosts::KnownHostsModule),
     ("lineinfile", &lineinfile::LineinfileModule),
+    ("locale_gen", &locale_gen::LocaleGenModule),
+    ("modprobe", &modprobe::ModprobeModule),
+    ("mount", &mount::MountModule),
     ("package", &package::PackageModule),
     ("pip", &pip::PipModule),
     ("replace", &replace::ReplaceModule),
@@ -77,6 +99,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("systemd_service", &systemd::SystemdModule),
     ("template", &template::TemplateModule),
     ("tempfile", &tempfile::TempfileModule),
+    ("timezone", &timezone::TimezoneModule),
     ("user", &user::UserModule),
     ("yum", &dnf::DnfModule),
 ];
@@ -85,12 +108,26 @@ static MODULES: &[(&str, &dyn Module)] = &[
 /// `COLLECTION.NAME`; the short name finds them too (ansible-core's routing redirects the short
 /// and `ansible.builtin.` names there).
 static COLLECTIONS: &[(&str, &[&str])] = &[
-    ("ansible.posix", &["authorized_key", "sysctl"]),
-    ("community.general", &["ini_file"]),
+    ("ansible.posix", &["authorized_key", "mount", "sysctl"]),
+    (
+        "community.general",
+        &[
+            "alternatives",
+            "dpkg_divert",
+            "ini_file",
+            "locale_gen",
+            "modprobe",
+            "timezone",
+        ],
+    ),
 ];
 
 /// The short name of a module name as written in a task, if it is one we know.
 pub fn canonical_name(name: &str) -> Option<&'static str> {
+    // A module registered under its FQCN (another collection's module of the same short name).
+    if let Some((n, _)) = MODULES.iter().find(|(n, _)| n.contains('.') && *n == name) {
+        return Some(n);
+    }
     let short = if let Some((collection, short)) = COLLECTIONS
         .iter()
         .find_map(|(c, names)| Some((names, name.strip_prefix(c)?.strip_prefix('.')?)))
@@ -134,5 +171,14 @@ mod tests {
         assert_eq!(canonical_name("ansible.posix.copy"), None);
         assert_eq!(canonical_name("community.general.user"), None);
         assert_eq!(canonical_name("community.general"), None);
+        assert_eq!(
+            canonical_name("debops.debops.dpkg_divert"),
+            Some("debops.debops.dpkg_divert")
+        );
+        assert_eq!(
+            canonical_name("community.general.dpkg_divert"),
+            Some("dpkg_divert")
+        );
+        assert_eq!(canonical_name("dpkg_divert"), Some("dpkg_divert"));
     }
 }
