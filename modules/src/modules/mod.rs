@@ -17,6 +17,9 @@ pub mod include_vars;
 pub mod lineinfile;
 pub mod package;
 pub mod pkg;
+pub(crate) mod query;
+pub mod setup;
+pub mod stat;
 pub mod systemd;
 pub mod template;
 #[cfg(test)]
@@ -41,6 +44,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("debug", &control::DebugModule),
     ("dnf", &dnf::DnfModule),
     ("fail", &control::FailModule),
+    ("gather_facts", &setup::GatherFactsModule),
     ("file", &file::FileModule),
     ("group", &group::GroupModule),
     ("include_vars", &include_vars::IncludeVarsModule),
@@ -48,7 +52,9 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("package", &package::PackageModule),
     ("service", &systemd::ServiceModule),
     ("set_fact", &control::SetFactModule),
+    ("setup", &setup::SetupModule),
     ("shell", &command::ShellModule),
+    ("stat", &stat::StatModule),
     ("systemd", &systemd::SystemdModule),
     ("systemd_service", &systemd::SystemdModule),
     ("template", &template::TemplateModule),
