@@ -12,6 +12,7 @@ pub mod copy;
 pub mod deb822_repository;
 pub mod dnf;
 pub mod file;
+pub mod getent;
 pub mod group;
 pub mod include_vars;
 pub mod lineinfile;
@@ -45,6 +46,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("dnf", &dnf::DnfModule),
     ("fail", &control::FailModule),
     ("gather_facts", &setup::GatherFactsModule),
+    ("getent", &getent::GetentModule),
     ("file", &file::FileModule),
     ("group", &group::GroupModule),
     ("include_vars", &include_vars::IncludeVarsModule),
