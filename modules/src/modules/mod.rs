@@ -12,6 +12,7 @@ pub mod copy;
 pub mod deb822_repository;
 pub mod dnf;
 pub mod file;
+pub mod find;
 pub mod getent;
 pub mod group;
 pub mod include_vars;
@@ -48,6 +49,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("gather_facts", &setup::GatherFactsModule),
     ("getent", &getent::GetentModule),
     ("file", &file::FileModule),
+    ("find", &find::FindModule),
     ("group", &group::GroupModule),
     ("include_vars", &include_vars::IncludeVarsModule),
     ("lineinfile", &lineinfile::LineinfileModule),
