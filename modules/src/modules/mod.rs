@@ -18,6 +18,7 @@ pub mod group;
 pub mod include_vars;
 pub mod lineinfile;
 pub mod package;
+pub mod package_facts;
 pub mod pkg;
 pub(crate) mod query;
 pub mod setup;
@@ -54,6 +55,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("include_vars", &include_vars::IncludeVarsModule),
     ("lineinfile", &lineinfile::LineinfileModule),
     ("package", &package::PackageModule),
+    ("package_facts", &package_facts::PackageFactsModule),
     ("service", &systemd::ServiceModule),
     ("set_fact", &control::SetFactModule),
     ("setup", &setup::SetupModule),
