@@ -21,6 +21,7 @@ pub mod package;
 pub mod package_facts;
 pub mod pkg;
 pub(crate) mod query;
+pub mod service_facts;
 pub mod setup;
 pub mod stat;
 pub mod systemd;
@@ -57,6 +58,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("package", &package::PackageModule),
     ("package_facts", &package_facts::PackageFactsModule),
     ("service", &systemd::ServiceModule),
+    ("service_facts", &service_facts::ServiceFactsModule),
     ("set_fact", &control::SetFactModule),
     ("setup", &setup::SetupModule),
     ("shell", &command::ShellModule),
