@@ -37,8 +37,12 @@ impl Engine<'_> {
             .unwrap_or_default();
         for (k, v) in &self.cached_facts {
             layer.insert(k.clone(), v.clone());
-            // Ansible's namespace_facts: `ansible_` is dropped inside `ansible_facts`.
-            let short = k.strip_prefix("ansible_").unwrap_or(k);
+            // Ansible's namespace_facts: `ansible_` is dropped inside `ansible_facts`, but
+            // for `ansible_local`.
+            let short = match k.strip_prefix("ansible_") {
+                Some(s) if k != "ansible_local" => s,
+                _ => k,
+            };
             namespaced.insert(short.to_string(), v.clone());
         }
         layer.insert(
