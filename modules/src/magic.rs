@@ -85,6 +85,9 @@ pub fn run_vars(cx: &RunContext<'_>) -> RawVars {
     );
     // Ansible defines it only while rendering a `template`; here it is defined everywhere.
     m.insert("ansible_managed".into(), Value::from(cx.ansible_managed));
+    // The agent runs every task on this host, as `ansible-playbook -c local` (whose play
+    // context defines it for each task).
+    m.insert("ansible_connection".into(), Value::from("local"));
     // One host per run: the play's hosts are this one.
     let me = list(std::slice::from_ref(&cx.host.name));
     for k in [

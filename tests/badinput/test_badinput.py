@@ -441,6 +441,19 @@ _iv_out = _play('- name: vars from outside\n  include_vars: /etc/hostname\n'
 case(name="include-vars-outside-repository", files={"site.yml": _iv_out}, rc=(1,), file="site.yml",
      line=line_of(_iv_out, "- name: vars from outside"), keys=("/etc/hostname", "outside the repository"))
 
+# --- facts and queries (h12-facts): refused clearly, nothing applied -------------------------------
+_stat_algo = _play('- name: stat with an unknown digest\n  stat:\n    path: /etc/hostname\n'
+                   '    checksum_algorithm: sha999\n')
+case(name="stat-unknown-checksum-algorithm", files={"site.yml": _stat_algo}, rc=(3,), file="site.yml",
+     line=line_of(_stat_algo, "checksum_algorithm: sha999"), keys=("checksum_algorithm", "sha999"))
+
+_find_lookahead = _play('- name: find with a look-ahead\n  find:\n    paths: "{{ root }}"\n'
+                        '    patterns: "^(?!existing).*"\n    use_regex: true\n'
+                        '- name: not reached\n  copy:\n    content: x\n    dest: "{{ root }}/existing.conf"\n',
+                        pre=False)
+case(name="find-unsupported-regex", files={"site.yml": _find_lookahead}, rc=(1,), file="site.yml",
+     line=line_of(_find_lookahead, "- name: find with a look-ahead"), keys=("patterns", "look-around"))
+
 
 # --- git / pip (h12-gitpip): arguments the agent does not implement fail when reached ------------
 _git_archive = _play('- name: git with an archive\n  git:\n    repo: "{{ root }}/nowhere.git"\n'

@@ -379,13 +379,20 @@ impl Engine<'_> {
         exec
     }
 
-    /// `set_fact` results become host variables; `include_vars` ones go one level below them.
+    /// `set_fact` results become host variables; `include_vars` ones go one level below them;
+    /// other modules' facts join the fact cache.
     pub(super) fn absorb_facts(&mut self, task: &Task, result: &IndexMap<String, Value>) {
         if result.get("failed").is_some_and(|f| f.is_true()) {
             return;
         }
         let included = task.action_name() == "include_vars";
         if let Some(facts) = result.get("ansible_facts") {
+            if !included && task.action_name() != "set_fact" {
+                // A module's facts (`setup`, `getent`, `package_facts`) go to the fact cache,
+                // as Ansible's `set_host_facts`: `ansible_facts.X` and `X`, at facts precedence.
+                self.cache_facts(facts);
+                return;
+            }
             if result.get(CACHEABLE).is_some_and(|c| c.is_true()) {
                 self.cache_facts(facts);
             }

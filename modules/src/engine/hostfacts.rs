@@ -7,6 +7,7 @@ use indexmap::IndexMap;
 use minijinja::Value;
 
 use super::Engine;
+use crate::facts::lazy::FactsMap;
 use crate::playbook::RawVars;
 
 impl Engine<'_> {
@@ -29,30 +30,33 @@ impl Engine<'_> {
             return base;
         }
         let mut layer = (*base).clone();
-        let mut namespaced: IndexMap<Value, Value> = IndexMap::new();
-        if let Some(af) = layer.get("ansible_facts") {
-            for k in af.try_iter().into_iter().flatten() {
-                if let Ok(v) = af.get_item(&k) {
-                    namespaced.insert(k, v);
-                }
-            }
-        }
+        // Lazy facts stay lazy: they are copied, not read.
+        let mut namespaced = layer
+            .get("ansible_facts")
+            .map(fact_entries)
+            .unwrap_or_default();
         for (k, v) in &self.cached_facts {
             layer.insert(k.clone(), v.clone());
-            // Ansible's namespace_facts: `ansible_` is dropped inside `ansible_facts`.
-            let short = k.strip_prefix("ansible_").unwrap_or(k);
-            namespaced.insert(Value::from(short), v.clone());
+            // Ansible's namespace_facts: `ansible_` is dropped inside `ansible_facts`, but
+            // for `ansible_local`.
+            let short = match k.strip_prefix("ansible_") {
+                Some(s) if k != "ansible_local" => s,
+                _ => k,
+            };
+            namespaced.insert(short.to_string(), v.clone());
         }
-        layer.insert("ansible_facts".into(), Value::from(namespaced));
+        layer.insert(
+            "ansible_facts".into(),
+            Value::from_object(FactsMap(namespaced)),
+        );
         Arc::new(layer)
     }
 
     /// `set_fact` with `cacheable: true`: the facts join the fact cache.
+    /// A module's `ansible_facts` (`setup`, `getent`, `package_facts`) join it the same way.
     pub(super) fn cache_facts(&mut self, facts: &Value) {
-        for k in facts.try_iter().into_iter().flatten() {
-            if let (Some(name), Ok(v)) = (k.as_str(), facts.get_item(&k)) {
-                self.cached_facts.insert(name.to_string(), v);
-            }
+        for (name, v) in fact_entries(facts) {
+            self.cached_facts.insert(name, v);
         }
         let gathered = Arc::new(self.facts.clone().unwrap_or_default());
         let layer = self.with_cached_facts(gathered);
@@ -69,4 +73,19 @@ impl Engine<'_> {
         }
         self.play_facts = layer;
     }
+}
+
+/// The entries of a facts mapping; a [`FactsMap`]'s lazy facts are copied without being
+/// computed.
+fn fact_entries(facts: &Value) -> IndexMap<String, Value> {
+    if let Some(map) = facts.downcast_object_ref::<FactsMap>() {
+        return map.0.clone();
+    }
+    let mut out = IndexMap::new();
+    for k in facts.try_iter().into_iter().flatten() {
+        if let (Some(name), Ok(v)) = (k.as_str(), facts.get_item(&k)) {
+            out.insert(name.to_string(), v);
+        }
+    }
+    out
 }

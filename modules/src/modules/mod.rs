@@ -18,6 +18,8 @@ pub mod debops_dpkg_divert;
 pub mod dnf;
 pub mod dpkg_divert;
 pub mod file;
+pub mod find;
+pub mod getent;
 pub mod git;
 pub mod group;
 pub mod hostname;
@@ -29,13 +31,18 @@ pub mod locale_gen;
 pub mod modprobe;
 pub mod mount;
 pub mod package;
+pub mod package_facts;
 pub mod pip;
 pub mod pkg;
 pub(crate) mod python_re;
+pub(crate) mod query;
 pub mod raw;
 pub mod reboot;
 pub mod replace;
 pub mod script;
+pub mod service_facts;
+pub mod setup;
+pub mod stat;
 pub mod sysctl;
 pub mod systemd;
 pub mod systool;
@@ -74,8 +81,11 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("dnf", &dnf::DnfModule),
     ("dpkg_divert", &dpkg_divert::DpkgDivertModule),
     ("fail", &control::FailModule),
+    ("gather_facts", &setup::GatherFactsModule),
+    ("getent", &getent::GetentModule),
     ("file", &file::FileModule),
     ("git", &git::GitModule),
+    ("find", &find::FindModule),
     ("group", &group::GroupModule),
     ("hostname", &hostname::HostnameModule),
     ("include_vars", &include_vars::IncludeVarsModule),
@@ -91,10 +101,14 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("raw", &raw::RawModule),
     ("reboot", &reboot::RebootModule),
     ("script", &script::ScriptModule),
+    ("package_facts", &package_facts::PackageFactsModule),
     ("service", &systemd::ServiceModule),
+    ("service_facts", &service_facts::ServiceFactsModule),
     ("set_fact", &control::SetFactModule),
+    ("setup", &setup::SetupModule),
     ("shell", &command::ShellModule),
     ("sysctl", &sysctl::SysctlModule),
+    ("stat", &stat::StatModule),
     ("systemd", &systemd::SystemdModule),
     ("systemd_service", &systemd::SystemdModule),
     ("template", &template::TemplateModule),
