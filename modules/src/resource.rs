@@ -398,7 +398,10 @@ impl Change {
     /// with the tool's stderr). Other changes are not this function's: an error.
     pub fn exec(&self) -> Result<crate::process::Ran, ModuleError> {
         let Change::Exec { argv, .. } = self else {
-            return Err(ModuleError::new(format!("not a command: {}", self.describe())));
+            return Err(ModuleError::new(format!(
+                "not a command: {}",
+                self.describe()
+            )));
         };
         let Some((program, args)) = argv.split_first() else {
             return Err(ModuleError::new("empty command"));

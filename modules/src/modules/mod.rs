@@ -12,6 +12,7 @@ pub mod copy;
 pub mod deb822_repository;
 pub mod dnf;
 pub mod file;
+pub mod get_url;
 pub mod group;
 pub mod include_vars;
 pub mod lineinfile;
@@ -42,6 +43,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("dnf", &dnf::DnfModule),
     ("fail", &control::FailModule),
     ("file", &file::FileModule),
+    ("get_url", &get_url::GetUrlModule),
     ("group", &group::GroupModule),
     ("include_vars", &include_vars::IncludeVarsModule),
     ("lineinfile", &lineinfile::LineinfileModule),
