@@ -252,10 +252,16 @@ impl Engine<'_> {
     ) -> Result<Converged, ConvergeError> {
         if check.changes.is_empty() {
             let changed = check.outcome.changed.unwrap_or(false);
+            // A module may skip itself (unarchive's `creates`, as its action plugin does).
+            let skipped = check
+                .outcome
+                .data
+                .get("skipped")
+                .is_some_and(|v| v.is_true());
             return Ok(Converged {
                 outcome: check.outcome,
                 changed,
-                skipped: false,
+                skipped,
             });
         }
         if check_mode {

@@ -22,6 +22,7 @@ pub mod systemd;
 pub mod template;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod unarchive;
 pub mod user;
 
 use crate::resource::Module;
@@ -54,6 +55,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("systemd", &systemd::SystemdModule),
     ("systemd_service", &systemd::SystemdModule),
     ("template", &template::TemplateModule),
+    ("unarchive", &unarchive::UnarchiveModule),
     ("user", &user::UserModule),
     ("yum", &dnf::DnfModule),
 ];
