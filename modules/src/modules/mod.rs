@@ -23,6 +23,7 @@ pub mod template;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod unarchive;
+pub mod uri;
 pub mod user;
 
 use crate::resource::Module;
@@ -56,6 +57,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("systemd_service", &systemd::SystemdModule),
     ("template", &template::TemplateModule),
     ("unarchive", &unarchive::UnarchiveModule),
+    ("uri", &uri::UriModule),
     ("user", &user::UserModule),
     ("yum", &dnf::DnfModule),
 ];
