@@ -1,5 +1,5 @@
-"""Bad input for get_url and unarchive (agent only): a URL that is not http(s)/file, archives
-with members that would land outside dest. Each case: a clear error naming the file (and the URL
+"""Bad input for get_url, unarchive and pause (agent only): a URL that is not http(s)/file,
+archives with members that would land outside dest, a pause that would wait for a key. Each case: a clear error naming the file (and the URL
 or member), the scratch root and the directory around it byte-for-byte unchanged.
 
 ansible-core for the record: get_url fetches ftp:// URLs (the agent refuses them: its client
@@ -56,6 +56,10 @@ CASES = {
         _play('- name: extract\n  unarchive:\n    src: ftp://127.0.0.1/a.tar.gz\n    dest: "{{ root }}"\n'
               '    remote_src: true\n'),
         None, 3, ("site.yml", "ftp://127.0.0.1/a.tar.gz")),
+    "pause-prompt": (
+        _play('- name: ask\n  pause:\n    prompt: "Continue?"\n'), None, 1, ("site.yml", "prompt", "terminal")),
+    "pause-without-duration": (
+        _play('- name: wait for a key\n  pause: {}\n'), None, 1, ("site.yml", "seconds or minutes")),
     "unarchive-dotdot-member": (
         _play(_UNARCHIVE), [("ok.txt", "f", "fine\n"), ("../escaped.txt", "f", "evil\n")], 1,
         ("site.yml", "../escaped.txt", "nothing extracted")),

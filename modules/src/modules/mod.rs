@@ -25,6 +25,7 @@ pub(crate) mod testing;
 pub mod unarchive;
 pub mod uri;
 pub mod user;
+pub mod wait_for;
 
 use crate::resource::Module;
 
@@ -50,6 +51,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("include_vars", &include_vars::IncludeVarsModule),
     ("lineinfile", &lineinfile::LineinfileModule),
     ("package", &package::PackageModule),
+    ("pause", &wait_for::PauseModule),
     ("service", &systemd::ServiceModule),
     ("set_fact", &control::SetFactModule),
     ("shell", &command::ShellModule),
@@ -59,6 +61,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("unarchive", &unarchive::UnarchiveModule),
     ("uri", &uri::UriModule),
     ("user", &user::UserModule),
+    ("wait_for", &wait_for::WaitForModule),
     ("yum", &dnf::DnfModule),
 ];
 
