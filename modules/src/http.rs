@@ -295,13 +295,36 @@ fn install_tls_provider() {
     });
 }
 
+/// What a client is built from: requests with the same options share one client (and its
+/// connections and TLS roots, which take a while to load).
+type ClientKey = (Duration, bool, bool, String, bool, bool);
+
 fn client(opts: &ClientOptions, method: &str, plain: bool) -> Result<Client, HttpError> {
-    install_tls_provider();
+    static CLIENTS: std::sync::Mutex<Vec<(ClientKey, Client)>> = std::sync::Mutex::new(Vec::new());
     let follow = match opts.redirects {
         Redirects::None => false,
         Redirects::All => true,
         Redirects::Safe => matches!(method, "GET" | "HEAD"),
     };
+    let key: ClientKey = (
+        opts.timeout,
+        opts.validate_certs,
+        opts.use_proxy,
+        opts.http_agent.clone(),
+        follow,
+        plain,
+    );
+    let mut clients = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, c)) = clients.iter().find(|(k, _)| *k == key) {
+        return Ok(c.clone());
+    }
+    let c = build_client(opts, follow, plain)?;
+    clients.push((key, c.clone()));
+    Ok(c)
+}
+
+fn build_client(opts: &ClientOptions, follow: bool, plain: bool) -> Result<Client, HttpError> {
+    install_tls_provider();
     let extra = ca_certificates()?;
     let builder = || {
         let mut b = Client::builder()
