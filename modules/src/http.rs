@@ -411,3 +411,134 @@ mod tests {
         assert!(e.starts_with("Request failed: "), "{e}");
     }
 }
+
+/// TLS against a local server whose certificate only `http.ca_file` knows.
+#[cfg(test)]
+mod tls_tests {
+    use super::*;
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    const SERVER: &str = r#"
+import http.server, ssl, sys
+srv = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+
+    #[test]
+    fn private_ca_file_is_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (ca, cert, key) = (d.join("ca.pem"), d.join("cert.pem"), d.join("key.pem"));
+        std::fs::write(
+            d.join("ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+        // A private CA, and a server certificate it signed.
+        let steps: [&[&str]; 3] = [
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=test-ca",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "leaf.csr",
+            ],
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "leaf.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-extfile",
+                "ext",
+                "-out",
+                "cert.pem",
+            ],
+        ];
+        for step in steps {
+            let made = Command::new("openssl")
+                .args(step)
+                .current_dir(d)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            if !made.is_ok_and(|s| s.success()) {
+                eprintln!("openssl not available: skipped");
+                return;
+            }
+        }
+        std::fs::write(dir.path().join("hello.txt"), "hello\n").unwrap();
+        let mut server = Command::new("python3")
+            .args(["-c", SERVER])
+            .arg(&cert)
+            .arg(&key)
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(server.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = format!("https://127.0.0.1:{}/hello.txt", line.trim());
+        let get = Request {
+            method: "GET".into(),
+            url,
+            ..Request::default()
+        };
+        let unknown = send(&ClientOptions::default(), &get);
+        let insecure = send(
+            &ClientOptions {
+                validate_certs: false,
+                ..ClientOptions::default()
+            },
+            &get,
+        );
+        set_ca_file(ca.clone());
+        // Another timeout: a client of its own, built with the CA file.
+        let trusted = send(
+            &ClientOptions {
+                timeout: Duration::from_secs(11),
+                ..ClientOptions::default()
+            },
+            &get,
+        );
+        let _ = server.kill();
+        let _ = server.wait();
+        assert!(unknown.is_err(), "an unknown CA must fail: {unknown:?}");
+        assert_eq!(insecure.unwrap().body, b"hello\n");
+        assert_eq!(trusted.unwrap().body, b"hello\n");
+    }
+}
