@@ -11,6 +11,7 @@ pub enum Format {
     TarGz,
     TarXz,
     TarZstd,
+    TarBz2,
 }
 
 impl Format {
@@ -19,7 +20,7 @@ impl Format {
     pub fn handler(self) -> &'static str {
         match self {
             Format::TarGz => "TgzArchive",
-            Format::Tar | Format::TarXz | Format::TarZstd => "TarArchive",
+            Format::Tar | Format::TarXz | Format::TarZstd | Format::TarBz2 => "TarArchive",
         }
     }
 
@@ -36,13 +37,10 @@ impl Format {
         } else if data.starts_with(b"PK\x03\x04") || data.starts_with(b"PK\x05\x06") {
             Err(format!(
                 "{src} is a zip archive: zip is not supported by the agent's unarchive yet \
-                 (tar, tar.gz, tar.xz and tar.zst are)"
+                 (tar, tar.gz, tar.bz2, tar.xz and tar.zst are)"
             ))
         } else if data.starts_with(b"BZh") {
-            Err(format!(
-                "{src} is compressed with bzip2: not supported by the agent's unarchive yet \
-                 (tar, tar.gz, tar.xz and tar.zst are)"
-            ))
+            Ok(Format::TarBz2)
         } else {
             Err(format!(
                 "Failed to find handler for \"{src}\". Make sure the required command to extract \
@@ -62,6 +60,10 @@ impl Format {
                 .map_err(|e| e.to_string()),
             Format::TarXz => lzma_rs::xz_decompress(&mut std::io::BufReader::new(data), &mut out)
                 .map_err(|e| format!("{e:?}")),
+            Format::TarBz2 => bzip2::read::MultiBzDecoder::new(data)
+                .read_to_end(&mut out)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
             Format::TarZstd => ruzstd::decoding::StreamingDecoder::new(data)
                 .map_err(|e| e.to_string())
                 .and_then(|mut d| {

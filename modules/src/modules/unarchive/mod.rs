@@ -1,4 +1,4 @@
-//! The `unarchive` module: a tar archive (plain, gzip, xz or zstd) from the repository's
+//! The `unarchive` module: a tar archive (plain, gzip, bzip2, xz or zstd) from the repository's
 //! `files/`, from the host (`remote_src`), or from a URL (`remote_src` with `http(s)://` or
 //! `file://`, through `get_url`'s client), extracted into an existing `dest`.
 //!
