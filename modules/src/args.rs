@@ -212,9 +212,9 @@ impl ArgSpec {
     }
 
     /// Static check of which arguments are given together: required ones, `required_one_of`,
-    /// `mutually_exclusive` (after [`ArgSpec::validate`] accepted each argument). Ansible's
-    /// module checks these only when the task runs, so an error here makes the task fail
-    /// when it is reached (real roles carry such tasks behind conditions).
+    /// `mutually_exclusive` (after [`ArgSpec::validate`] accepted each argument), refused at
+    /// load as bad input (a group holding an argument with a default, as Ansible counts it,
+    /// lists that argument so that it never fails).
     pub fn validate_groups(
         &self,
         args: &[(String, Node)],

@@ -11,6 +11,7 @@ pub mod error;
 pub mod facts;
 pub mod fsops;
 pub mod host;
+pub mod http;
 pub mod inventory;
 pub mod lookup;
 pub mod magic;

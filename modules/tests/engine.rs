@@ -465,8 +465,8 @@ fn package_and_service_tasks_validate_their_arguments() {
     let e =
         load_warnings("- hosts: all\n  tasks:\n    - service: name=x stat=started\n").join("\n");
     assert!(e.contains("stat") && e.contains("service"), "{e}");
-    // Conflicting or missing arguments: Ansible's module fails when the task runs; so does it.
-    let e = load_warnings("- hosts: all\n  tasks:\n    - apt: {deb: /x.deb, name: y}\n").join("\n");
+    // Conflicting or missing arguments: bad input, refused before anything runs.
+    let e = load_err("- hosts: all\n  tasks:\n    - apt: {deb: /x.deb, name: y}\n");
     assert!(e.contains("deb") && e.contains("name"), "{e}");
     // A status query (a name alone) is a task of its own, as in Ansible (whose required group
     // holds an argument with a default).

@@ -19,12 +19,15 @@ Markers in a playbook's site.yml (a comment line "# differential: ..."):
   git-fixture         a source repository ROOT-src.git (and ROOT-link.git) is made beside the root
   pip-fixture         a local wheel directory ROOT-wheels is made beside the root
   ansible-force=a,b   the same as ansible-modules, and the agent's own modules a, b run through ansible-core too
+  http-server         serve the playbook's www/ on 127.0.0.1 (tests/lib/httpserver.py) for the
+                      test's runs; both tools get -e http_url=http://127.0.0.1:PORT
 
 GITOPS_DIFF_ORACLE_ONLY=1 replaces the agent by a second ansible-playbook run (validates the
 playbooks themselves: they pass under ansible-core and leave deterministic trees).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -45,6 +48,18 @@ def _other(pbdir: Path, root: Path, tmp: Path, **kw):
         r.tool = "ansible#2"
         return r
     return run_agent(pbdir, root, **kw)
+
+
+@contextlib.contextmanager
+def _served(pbdir: Path, markers: Markers):
+    """The playbook's HTTP server while the block runs (marker http-server), its URL in the
+    extra vars of both tools."""
+    if not markers.http_server:
+        yield
+        return
+    with harness.http_server(pbdir / "www") as url:
+        markers.extra_vars.append(f"http_url={url}")
+        yield
 
 
 def _other_pairs(run):
@@ -112,6 +127,12 @@ def test_converge(name, tmp_path, request):
     ra.mkdir()
     rg.mkdir()
     probs = Problems()
+    with _served(pbdir, markers):
+        _converge_twice(probs, pbdir, ra, rg, tmp_path, markers)
+    probs.check(f"{name}")
+
+
+def _converge_twice(probs, pbdir, ra, rg, tmp_path, markers):
     for phase in ("run1", "run2"):
         a = run_ansible(pbdir, ra, tmp_path, markers=markers)
         g = _other(pbdir, rg, tmp_path, markers=markers)
@@ -128,7 +149,6 @@ def test_converge(name, tmp_path, request):
             probs.add(f"[{phase}] ansible tasks:", ["  " + repr(p) for p in ansible_pairs(a)])
             probs.add(f"[{phase}] {g.tool} tasks:", ["  " + repr(p) for p in _other_pairs(g)])
             break  # run 2 on diverged trees only adds noise
-    probs.check(f"{name}")
 
 
 @pytest.mark.parametrize("name", PLAYBOOKS)
@@ -148,8 +168,9 @@ def test_check_mode(name, tmp_path, request):
     (ra / "pre-existing").write_text("keep me\n")
     before = snapshot_exact(rg)
     probs = Problems()
-    a = run_ansible(pbdir, ra, tmp_path, markers=markers, check=True)
-    g = _other(pbdir, rg, tmp_path, markers=markers, check=True)
+    with _served(pbdir, markers):
+        a = run_ansible(pbdir, ra, tmp_path, markers=markers, check=True)
+        g = _other(pbdir, rg, tmp_path, markers=markers, check=True)
     _compare_runs(probs, "check", a, g, markers, fail_expected=markers.check_expect_fail)
     td = tree_diff(before, snapshot_exact(rg), "before", "after")
     if td:

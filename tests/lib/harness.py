@@ -4,6 +4,7 @@ Nothing here knows about pytest; conftest.py wires these into fixtures.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
@@ -198,6 +199,7 @@ class Markers:
     ansible_python: str | None = None       # default: ANSIBLE_BIN_DIR's python3
     git_fixture: bool = False
     pip_fixture: bool = False
+    http_server: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -240,9 +242,37 @@ def read_markers(site: Path) -> Markers:
                 m.git_fixture = True
             elif tok == "pip-fixture":
                 m.pip_fixture = True
+            elif tok == "http-server":
+                m.http_server = True
             else:
                 m.notes.append(tok)
     return m
+
+
+# --------------------------------------------------------------------------
+# a local HTTP server (get_url, uri, unarchive): tests/lib/httpserver.py
+# --------------------------------------------------------------------------
+@contextlib.contextmanager
+def http_server(directory: Path, log: Path | None = None):
+    """Serves `directory` on 127.0.0.1 (a free port) while the block runs; yields its base URL
+    (`http://127.0.0.1:PORT`). Requests are appended to `log` if given. Stopped by PID."""
+    argv = [sys.executable, str(Path(__file__).resolve().parent / "httpserver.py"), str(directory)]
+    if log is not None:
+        argv.append(str(log))
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        line = p.stdout.readline()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"http server did not start: {line!r}")
+        yield f"http://127.0.0.1:{int(line.split()[1])}"
+    finally:
+        p.terminate()
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        p.stdout.close()
 
 
 # --------------------------------------------------------------------------

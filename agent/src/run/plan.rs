@@ -77,6 +77,10 @@ impl Plan {
             }
             None => None,
         };
+        // The modules' HTTP client (get_url, uri, unarchive) trusts the same private CA.
+        if let Some(ca) = &config.http.ca_file {
+            gitops_modules::http::set_ca_file(ca.clone());
+        }
         let fetch = FetchOptions {
             ssh_key: config.ssh_key.clone(),
             known_hosts: config.known_hosts.clone(),

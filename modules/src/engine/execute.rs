@@ -259,7 +259,14 @@ impl Engine<'_> {
     ) -> Result<Converged, ConvergeError> {
         if check.changes.is_empty() {
             let changed = check.outcome.changed.unwrap_or(false);
-            let skipped = check.outcome.skipped;
+            // A module may skip itself (script's and unarchive's `creates`, as their action
+            // plugins do): `Outcome::skipped`, or `skipped: true` in its result.
+            let skipped = check.outcome.skipped
+                || check
+                    .outcome
+                    .data
+                    .get("skipped")
+                    .is_some_and(|v| v.is_true());
             return Ok(Converged {
                 outcome: check.outcome,
                 changed,

@@ -19,6 +19,7 @@ pub mod dnf;
 pub mod dpkg_divert;
 pub mod file;
 pub mod find;
+pub mod get_url;
 pub mod getent;
 pub mod git;
 pub mod group;
@@ -51,7 +52,10 @@ pub mod template;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod timezone;
+pub mod unarchive;
+pub mod uri;
 pub mod user;
+pub mod wait_for;
 
 use crate::resource::Module;
 
@@ -86,6 +90,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("file", &file::FileModule),
     ("git", &git::GitModule),
     ("find", &find::FindModule),
+    ("get_url", &get_url::GetUrlModule),
     ("group", &group::GroupModule),
     ("hostname", &hostname::HostnameModule),
     ("include_vars", &include_vars::IncludeVarsModule),
@@ -102,6 +107,7 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("reboot", &reboot::RebootModule),
     ("script", &script::ScriptModule),
     ("package_facts", &package_facts::PackageFactsModule),
+    ("pause", &wait_for::PauseModule),
     ("service", &systemd::ServiceModule),
     ("service_facts", &service_facts::ServiceFactsModule),
     ("set_fact", &control::SetFactModule),
@@ -114,7 +120,10 @@ static MODULES: &[(&str, &dyn Module)] = &[
     ("template", &template::TemplateModule),
     ("tempfile", &tempfile::TempfileModule),
     ("timezone", &timezone::TimezoneModule),
+    ("unarchive", &unarchive::UnarchiveModule),
+    ("uri", &uri::UriModule),
     ("user", &user::UserModule),
+    ("wait_for", &wait_for::WaitForModule),
     ("yum", &dnf::DnfModule),
 ];
 

@@ -21,7 +21,9 @@ static SPEC: ArgSpec = ArgSpec {
         ArgDef::new("name", ArgType::List)
             .aliases(&["package", "pkg"])
             .required(),
-        ArgDef::new("state", ArgType::Str).required(),
+        // Documented as required, but ansible-core's package action checks nothing itself: the
+        // backend's default (`present`) applies, as in Ansible.
+        ArgDef::new("state", ArgType::Str),
         ArgDef::new("use", ArgType::Str),
         // Both.
         ArgDef::new("update_cache", ArgType::Bool).aliases(&["update-cache", "expire-cache"]),

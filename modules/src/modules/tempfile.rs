@@ -68,6 +68,7 @@ impl Module for TempfileModule {
             prefix,
             suffix,
             directory: args.str("state").as_deref() == Some("directory"),
+            host: ctx.host.clone(),
         }))
     }
 }
@@ -77,6 +78,8 @@ struct TempEntry {
     prefix: String,
     suffix: String,
     directory: bool,
+    /// For the path facts of the result (owner and group names).
+    host: std::sync::Arc<crate::resource::HostState>,
 }
 
 impl Resource for TempEntry {
@@ -125,15 +128,28 @@ impl Resource for TempEntry {
                 self.dir.display()
             )));
         }
+        let mut made = None;
         for change in &check.changes {
             match change {
-                Change::Touch { path, .. } => create_new_file(path)?,
+                Change::Touch { path, .. } => {
+                    create_new_file(path)?;
+                    made = Some(path.clone());
+                }
+                Change::CreateDir { path, .. } => {
+                    fsops::apply(change)?;
+                    made = Some(path.clone());
+                }
                 other => {
                     fsops::apply(other)?;
                 }
             }
         }
-        Ok(check.outcome)
+        let mut out = check.outcome;
+        // As Ansible's exit_json adds them for a `path` result: state, mode, owner, size...
+        if let Some(path) = made {
+            fsops::path_facts_at(&mut out, &path, self.host.ids());
+        }
+        Ok(out)
     }
 
     fn supports_check_mode(&self) -> bool {

@@ -405,11 +405,8 @@ impl Loader<'_> {
         } else if let Err(e) = spec.validate(&pairs, file, self.templar) {
             self.errors.push(e);
         } else if let Err(e) = spec.validate_groups(&pairs, file) {
-            // Missing or conflicting arguments: Ansible's module fails only when reached.
-            for (_, v) in &pairs {
-                self.check_templates(v, file);
-            }
-            return self.unsupported(name, e);
+            // Missing or conflicting arguments are bad input: refused before anything runs.
+            self.errors.push(e);
         } else {
             for (_, v) in &pairs {
                 self.check_templates(v, file);
