@@ -608,6 +608,18 @@ impl Facts {
             );
         }
         // Read only when a template asks (a process or a statvfs per mount each).
+        // ansible_local: the local facts of Ansible's default fact_path, as its setup reads
+        // them for gather_facts ({} without the directory). A file the setup module would
+        // fail on (ConfigParser interpolation) leaves the fact undefined: an error when used.
+        put(
+            "local",
+            LazyFact::value(|| {
+                crate::modules::setup::local::local_facts(std::path::Path::new(
+                    "/etc/ansible/facts.d",
+                ))
+                .unwrap_or(Value::UNDEFINED)
+            }),
+        );
         put("python", LazyFact::value(extra::python));
         put("python_version", LazyFact::value(extra::python_version));
         put("date_time", LazyFact::value(extra::date_time));
@@ -645,12 +657,16 @@ impl Facts {
     /// the unprefixed names.
     pub fn to_vars(&self) -> IndexMap<String, Value> {
         let mut out = IndexMap::with_capacity(self.map.len() + 1);
+        let mut namespaced = IndexMap::with_capacity(self.map.len());
         for (k, v) in &self.map {
             out.insert(format!("ansible_{k}"), v.clone());
+            // Ansible's namespace_facts keeps `ansible_local`'s prefix inside `ansible_facts`.
+            let inner = if k == "local" { "ansible_local" } else { k };
+            namespaced.insert(inner.to_string(), v.clone());
         }
         out.insert(
             "ansible_facts".to_string(),
-            Value::from_object(lazy::FactsMap(self.map.clone())),
+            Value::from_object(lazy::FactsMap(namespaced)),
         );
         out
     }

@@ -60,6 +60,7 @@ impl Engine<'_> {
         );
         if let Some(r) = &role {
             magic.insert("role_name".into(), Value::from(r.name.as_str()));
+            magic.insert("ansible_role_name".into(), Value::from(r.fqcn.as_str()));
             magic.insert(
                 "role_path".into(),
                 Value::from(format!("{}/{}", self.playbook_dir, r.path)),

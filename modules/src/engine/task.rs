@@ -95,6 +95,15 @@ impl Engine<'_> {
         };
         let items = match self.loop_items(&l.items, l.with, vars, scope) {
             Ok(items) => items,
+            // ansible-core's TaskExecutor keeps a loop's undefined-variable error and raises it
+            // only if the task's `when` (evaluated without an item) holds: `loop: "{{ x.keys }}"`
+            // with `when: x.keys is defined` is skipped.
+            Err(msg) if msg.to_string().contains("undefined") => {
+                return match self.conditions(&inh.when, vars, scope) {
+                    Ok(false) => self.skip_task(task, report),
+                    _ => self.fail_task(task, inh, report, msg),
+                };
+            }
             Err(msg) => return self.fail_task(task, inh, report, msg),
         };
         let pause = match self.loop_pause(task, vars) {
@@ -141,15 +150,7 @@ impl Engine<'_> {
     ) -> Flow {
         match self.conditions(&inh.when, vars, scope) {
             Ok(true) => {}
-            Ok(false) => {
-                report.status = Status::Skipped;
-                if let Some(r) = &task.register {
-                    self.host_facts
-                        .insert(r.clone(), crate::vars::map_value(skipped_result()));
-                }
-                self.push_report(report);
-                return Flow::Continue;
-            }
+            Ok(false) => return self.skip_task(task, report),
             Err(msg) => return self.fail_task(task, inh, report, msg),
         }
         if let Action::IncludeTasks { .. } | Action::IncludeRole { .. } = &task.action {
@@ -164,6 +165,17 @@ impl Engine<'_> {
         self.absorb_facts(task, &exec.result);
         self.pending_result = Some(public(&exec.result));
         self.finish_task(task, inh, report, exec.changed)
+    }
+
+    /// A task whose `when` is false: skipped, its registered variable says so.
+    fn skip_task(&mut self, task: &Task, mut report: TaskReport) -> Flow {
+        report.status = Status::Skipped;
+        if let Some(r) = &task.register {
+            self.host_facts
+                .insert(r.clone(), crate::vars::map_value(skipped_result()));
+        }
+        self.push_report(report);
+        Flow::Continue
     }
 
     /// What a task's report says of its one module run.

@@ -89,6 +89,8 @@ pub struct Play {
 #[derive(Debug)]
 pub struct Role {
     pub name: String,
+    /// `ansible_role_name`: the collection role's `ns.coll.role` as written, else `name`.
+    pub fqcn: String,
     pub path: RepoPath,
     pub defaults: RawVars,
     pub vars: RawVars,

@@ -221,8 +221,14 @@ impl Loader<'_> {
         }
         // Tasks refer to their role (for files and variables): build the role first, then
         // attach the tasks through a second Arc.
+        let fqcn = if short.is_some() {
+            name.to_string()
+        } else {
+            display.clone()
+        };
         let shell = Arc::new(Role {
             name: display.clone(),
+            fqcn: fqcn.clone(),
             path: path.clone(),
             defaults: defaults.clone(),
             vars: vars.clone(),
@@ -250,6 +256,7 @@ impl Loader<'_> {
         self.scope = saved;
         Some(Arc::new(Role {
             name: display,
+            fqcn,
             path,
             defaults,
             vars,
@@ -417,6 +424,7 @@ pub(super) fn inline_dependencies(role: Arc<Role>, at: &Location) -> Arc<Role> {
     handlers.extend(role.handlers.iter().cloned());
     Arc::new(Role {
         name: role.name.clone(),
+        fqcn: role.fqcn.clone(),
         path: role.path.clone(),
         defaults: role.defaults.clone(),
         vars: role.vars.clone(),

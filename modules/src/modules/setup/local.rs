@@ -12,7 +12,7 @@ use minijinja::Value;
 use crate::resource::ModuleError;
 
 /// The `local` fact: `{}` when `fact_path` does not exist.
-pub(super) fn local_facts(fact_path: &Path) -> Result<Value, ModuleError> {
+pub(crate) fn local_facts(fact_path: &Path) -> Result<Value, ModuleError> {
     let mut local: IndexMap<String, Value> = IndexMap::new();
     let Ok(entries) = std::fs::read_dir(fact_path) else {
         return Ok(crate::vars::map_value(local));

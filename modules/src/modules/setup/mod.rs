@@ -4,7 +4,7 @@
 //! `fact_path`. The result's `ansible_facts` (names prefixed `ansible_`) join the fact cache
 //! (see the engine's `absorb_facts`). Changes nothing; runs in check mode.
 
-mod local;
+pub(crate) mod local;
 mod subset;
 
 use indexmap::IndexMap;
