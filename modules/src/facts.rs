@@ -7,7 +7,7 @@
 
 use std::net::Ipv4Addr;
 
-mod extra;
+pub(crate) mod extra;
 pub mod lazy;
 mod mounts;
 mod net;

@@ -95,6 +95,11 @@ impl Bridge {
         self.opts.force.iter().any(|f| f == short || f == written)
     }
 
+    /// The interpreter the configuration names (`ansible_python`), if it names one.
+    pub fn configured_python(&self) -> Option<&std::path::Path> {
+        self.opts.python.as_deref()
+    }
+
     /// The interpreter, found on first use.
     pub fn interpreter(&self) -> Result<&Interpreter, BridgeError> {
         self.interpreter

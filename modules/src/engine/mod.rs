@@ -270,6 +270,14 @@ impl<'a> Engine<'a> {
         self.play_magic = self.run_magic.clone();
         // Collection filter/test plugins run with the bridge's interpreter, if it is on.
         crate::template::pyplugins::set_bridge(self.opts.ansible.clone());
+        // `ansible_python` describes the interpreter Ansible's code runs with here, when the
+        // configuration names one.
+        crate::facts::extra::set_python_interpreter(
+            self.opts
+                .ansible
+                .as_ref()
+                .and_then(|b| b.configured_python().map(|p| p.to_path_buf())),
+        );
         for (i, play) in playbook.plays.iter().enumerate() {
             if self.failed {
                 for rest in &playbook.plays[i..] {

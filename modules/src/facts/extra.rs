@@ -2,7 +2,8 @@
 //! `python`/`python_version` (the host's python3), `date_time`, `env`, `dns`, `memory_mb`,
 //! `selinux`, `lsb`. Shapes and texts follow ansible-core 2.19's `setup`.
 
-use std::sync::OnceLock;
+use std::path::PathBuf;
+use std::sync::Mutex;
 
 use indexmap::IndexMap;
 use minijinja::Value;
@@ -23,32 +24,56 @@ const PYTHONS: [&str; 4] = [
 
 const PYTHON_PROBE: &str = "import sys, json, ssl\nv = sys.version_info\nprint(json.dumps({'executable': sys.executable, 'has_sslcontext': hasattr(ssl, 'SSLContext'), 'type': sys.implementation.name, 'version': {'major': v.major, 'minor': v.minor, 'micro': v.micro, 'releaselevel': v.releaselevel, 'serial': v.serial}, 'version_info': list(v)}))";
 
+/// The interpreter Ansible's code runs with on this host, when the configuration names one (the
+/// bridge's `ansible_python`): `ansible_python` describes it, as Ansible's fact describes the
+/// interpreter its modules run with. `None`: the first python3 of the usual places.
+static INTERPRETER: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// Sets the interpreter `ansible_python` describes (see [`INTERPRETER`]).
+pub fn set_python_interpreter(python: Option<PathBuf>) {
+    *INTERPRETER.lock().unwrap_or_else(|p| p.into_inner()) = python;
+}
+
 /// `python` (undefined when the host has no python3).
 pub fn python() -> Value {
-    static CELL: OnceLock<Value> = OnceLock::new();
-    CELL.get_or_init(|| {
-        for p in PYTHONS {
-            if !std::path::Path::new(p).exists() {
-                continue;
-            }
-            let Ok(out) = std::process::Command::new(p)
-                .args(["-c", PYTHON_PROBE])
-                .stdin(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .output()
-            else {
-                continue;
-            };
-            if !out.status.success() {
-                continue;
-            }
-            if let Ok(j) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
-                return Value::from(minijinja::value::Serde(j));
-            }
+    static CACHE: Mutex<Option<(Option<PathBuf>, Value)>> = Mutex::new(None);
+    let wanted = INTERPRETER.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((key, v)) = cache.as_ref() {
+        if *key == wanted {
+            return v.clone();
         }
-        Value::UNDEFINED
-    })
-    .clone()
+    }
+    let candidates: Vec<PathBuf> = match &wanted {
+        Some(p) => vec![p.clone()],
+        None => PYTHONS.iter().map(PathBuf::from).collect(),
+    };
+    let v = probe_pythons(&candidates);
+    *cache = Some((wanted, v.clone()));
+    v
+}
+
+fn probe_pythons(candidates: &[PathBuf]) -> Value {
+    for p in candidates {
+        if !p.exists() {
+            continue;
+        }
+        let Ok(out) = std::process::Command::new(p)
+            .args(["-c", PYTHON_PROBE])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+        else {
+            continue;
+        };
+        if !out.status.success() {
+            continue;
+        }
+        if let Ok(j) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+            return Value::from(minijinja::value::Serde(j));
+        }
+    }
+    Value::UNDEFINED
 }
 
 /// `python_version`: "3.11.2".
