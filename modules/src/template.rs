@@ -571,6 +571,34 @@ impl Templar {
         Ok(out)
     }
 
+    /// A template file's `#jinja2:` first line (Ansible's per-file overrides of the Jinja
+    /// settings), removed as Ansible removes it: the settings the agent renders with anyway
+    /// are accepted (`trim_blocks: True`, `lstrip_blocks: False`, `newline_sequence: '\n'`,
+    /// `keep_trailing_newline: False`); any other is an error naming it, never ignored.
+    pub fn file_body(source: &str) -> Result<&str, TemplateError> {
+        let Some(rest) = source.strip_prefix("#jinja2:") else {
+            return Ok(source);
+        };
+        let (line, body) = rest.split_once('\n').unwrap_or((rest, ""));
+        for setting in line.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (key, value) = setting.split_once(':').unwrap_or((setting, ""));
+            let (key, value) = (key.trim(), value.trim().trim_matches(['\'', '"']));
+            let same = match key {
+                "trim_blocks" => value == "True",
+                "lstrip_blocks" | "keep_trailing_newline" => value == "False",
+                "newline_sequence" => value == "\\n",
+                _ => false,
+            };
+            if !same {
+                return Err(TemplateError(format!(
+                    "the template's `#jinja2:` line sets `{key}: {value}`, which the agent does \
+                     not implement (it renders with trim_blocks: True, lstrip_blocks: False)"
+                )));
+            }
+        }
+        Ok(body)
+    }
+
     /// A template file's body, as [`Templar::render_text`], its `{% include %}`, `{% import %}`,
     /// `{% from %}` and `{% extends %}` loaded from `files` (see [`files`]).
     pub fn render_file(
@@ -579,6 +607,7 @@ impl Templar {
         vars: &Value,
         files: &TemplateFiles,
     ) -> Result<String, TemplateError> {
+        let source = Self::file_body(source)?;
         if !loads_templates(source) {
             return self.render_text(source, vars);
         }

@@ -37,7 +37,10 @@ pub fn set_python_interpreter(python: Option<PathBuf>) {
 /// `python` (undefined when the host has no python3).
 pub fn python() -> Value {
     static CACHE: Mutex<Option<(Option<PathBuf>, Value)>> = Mutex::new(None);
-    let wanted = INTERPRETER.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let wanted = INTERPRETER
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((key, v)) = cache.as_ref() {
         if *key == wanted {

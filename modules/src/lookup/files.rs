@@ -209,9 +209,8 @@ pub(super) fn template(terms: Vec<Value>, call: &Call, fr: &Frame) -> Result<Vec
             overlay,
             base: fr.vars.clone(),
         });
-        let rendered = fr
-            .templar
-            .render_text(&text, &vars)
+        let rendered = crate::template::Templar::file_body(&text)
+            .and_then(|body| fr.templar.render_text(body, &vars))
             .map_err(|e| err(format!("{}: {e}", host_path(fr, &path))))?;
         out.push(Value::from(rendered));
     }
