@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Artifacts no-op benchmark (issue 12's acceptance): 100 artifacts fetched with get_url (checksum
-given) and extracted with unarchive (remote_src), served by tests/lib/httpserver.py on 127.0.0.1.
+"""Artifacts no-op benchmark (issue 12's acceptance): 100 artifacts checked with stat, fetched with
+get_url (checksum given) and extracted with unarchive (remote_src), served by
+tests/lib/httpserver.py on 127.0.0.1.
 
 Converges once, then times the no-op runs (--runs, default 5) and counts the HTTP requests the
 server got during them: with checksums given the count must be 0 (like Ansible, which makes no
 request when dest matches its checksum). Exits 1 when a no-op run changed something or made a
-request. `stat` is not part of the playbook (another branch writes it): get_url + unarchive only,
-plus one `file: state=directory` per artifact for unarchive's dest.
+request. Plus one `file: state=directory` per artifact for unarchive's dest.
 
   python3 tests/bench/artifacts_bench.py [--agent target/release/gitops-agent] [--runs 5] [--keep]
 """
@@ -58,6 +58,12 @@ def make_playbook(pbdir: Path, items: list[dict]) -> None:
   tasks:
     - name: download directory
       file: {path: "{{ root }}/dl", state: directory}
+    - name: what is there already
+      stat:
+        path: "{{ root }}/dl/artifact-{{ item.n }}.tar.gz"
+        checksum_algorithm: sha256
+      loop: "{{ artifacts }}"
+      register: present
     - name: fetch artifacts
       get_url:
         url: "{{ http_url }}/artifact-{{ item.n }}.tar.gz"
@@ -114,7 +120,7 @@ def main() -> int:
                 changed_runs += rc == 2
             total = len(log.read_text().splitlines()) if log.exists() else 0
         noop_requests = total - first_requests
-        print(f"artifacts: {N} (get_url with checksum + unarchive remote_src)")
+        print(f"artifacts: {N} (stat + get_url with checksum + unarchive remote_src)")
         print(f"first converge: {first * 1000:.0f} ms, {first_requests} requests")
         print(f"no-op converge: median {statistics.median(times) * 1000:.1f} ms over {len(times)} runs "
               f"(min {min(times) * 1000:.1f} ms)")
