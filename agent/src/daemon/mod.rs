@@ -28,8 +28,9 @@
 //! Drift (step 6, Watch; `drift: correct|report|off` in the config): after every run of the
 //! playbook, what its tasks own ([`gitops_modules::resource::Owned`]) is handed to the
 //! [`watch::Watch`] (one inotify instance on the parent directories, and the package
-//! databases). A change seen while a worker runs, or just after ([`OWN_SLACK`]), to a path that
-//! run changed is the agent's own; any other change starts a drift pass after a [`DEBOUNCE`]:
+//! databases). A change seen while a worker runs, or just after ([`OWN_SLACK`]) to a path that
+//! run changed and that still looks as it did when the run ended (times, size, inode), is the
+//! agent's own; any other change starts a drift pass after a [`DEBOUNCE`]:
 //! the applied commit runs again from the local repository with only declarative,
 //! `correct`-policy tasks applying (see [`gitops_modules::engine::DriftOptions`]); a pass that
 //! finds drift writes a status commit saying what was corrected or only reported. When the
@@ -49,7 +50,7 @@ mod units;
 mod watch;
 pub mod worker;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -323,7 +324,10 @@ impl Daemon {
         // Changes seen while a worker ran: drift unless its run changed that path.
         let mut masked: Vec<PathBuf> = Vec::new();
         // What the last worker's run of the playbook changed (its own writes).
-        let mut changed_by_us: HashSet<PathBuf> = HashSet::new();
+        // The paths the last run wrote, with what they looked like when it ended: a change seen
+        // just after it (`OWN_SLACK`) is ours only if the path still looks that way (a hand
+        // edit in those milliseconds changes its mtime).
+        let mut changed_by_us: HashMap<PathBuf, Option<Fingerprint>> = HashMap::new();
         let mut last_drift = tokio::time::Instant::now() - DRIFT_MIN_GAP;
         let mut fallback_at: Option<tokio::time::Instant> = None;
 
@@ -363,7 +367,10 @@ impl Daemon {
                             masked.push(path);
                             continue;
                         }
-                        if changed_by_us.contains(&path) {
+                        if changed_by_us
+                            .get(&path)
+                            .is_some_and(|was| *was == Fingerprint::of(&path))
+                        {
                             debug!("change of {} by the agent's own converge: ignored", path.display());
                             continue;
                         }
@@ -406,14 +413,24 @@ impl Daemon {
                     }
                     // Only a run of the playbook writes: after a poll that stopped at the fetch,
                     // every change seen meanwhile is drift.
-                    changed_by_us = tick.result.changed.take().unwrap_or_default().into_iter().collect();
+                    changed_by_us = tick
+                        .result
+                        .changed
+                        .take()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|p| {
+                            let f = Fingerprint::of(&p);
+                            (p, f)
+                        })
+                        .collect();
                     let wait = self.after_converge(tick);
                     if stopping {
                         break;
                     }
                     let now = tokio::time::Instant::now();
                     for path in masked.drain(..) {
-                        if !changed_by_us.contains(&path) {
+                        if !changed_by_us.contains_key(&path) {
                             pending.add(&path, now, last_drift);
                         } else {
                             debug!("change of {} by the agent's own converge: ignored", path.display());
@@ -742,5 +759,34 @@ fn trim_heap() {
     // SAFETY: malloc_trim only releases free heap memory; no pointer is invalidated.
     unsafe {
         nix::libc::malloc_trim(0);
+    }
+}
+
+/// What a path looked like (type and times, size, inode), to tell the agent's own write from a
+/// later one; `None` when it is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    mtime: i64,
+    mtime_nsec: i64,
+    ctime: i64,
+    ctime_nsec: i64,
+    size: u64,
+    ino: u64,
+    mode: u32,
+}
+
+impl Fingerprint {
+    fn of(path: &std::path::Path) -> Option<Fingerprint> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(path).ok()?;
+        Some(Fingerprint {
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+            ctime: m.ctime(),
+            ctime_nsec: m.ctime_nsec(),
+            size: m.size(),
+            ino: m.ino(),
+            mode: m.mode(),
+        })
     }
 }
