@@ -12,7 +12,7 @@
 #   venv                         pip install of ansible-core + pytest the first time ~30 s
 #   cargo build                  ~6 min cold, seconds when nothing changed
 #   cargo test                   ~1.5 min (the lib tests alone: seconds)
-#   pytest                       ~6.5 min (the first run also debootstraps the container root: +1-4 min)
+#   pytest                       ~13-14 min (the first run also debootstraps the container root: +1-4 min)
 #   vm                           ~1 min
 #
 # Environment:
@@ -54,7 +54,7 @@ stage_done() {
 
 echo "=== stages and their usual times on 2 cores: setup (apt on a fresh machine ~2-3 min)," \
      "venv (~30 s the first time), cargo build (~6 min cold), cargo test (~1.5 min)," \
-     "pytest (~6.5 min; +1-4 min the first time for the container root), vm (~1 min)"
+     "pytest (~13-14 min; +1-4 min the first time for the container root), vm (~1 min)"
 
 # --- 0. the host's tools (apt, as root; see tests/setup-host.sh) -------------------------------
 if [ "${GITOPS_SKIP_SETUP:-0}" != 1 ]; then
