@@ -144,7 +144,9 @@ fn make_env(behavior: UndefinedBehavior, loaded: Arc<AtomicUsize>) -> Environmen
             ));
         }
         loaded.fetch_add(1, Ordering::Relaxed);
-        Ok(Some(name.to_owned()))
+        // Collection-named filters and tests are rewritten when a source is compiled (once:
+        // the compiled template is kept under its source as written).
+        Ok(Some(fqcn::in_template(name).into_owned()))
     });
     env.set_formatter(|out, _state, value| {
         if value.is_undefined() {
@@ -406,7 +408,10 @@ impl Templar {
         if let Some(e) = cache.lock().unwrap().get(expr) {
             return Ok(e.clone());
         }
-        let compiled = Arc::new(env.compile_expression_owned(expr.to_owned())?);
+        // Collection-named filters and tests are rewritten once, when compiled (the cache keeps
+        // the expression under its text as written).
+        let compiled =
+            Arc::new(env.compile_expression_owned(fqcn::in_expression(expr).into_owned())?);
         let mut map = cache.lock().unwrap();
         if map.len() >= CACHE_LIMIT {
             map.clear();
@@ -424,8 +429,7 @@ impl Templar {
         } else {
             std::borrow::Cow::Borrowed(expr)
         };
-        let rewritten = fqcn::in_expression(&escaped);
-        let expr = &*rewritten;
+        let expr = &*escaped;
         let strict = self
             .expression(false, expr)
             .map_err(|e| describe(&e, source, "expression"))?;
@@ -459,12 +463,13 @@ impl Templar {
         } else {
             std::borrow::Cow::Borrowed(source)
         };
-        let escaped = fqcn::in_template(&escaped);
         let attempt = |env: &Environment<'static>| -> Result<String, Error> {
             if e.loaded.load(Ordering::Relaxed) < CACHE_LIMIT {
+                // The loader rewrites collection-named filters (see `make_env`).
                 env.get_template(&escaped)?.render(vars.clone())
             } else {
-                env.template_from_str(&escaped)?.render(vars.clone())
+                env.template_from_str(&fqcn::in_template(&escaped))?
+                    .render(vars.clone())
             }
         };
         match attempt(&e.strict) {
